@@ -1,0 +1,64 @@
+"""What every CLI command shares: the --store and --config options, errors, opening the store."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from application.trading_app import TradingApplication
+from infrastructure.eventstore.store import StoreURLError
+
+StoreOption = Annotated[
+    Optional[str],
+    typer.Option("--store", help="Event store URL (sqlite:///PATH or postgresql://...); default EVENTSTORE__URL"),
+]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="TOML settings file")]
+
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print a clear error and exit (2: bad input or unusable store, 1: a check failed)."""
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def load_cli_settings(config: Path | None, overrides: dict | None = None):
+    """Settings from defaults < TOML file < environment < CLI overrides; bad ones exit 2."""
+    from infrastructure.settings import load_settings, settings_errors
+
+    try:
+        return load_settings(config_file=config, overrides=overrides)
+    except Exception:  # noqa: BLE001 - turned into a precise list below
+        problems = settings_errors(config_file=config, overrides=overrides)
+        if not problems:
+            raise
+        lines = "\n".join(f"  {p.path}: {p.value!r}: {p.reason}" for p in problems)
+        fail(f"invalid configuration:\n{lines}\n(run `tradecore config validate` for details)")
+
+
+def resolve_store_url(store: str | None, config: Path | None) -> str:
+    """--store wins; otherwise EVENTSTORE__URL / the TOML file / the default."""
+    if store:
+        return store
+    return load_cli_settings(config).eventstore.url
+
+
+@contextlib.contextmanager
+def opened_store(url: str) -> Iterator[TradingApplication]:
+    """Open the store for one command and always close it."""
+    from api.wiring import open_store
+
+    try:
+        trading = open_store(url)
+    except StoreURLError as exc:
+        fail(str(exc))
+    try:
+        yield trading
+    finally:
+        trading.close()

@@ -1,0 +1,337 @@
+"""The one eventsourcing Application that owns the log: a command per event kind.
+
+Commands read as get -> change -> save; several aggregates in one save are one
+transaction. Library errors are translated here: a stale write becomes
+``ConcurrencyConflict``, a missing stream ``NotFound``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Mapper
+
+from application.errors import ConcurrencyConflict, NotFound
+from domain.account import Account, account_id
+from domain.config import CONFIG_LEDGER_ID, ConfigLedger
+from domain.control import TRADING_CONTROL_ID, Incident, Run, Severity, TradingControl
+from domain.decision import Decision
+from domain.events import DomainEvent, EventMeta
+from domain.market import Candle, CandleConflict, CandleRecord, candle_id
+from domain.order import Order
+
+
+@dataclass
+class CandleRecording:
+    """What recording a batch of candles did."""
+
+    recorded: int = 0
+    duplicates: int = 0
+    corrected: int = 0
+    conflicts: list[CandleConflict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """One event of the log with its notification id."""
+
+    notification_id: int
+    topic: str
+    event: DomainEvent
+
+
+class TradingApplication(Application):
+    """Writes every fact of the bot to one notification log."""
+
+    name = "tradecore"
+
+    def __init__(self, env: dict[str, str], mapper: Mapper, batch_size: int = 1000):
+        self._mapper = mapper
+        self.batch_size = batch_size
+        super().__init__(env=env)
+
+    def construct_mapper(self) -> Mapper:
+        return self._mapper
+
+    # --- plumbing --------------------------------------------------------
+
+    def _save(self, *objs: Any) -> None:
+        try:
+            self.save(*objs)
+        except IntegrityError as exc:
+            names = ", ".join(f"{type(o).__name__} {getattr(o, 'id', getattr(o, 'originator_id', '?'))}" for o in objs)
+            raise ConcurrencyConflict(
+                f"another writer changed {names} first; nothing of this command was recorded ({exc})"
+            ) from None
+
+    def _get(self, kind: str, aggregate_id: uuid.UUID) -> Any:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(kind, aggregate_id) from None
+
+    # --- market ----------------------------------------------------------
+
+    def record_candles(self, candles: Iterable[Candle], meta: EventMeta, on_conflict: str = "refuse") -> CandleRecording:
+        """Record closed candles in batches.
+
+        The same candle again is a no-op; a different candle for a recorded
+        start is refused (``on_conflict="refuse"``, returned in ``conflicts``)
+        or recorded as ``CandleCorrected`` (``on_conflict="correct"``).
+        Each candle's event is dated at its close.
+        """
+        if on_conflict not in ("refuse", "correct"):
+            raise ValueError(f"on_conflict must be 'refuse' or 'correct', not {on_conflict!r}")
+        result = CandleRecording()
+        batch: dict[uuid.UUID, Candle] = {}
+        for candle in candles:
+            key = candle_id(candle.product, candle.granularity, candle.start)
+            seen = batch.get(key)
+            if seen is not None:
+                if seen.values() == candle.values():
+                    result.duplicates += 1
+                else:
+                    result.conflicts.append(CandleConflict(candle, seen.values()))
+                continue
+            batch[key] = candle
+            if len(batch) >= self.batch_size:
+                self._record_candle_batch(batch, meta, on_conflict, result)
+                batch = {}
+        if batch:
+            self._record_candle_batch(batch, meta, on_conflict, result)
+        return result
+
+    def _record_candle_batch(self, batch: dict[uuid.UUID, Candle], meta: EventMeta, on_conflict: str, result: CandleRecording) -> None:
+        events = [CandleRecord.closed_event(c, _at(meta, c.end)) for c in batch.values()]
+        try:
+            self.save(*events)
+            result.recorded += len(events)
+            return
+        except IntegrityError:
+            pass  # some are recorded already: sort them out one by one
+        fresh: list[DomainEvent] = []
+        corrections: list[CandleRecord] = []
+        for event, candle in zip(events, batch.values()):
+            try:
+                record: CandleRecord = self.repository.get(event.originator_id)
+            except AggregateNotFoundError:
+                fresh.append(event)
+                continue
+            if record.values == candle.values():
+                result.duplicates += 1
+            elif on_conflict == "correct":
+                record.correct(candle, _at(meta, candle.end))
+                corrections.append(record)
+            else:
+                result.conflicts.append(CandleConflict(candle, record.values))
+        self._save(*fresh, *corrections)
+        result.recorded += len(fresh)
+        result.corrected += len(corrections)
+
+    def get_candle(self, product: str, granularity: str, start: datetime) -> CandleRecord:
+        return self._get("candle", candle_id(product, granularity, start))
+
+    # --- decisions and risk ------------------------------------------------
+
+    def record_decision(self, decision_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Decision:
+        decision = Decision.make(decision_id, meta, **fields)
+        self._save(decision)
+        return decision
+
+    def record_decision_failure(self, decision_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Decision:
+        decision = Decision.fail(decision_id, meta, **fields)
+        self._save(decision)
+        return decision
+
+    def record_risk_verdict(self, decision_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Decision:
+        decision: Decision = self._get("decision", decision_id)
+        decision.assess(meta, **fields)
+        self._save(decision)
+        return decision
+
+    def get_decision(self, decision_id: uuid.UUID) -> Decision:
+        return self._get("decision", decision_id)
+
+    # --- orders ------------------------------------------------------------
+
+    def place_order(self, order_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Order:
+        order = Order.place(order_id, meta, **fields)
+        self._save(order)
+        return order
+
+    def get_order(self, order_id: uuid.UUID) -> Order:
+        return self._get("order", order_id)
+
+    def submit_order(self, order_id: uuid.UUID, meta: EventMeta) -> Order:
+        order = self.get_order(order_id)
+        order.submit(meta)
+        self._save(order)
+        return order
+
+    def accept_order(self, order_id: uuid.UUID, meta: EventMeta, venue_order_id: str) -> Order:
+        order = self.get_order(order_id)
+        order.accept(meta, venue_order_id)
+        self._save(order)
+        return order
+
+    def fill_order(self, order_id: uuid.UUID, meta: EventMeta, **fill: Any) -> bool:
+        """Record a fill; False when this fill_id was recorded before."""
+        order = self.get_order(order_id)
+        if not order.fill(meta, **fill):
+            return False
+        self._save(order)
+        return True
+
+    def cancel_order(self, order_id: uuid.UUID, meta: EventMeta, reason: str) -> Order:
+        order = self.get_order(order_id)
+        order.cancel(meta, reason)
+        self._save(order)
+        return order
+
+    def reject_order(self, order_id: uuid.UUID, meta: EventMeta, reason: str) -> Order:
+        order = self.get_order(order_id)
+        order.reject(meta, reason)
+        self._save(order)
+        return order
+
+    def expire_order(self, order_id: uuid.UUID, meta: EventMeta, reason: str = "time in force elapsed") -> Order:
+        order = self.get_order(order_id)
+        order.expire(meta, reason)
+        self._save(order)
+        return order
+
+    # --- account -------------------------------------------------------------
+
+    def _account(self, name: str, currency: str, meta: EventMeta) -> Account:
+        try:
+            return self.repository.get(account_id(name))
+        except AggregateNotFoundError:
+            return Account.open(name, currency, meta)
+
+    def deposit(self, amount: Decimal, meta: EventMeta, account: str = "main", currency: str = "USD") -> Account:
+        acct = self._account(account, currency, meta)
+        acct.deposit(amount, meta)
+        self._save(acct)
+        return acct
+
+    def withdraw(self, amount: Decimal, meta: EventMeta, available: Decimal, account: str = "main", currency: str = "USD") -> Account:
+        acct = self._get("account", account_id(account))
+        acct.withdraw(amount, meta, available)
+        self._save(acct)
+        return acct
+
+    def reconcile_balance(
+        self, currency: str, recorded: Decimal, venue: Decimal, meta: EventMeta, account: str = "main"
+    ) -> bool:
+        acct = self._account(account, currency, meta)
+        changed = acct.reconcile(currency, recorded, venue, meta)
+        if changed or acct.version == 1:
+            self._save(acct)
+        return changed
+
+    # --- configuration ---------------------------------------------------------
+
+    def _ledger(self, meta: EventMeta) -> ConfigLedger:
+        try:
+            return self.repository.get(CONFIG_LEDGER_ID)
+        except AggregateNotFoundError:
+            return ConfigLedger.start(meta)
+
+    def change_config(self, path: str, new_value: str | None, reason: str, config_hash: str, meta: EventMeta) -> bool:
+        """Record one setting's change; False when that value is already in effect."""
+        ledger = self._ledger(meta)
+        changed = ledger.change(path, new_value, reason, config_hash, meta)
+        if changed:
+            self._save(ledger)
+        return changed
+
+    def set_config_baseline(self, values: dict[str, str], config_hash: str, meta: EventMeta, reason: str = "") -> None:
+        ledger = self._ledger(meta)
+        ledger.set_baseline(values, config_hash, meta, reason)
+        self._save(ledger)
+
+    def get_config_ledger(self) -> ConfigLedger | None:
+        try:
+            return self.repository.get(CONFIG_LEDGER_ID)
+        except AggregateNotFoundError:
+            return None
+
+    # --- control, incidents, runs -------------------------------------------
+
+    def _control(self, meta: EventMeta) -> TradingControl:
+        try:
+            return self.repository.get(TRADING_CONTROL_ID)
+        except AggregateNotFoundError:
+            return TradingControl.start(meta)
+
+    def halt_trading(self, reason: str, severity: Severity | str, meta: EventMeta) -> TradingControl:
+        control = self._control(meta)
+        control.halt(reason, severity, meta)
+        self._save(control)
+        return control
+
+    def resume_trading(self, reason: str, meta: EventMeta) -> TradingControl:
+        control = self._control(meta)
+        control.resume(reason, meta)
+        self._save(control)
+        return control
+
+    def get_trading_control(self) -> TradingControl | None:
+        try:
+            return self.repository.get(TRADING_CONTROL_ID)
+        except AggregateNotFoundError:
+            return None
+
+    def open_incident(self, incident_id: uuid.UUID, meta: EventMeta, *, severity: Severity | str, kind: str, details: str) -> Incident:
+        incident = Incident.open(incident_id, meta, severity=severity, kind=kind, details=details)
+        self._save(incident)
+        return incident
+
+    def resolve_incident(self, incident_id: uuid.UUID, note: str, meta: EventMeta) -> Incident:
+        incident = self._get("incident", incident_id)
+        incident.resolve(note, meta)
+        self._save(incident)
+        return incident
+
+    def start_run(self, run_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Run:
+        run = Run.begin(run_id, meta, **fields)
+        self._save(run)
+        return run
+
+    def end_run(self, run_id: uuid.UUID, status: str, reason: str, meta: EventMeta) -> Run:
+        run = self._get("run", run_id)
+        run.end(status, reason, meta)
+        self._save(run)
+        return run
+
+    # --- reading the log ---------------------------------------------------------
+
+    def read_log(self, after: int = 0, limit: int = 1000, topics: Sequence[str] = ()) -> list[LoggedEvent]:
+        """One page of the notification log after a notification id, decoded."""
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, topics=topics, inclusive_of_start=False
+        )
+        decode = self.mapper.to_domain_event
+        return [LoggedEvent(n.id, n.topic, decode(n)) for n in notifications]
+
+    def iter_log(self, after: int = 0, page: int = 5000, topics: Sequence[str] = ()) -> Iterator[LoggedEvent]:
+        """Every event after a notification id, in log order, page by page."""
+        while True:
+            rows = self.read_log(after, page, topics)
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1].notification_id
+
+    def max_notification_id(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+
+def _at(meta: EventMeta, occurred_at: datetime) -> EventMeta:
+    return EventMeta(occurred_at, meta.actor, meta.correlation_id, meta.causation_id, meta.run_id)

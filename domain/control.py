@@ -1,0 +1,168 @@
+"""Trading control (halt/resume), incidents, and runs.
+
+Severities follow the operations manual: P0 (critical, halts trading) to P3.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+
+from domain.aggregate import Aggregate, StartingEvent
+from domain.events import EVENT_NAMESPACE, DomainError, DomainEvent, EventMeta, Money, UtcDatetime
+
+TRADING_CONTROL_ID = uuid.uuid5(EVENT_NAMESPACE, "trading-control")
+
+
+class Severity(str, Enum):
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+class RunMode(str, Enum):
+    BACKTEST = "backtest"
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class ControlStarted(StartingEvent):
+    @classmethod
+    def _aggregate_class(cls):
+        return TradingControl
+
+    def apply(self, control: TradingControl) -> None:
+        control.halted = False
+        control.halt_reason = None
+        control.halted_at = None
+        control.severity = None
+
+
+class TradingHalted(DomainEvent):
+    reason: str
+    severity: Severity
+
+    def apply(self, control: TradingControl) -> None:
+        control.halted = True
+        control.halt_reason = self.reason
+        control.halted_at = self.occurred_at
+        control.severity = self.severity
+
+
+class TradingResumed(DomainEvent):
+    reason: str
+
+    def apply(self, control: TradingControl) -> None:
+        control.halted = False
+        control.halt_reason = None
+        control.severity = None
+
+
+class NotHalted(DomainError):
+    pass
+
+
+class AlreadyHalted(DomainError):
+    pass
+
+
+class TradingControl(Aggregate):
+    halted: bool
+    halt_reason: str | None
+    halted_at: datetime | None
+    severity: Severity | None
+
+    @classmethod
+    def start(cls, meta: EventMeta) -> TradingControl:
+        return cls._start(ControlStarted.build(TRADING_CONTROL_ID, 1, meta))
+
+    def halt(self, reason: str, severity: Severity | str, meta: EventMeta) -> None:
+        if self.halted:
+            raise AlreadyHalted(f"trading is already halted since {self.halted_at}: {self.halt_reason}")
+        self._trigger(TradingHalted, meta, reason=reason, severity=severity)
+
+    def resume(self, reason: str, meta: EventMeta) -> None:
+        if not self.halted:
+            raise NotHalted("trading is not halted")
+        self._trigger(TradingResumed, meta, reason=reason)
+
+
+class IncidentOpened(StartingEvent):
+    severity: Severity
+    kind: str
+    details: str
+
+    @classmethod
+    def _aggregate_class(cls):
+        return Incident
+
+    def apply(self, incident: Incident) -> None:
+        incident.severity = self.severity
+        incident.kind = self.kind
+        incident.resolved = False
+
+
+class IncidentResolved(DomainEvent):
+    note: str
+
+    def apply(self, incident: Incident) -> None:
+        incident.resolved = True
+
+
+class Incident(Aggregate):
+    severity: Severity
+    kind: str
+    resolved: bool
+
+    @classmethod
+    def open(cls, incident_id: uuid.UUID, meta: EventMeta, *, severity: Severity | str, kind: str, details: str):
+        return cls._start(IncidentOpened.build(incident_id, 1, meta, severity=severity, kind=kind, details=details))
+
+    def resolve(self, note: str, meta: EventMeta) -> None:
+        if self.resolved:
+            raise DomainError(f"incident {self.id} is already resolved")
+        self._trigger(IncidentResolved, meta, note=note)
+
+
+class RunStarted(StartingEvent):
+    mode: RunMode
+    product: str
+    granularity: str
+    strategy: str
+    config_hash: str
+    code_version: str
+    initial_balance: Money | None = None
+    data_from: UtcDatetime | None = None
+    data_to: UtcDatetime | None = None
+
+    @classmethod
+    def _aggregate_class(cls):
+        return Run
+
+    def apply(self, run: Run) -> None:
+        run.mode = self.mode
+        run.ended = False
+
+
+class RunEnded(DomainEvent):
+    status: str
+    reason: str
+
+    def apply(self, run: Run) -> None:
+        run.ended = True
+
+
+class Run(Aggregate):
+    mode: RunMode
+    ended: bool
+
+    @classmethod
+    def begin(cls, run_id: uuid.UUID, meta: EventMeta, **fields) -> Run:
+        return cls._start(RunStarted.build(run_id, 1, meta, **fields))
+
+    def end(self, status: str, reason: str, meta: EventMeta) -> None:
+        if self.ended:
+            raise DomainError(f"run {self.id} has already ended")
+        self._trigger(RunEnded, meta, status=status, reason=reason)

@@ -1,0 +1,197 @@
+"""Market data: one closed candle per (product, granularity, start).
+
+Each candle is its own short stream whose id is derived from its key, so the
+same candle recorded twice is recognised (a no-op), and a different candle for
+the same start is either refused or recorded as a ``CandleCorrected`` event:
+never a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from pydantic import model_validator
+
+from domain.aggregate import Aggregate, StartingEvent
+from domain.events import EVENT_NAMESPACE, DomainError, EventMeta, FieldProblem, NonNegative, Positive, UtcDatetime
+
+GRANULARITIES: dict[str, timedelta] = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "30m": timedelta(minutes=30),
+    "1h": timedelta(hours=1),
+    "2h": timedelta(hours=2),
+    "6h": timedelta(hours=6),
+    "1d": timedelta(days=1),
+}
+
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def granularity_delta(granularity: str) -> timedelta:
+    """The bar length of a granularity name; refuses unknown names."""
+    try:
+        return GRANULARITIES[granularity]
+    except KeyError:
+        raise FieldProblem("granularity", granularity, f"must be one of {', '.join(GRANULARITIES)}") from None
+
+
+def candle_id(product: str, granularity: str, start: datetime) -> uuid.UUID:
+    """The stream id of one candle: derived from its key, the same everywhere."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"candle:{product}:{granularity}:{start.isoformat()}")
+
+
+class _CandleValues(StartingEvent):
+    product: str
+    granularity: str
+    start: UtcDatetime
+    open: Positive
+    high: Positive
+    low: Positive
+    close: Positive
+    volume: NonNegative
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.granularity not in GRANULARITIES:
+            raise FieldProblem("granularity", self.granularity, f"must be one of {', '.join(GRANULARITIES)}")
+        step = int(GRANULARITIES[self.granularity].total_seconds())
+        if int(self.start.timestamp()) % step:
+            raise FieldProblem("start", self.start.isoformat(), f"is not aligned to the {self.granularity} grid")
+        if self.high < self.low:
+            raise FieldProblem("high", self.high, f"is below low {self.low}")
+        if self.high < self.open or self.high < self.close:
+            raise FieldProblem("high", self.high, f"is below open {self.open} or close {self.close}")
+        if self.low > self.open or self.low > self.close:
+            raise FieldProblem("low", self.low, f"is above open {self.open} or close {self.close}")
+        if not self.product:
+            raise FieldProblem("product", self.product, "must not be empty")
+        return self
+
+    def values(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        return (self.open, self.high, self.low, self.close, self.volume)
+
+
+class CandleClosed(_CandleValues):
+    """A bar closed: its OHLCV as the venue reported it."""
+
+    @classmethod
+    def _aggregate_class(cls):
+        return CandleRecord
+
+    def apply(self, record: CandleRecord) -> None:
+        record.product = self.product
+        record.granularity = self.granularity
+        record.start = self.start
+        record.values = self.values()
+        record.corrections = 0
+
+
+class CandleCorrected(_CandleValues):
+    """The venue revised a bar already recorded; carries the values it replaces."""
+
+    previous_open: Positive
+    previous_high: Positive
+    previous_low: Positive
+    previous_close: Positive
+    previous_volume: NonNegative
+
+    def mutate(self, aggregate):  # a correction continues a stream, never starts one
+        return super(StartingEvent, self).mutate(aggregate)
+
+    def apply(self, record: CandleRecord) -> None:
+        record.values = self.values()
+        record.corrections += 1
+
+
+@dataclass(frozen=True)
+class Candle:
+    """A candle as it arrives from a feed or file, before it is an event."""
+
+    product: str
+    granularity: str
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+    @property
+    def end(self) -> datetime:
+        return self.start + granularity_delta(self.granularity)
+
+    def values(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        return (self.open, self.high, self.low, self.close, self.volume)
+
+
+class CandleConflict(DomainError):
+    """A different candle was offered for a start already recorded."""
+
+    def __init__(self, candle: Candle, recorded: tuple[Decimal, ...]):
+        self.candle = candle
+        self.recorded = recorded
+        diffs = [
+            f"{name} recorded {old} offered {new}"
+            for name, old, new in zip(OHLCV, recorded, candle.values())
+            if old != new
+        ]
+        super().__init__(
+            f"candle {candle.product} {candle.granularity} {candle.start.isoformat()} differs from "
+            f"the recorded one ({'; '.join(diffs)})"
+        )
+
+
+class CandleRecord(Aggregate):
+    """The recorded state of one candle (its latest values and correction count)."""
+
+    product: str
+    granularity: str
+    start: datetime
+    values: tuple[Decimal, ...]
+    corrections: int
+
+    @staticmethod
+    def closed_event(candle: Candle, meta: EventMeta) -> CandleClosed:
+        """The first event of a candle's stream (built without loading anything)."""
+        return CandleClosed.build(
+            candle_id(candle.product, candle.granularity, candle.start),
+            1,
+            meta,
+            product=candle.product,
+            granularity=candle.granularity,
+            start=candle.start,
+            open=candle.open,
+            high=candle.high,
+            low=candle.low,
+            close=candle.close,
+            volume=candle.volume,
+        )
+
+    def correct(self, candle: Candle, meta: EventMeta) -> bool:
+        """Record a revision; returns False when the values are the same (no-op)."""
+        if candle.values() == self.values:
+            return False
+        old = self.values
+        self._trigger(
+            CandleCorrected,
+            meta,
+            product=self.product,
+            granularity=self.granularity,
+            start=self.start,
+            open=candle.open,
+            high=candle.high,
+            low=candle.low,
+            close=candle.close,
+            volume=candle.volume,
+            previous_open=old[0],
+            previous_high=old[1],
+            previous_low=old[2],
+            previous_close=old[3],
+            previous_volume=old[4],
+        )
+        return True

@@ -1,0 +1,320 @@
+"""The Order aggregate: an explicit state machine over its events.
+
+    PLACED -> SUBMITTED -> ACCEPTED -> PARTIALLY_FILLED -> FILLED
+    any open state -> CANCELLED | REJECTED | EXPIRED (per the table below)
+
+Fills carry a venue ``fill_id``; a fill seen twice is applied once. A fill that
+would take the filled quantity past the order's quantity is refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from enum import Enum
+from typing import ClassVar
+
+from pydantic import model_validator
+
+from domain.aggregate import Aggregate, StartingEvent
+from domain.events import DomainError, DomainEvent, EventMeta, FieldProblem, NonNegative, Positive
+
+
+class OrderSide(str, Enum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(str, Enum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+
+
+class Liquidity(str, Enum):
+    MAKER = "MAKER"
+    TAKER = "TAKER"
+
+
+class OrderStatus(str, Enum):
+    PLACED = "PLACED"
+    SUBMITTED = "SUBMITTED"
+    ACCEPTED = "ACCEPTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+S = OrderStatus
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.PLACED: frozenset({S.SUBMITTED, S.REJECTED, S.CANCELLED}),
+    # A venue may report a fill before (or instead of) an explicit acceptance.
+    S.SUBMITTED: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED, S.EXPIRED}),
+    S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),
+    S.FILLED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+TERMINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
+
+
+class IllegalOrderTransition(DomainError):
+    """The order cannot go from its current status to the requested one."""
+
+    def __init__(self, order_id: uuid.UUID, current: OrderStatus, target: OrderStatus):
+        self.order_id, self.current, self.target = order_id, current, target
+        super().__init__(f"order {order_id}: illegal transition {current.value} -> {target.value}")
+
+
+class Overfill(DomainError):
+    """A fill would take the filled quantity past the order's quantity."""
+
+
+def client_order_id(order_id: uuid.UUID) -> str:
+    """The id the venue sees; derived from ours so a retry is recognisable."""
+    return f"tc-{order_id.hex}"
+
+
+class OrderPlaced(StartingEvent):
+    product: str
+    side: OrderSide
+    order_type: OrderType
+    quantity: Positive
+    limit_price: Positive | None = None
+    stop_loss_price: Positive | None = None
+    take_profit_price: Positive | None = None
+    client_order_id: str
+    decision_id: uuid.UUID | None = None
+    time_in_force: str = "GTC"
+
+    @model_validator(mode="after")
+    def _limit_needs_price(self):
+        if self.order_type is OrderType.LIMIT and self.limit_price is None:
+            raise FieldProblem("limit_price", None, "a LIMIT order needs a limit price")
+        if self.order_type is OrderType.MARKET and self.limit_price is not None:
+            raise FieldProblem("limit_price", self.limit_price, "a MARKET order takes no limit price")
+        return self
+
+    @classmethod
+    def _aggregate_class(cls):
+        return Order
+
+    def apply(self, order: Order) -> None:
+        order.product = self.product
+        order.side = self.side
+        order.order_type = self.order_type
+        order.quantity = self.quantity
+        order.limit_price = self.limit_price
+        order.stop_loss_price = self.stop_loss_price
+        order.take_profit_price = self.take_profit_price
+        order.client_order_id = self.client_order_id
+        order.decision_id = self.decision_id
+        order.status = OrderStatus.PLACED
+        order.filled_quantity = Decimal(0)
+        order.filled_notional = Decimal(0)
+        order.fees = Decimal(0)
+        order.fill_ids = set()
+        order.venue_order_id = None
+        order.reason = None
+
+
+class OrderSubmitted(DomainEvent):
+    def apply(self, order: Order) -> None:
+        order.status = OrderStatus.SUBMITTED
+
+
+class OrderAccepted(DomainEvent):
+    venue_order_id: str
+
+    def apply(self, order: Order) -> None:
+        order.status = OrderStatus.ACCEPTED
+        order.venue_order_id = self.venue_order_id
+
+
+class _FillEvent(DomainEvent):
+    fill_id: str
+    quantity: Positive
+    price: Positive
+    fee: NonNegative
+    fee_currency: str
+    liquidity: Liquidity
+    cumulative_quantity: Positive
+
+    def apply(self, order: Order) -> None:
+        order.fill_ids.add(self.fill_id)
+        order.filled_quantity = self.cumulative_quantity
+        order.filled_notional += self.quantity * self.price
+        order.fees += self.fee
+
+
+class OrderPartiallyFilled(_FillEvent):
+    def apply(self, order: Order) -> None:
+        super().apply(order)
+        order.status = OrderStatus.PARTIALLY_FILLED
+
+
+class OrderFilled(_FillEvent):
+    def apply(self, order: Order) -> None:
+        super().apply(order)
+        order.status = OrderStatus.FILLED
+
+
+class OrderCancelled(DomainEvent):
+    reason: str
+
+    def apply(self, order: Order) -> None:
+        order.status = OrderStatus.CANCELLED
+        order.reason = self.reason
+
+
+class OrderRejected(DomainEvent):
+    reason: str
+
+    def apply(self, order: Order) -> None:
+        order.status = OrderStatus.REJECTED
+        order.reason = self.reason
+
+
+class OrderExpired(DomainEvent):
+    reason: str = "time in force elapsed"
+
+    def apply(self, order: Order) -> None:
+        order.status = OrderStatus.EXPIRED
+        order.reason = self.reason
+
+
+FILL_EVENTS: tuple[type[DomainEvent], ...] = (OrderPartiallyFilled, OrderFilled)
+
+
+class Order(Aggregate):
+    """One order's life; every change is an event, every transition checked."""
+
+    product: str
+    side: OrderSide
+    order_type: OrderType
+    quantity: Decimal
+    limit_price: Decimal | None
+    stop_loss_price: Decimal | None
+    take_profit_price: Decimal | None
+    client_order_id: str
+    decision_id: uuid.UUID | None
+    status: OrderStatus
+    filled_quantity: Decimal
+    filled_notional: Decimal
+    fees: Decimal
+    fill_ids: set[str]
+    venue_order_id: str | None
+    reason: str | None
+
+    STREAM: ClassVar[str] = "order"
+
+    @classmethod
+    def place(
+        cls,
+        order_id: uuid.UUID,
+        meta: EventMeta,
+        *,
+        product: str,
+        side: OrderSide | str,
+        order_type: OrderType | str,
+        quantity: Decimal,
+        limit_price: Decimal | None = None,
+        stop_loss_price: Decimal | None = None,
+        take_profit_price: Decimal | None = None,
+        decision_id: uuid.UUID | None = None,
+        time_in_force: str = "GTC",
+    ) -> Order:
+        event = OrderPlaced.build(
+            order_id,
+            1,
+            meta,
+            product=product,
+            side=side,
+            order_type=order_type,
+            quantity=quantity,
+            limit_price=limit_price,
+            stop_loss_price=stop_loss_price,
+            take_profit_price=take_profit_price,
+            client_order_id=client_order_id(order_id),
+            decision_id=decision_id,
+            time_in_force=time_in_force,
+        )
+        return cls._start(event)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in TERMINAL
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def average_fill_price(self) -> Decimal | None:
+        if not self.filled_quantity:
+            return None
+        return self.filled_notional / self.filled_quantity
+
+    def _require(self, target: OrderStatus) -> None:
+        if target not in TRANSITIONS[self.status]:
+            raise IllegalOrderTransition(self.id, self.status, target)
+
+    def submit(self, meta: EventMeta) -> None:
+        self._require(OrderStatus.SUBMITTED)
+        self._trigger(OrderSubmitted, meta)
+
+    def accept(self, meta: EventMeta, venue_order_id: str) -> None:
+        self._require(OrderStatus.ACCEPTED)
+        self._trigger(OrderAccepted, meta, venue_order_id=venue_order_id)
+
+    def fill(
+        self,
+        meta: EventMeta,
+        *,
+        fill_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        fee_currency: str,
+        liquidity: Liquidity | str,
+    ) -> bool:
+        """Apply a fill; returns False (and records nothing) for a fill seen before."""
+        if fill_id in self.fill_ids:
+            return False
+        if quantity <= 0:
+            raise FieldProblem("quantity", quantity, "a fill quantity must be > 0")
+        cumulative = self.filled_quantity + quantity
+        if cumulative > self.quantity:
+            raise Overfill(
+                f"order {self.id}: fill {fill_id} of {quantity} takes the filled quantity to "
+                f"{cumulative}, past the order quantity {self.quantity}"
+            )
+        event_class = OrderFilled if cumulative == self.quantity else OrderPartiallyFilled
+        self._require(OrderStatus.FILLED if event_class is OrderFilled else OrderStatus.PARTIALLY_FILLED)
+        self._trigger(
+            event_class,
+            meta,
+            fill_id=fill_id,
+            quantity=quantity,
+            price=price,
+            fee=fee,
+            fee_currency=fee_currency,
+            liquidity=liquidity,
+            cumulative_quantity=cumulative,
+        )
+        return True
+
+    def cancel(self, meta: EventMeta, reason: str) -> None:
+        self._require(OrderStatus.CANCELLED)
+        self._trigger(OrderCancelled, meta, reason=reason)
+
+    def reject(self, meta: EventMeta, reason: str) -> None:
+        self._require(OrderStatus.REJECTED)
+        self._trigger(OrderRejected, meta, reason=reason)
+
+    def expire(self, meta: EventMeta, reason: str = "time in force elapsed") -> None:
+        self._require(OrderStatus.EXPIRED)
+        self._trigger(OrderExpired, meta, reason=reason)

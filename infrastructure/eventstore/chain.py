@@ -1,0 +1,202 @@
+"""Tamper evidence: a hash chain over the notification log.
+
+Each stored event gets a link, written in the same transaction as the event:
+
+    link(n) = sha256(link(n-1) | notification id | originator id | version | topic | state)
+
+(DESIGN.md names id, topic and state; the stream position is added so an edit
+of the originator columns is caught too.) The chain lives in its own table,
+``<events table>_chain``. ``verify_chain`` walks both tables in notification
+order and names the first notification id where they disagree: an edited or
+reordered event (its link does not match), a deleted one (a link without an
+event) or an inserted one (an event without a link).
+
+Anyone who can rewrite both tables can rebuild the chain; that is why backup
+manifests and audit exports carry the chain head, to be compared with a copy
+kept elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from psycopg.sql import SQL, Identifier
+
+GENESIS = bytes(32)
+
+
+def chain_link(previous: bytes, notification_id: int, originator_id: Any, version: int, topic: str, state: bytes) -> bytes:
+    """One link of the chain (see the module docstring)."""
+    oid = originator_id.hex if isinstance(originator_id, UUID) else str(originator_id).replace("-", "")
+    h = hashlib.sha256(previous)
+    h.update(b"%d|%s|%d|%s|" % (notification_id, oid.encode(), version, topic.encode()))
+    h.update(state)
+    return h.digest()
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What verify_chain found: ok, the first bad notification id and why."""
+
+    ok: bool
+    checked: int
+    head: str
+    last_id: int
+    bad_notification_id: int | None = None
+    problem: str | None = None
+
+
+class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+    """SQLite application recorder that writes the chain link with each event."""
+
+    def __init__(self, datastore: Any, events_table_name: str = "stored_events"):
+        self.chain_table_name = f"{events_table_name}_chain"
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {self.chain_table_name} "
+            "(notification_id INTEGER PRIMARY KEY, link BLOB NOT NULL)",
+        ]
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[Any], **_: Any) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        rows = [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version, s.topic, s.state)
+            for s in stored_events
+        ]
+        # The first insert takes the write lock; while we hold it rowids are
+        # max(rowid)+1, +2, ... so the batch's ids follow from the first one.
+        c.execute(self.insert_events_statement, rows[0])
+        first = c.lastrowid
+        if len(rows) > 1:
+            c.executemany(self.insert_events_statement, rows[1:])
+        ids = list(range(first, first + len(rows)))
+        c.execute(
+            f"SELECT link FROM {self.chain_table_name} WHERE notification_id < ? "
+            "ORDER BY notification_id DESC LIMIT 1",
+            (first,),
+        )
+        found = c.fetchone()
+        previous = found[0] if found else GENESIS
+        links = []
+        for nid, (oid, version, topic, state) in zip(ids, rows):
+            previous = chain_link(previous, nid, oid, version, topic, state)
+            links.append((nid, previous))
+        c.executemany(f"INSERT INTO {self.chain_table_name} VALUES (?, ?)", links)
+        return ids
+
+    def iter_chain_rows(self) -> Iterator[tuple[int | None, int | None, Any, int, str, bytes, bytes | None]]:
+        """Events and links joined on notification id, in order, streamed."""
+        e, l = self.events_table_name, self.chain_table_name
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT e.rowid, l.notification_id, e.originator_id, e.originator_version, e.topic, e.state, l.link "
+                f"FROM {e} e FULL OUTER JOIN {l} l ON l.notification_id = e.rowid "
+                f"ORDER BY coalesce(e.rowid, l.notification_id)"
+            )
+            while rows := c.sqlite_cursor.fetchmany(10_000):
+                for r in rows:
+                    yield tuple(r)
+
+    def chain_head(self) -> tuple[int, bytes]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT notification_id, link FROM {self.chain_table_name} ORDER BY notification_id DESC LIMIT 1")
+            row = c.fetchone()
+        return (row[0], bytes(row[1])) if row else (0, GENESIS)
+
+
+class ChainedPostgresRecorder(PostgresApplicationRecorder):
+    """PostgreSQL application recorder that writes the chain link with each event.
+
+    The library locks the events table (EXCLUSIVE) for each insert, so links
+    are computed one transaction at a time, in notification order.
+    """
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.chain_table_name = f"{events_table_name}_chain"
+        schema = Identifier(self.datastore.schema)
+        chain = Identifier(self.chain_table_name)
+        self.sql_create_statements.append(
+            SQL("CREATE TABLE IF NOT EXISTS {}.{} (notification_id bigint PRIMARY KEY, link bytea NOT NULL)").format(
+                schema, chain
+            )
+        )
+        self._select_prev = SQL(
+            "SELECT link FROM {}.{} WHERE notification_id < %s ORDER BY notification_id DESC LIMIT 1"
+        ).format(schema, chain)
+        self._insert_link = SQL("INSERT INTO {}.{} (notification_id, link) VALUES (%s, %s)").format(schema, chain)
+        self._select_joined = SQL(
+            "SELECT e.notification_id AS e_id, l.notification_id AS l_id, e.originator_id, e.originator_version, "
+            "e.topic, e.state, l.link FROM {}.{} e FULL OUTER JOIN {}.{} l ON l.notification_id = e.notification_id "
+            "ORDER BY coalesce(e.notification_id, l.notification_id)"
+        ).format(schema, Identifier(self.events_table_name), schema, chain)
+        self._select_head = SQL(
+            "SELECT notification_id, link FROM {}.{} ORDER BY notification_id DESC LIMIT 1"
+        ).format(schema, chain)
+
+    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[Any], **kwargs: Any):
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if not ids:
+            return ids
+        curs.execute(self._select_prev, (ids[0],))
+        found = curs.fetchone()
+        previous = bytes(found["link"]) if found else GENESIS
+        links = []
+        for nid, s in zip(ids, stored_events):
+            previous = chain_link(previous, nid, s.originator_id, s.originator_version, s.topic, s.state)
+            links.append((nid, previous))
+        curs.executemany(self._insert_link, links)
+        return ids
+
+    def iter_chain_rows(self) -> Iterator[tuple[int | None, int | None, Any, int, str, bytes, bytes | None]]:
+        """Events and links joined on notification id, in order, streamed."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            with conn.cursor(name="tradecore_chain_verify") as curs:
+                curs.execute(self._select_joined)
+                for r in curs:
+                    yield (
+                        r["e_id"], r["l_id"], r["originator_id"], r["originator_version"], r["topic"],
+                        bytes(r["state"]) if r["state"] is not None else None,
+                        bytes(r["link"]) if r["link"] is not None else None,
+                    )
+
+    def chain_head(self) -> tuple[int, bytes]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_head)
+            row = curs.fetchone()
+        return (row["notification_id"], bytes(row["link"])) if row else (0, GENESIS)
+
+
+def verify_chain(recorder: Any) -> ChainReport:
+    """Recompute the chain and name the first notification id that breaks it."""
+    previous = GENESIS
+    checked = 0
+    last_id = 0
+    for event_id, link_id, oid, version, topic, state, link in recorder.iter_chain_rows():
+        if link_id is None:
+            return ChainReport(
+                False, checked, previous.hex(), last_id, event_id,
+                f"notification {event_id} has no chain link (inserted outside the store)",
+            )
+        if event_id is None:
+            return ChainReport(False, checked, previous.hex(), last_id, link_id, f"notification {link_id} is missing (deleted)")
+        expected = chain_link(previous, event_id, oid, version, topic, bytes(state))
+        if bytes(link) != expected:
+            return ChainReport(
+                False, checked, previous.hex(), last_id, event_id,
+                f"notification {event_id} does not match its chain link (edited or reordered)",
+            )
+        previous = expected
+        checked += 1
+        last_id = event_id
+    return ChainReport(True, checked, previous.hex(), last_id)
