@@ -30,15 +30,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def load_cli_settings(config: Path | None, overrides: dict | None = None):
     """Settings from defaults < TOML file < environment < CLI overrides; bad ones exit 2."""
-    from infrastructure.settings import load_settings, settings_errors
+    from infrastructure.settings import ConfigurationError, load_settings
 
     try:
         return load_settings(config_file=config, overrides=overrides)
-    except Exception:  # noqa: BLE001 - turned into a precise list below
-        problems = settings_errors(config_file=config, overrides=overrides)
-        if not problems:
-            raise
-        lines = "\n".join(f"  {p.path}: {p.value!r}: {p.reason}" for p in problems)
+    except ConfigurationError as exc:
+        lines = "\n".join(f"  {problem}" for problem in exc.errors)
         fail(f"invalid configuration:\n{lines}\n(run `tradecore config validate` for details)")
 
 

@@ -7,8 +7,10 @@ transaction. Library errors are translated here: a stale write becomes
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -108,9 +110,12 @@ class TradingApplication(Application):
         return result
 
     def _record_candle_batch(self, batch: dict[uuid.UUID, Candle], meta: EventMeta, on_conflict: str, result: CandleRecording) -> None:
-        events = [CandleRecord.closed_event(c, _at(meta, c.end)) for c in batch.values()]
         try:
-            self.save(*events)
+            with paused_gc():
+                events = [CandleRecord.closed_event(c, _at(meta, c.end), key) for key, c in batch.items()]
+                # Straight to the event store: no aggregates to collect from, and
+                # save()'s per-object protocol checks cost more than the insert.
+                self.events.put(events)
             result.recorded += len(events)
             return
         except IntegrityError:
@@ -314,11 +319,10 @@ class TradingApplication(Application):
 
     def read_log(self, after: int = 0, limit: int = 1000, topics: Sequence[str] = ()) -> list[LoggedEvent]:
         """One page of the notification log after a notification id, decoded."""
-        notifications = self.recorder.select_notifications(
-            start=after, limit=limit, topics=topics, inclusive_of_start=False
-        )
-        decode = self.mapper.to_domain_event
-        return [LoggedEvent(n.id, n.topic, decode(n)) for n in notifications]
+        rows = self.recorder.select_log_rows(after, limit, topics)
+        decode = self.mapper.decode
+        with paused_gc():
+            return [LoggedEvent(nid, topic, decode(topic, state)) for nid, topic, state in rows]
 
     def iter_log(self, after: int = 0, page: int = 5000, topics: Sequence[str] = ()) -> Iterator[LoggedEvent]:
         """Every event after a notification id, in log order, page by page."""
@@ -331,6 +335,24 @@ class TradingApplication(Application):
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a bulk decode or append.
+
+    A page of events allocates tens of thousands of small acyclic objects
+    (dicts, Decimals, UUIDs); each 700 allocations would otherwise trigger a
+    collection that walks them all again, which more than halves throughput.
+    Reference counting still frees everything; the collector resumes after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _at(meta: EventMeta, occurred_at: datetime) -> EventMeta:

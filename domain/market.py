@@ -156,10 +156,10 @@ class CandleRecord(Aggregate):
     corrections: int
 
     @staticmethod
-    def closed_event(candle: Candle, meta: EventMeta) -> CandleClosed:
+    def closed_event(candle: Candle, meta: EventMeta, stream_id: uuid.UUID | None = None) -> CandleClosed:
         """The first event of a candle's stream (built without loading anything)."""
         return CandleClosed.build(
-            candle_id(candle.product, candle.granularity, candle.start),
+            stream_id or candle_id(candle.product, candle.granularity, candle.start),
             1,
             meta,
             product=candle.product,

@@ -26,6 +26,7 @@ from uuid import UUID
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 GENESIS = bytes(32)
@@ -107,6 +108,19 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
                 for r in rows:
                     yield tuple(r)
 
+    def select_log_rows(self, after: int, limit: int, topics: Sequence[str] = ()) -> list[tuple[int, str, bytes]]:
+        """(notification id, topic, state) after an id: the lean read of the log."""
+        sql = f"SELECT rowid, topic, state FROM {self.events_table_name} WHERE rowid > ?"
+        params: list[Any] = [after]
+        if topics:
+            sql += f" AND topic IN ({','.join('?' * len(topics))})"
+            params += list(topics)
+        sql += " ORDER BY rowid LIMIT ?"
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return c.fetchall()
+
     def chain_head(self) -> tuple[int, bytes]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT notification_id, link FROM {self.chain_table_name} ORDER BY notification_id DESC LIMIT 1")
@@ -169,6 +183,21 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                         bytes(r["state"]) if r["state"] is not None else None,
                         bytes(r["link"]) if r["link"] is not None else None,
                     )
+
+    def select_log_rows(self, after: int, limit: int, topics: Sequence[str] = ()) -> list[tuple[int, str, bytes]]:
+        """(notification id, topic, state) after an id: the lean read of the log."""
+        sql = SQL("SELECT notification_id, topic, state FROM {}.{} WHERE notification_id > %s").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        params: list[Any] = [after]
+        if topics:
+            sql += SQL(" AND topic = ANY(%s)")
+            params.append(list(topics))
+        sql += SQL(" ORDER BY notification_id LIMIT %s")
+        params.append(limit)
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(sql, params)
+            return curs.fetchall()
 
     def chain_head(self) -> tuple[int, bytes]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

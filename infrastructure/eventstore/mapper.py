@@ -11,8 +11,16 @@ Old schemas upcast through ``upcast_vN_vN+1`` class methods when an event's
 from __future__ import annotations
 
 import json
+import types
+import typing
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
+
+import orjson
 
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
@@ -52,11 +60,100 @@ def encode_event(event: DomainEvent) -> bytes:
     return state
 
 
+# --- the fast decoder -----------------------------------------------------
+# Stored events were validated when they were made, and the hash chain guards
+# them since; like eventsourcing's own mapper, decoding converts types without
+# validating again. Each class gets a list of per-field converters built once
+# from its annotations; a class with a field this cannot convert falls back to
+# pydantic validation.
+
+_UUID_NEW = object.__new__
+_SET = object.__setattr__
+
+
+def _fast_uuid(text: str) -> uuid.UUID:
+    value = _UUID_NEW(uuid.UUID)
+    _SET(value, "int", int(text.replace("-", ""), 16))
+    _SET(value, "is_safe", uuid.SafeUUID.unknown)
+    return value
+
+
+def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None else convert(v)
+
+
+def _converter(annotation: Any) -> Callable[[Any], Any] | None | bool:
+    """A converter for one annotation; None = keep as is; False = unsupported."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _converter(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            return None if all(a in (str, int, float, bool) for a in args) else False
+        inner = _converter(args[0])
+        return inner if inner in (None, False) else _optional(inner)
+    if annotation is Decimal:
+        return Decimal
+    if annotation is datetime:
+        return datetime.fromisoformat
+    if annotation is uuid.UUID:
+        return _fast_uuid
+    if annotation in (str, int, bool):
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        members = annotation._value2member_map_
+        return members.__getitem__
+    if origin is dict:
+        key, value = typing.get_args(annotation)
+        inner = _converter(value)
+        if key is not str or inner is False:
+            return False
+        if inner is None:
+            return dict
+        return lambda d: {k: inner(v) for k, v in d.items()}
+    return False
+
+
+@lru_cache(maxsize=None)
+def _fast_decoder(cls: type[DomainEvent]) -> Callable[[bytes], DomainEvent] | None:
+    converters = []
+    for name, info in cls.model_fields.items():
+        annotation = info.annotation
+        if info.metadata:
+            annotation = typing.Annotated[(annotation, *info.metadata)]
+        convert = _converter(annotation)
+        if convert is False:
+            return None
+        if convert is not None:
+            converters.append((name, convert))
+    field_count = len(cls.model_fields)
+    new = object.__new__
+
+    def decode(state: bytes) -> DomainEvent:
+        data = orjson.loads(state)
+        if len(data) != field_count:
+            return cls.__pydantic_validator__.validate_python(data)
+        for name, convert in converters:
+            data[name] = convert(data[name])
+        event = new(cls)
+        _SET(event, "__dict__", data)
+        _SET(event, "__pydantic_fields_set__", set(data))
+        _SET(event, "__pydantic_extra__", None)
+        _SET(event, "__pydantic_private__", None)
+        return event
+
+    return decode
+
+
 def decode_event(topic: str, state: bytes) -> DomainEvent:
     """Decode one stored event, upcasting an older schema when needed."""
     cls = event_class(topic)
     try:
         if cls.class_version == 1 and b'"class_version"' not in state[:20]:
+            fast = _fast_decoder(cls)
+            if fast is not None:
+                return fast(state)
             return cls.__pydantic_validator__.validate_json(state)
         data = json.loads(state)
         from_version = data.pop("class_version", 1)
@@ -86,3 +183,8 @@ class EventMapper(Mapper):
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         return decode_event(stored_event.topic, stored_event.state)
+
+    @staticmethod
+    def decode(topic: str, state: bytes) -> DomainEvent:
+        """Decode a (topic, state) pair read straight from the log."""
+        return decode_event(topic, state)

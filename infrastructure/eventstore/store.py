@@ -12,6 +12,8 @@ persistence module, its settings, and our chained recorder classes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -99,13 +101,10 @@ def prepare_sqlite_file(path: str) -> None:
     os.chmod(file, 0o600)
 
 
-def ensure_postgres_schema(location: StoreLocation) -> None:
-    """Create the schema named in the URL if it does not exist yet."""
-    if not location.schema:
-        return
+def _pg_connect(location: StoreLocation):
     import psycopg
 
-    with psycopg.connect(
+    return psycopg.connect(
         host=location.host,
         port=location.port,
         user=location.user,
@@ -113,8 +112,38 @@ def ensure_postgres_schema(location: StoreLocation) -> None:
         dbname=location.dbname,
         autocommit=True,
         connect_timeout=5,
-    ) as conn:
+    )
+
+
+def ensure_postgres_schema(location: StoreLocation) -> None:
+    """Create the schema named in the URL if it does not exist yet."""
+    if not location.schema:
+        return
+    with _pg_connect(location) as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
+
+
+@contextmanager
+def store_setup_lock(location: StoreLocation) -> Iterator[None]:
+    """Serialise table creation across processes starting at the same moment.
+
+    PostgreSQL refuses concurrent CREATE ... IF NOT EXISTS / CREATE OR REPLACE
+    FUNCTION on the same objects ("tuple concurrently updated"); an advisory
+    lock makes the second process wait for the first one's setup instead.
+    SQLite needs nothing: its file lock already serialises.
+    """
+    if location.backend != "postgresql":
+        yield
+        return
+    with _pg_connect(location) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+
+
+_SETUP_LOCK_KEY = 0x7472_6164_6563  # "tradec"
 
 
 def eventsourcing_env(location: StoreLocation, app_name: str) -> dict[str, str]:

@@ -1,0 +1,78 @@
+"""Write-side figures: candle events appended per second (SQLite, PostgreSQL), decodes per second."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from api.wiring import open_store
+from domain.events import EventMeta
+from domain.market import Candle
+
+T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def synthetic_candles(n: int) -> list[Candle]:
+    out = []
+    price = 10000.0
+    for i in range(n):
+        o = round(price, 2)
+        price *= 1.0 + ((i * 7919) % 201 - 100) / 20000.0
+        c = round(price, 2)
+        h, l = max(o, c) + 5.5, min(o, c) - 4.25
+        out.append(Candle("BTC-USD", "1h", T0 + timedelta(hours=i), Decimal(str(o)), Decimal(str(h)), Decimal(str(l)), Decimal(str(c)), Decimal("12.5")))
+    return out
+
+
+def _append_rate(url: str, candles: list[Candle], batch: int = 1000) -> float:
+    app = open_store(url, batch_size=batch)
+    try:
+        start = time.perf_counter()
+        result = app.record_candles(candles, EventMeta(T0, actor="bench"))
+        elapsed = time.perf_counter() - start
+        assert result.recorded == len(candles)
+        return len(candles) / elapsed
+    finally:
+        app.close()
+
+
+def _decode_rate(url: str) -> float:
+    app = open_store(url)
+    try:
+        start = time.perf_counter()
+        count = sum(1 for _ in app.iter_log(page=10_000))
+        return count / (time.perf_counter() - start)
+    finally:
+        app.close()
+
+
+def run(n: int = 100_000) -> dict:
+    candles = synthetic_candles(n)
+    figures: dict[str, float | str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        figures["sqlite_candle_appends_per_s"] = round(_append_rate(url, candles))
+        figures["sqlite_decodes_per_s"] = round(_decode_rate(url))
+    try:
+        import psycopg
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        pg_url = f"{PG}?schema={schema}"
+        try:
+            figures["postgres_candle_appends_per_s"] = round(_append_rate(pg_url, candles[: n // 2]))
+            figures["postgres_decodes_per_s"] = round(_decode_rate(pg_url))
+        finally:
+            with psycopg.connect(PG, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    except Exception as exc:  # noqa: BLE001 - report, don't hide, a missing server
+        figures["postgres_candle_appends_per_s"] = f"skipped: {exc}"
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(run()))
