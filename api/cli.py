@@ -113,6 +113,14 @@ def events_command(
         console.print(f"[dim]{shown} event(s); next page: --after {last_id}[/dim]")
 
 
+@app.command("catalogue")
+def catalogue_command() -> None:
+    """Print the event catalogue (Markdown): every event, its fields and meaning."""
+    from api.catalogue import render_catalogue
+
+    sys.stdout.write(render_catalogue())
+
+
 @audit_app.command("verify")
 def audit_verify(
     store: StoreOption = None,

@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Protocol
 
-from domain.decision import TradeAction
+from domain.decision import DecisionContext, StrategyDecision, TradeAction
 from domain.market import Candle
 from domain.order import Liquidity, OrderSide, OrderType
 
@@ -96,38 +96,6 @@ class ExchangeGateway(Protocol):
 
     def cancel_all(self, at: datetime) -> list[ExecutionReport]:
         """Cancel every open order (the emergency stop)."""
-
-
-@dataclass(frozen=True)
-class DecisionContext:
-    """What a strategy sees when it decides on one closed candle."""
-
-    product: str
-    candle: Candle
-    indicators: dict[str, float | bool | None]
-    recent_candles: list[Candle]
-    position_quantity: Decimal
-    position_average_entry: Decimal | None
-    equity: Decimal
-    cash: Decimal
-
-
-@dataclass(frozen=True)
-class StrategyDecision:
-    """A strategy's answer: the action, or the failure that made it HOLD."""
-
-    action: TradeAction
-    strategy: str
-    model: str | None = None
-    prompt_hash: str | None = None
-    latency_ms: Decimal = Decimal(0)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: Decimal = Decimal(0)
-    cached: bool = False
-    failure_kind: str | None = None  # a FailureKind value when the strategy failed
-    failure_detail: str = ""
-    inputs: dict[str, float | bool | str | None] = field(default_factory=dict)
 
 
 class DecisionModel(Protocol):

@@ -18,6 +18,8 @@ def account_id(name: str) -> uuid.UUID:
 
 
 class AccountOpened(StartingEvent):
+    """Starts the account stream: its name and quote currency."""
+
     name: str
     currency: str
 
@@ -33,6 +35,8 @@ class AccountOpened(StartingEvent):
 
 
 class FundsDeposited(DomainEvent):
+    """Money added to the account (the paper or backtest starting balance, or a top-up)."""
+
     amount: Positive
     currency: str
 
@@ -41,6 +45,8 @@ class FundsDeposited(DomainEvent):
 
 
 class FundsWithdrawn(DomainEvent):
+    """Money taken out of the account."""
+
     amount: Positive
     currency: str
 

@@ -17,6 +17,8 @@ CONFIG_LEDGER_ID = uuid.uuid5(EVENT_NAMESPACE, "config-ledger")
 
 
 class ConfigLedgerStarted(StartingEvent):
+    """Starts the configuration ledger stream."""
+
     @classmethod
     def _aggregate_class(cls):
         return ConfigLedger

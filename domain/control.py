@@ -29,6 +29,8 @@ class RunMode(str, Enum):
 
 
 class ControlStarted(StartingEvent):
+    """Starts the trading-control stream (trading is not halted)."""
+
     @classmethod
     def _aggregate_class(cls):
         return TradingControl
@@ -41,6 +43,8 @@ class ControlStarted(StartingEvent):
 
 
 class TradingHalted(DomainEvent):
+    """Trading stopped: no new entries until resumed. Reason, severity (P0-P3), actor."""
+
     reason: str
     severity: Severity
 
@@ -52,6 +56,8 @@ class TradingHalted(DomainEvent):
 
 
 class TradingResumed(DomainEvent):
+    """Trading allowed again after a halt; the reason says who checked what."""
+
     reason: str
 
     def apply(self, control: TradingControl) -> None:
@@ -90,6 +96,8 @@ class TradingControl(Aggregate):
 
 
 class IncidentOpened(StartingEvent):
+    """An incident: severity P0-P3, kind, details. P0 also halts trading."""
+
     severity: Severity
     kind: str
     details: str
@@ -105,6 +113,8 @@ class IncidentOpened(StartingEvent):
 
 
 class IncidentResolved(DomainEvent):
+    """The incident was resolved; the note says how."""
+
     note: str
 
     def apply(self, incident: Incident) -> None:
@@ -127,6 +137,8 @@ class Incident(Aggregate):
 
 
 class RunStarted(StartingEvent):
+    """A backtest, paper or live run began: mode, product, granularity, strategy, config hash, code version."""
+
     mode: RunMode
     product: str
     granularity: str
@@ -147,6 +159,8 @@ class RunStarted(StartingEvent):
 
 
 class RunEnded(DomainEvent):
+    """The run ended: status (completed, stopped, failed) and why."""
+
     status: str
     reason: str
 

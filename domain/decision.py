@@ -8,6 +8,7 @@ follows. A decision can be assessed once.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.aggregate import Aggregate, StartingEvent
+from domain.market import Candle
 from domain.events import DomainError, DomainEvent, EventMeta, FieldProblem, Money, NonNegative, Percent, UtcDatetime
 
 
@@ -35,6 +37,37 @@ class TradeAction(BaseModel):
     take_profit_pct: float | None = Field(default=None, ge=0, le=1000)
     stop_loss_pct: float | None = Field(default=None, ge=0, le=100)
     rationale: str = Field(max_length=200)
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """What a strategy sees when it decides on one closed candle."""
+
+    product: str
+    candle: Candle
+    indicators: dict[str, float | bool | None]
+    recent_candles: list[Candle]
+    position_quantity: Decimal
+    position_average_entry: Decimal | None
+    equity: Decimal
+    cash: Decimal
+
+@dataclass(frozen=True)
+class StrategyDecision:
+    """A strategy's answer: the action, or the failure that made it HOLD."""
+
+    action: TradeAction
+    strategy: str
+    model: str | None = None
+    prompt_hash: str | None = None
+    latency_ms: Decimal = Decimal(0)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    cached: bool = False
+    failure_kind: str | None = None  # a FailureKind value when the strategy failed
+    failure_detail: str = ""
+    inputs: dict[str, float | bool | str | None] = field(default_factory=dict)
 
 
 class FailureKind(str, Enum):

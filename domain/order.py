@@ -79,6 +79,8 @@ def client_order_id(order_id: uuid.UUID) -> str:
 
 
 class OrderPlaced(StartingEvent):
+    """The loop decided to trade: the order as intended, before any venue saw it."""
+
     product: str
     side: OrderSide
     order_type: OrderType
@@ -122,11 +124,15 @@ class OrderPlaced(StartingEvent):
 
 
 class OrderSubmitted(DomainEvent):
+    """The order was sent to the venue (paper or Coinbase)."""
+
     def apply(self, order: Order) -> None:
         order.status = OrderStatus.SUBMITTED
 
 
 class OrderAccepted(DomainEvent):
+    """The venue acknowledged the order and gave it its own id."""
+
     venue_order_id: str
 
     def apply(self, order: Order) -> None:
@@ -135,6 +141,8 @@ class OrderAccepted(DomainEvent):
 
 
 class _FillEvent(DomainEvent):
+    """A fill: fill_id (the venue's, applied once), quantity, price, fee, fee currency, liquidity, and the cumulative filled quantity."""
+
     fill_id: str
     quantity: Positive
     price: Positive
@@ -151,18 +159,24 @@ class _FillEvent(DomainEvent):
 
 
 class OrderPartiallyFilled(_FillEvent):
+    """A fill that leaves part of the order open."""
+
     def apply(self, order: Order) -> None:
         super().apply(order)
         order.status = OrderStatus.PARTIALLY_FILLED
 
 
 class OrderFilled(_FillEvent):
+    """The fill that completes the order."""
+
     def apply(self, order: Order) -> None:
         super().apply(order)
         order.status = OrderStatus.FILLED
 
 
 class OrderCancelled(DomainEvent):
+    """The order was cancelled (by the operator, the loop or the venue); the unfilled rest is void."""
+
     reason: str
 
     def apply(self, order: Order) -> None:
@@ -171,6 +185,8 @@ class OrderCancelled(DomainEvent):
 
 
 class OrderRejected(DomainEvent):
+    """The venue or the exchange adapter refused the order; the reason says why."""
+
     reason: str
 
     def apply(self, order: Order) -> None:
@@ -179,6 +195,8 @@ class OrderRejected(DomainEvent):
 
 
 class OrderExpired(DomainEvent):
+    """The order's time in force ran out before it filled."""
+
     reason: str = "time in force elapsed"
 
     def apply(self, order: Order) -> None:

@@ -1,0 +1,20 @@
+"""`make bench`: run every benchmark and print one JSON object of figures."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from bench import bench_eventstore, bench_indicators
+
+
+def main() -> None:
+    figures: dict = {}
+    for name, module in (("eventstore", bench_eventstore), ("indicators", bench_indicators)):
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        figures.update(module.run())
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""The ``rules`` strategy: VuManChu Cipher B WaveTrend signals, deterministic, no key needed.
+
+- warming up (``warmup`` true) -> HOLD;
+- flat and ``buy_signal`` (WaveTrend crosses up in the oversold zone) -> LONG;
+- long and (``sell_signal``, or WaveTrend crosses down above zero) -> CLOSE;
+- with ``allow_shorts``: flat and ``sell_signal`` -> SHORT. A short is closed on the mirror of the
+  long exit (``buy_signal``, or a cross up below zero) whether or not new shorts are allowed;
+- anything else -> HOLD, with a rationale naming the indicator values.
+
+Missing, ``None`` or NaN indicators count as "no signal". The decision reads nothing but its
+arguments: no clock, environment, file or network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from domain.decision import DecisionContext, StrategyDecision, TradeAction, TradeActionKind
+from domain.events import FieldProblem
+
+
+__all__ = ["RulesStrategy", "RulesVerdict"]
+
+RATIONALE_LIMIT = 200
+# The indicator values a decision reads; they are recorded as the decision's inputs.
+INPUT_NAMES = ("warmup", "wt1", "wt2", "wt_cross_up", "wt_cross_down", "wt_oversold", "wt_overbought",
+               "buy_signal", "sell_signal", "rsi")
+
+Indicators = Mapping[str, float | bool | None]
+
+
+@dataclass(frozen=True)
+class RulesVerdict:
+    """What the rules decided and the values they decided on (the pure core of ``decide``)."""
+
+    action: TradeAction
+    inputs: dict[str, float | bool | str | None] = field(default_factory=dict)
+
+
+class RulesStrategy:
+    """Cipher B WaveTrend rules; the default strategy (``DecisionModel`` named "rules")."""
+
+    name = "rules"
+
+    def __init__(
+        self,
+        *,
+        size_pct: float = 25.0,
+        stop_loss_pct: float = 2.0,
+        take_profit_pct: float = 4.0,
+        allow_shorts: bool = False,
+    ) -> None:
+        if not 0 < size_pct <= 100:
+            raise FieldProblem("size_pct", size_pct, "must be in (0, 100]")
+        if not 0 <= stop_loss_pct <= 100:
+            raise FieldProblem("stop_loss_pct", stop_loss_pct, "must be in [0, 100]")
+        if not 0 <= take_profit_pct <= 1000:
+            raise FieldProblem("take_profit_pct", take_profit_pct, "must be in [0, 1000]")
+        self.size_pct = float(size_pct)
+        self.stop_loss_pct = float(stop_loss_pct)
+        self.take_profit_pct = float(take_profit_pct)
+        self.allow_shorts = allow_shorts
+
+    def decide(self, context: DecisionContext) -> StrategyDecision:
+        """The decision on the context's latest candle (never fails: bad inputs mean HOLD)."""
+        verdict = self.evaluate(context.indicators, context.position_quantity)
+        return StrategyDecision(action=verdict.action, strategy=self.name, inputs=verdict.inputs)
+
+    def evaluate(self, indicators: Indicators, position_quantity: Decimal) -> RulesVerdict:
+        """The rules on one indicator snapshot and the current position quantity."""
+        inputs: dict[str, float | bool | str | None] = {name: _scalar(indicators.get(name)) for name in INPUT_NAMES}
+        inputs["position_quantity"] = str(position_quantity)
+
+        if _flag(indicators, "warmup"):
+            return RulesVerdict(_hold("warming up: indicators not yet reliable"), inputs)
+
+        buy = _flag(indicators, "buy_signal")
+        sell = _flag(indicators, "sell_signal")
+        wt2 = _number(indicators, "wt2")
+        cross_down_above_zero = _flag(indicators, "wt_cross_down") and wt2 is not None and wt2 > 0
+        cross_up_below_zero = _flag(indicators, "wt_cross_up") and wt2 is not None and wt2 < 0
+        values = _describe(indicators)
+
+        if position_quantity == 0:
+            if buy:
+                return RulesVerdict(self._open(TradeActionKind.LONG, f"buy signal: WT cross up oversold ({values})"), inputs)
+            if sell and self.allow_shorts:
+                return RulesVerdict(self._open(TradeActionKind.SHORT, f"sell signal: WT cross down overbought ({values})"), inputs)
+            return RulesVerdict(_hold(f"flat, no entry signal ({values})"), inputs)
+
+        if position_quantity > 0:
+            if sell:
+                return RulesVerdict(_close(f"long exit: sell signal ({values})"), inputs)
+            if cross_down_above_zero:
+                return RulesVerdict(_close(f"long exit: WT cross down above 0 ({values})"), inputs)
+            return RulesVerdict(_hold(f"long, no exit signal ({values})"), inputs)
+
+        if buy:
+            return RulesVerdict(_close(f"short exit: buy signal ({values})"), inputs)
+        if cross_up_below_zero:
+            return RulesVerdict(_close(f"short exit: WT cross up below 0 ({values})"), inputs)
+        return RulesVerdict(_hold(f"short, no exit signal ({values})"), inputs)
+
+    def _open(self, kind: TradeActionKind, rationale: str) -> TradeAction:
+        return TradeAction(
+            action=kind,
+            size_pct=self.size_pct,
+            take_profit_pct=self.take_profit_pct,
+            stop_loss_pct=self.stop_loss_pct,
+            rationale=_clip(rationale),
+        )
+
+
+def _hold(rationale: str) -> TradeAction:
+    return TradeAction(action=TradeActionKind.HOLD, size_pct=0, rationale=_clip(rationale))
+
+
+def _close(rationale: str) -> TradeAction:
+    # size_pct of a CLOSE is the share of the open position to close: all of it.
+    return TradeAction(action=TradeActionKind.CLOSE, size_pct=100, rationale=_clip(rationale))
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= RATIONALE_LIMIT else text[: RATIONALE_LIMIT - 3] + "..."
+
+
+def _scalar(value: object) -> float | bool | None:
+    """An indicator value as a JSON-safe scalar (NaN and unknown types become None)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+    if hasattr(value, "item"):  # a numpy scalar
+        return _scalar(value.item())
+    return None
+
+
+def _flag(indicators: Indicators, name: str) -> bool:
+    return _scalar(indicators.get(name)) is True
+
+
+def _number(indicators: Indicators, name: str) -> float | None:
+    value = _scalar(indicators.get(name))
+    return None if isinstance(value, bool) else value
+
+
+def _describe(indicators: Indicators) -> str:
+    parts = []
+    for name in ("wt1", "wt2", "rsi"):
+        value = _number(indicators, name)
+        parts.append(f"{name}={'n/a' if value is None else f'{value:.1f}'}")
+    return ", ".join(parts)
