@@ -67,6 +67,10 @@ class EventValidationError(DomainError, ValueError):
 
 
 def _decimal(value: Any) -> Decimal:
+    if type(value) is Decimal:
+        if value.is_finite():
+            return value
+        raise ValueError(f"not a finite number: {value!r}")
     if type(value) is str:
         try:
             result = Decimal(value)
@@ -109,6 +113,8 @@ def _percent(value: Any) -> Decimal:
 
 
 def _utc(value: Any) -> datetime:
+    if type(value) is datetime and value.tzinfo is timezone.utc:
+        return value
     if type(value) is str:
         try:
             value = datetime.fromisoformat(value)

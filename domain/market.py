@@ -8,6 +8,7 @@ never a silent overwrite.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,8 +42,20 @@ def granularity_delta(granularity: str) -> timedelta:
 
 
 def candle_id(product: str, granularity: str, start: datetime) -> uuid.UUID:
-    """The stream id of one candle: derived from its key, the same everywhere."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"candle:{product}:{granularity}:{start.isoformat()}")
+    """The stream id of one candle: derived from its key, the same everywhere.
+
+    A version-8 (custom) UUID whose first 48 bits are the start in epoch
+    seconds and whose rest comes from a SHA-1 of the key: deterministic like
+    uuid5, but time-ordered, so a batch of consecutive candles lands on a few
+    adjacent index pages instead of a thousand random ones (the random layout
+    made SQLite inserts two to four times slower as the log grew).
+    """
+    seconds = int(start.timestamp())
+    digest = hashlib.sha1(f"{EVENT_NAMESPACE}:candle:{product}:{granularity}:{seconds}".encode()).digest()
+    value = (seconds & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(digest[:10], "big")
+    value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
 
 
 class _CandleValues(StartingEvent):

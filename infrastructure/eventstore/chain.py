@@ -148,7 +148,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         self._select_prev = SQL(
             "SELECT link FROM {}.{} WHERE notification_id < %s ORDER BY notification_id DESC LIMIT 1"
         ).format(schema, chain)
-        self._insert_link = SQL("INSERT INTO {}.{} (notification_id, link) VALUES (%s, %s)").format(schema, chain)
+        self._insert_links = SQL(
+            "INSERT INTO {}.{} (notification_id, link) SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
+        ).format(schema, chain)
         self._select_joined = SQL(
             "SELECT e.notification_id AS e_id, l.notification_id AS l_id, e.originator_id, e.originator_version, "
             "e.topic, e.state, l.link FROM {}.{} e FULL OUTER JOIN {}.{} l ON l.notification_id = e.notification_id "
@@ -168,8 +170,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         links = []
         for nid, s in zip(ids, stored_events):
             previous = chain_link(previous, nid, s.originator_id, s.originator_version, s.topic, s.state)
-            links.append((nid, previous))
-        curs.executemany(self._insert_link, links)
+            links.append(previous)
+        curs.execute(self._insert_links, (list(ids), links))
         return ids
 
     def iter_chain_rows(self) -> Iterator[tuple[int | None, int | None, Any, int, str, bytes, bytes | None]]:
