@@ -34,6 +34,9 @@ def _mount_optional() -> None:
     from api.config_commands import config_app
 
     app.add_typer(config_app, name="config")
+    from api import trading_commands
+
+    trading_commands.register(app)
 
 
 def _parse_time(text: str | None, option: str) -> datetime | None:

@@ -21,3 +21,103 @@ def open_store(url: str = DEFAULT_STORE_URL, batch_size: int = 1000) -> TradingA
         raise
     except Exception as exc:  # connection refused, bad credentials, unreadable file
         raise StoreUnavailable(f"cannot open the event store {location.redacted()}: {exc}") from exc
+
+
+def code_version() -> str:
+    """The installed tradecore version (recorded in RunStarted)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tradecore")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+def risk_limits(settings):
+    """RiskLimits from the [risk] and [trading] settings."""
+    from domain.risk import RiskLimits
+
+    r = settings.risk
+    return RiskLimits(
+        max_position_size_pct=r.max_position_size_pct,
+        max_daily_loss_pct=r.max_daily_loss_pct,
+        max_concurrent_positions=r.max_concurrent_positions,
+        require_stop_loss=r.require_stop_loss,
+        max_leverage=r.max_leverage,
+        min_balance=r.min_balance,
+        halt_cooldown_minutes=r.halt_cooldown_minutes,
+        rapid_loss_pct=r.rapid_loss_pct,
+        rapid_loss_window_minutes=r.rapid_loss_window_minutes,
+        max_consecutive_losses=r.max_consecutive_losses,
+        allow_shorts=settings.trading.allow_shorts,
+    )
+
+
+def loop_settings(settings, *, product: str | None = None, granularity: str | None = None, flush_every: int = 1):
+    """LoopSettings for the trading loop from the configuration."""
+    from application.trading_loop import LoopSettings
+
+    return LoopSettings(
+        product=product or settings.trading.product,
+        granularity=granularity or settings.trading.granularity,
+        limits=risk_limits(settings),
+        leverage=settings.trading.leverage,
+        default_stop_loss_pct=settings.risk.default_stop_loss_pct,
+        default_take_profit_pct=settings.risk.default_take_profit_pct,
+        candles_in_context=settings.llm.candles_in_prompt,
+        flush_every=flush_every,
+    )
+
+
+def paper_exchange(settings, id_prefix: str = "paper"):
+    """The paper exchange with the configured fees, slippage and fill share."""
+    from infrastructure.paper_exchange import PaperExchange
+
+    return PaperExchange(
+        taker_fee_bps=settings.exchange.taker_fee_bps,
+        maker_fee_bps=settings.exchange.maker_fee_bps,
+        slippage_bps=settings.paper.slippage_bps,
+        fill_volume_fraction=settings.paper.fill_volume_fraction,
+        allow_shorts=settings.trading.allow_shorts,
+        id_prefix=id_prefix,
+    )
+
+
+class MissingSetting(ValueError):
+    """A command needs a setting that is not configured; the message names it."""
+
+
+def decision_model(settings, strategy: str | None = None, now=None):
+    """The strategy: `rules` (default, no key) or `llm` (needs LLM__API_KEY or LLM__BASE_URL)."""
+    name = strategy or settings.trading.strategy
+    s = settings.risk
+    if name == "rules":
+        from domain.strategy_rules import RulesStrategy
+
+        return RulesStrategy(
+            size_pct=float(s.max_position_size_pct),
+            stop_loss_pct=float(s.default_stop_loss_pct),
+            take_profit_pct=float(s.default_take_profit_pct),
+            allow_shorts=settings.trading.allow_shorts,
+        )
+    if name == "llm":
+        from infrastructure.llm_strategy import LLMStrategy
+
+        llm = settings.llm
+        if llm.api_key is None and not llm.base_url:
+            raise MissingSetting("the llm strategy needs LLM__API_KEY (or LLM__BASE_URL for a local OpenAI-compatible server)")
+        return LLMStrategy(
+            api_key=llm.api_key.get_secret_value() if llm.api_key else "not-needed",
+            model=llm.model,
+            base_url=llm.base_url,
+            timeout=llm.request_timeout,
+            max_retries=llm.max_retries,
+            max_tokens=llm.max_tokens,
+            temperature=llm.temperature,
+            enable_caching=llm.enable_caching,
+            cache_ttl_seconds=llm.cache_ttl_seconds,
+            prompt_template=llm.prompt_template,
+            candles_in_prompt=llm.candles_in_prompt,
+            now=now,
+        )
+    raise MissingSetting(f"unknown strategy {name!r}: use rules or llm")

@@ -97,6 +97,9 @@ class ExchangeGateway(Protocol):
     def cancel_all(self, at: datetime) -> list[ExecutionReport]:
         """Cancel every open order (the emergency stop)."""
 
+    def disarm(self, product: str) -> object:
+        """Drop the stop loss / take profit held for a product (its position is being closed)."""
+
 
 class DecisionModel(Protocol):
     """A strategy: rules or an LLM."""

@@ -25,7 +25,7 @@ from domain.config import CONFIG_LEDGER_ID, ConfigLedger
 from domain.control import TRADING_CONTROL_ID, Incident, Run, Severity, TradingControl
 from domain.decision import Decision
 from domain.events import DomainEvent, EventMeta
-from domain.market import Candle, CandleConflict, CandleRecord, candle_id
+from domain.market import Candle, CandleClosed, CandleConflict, CandleRecord, candle_id
 from domain.order import Order
 
 
@@ -77,6 +77,38 @@ class TradingApplication(Application):
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(kind, aggregate_id) from None
+
+    def record_in_order(self, events: Sequence[DomainEvent]) -> None:
+        """Append events made by several aggregates, in the order they happened, atomically.
+
+        The trading loop's unit of work. A candle already in the log (a second
+        run over the same data) is dropped when identical and refused when it
+        differs; anything else already there is a concurrency conflict.
+        """
+        try:
+            with paused_gc():
+                self.events.put(list(events))
+            return
+        except IntegrityError:
+            pass
+        kept: list[DomainEvent] = []
+        for event in events:
+            if isinstance(event, CandleClosed):
+                try:
+                    record: CandleRecord = self.repository.get(event.originator_id)
+                except AggregateNotFoundError:
+                    kept.append(event)
+                    continue
+                if record.values != event.values():
+                    raise CandleConflict(
+                        Candle(event.product, event.granularity, event.start, *event.values()), record.values
+                    )
+                continue
+            kept.append(event)
+        try:
+            self.events.put(kept)
+        except IntegrityError as exc:
+            raise ConcurrencyConflict(f"another writer recorded some of these events first ({exc})") from None
 
     # --- market ----------------------------------------------------------
 

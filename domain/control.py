@@ -39,6 +39,7 @@ class ControlStarted(StartingEvent):
         control.halted = False
         control.halt_reason = None
         control.halted_at = None
+        control.halted_by = None
         control.severity = None
 
 
@@ -52,6 +53,7 @@ class TradingHalted(DomainEvent):
         control.halted = True
         control.halt_reason = self.reason
         control.halted_at = self.occurred_at
+        control.halted_by = self.actor
         control.severity = self.severity
 
 
@@ -78,7 +80,13 @@ class TradingControl(Aggregate):
     halted: bool
     halt_reason: str | None
     halted_at: datetime | None
+    halted_by: str | None
     severity: Severity | None
+
+    @property
+    def halted_by_risk(self) -> bool:
+        """A halt the risk rules made (it may lapse after the cooldown); not an operator's."""
+        return self.halted and self.halted_by == "risk"
 
     @classmethod
     def start(cls, meta: EventMeta) -> TradingControl:

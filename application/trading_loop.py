@@ -1,0 +1,399 @@
+"""The trading loop: candle -> indicators -> strategy -> risk -> orders -> fills.
+
+One loop serves backtest, paper and live; only the clock, the candle feed, the
+indicator source and the exchange differ. Every step is an event, made by an
+aggregate (so its rules are checked) and appended in the order it happened.
+
+State the loop decides from (portfolio, open orders, halts, the trading day)
+is write-side state kept in step with the events it records, never the read
+model. Events are buffered and appended in one transaction per ``flush``:
+every candle in paper and live mode (before anything reaches a real venue
+the order is already in the log), every ``flush_every`` candles in a
+backtest, where the exchange is in memory.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Protocol
+
+from application.ports import DecisionModel, ExchangeGateway, ExecutionReport, IdSource, OrderRequest, ReportKind
+from application.trading_app import TradingApplication
+from domain.accounting import Portfolio
+from domain.account import Account
+from domain.control import Run, RunMode, Severity, TradingControl
+from domain.decision import DecisionContext, Decision, FailureKind, StrategyDecision, TradeAction, TradeActionKind
+from domain.events import DomainEvent, EventMeta
+from domain.market import Candle, CandleRecord, candle_id
+from domain.order import Order, OrderSide, OrderType
+from domain.risk import RiskLimits, RiskState, assess, emergency_stop, halt_lapsed, position_size
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+CENT = Decimal("0.01")
+
+
+class IndicatorSource(Protocol):
+    """Indicator values for each closed candle, in order."""
+
+    def on_candle(self, candle: Candle) -> dict[str, float | bool | None]: ...
+
+
+class DeterministicIds:
+    """Ids derived from a seed and a counter: a replay with the same seed gets the same ids."""
+
+    def __init__(self, seed: uuid.UUID):
+        self.seed = seed
+        self.count = 0
+
+    def new_id(self) -> uuid.UUID:
+        self.count += 1
+        return uuid.uuid5(self.seed, str(self.count))
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the loop needs from the configuration."""
+
+    product: str
+    granularity: str
+    limits: RiskLimits = field(default_factory=RiskLimits)
+    leverage: Decimal = Decimal(1)
+    default_stop_loss_pct: Decimal | None = Decimal(2)
+    default_take_profit_pct: Decimal | None = Decimal(4)
+    candles_in_context: int = 24
+    flush_every: int = 1
+    quote_currency: str = "USD"
+
+
+@dataclass
+class RunSummary:
+    """What a run did, from the loop's own account (the fills it recorded)."""
+
+    candles: int = 0
+    decisions: int = 0
+    orders: int = 0
+    fills: int = 0
+    rejected: int = 0
+    halts: int = 0
+    trades: int = 0
+    wins: int = 0
+    realized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+    initial_equity: Decimal = ZERO
+    final_equity: Decimal = ZERO
+    max_drawdown_pct: Decimal = ZERO
+    events: int = 0
+
+    @property
+    def win_rate_pct(self) -> Decimal:
+        return (Decimal(self.wins) / Decimal(self.trades) * HUNDRED) if self.trades else ZERO
+
+
+class TradingLoop:
+    """Drives one run; call ``start``, then ``step`` per closed candle, then ``finish``."""
+
+    def __init__(
+        self,
+        store: TradingApplication,
+        exchange: ExchangeGateway,
+        strategy: DecisionModel,
+        indicators: IndicatorSource,
+        settings: LoopSettings,
+        run_id: uuid.UUID,
+        ids: IdSource,
+        mode: RunMode | str = RunMode.BACKTEST,
+    ):
+        self.store = store
+        self.exchange = exchange
+        self.strategy = strategy
+        self.indicators = indicators
+        self.settings = settings
+        self.run_id = run_id
+        self.ids = ids
+        self.mode = RunMode(mode)
+        self.portfolio = Portfolio()
+        self.summary = RunSummary()
+        self.open_orders: dict[uuid.UUID, Order] = {}
+        self._pending: list[DomainEvent] = []
+        self._recent: deque[Candle] = deque(maxlen=max(settings.candles_in_context, 1))
+        self._equity_window: deque[tuple[datetime, Decimal]] = deque()
+        self._day: date | None = None
+        self._day_start_equity = ZERO
+        self._breached_on: date | None = None
+        self._peak_equity = ZERO
+        self._mark: Decimal | None = None
+        self._since_flush = 0
+        self._run: Run | None = None
+        self._control: TradingControl | None = None
+
+    # --- recording -------------------------------------------------------------
+
+    def _meta(self, at: datetime, actor: str = "system", correlation: uuid.UUID | None = None,
+              causation: uuid.UUID | None = None) -> EventMeta:
+        return EventMeta(at, actor, correlation, causation, self.run_id)
+
+    def _take(self, aggregate: Any) -> list[DomainEvent]:
+        events = aggregate.collect_events()
+        self._pending.extend(events)
+        return events
+
+    def flush(self) -> None:
+        """Append the buffered events, in order, in one transaction."""
+        if self._pending:
+            self.store.record_in_order(self._pending)
+            self.summary.events += len(self._pending)
+            self._pending = []
+        self._since_flush = 0
+
+    # --- the run ---------------------------------------------------------------------
+
+    def start(self, at: datetime, initial_balance: Decimal, config_hash: str, code_version: str,
+              data_from: datetime | None = None, data_to: datetime | None = None) -> None:
+        """Record RunStarted and, for a fresh paper/backtest account, its starting balance."""
+        meta = self._meta(at, correlation=self.run_id)
+        self._run = Run.begin(
+            self.run_id, meta, mode=self.mode, product=self.settings.product, granularity=self.settings.granularity,
+            strategy=self.strategy.name, config_hash=config_hash, code_version=code_version,
+            initial_balance=initial_balance, data_from=data_from, data_to=data_to,
+        )
+        self._take(self._run)
+        self._control = self.store.get_trading_control()
+        account = Account.open(f"run-{self.run_id}", self.settings.quote_currency, meta)
+        account.deposit(initial_balance, meta)
+        self._take(account)
+        self.portfolio.deposit(initial_balance)
+        self.summary.initial_equity = initial_balance
+        self._peak_equity = initial_balance
+        self.flush()
+
+    def finish(self, at: datetime, status: str = "completed", reason: str = "end of data") -> RunSummary:
+        """Record RunEnded and return the summary (open positions stay open, marked to the last close)."""
+        assert self._run is not None, "start() first"
+        self._run.end(status, reason, self._meta(at, correlation=self.run_id))
+        self._take(self._run)
+        self.flush()
+        self.summary.trades = self.portfolio.trades
+        self.summary.wins = self.portfolio.wins
+        self.summary.realized_pnl = self.portfolio.realized_pnl
+        self.summary.fees = self.portfolio.fees_paid
+        self.summary.final_equity = self._equity()
+        return self.summary
+
+    def _equity(self) -> Decimal:
+        if self._mark is None:
+            return self.portfolio.cash
+        return self.portfolio.equity({self.settings.product: self._mark})
+
+    # --- one candle ----------------------------------------------------------------------
+
+    def step(self, candle: Candle) -> StrategyDecision:
+        """Everything the loop does on one closed candle."""
+        at = candle.end
+        self._pending.append(CandleRecord.closed_event(
+            candle, self._meta(at, actor="market"), candle_id(candle.product, candle.granularity, candle.start)
+        ))
+        self.summary.candles += 1
+        self._recent.append(candle)
+        for report in self.exchange.on_candle(candle):
+            self._apply_report(report, candle)
+        self._mark = candle.close
+        equity = self._track_equity(at)
+        self._check_halts(at, equity)
+
+        values = self.indicators.on_candle(candle)
+        position = self.portfolio.position(self.settings.product)
+        context = DecisionContext(
+            product=self.settings.product, candle=candle, indicators=values, recent_candles=list(self._recent),
+            position_quantity=position.quantity, position_average_entry=position.average_entry,
+            equity=equity, cash=self.portfolio.cash,
+        )
+        decided = self.strategy.decide(context)
+        decision_id = self.ids.new_id()
+        decision = self._record_decision(decision_id, decided, candle, at)
+        action = decided.action
+        if not decided.failure_kind and action.action is not TradeActionKind.HOLD:
+            self._act(decision, action, candle, equity, at)
+        self._since_flush += 1
+        if self._since_flush >= self.settings.flush_every:
+            self.flush()
+        return decided
+
+    def _record_decision(self, decision_id: uuid.UUID, decided: StrategyDecision, candle: Candle, at: datetime) -> Decision:
+        meta = self._meta(at, actor=f"strategy:{decided.strategy}", correlation=decision_id)
+        common = dict(strategy=decided.strategy, model=decided.model, prompt_hash=decided.prompt_hash,
+                      product=candle.product, candle_start=candle.start, latency_ms=decided.latency_ms)
+        if decided.failure_kind:
+            decision = Decision.fail(decision_id, meta, kind=FailureKind(decided.failure_kind),
+                                     detail=decided.failure_detail or decided.action.rationale, **common)
+        else:
+            a = decided.action
+            decision = Decision.make(
+                decision_id, meta, inputs=_clean(decided.inputs), action=a.action, size_pct=_dec(a.size_pct),
+                take_profit_pct=_dec(a.take_profit_pct), stop_loss_pct=_dec(a.stop_loss_pct), rationale=a.rationale,
+                prompt_tokens=decided.prompt_tokens, completion_tokens=decided.completion_tokens, cost=decided.cost,
+                cached=decided.cached, **common,
+            )
+        self._take(decision)
+        self.summary.decisions += 1
+        return decision
+
+    def _act(self, decision: Decision, action: TradeAction, candle: Candle, equity: Decimal, at: datetime) -> None:
+        s = self.settings
+        if action.action in (TradeActionKind.LONG, TradeActionKind.SHORT) and action.stop_loss_pct is None \
+                and s.default_stop_loss_pct is not None:
+            action = action.model_copy(update={"stop_loss_pct": float(s.default_stop_loss_pct)})
+        position = self.portfolio.position(s.product)
+        state = RiskState(
+            now=at, equity=equity, cash=self.portfolio.cash, day_start_equity=self._day_start_equity,
+            open_positions=self.portfolio.open_positions, position_quantity=position.quantity,
+            exposure=self.portfolio.exposure({s.product: candle.close}),
+            consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self._equity_window),
+            halted=bool(self._control and self._control.halted),
+            halted_at=self._control.halted_at if self._control else None,
+            daily_loss_breached_on=self._breached_on,
+            position_notional=abs(position.quantity * candle.close), leverage=s.leverage,
+        )
+        verdict = assess(action, state, s.limits)
+        meta = self._meta(at, actor="risk", correlation=decision.id)
+        decision.assess(meta, **verdict.event_fields())
+        (assessed,) = self._take(decision)
+        if verdict.rule == "max_daily_loss":
+            self._breached_on = at.date()
+        if not verdict.approved or verdict.approved_size_pct <= 0 and action.action is not TradeActionKind.CLOSE:
+            return
+        if action.action is TradeActionKind.CLOSE:
+            quantity = abs(position.quantity)
+            if quantity <= 0:
+                return
+            side = OrderSide.SELL if position.quantity > 0 else OrderSide.BUY
+            self.exchange.disarm(s.product)
+            self._place(decision.id, side, quantity, candle.close, at, assessed.event_id)
+            return
+        quantity = position_size(equity, candle.close, verdict.approved_size_pct, s.leverage)
+        if quantity <= 0:
+            return
+        long = action.action is TradeActionKind.LONG
+        stop = _price_off(candle.close, action.stop_loss_pct, down=long)
+        target = _price_off(candle.close, action.take_profit_pct if action.take_profit_pct is not None
+                            else (float(s.default_take_profit_pct) if s.default_take_profit_pct is not None else None), down=not long)
+        self._place(decision.id, OrderSide.BUY if long else OrderSide.SELL, quantity, candle.close, at,
+                    assessed.event_id, stop, target)
+
+    def _place(self, decision_id: uuid.UUID | None, side: OrderSide, quantity: Decimal, reference: Decimal,
+               at: datetime, causation: uuid.UUID | None, stop: Decimal | None = None,
+               target: Decimal | None = None) -> None:
+        order_id = self.ids.new_id()
+        meta = self._meta(at, correlation=decision_id, causation=causation)
+        order = Order.place(order_id, meta, product=self.settings.product, side=side, order_type=OrderType.MARKET,
+                            quantity=quantity, stop_loss_price=stop, take_profit_price=target, decision_id=decision_id)
+        order.submit(meta)
+        self._take(order)
+        self.open_orders[order_id] = order
+        self.summary.orders += 1
+        request = OrderRequest(order_id, order.client_order_id, order.product, side, OrderType.MARKET, quantity,
+                               stop_loss_price=stop, take_profit_price=target)
+        for report in self.exchange.submit(request, reference, at):
+            self._apply_report(report, None)
+
+    def _apply_report(self, report: ExecutionReport, candle: Candle | None) -> None:
+        kind = report.kind
+        if kind in (ReportKind.STOP_TRIGGERED, ReportKind.TAKE_PROFIT_TRIGGERED):
+            self._exit_on_trigger(report)
+            return
+        order = self.open_orders.get(report.order_id)
+        if order is None:
+            raise LookupError(f"exchange reported {kind.value} for order {report.order_id} this run does not hold")
+        meta = self._meta(report.occurred_at, actor="exchange", correlation=order.decision_id)
+        if kind is ReportKind.ACCEPTED:
+            order.accept(meta, report.venue_order_id or "")
+        elif kind is ReportKind.REJECTED:
+            order.reject(meta, report.reason)
+            self.summary.rejected += 1
+        elif kind is ReportKind.FILL:
+            if order.fill(meta, fill_id=report.fill_id, quantity=report.quantity, price=report.price, fee=report.fee,
+                          fee_currency=report.fee_currency, liquidity=report.liquidity):
+                self.portfolio.apply_fill(order.product, order.side, report.quantity, report.price, report.fee)
+                self.summary.fills += 1
+        elif kind is ReportKind.CANCELLED:
+            order.cancel(meta, report.reason or "cancelled")
+        elif kind is ReportKind.EXPIRED:
+            order.expire(meta, report.reason or "expired")
+        self._take(order)
+        if not order.is_open:
+            del self.open_orders[order.id]
+
+    def _exit_on_trigger(self, report: ExecutionReport) -> None:
+        position = self.portfolio.position(self.settings.product)
+        if position.quantity == 0:
+            return
+        side = OrderSide.SELL if position.quantity > 0 else OrderSide.BUY
+        entry = self.open_orders.get(report.order_id)
+        decision_id = entry.decision_id if entry else None
+        self._place(decision_id, side, abs(position.quantity), report.trigger_price or report.price, report.occurred_at, None)
+
+    # --- the trading day, drawdown and halts -------------------------------------------
+
+    def _track_equity(self, at: datetime) -> Decimal:
+        equity = self._equity()
+        if self._day != at.date():
+            self._day = at.date()
+            self._day_start_equity = equity
+        window = timedelta(minutes=self.settings.limits.rapid_loss_window_minutes)
+        self._equity_window.append((at, equity))
+        while self._equity_window and self._equity_window[0][0] < at - window:
+            self._equity_window.popleft()
+        if equity > self._peak_equity:
+            self._peak_equity = equity
+        if self._peak_equity > 0:
+            drawdown = (self._peak_equity - equity) / self._peak_equity * HUNDRED
+            if drawdown > self.summary.max_drawdown_pct:
+                self.summary.max_drawdown_pct = drawdown
+        return equity
+
+    def _check_halts(self, at: datetime, equity: Decimal) -> None:
+        control = self._control
+        state = RiskState(
+            now=at, equity=equity, cash=self.portfolio.cash, day_start_equity=self._day_start_equity,
+            consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self._equity_window),
+            halted=bool(control and control.halted), halted_at=control.halted_at if control else None,
+        )
+        limits = self.settings.limits
+        if control is not None and control.halted:
+            # Halts the loop itself made lapse after the cooldown; an operator's wait for an operator.
+            if control.halted_by_risk and halt_lapsed(state, limits):
+                control.resume("cooldown elapsed after an automatic halt", self._meta(at, actor="risk"))
+                self._take(control)
+                self.portfolio.reset_loss_streak()
+            return
+        reason = emergency_stop(state, limits)
+        if reason is None:
+            return
+        meta = self._meta(at, actor="risk")
+        if control is None:
+            control = self._control = TradingControl.start(meta)
+        control.halt(reason, Severity.P1, meta)
+        self._take(control)
+        self.summary.halts += 1
+        for report in self.exchange.cancel_all(at):
+            self._apply_report(report, None)
+
+
+def _dec(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(repr(value))
+
+
+def _clean(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in inputs.items()}
+
+
+def _price_off(price: Decimal, pct: float | None, *, down: bool) -> Decimal | None:
+    if pct is None or pct <= 0:
+        return None
+    factor = Decimal(repr(pct)) / HUNDRED
+    moved = price * (1 - factor) if down else price * (1 + factor)
+    return moved.quantize(CENT, rounding=ROUND_HALF_UP)
