@@ -26,7 +26,7 @@ app = typer.Typer(
 audit_app = typer.Typer(help="Tamper evidence and exports for auditors.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _mount_optional() -> None:

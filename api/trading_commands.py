@@ -18,7 +18,7 @@ from rich.table import Table
 from api.cli_common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store
 from domain.events import EventMeta
 
-console = Console()
+console = Console(soft_wrap=True)
 data_app = typer.Typer(help="Market data: import candle files into the log.", no_args_is_help=True)
 
 DEMO_DIR = Path("var/demo")

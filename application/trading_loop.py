@@ -119,6 +119,7 @@ class TradingLoop:
         self.portfolio = Portfolio()
         self.summary = RunSummary()
         self.open_orders: dict[uuid.UUID, Order] = {}
+        self._order_decisions: dict[uuid.UUID, uuid.UUID | None] = {}
         self._pending: list[DomainEvent] = []
         self._recent: deque[Candle] = deque(maxlen=max(settings.candles_in_context, 1))
         self._equity_window: deque[tuple[datetime, Decimal]] = deque()
@@ -294,6 +295,7 @@ class TradingLoop:
         order.submit(meta)
         self._take(order)
         self.open_orders[order_id] = order
+        self._order_decisions[order_id] = decision_id
         self.summary.orders += 1
         request = OrderRequest(order_id, order.client_order_id, order.product, side, OrderType.MARKET, quantity,
                                stop_loss_price=stop, take_profit_price=target)
@@ -332,8 +334,7 @@ class TradingLoop:
         if position.quantity == 0:
             return
         side = OrderSide.SELL if position.quantity > 0 else OrderSide.BUY
-        entry = self.open_orders.get(report.order_id)
-        decision_id = entry.decision_id if entry else None
+        decision_id = self._order_decisions.get(report.order_id)
         self._place(decision_id, side, abs(position.quantity), report.trigger_price or report.price, report.occurred_at, None)
 
     # --- the trading day, drawdown and halts -------------------------------------------
