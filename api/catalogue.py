@@ -14,7 +14,7 @@ import typing
 from decimal import Decimal
 
 from eventsourcing.utils import get_topic
-from pydantic import PlainValidator
+from pydantic import AfterValidator, PlainValidator
 
 from domain.events import DomainEvent
 
@@ -32,19 +32,25 @@ _VALIDATOR_NAMES = {
     "_positive": "Decimal > 0",
     "_non_negative": "Decimal >= 0",
     "_percent": "Decimal 0..100",
-    "_utc": "UTC datetime",
+    "_as_utc": "UTC datetime",
 }
 ENVELOPE = ("originator_id", "originator_version", "occurred_at", "actor", "correlation_id", "causation_id", "run_id")
 
 
 def _type_name(annotation: typing.Any, metadata: list | tuple = ()) -> str:
     for item in metadata:
-        if isinstance(item, PlainValidator):
+        if isinstance(item, (PlainValidator, AfterValidator)):
             return _VALIDATOR_NAMES.get(item.func.__name__, "Decimal")
+    bounds = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in metadata if type(m).__name__ in ("Gt", "Ge", "Le", "Lt")}
+    if annotation is Decimal and bounds:
+        if "Ge" in bounds and "Le" in bounds:
+            return f"Decimal {bounds['Ge']}..{bounds['Le']}"
+        return "Decimal " + " ".join(f"{ {'Gt': '>', 'Ge': '>=', 'Le': '<=', 'Lt': '<'}[k]} {v}" for k, v in bounds.items())
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         base, *meta = typing.get_args(annotation)
-        return _type_name(base, meta)
+        flat = [m for item in meta for m in (getattr(item, "metadata", None) or [item])]
+        return _type_name(base, flat)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(annotation)
         names = [_type_name(a) for a in args if a is not type(None)]

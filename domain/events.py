@@ -12,14 +12,13 @@ time), ``actor``, ``correlation_id``, ``causation_id``, ``run_id``; its
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "DomainError",
@@ -62,90 +61,26 @@ class EventValidationError(DomainError, ValueError):
 
 
 # --- value types -----------------------------------------------------------
-# Validators are plain Python functions: pydantic's own Decimal validator costs
-# about 0.5 us per field, which decides the decode rate of the whole log.
 
-
-def _decimal(value: Any) -> Decimal:
-    if type(value) is Decimal:
-        if value.is_finite():
-            return value
-        raise ValueError(f"not a finite number: {value!r}")
-    if type(value) is str:
-        try:
-            result = Decimal(value)
-        except InvalidOperation:
-            raise ValueError(f"not a decimal number: {value!r}") from None
-    elif isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int) and not isinstance(value, bool):
-        result = Decimal(value)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"not a finite number: {value!r}")
-        result = Decimal(repr(value))
-    else:
-        raise ValueError(f"not a decimal number: {value!r}")
-    if not result.is_finite():
-        raise ValueError(f"not a finite number: {value!r}")
-    return result
-
-
-def _positive(value: Any) -> Decimal:
-    result = _decimal(value)
-    if result <= 0:
-        raise ValueError(f"must be > 0, got {value!r}")
-    return result
-
-
-def _non_negative(value: Any) -> Decimal:
-    result = _decimal(value)
-    if result < 0:
-        raise ValueError(f"must be >= 0, got {value!r}")
-    return result
-
-
-def _percent(value: Any) -> Decimal:
-    result = _decimal(value)
-    if result < 0 or result > 100:
-        raise ValueError(f"must be between 0 and 100, got {value!r}")
-    return result
-
-
-def _utc(value: Any) -> datetime:
-    if type(value) is datetime and value.tzinfo is timezone.utc:
-        return value
-    if type(value) is str:
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"not an ISO-8601 time: {value!r}") from None
-    if not isinstance(value, datetime):
-        raise ValueError(f"not a datetime: {value!r}")
-    offset = value.utcoffset()
-    if offset is None:
-        raise ValueError(f"naive datetime {value.isoformat()} (a UTC timezone is required)")
-    if offset != timedelta(0) or value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
-    return value
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat()
-
-
-_dec_ser = PlainSerializer(str, return_type=str, when_used="json")
-Money = Annotated[Decimal, PlainValidator(_decimal), _dec_ser]
+# Native pydantic Decimal checks run in Rust: about four times faster than a
+# Python validator per field, which decides how fast events can be made.
+Money = Annotated[Decimal, Field(allow_inf_nan=False)]
 """Any finite decimal (P&L, balances, differences)."""
-Positive = Annotated[Decimal, PlainValidator(_positive), _dec_ser]
+Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 """A finite decimal > 0 (prices, order quantities)."""
-NonNegative = Annotated[Decimal, PlainValidator(_non_negative), _dec_ser]
+NonNegative = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 """A finite decimal >= 0 (fees, volumes)."""
-Percent = Annotated[Decimal, PlainValidator(_percent), _dec_ser]
+Percent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)]
 """A finite decimal in 0..100."""
-UtcDatetime = Annotated[
-    datetime, PlainValidator(_utc), PlainSerializer(_iso, return_type=str, when_used="json")
-]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+
+
+# pydantic parses and checks awareness natively (and serialises natively, three
+# times faster than a Python serializer); only the UTC normalisation is ours.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
 """A timezone-aware datetime, normalised to UTC; naive ones are refused."""
 
 
@@ -197,21 +132,20 @@ class DomainEvent(BaseModel):
         if not cls.__name__.startswith("_") and not cls.__dict__.get("abstract", False):
             _registry[cls.__name__] = cls
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise _refusal(type(self).__name__, exc) from None
-
     @classmethod
     def build(cls, originator_id: uuid.UUID, originator_version: int, meta: EventMeta, **fields: Any):
-        """Construct the event at a stream position with the command's envelope."""
-        return cls(
-            originator_id=originator_id,
-            originator_version=originator_version,
-            **meta.envelope(),
-            **fields,
-        )
+        """Construct (and validate) the event at a stream position with the command's envelope."""
+        fields["originator_id"] = originator_id
+        fields["originator_version"] = originator_version
+        fields["occurred_at"] = meta.occurred_at
+        fields["actor"] = meta.actor
+        fields["correlation_id"] = meta.correlation_id
+        fields["causation_id"] = meta.causation_id
+        fields["run_id"] = meta.run_id
+        try:
+            return cls.__pydantic_validator__.validate_python(fields)
+        except ValidationError as exc:
+            raise _refusal(cls.__name__, exc) from None
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -272,6 +206,8 @@ def _refusal(event_name: str, exc: ValidationError) -> EventValidationError:
             continue
         field = ".".join(str(part) for part in error.get("loc", ())) or "(event)"
         message = error.get("msg", "invalid")
+        if error.get("type") == "timezone_aware":
+            message = "naive datetime (a UTC timezone is required)"
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         problems.append((field, error.get("input"), message))

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 import orjson
+from pydantic import AwareDatetime
 
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
@@ -95,7 +96,7 @@ def _converter(annotation: Any) -> Callable[[Any], Any] | None | bool:
         return inner if inner in (None, False) else _optional(inner)
     if annotation is Decimal:
         return Decimal
-    if annotation is datetime:
+    if annotation is datetime or annotation is AwareDatetime:
         return datetime.fromisoformat
     if annotation is uuid.UUID:
         return _fast_uuid
