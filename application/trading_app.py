@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper
@@ -39,8 +39,7 @@ class CandleRecording:
     conflicts: list[CandleConflict] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class LoggedEvent:
+class LoggedEvent(NamedTuple):
     """One event of the log with its notification id."""
 
     notification_id: int
@@ -356,7 +355,7 @@ class TradingApplication(Application):
         with paused_gc():
             return [LoggedEvent(nid, topic, decode(topic, state)) for nid, topic, state in rows]
 
-    def iter_log(self, after: int = 0, page: int = 5000, topics: Sequence[str] = ()) -> Iterator[LoggedEvent]:
+    def iter_log(self, after: int = 0, page: int = 2000, topics: Sequence[str] = ()) -> Iterator[LoggedEvent]:
         """Every event after a notification id, in log order, page by page."""
         while True:
             rows = self.read_log(after, page, topics)

@@ -118,28 +118,41 @@ def _converter(annotation: Any) -> Callable[[Any], Any] | None | bool:
 
 @lru_cache(maxsize=None)
 def _fast_decoder(cls: type[DomainEvent]) -> Callable[[bytes], DomainEvent] | None:
-    converters = []
+    required, optional = [], []
     for name, info in cls.model_fields.items():
         annotation = info.annotation
         if info.metadata:
             annotation = typing.Annotated[(annotation, *info.metadata)]
-        convert = _converter(annotation)
+        origin = typing.get_origin(annotation)
+        args = [a for a in typing.get_args(annotation) if a is not type(None)] if origin in (typing.Union, types.UnionType) else []
+        if len(args) == 1:  # X | None: convert X when present
+            convert = _converter(args[0])
+            target = optional
+        else:
+            convert = _converter(annotation)
+            target = required
         if convert is False:
             return None
         if convert is not None:
-            converters.append((name, convert))
+            target.append((name, convert))
     field_count = len(cls.model_fields)
+    fields_set = set(cls.model_fields)  # every field is always stored; frozen models never change it
     new = object.__new__
+    loads = orjson.loads
 
     def decode(state: bytes) -> DomainEvent:
-        data = orjson.loads(state)
+        data = loads(state)
         if len(data) != field_count:
             return cls.__pydantic_validator__.validate_python(data)
-        for name, convert in converters:
+        for name, convert in required:
             data[name] = convert(data[name])
+        for name, convert in optional:
+            value = data[name]
+            if value is not None:
+                data[name] = convert(value)
         event = new(cls)
         _SET(event, "__dict__", data)
-        _SET(event, "__pydantic_fields_set__", set(data))
+        _SET(event, "__pydantic_fields_set__", fields_set)
         _SET(event, "__pydantic_extra__", None)
         _SET(event, "__pydantic_private__", None)
         return event
@@ -147,21 +160,32 @@ def _fast_decoder(cls: type[DomainEvent]) -> Callable[[bytes], DomainEvent] | No
     return decode
 
 
-def decode_event(topic: str, state: bytes) -> DomainEvent:
-    """Decode one stored event, upcasting an older schema when needed."""
+@lru_cache(maxsize=None)
+def _topic_decoder(topic: str) -> Callable[[bytes], DomainEvent]:
+    """The whole decode of one topic, resolved once: fast path, validation, or upcasting."""
     cls = event_class(topic)
-    try:
-        if cls.class_version == 1 and b'"class_version"' not in state[:20]:
-            fast = _fast_decoder(cls)
-            if fast is not None:
-                return fast(state)
-            return cls.__pydantic_validator__.validate_json(state)
+    fast = _fast_decoder(cls) if cls.class_version == 1 else None
+    validate_json = cls.__pydantic_validator__.validate_json
+
+    def decode(state: bytes) -> DomainEvent:
+        if fast is not None:
+            return fast(state)
+        if cls.class_version == 1:
+            return validate_json(state)
         data = json.loads(state)
         from_version = data.pop("class_version", 1)
         while from_version < cls.class_version:
             data = getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(data)
             from_version += 1
         return cls.__pydantic_validator__.validate_python(data)
+
+    return decode
+
+
+def decode_event(topic: str, state: bytes) -> DomainEvent:
+    """Decode one stored event, upcasting an older schema when needed."""
+    try:
+        return _topic_decoder(topic)(state)
     except MapperDeserialisationError:
         raise
     except Exception as exc:
