@@ -55,24 +55,33 @@ def _decode_rate(url: str) -> float:
         app.close()
 
 
-def run(n: int = 100_000) -> dict:
+def run(n: int = 100_000, repeats: int = 3) -> dict:
+    """Best of `repeats` (this 2-core VM is noisy): each append run into a fresh store."""
     candles = synthetic_candles(n)
-    figures: dict[str, float | str] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.db"
-        figures["sqlite_candle_appends_per_s"] = round(_append_rate(url, candles))
-        figures["sqlite_decodes_per_s"] = round(_decode_rate(url))
+    figures: dict[str, float | str] = {"eventstore_events": n}
+    appends, decodes = [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/bench.db"
+            appends.append(_append_rate(url, candles))
+            decodes.append(_decode_rate(url))
+    figures["sqlite_candle_appends_per_s"] = round(max(appends))
+    figures["sqlite_decodes_per_s"] = round(max(decodes))
     try:
         import psycopg
 
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        pg_url = f"{PG}?schema={schema}"
-        try:
-            figures["postgres_candle_appends_per_s"] = round(_append_rate(pg_url, candles[: n // 2]))
-            figures["postgres_decodes_per_s"] = round(_decode_rate(pg_url))
-        finally:
-            with psycopg.connect(PG, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        appends, decodes = [], []
+        for _ in range(repeats):
+            schema = f"bench_{uuid.uuid4().hex[:8]}"
+            pg_url = f"{PG}?schema={schema}"
+            try:
+                appends.append(_append_rate(pg_url, candles[: n // 2]))
+                decodes.append(_decode_rate(pg_url))
+            finally:
+                with psycopg.connect(PG, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        figures["postgres_candle_appends_per_s"] = round(max(appends))
+        figures["postgres_decodes_per_s"] = round(max(decodes))
     except Exception as exc:  # noqa: BLE001 - report, don't hide, a missing server
         figures["postgres_candle_appends_per_s"] = f"skipped: {exc}"
     return figures
