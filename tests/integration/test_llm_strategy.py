@@ -378,3 +378,44 @@ def test_custom_template_is_used(server, tmp_path):
     strategy(server, prompt_template=template).decide(context())
 
     assert prompt_of(server.requests[0]).startswith("Decide for BTC-USD; close 60290; costs $0.\n- warmup: false")
+
+
+def test_backtest_with_llm_records_decisions_costs_and_failures_as_events(server, tmp_path):
+    """The loop over real candles with the llm strategy: answers become DecisionMade, failures DecisionFailed + HOLD."""
+    from api.wiring import loop_settings, open_store, paper_exchange
+    from application.backtest import run_backtest
+    from infrastructure.candle_files import bundled_candles_path, read_candle_file
+    from infrastructure.settings import load_settings
+    import uuid
+
+    hold = {"action": "HOLD", "size_pct": 0, "take_profit_pct": None, "stop_loss_pct": None, "rationale": "no edge"}
+    server.script = [
+        reply(GOOD),
+        reply({**GOOD, "size_pct": 150}),  # breaks the schema
+        error(429, "slow down"),
+        error(429, "slow down"),
+        error(429, "slow down"),  # rate limited through every retry
+        reply({"action": "CLOSE", "size_pct": 100, "take_profit_pct": None, "stop_loss_pct": None, "rationale": "exit"}),
+        reply(hold),
+    ]
+    frame = read_candle_file(bundled_candles_path()).frame.iloc[100:112]
+    settings = load_settings(env={})
+    app = open_store(f"sqlite:///{tmp_path}/llm.db")
+    summary = run_backtest(
+        app, frame, exchange=paper_exchange(settings), strategy=strategy(server, max_retries=2),
+        settings=loop_settings(settings, flush_every=1), initial_balance=D(10000), config_hash="t",
+        code_version="t", run_id=uuid.uuid4(),
+    )
+    events = [e.event for e in app.iter_log()]
+    made = [e for e in events if e.event_type == "DecisionMade"]
+    failed = [e for e in events if e.event_type == "DecisionFailed"]
+    assert len(made) + len(failed) == 12 == summary.decisions
+    assert made[0].action.value == "LONG" and made[0].model == "gpt-4o-mini" and made[0].prompt_tokens == 1200
+    assert made[0].cost > 0 and len(made[0].prompt_hash) == 64
+    assert [f.kind.value for f in failed] == ["schema", "rate_limit"]
+    assert all(f.fallback_action.value == "HOLD" for f in failed)
+    assert made[1].action.value == "CLOSE"
+    fills = [e for e in events if e.event_type == "OrderFilled"]
+    assert len(fills) == 2 and summary.trades == 1
+    assert API_KEY not in json.dumps([e.model_dump(mode="json") for e in events])
+    app.close()
