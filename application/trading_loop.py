@@ -25,7 +25,7 @@ from application.ports import DecisionModel, ExchangeGateway, ExecutionReport, I
 from application.trading_app import TradingApplication
 from domain.accounting import Portfolio
 from domain.account import Account
-from domain.control import Run, RunMode, Severity, TradingControl
+from domain.control import TRADING_CONTROL_ID, Run, RunMode, Severity, TradingControl, run_control_id
 from domain.decision import DecisionContext, Decision, FailureKind, StrategyDecision, TradeAction, TradeActionKind
 from domain.events import DomainEvent, EventMeta
 from domain.market import Candle, CandleRecord, candle_id
@@ -163,7 +163,12 @@ class TradingLoop:
             initial_balance=initial_balance, data_from=data_from, data_to=data_to,
         )
         self._take(self._run)
-        self._control = self.store.get_trading_control()
+        if self.mode is RunMode.BACKTEST:
+            self._control_id = run_control_id(self.run_id)
+            self._control = None  # a backtest starts unhalted, on its own control stream
+        else:
+            self._control_id = TRADING_CONTROL_ID
+            self._control = self.store.get_trading_control()
         account = Account.open(f"run-{self.run_id}", self.settings.quote_currency, meta)
         account.deposit(initial_balance, meta)
         self._take(account)
@@ -376,7 +381,7 @@ class TradingLoop:
             return
         meta = self._meta(at, actor="risk")
         if control is None:
-            control = self._control = TradingControl.start(meta)
+            control = self._control = TradingControl.start(meta, self._control_id)
         control.halt(reason, Severity.P1, meta)
         self._take(control)
         self.summary.halts += 1

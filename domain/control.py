@@ -13,6 +13,12 @@ from domain.aggregate import Aggregate, StartingEvent
 from domain.events import EVENT_NAMESPACE, DomainError, DomainEvent, EventMeta, Money, UtcDatetime
 
 TRADING_CONTROL_ID = uuid.uuid5(EVENT_NAMESPACE, "trading-control")
+"""The control stream of paper and live trading: what an operator halts."""
+
+
+def run_control_id(run_id: uuid.UUID) -> uuid.UUID:
+    """A backtest's own control stream: its automatic halts never halt live trading."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"trading-control:{run_id}")
 
 
 class Severity(str, Enum):
@@ -89,8 +95,8 @@ class TradingControl(Aggregate):
         return self.halted and self.halted_by == "risk"
 
     @classmethod
-    def start(cls, meta: EventMeta) -> TradingControl:
-        return cls._start(ControlStarted.build(TRADING_CONTROL_ID, 1, meta))
+    def start(cls, meta: EventMeta, control_id: uuid.UUID = TRADING_CONTROL_ID) -> TradingControl:
+        return cls._start(ControlStarted.build(control_id, 1, meta))
 
     def halt(self, reason: str, severity: Severity | str, meta: EventMeta) -> None:
         if self.halted:

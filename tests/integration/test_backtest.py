@@ -154,3 +154,25 @@ def test_portfolio_replayed_from_fills_equals_engine_portfolio(tmp_path, history
     assert portfolio.fees_paid == summary.fees
     assert portfolio.trades == summary.trades and portfolio.wins == summary.wins
     app.close()
+
+
+def test_backtest_halts_stay_on_the_runs_own_control_stream(tmp_path, history):
+    url = f"sqlite:///{tmp_path}/bt.db"
+    app, summary = backtest(url, history)
+    assert summary.halts > 0
+    assert app.get_trading_control() is None  # live/paper trading was never halted by the backtest
+    app.close()
+
+
+def test_operator_halt_of_live_trading_does_not_stop_a_backtest(tmp_path, history):
+    from domain.events import EventMeta
+    from tests.conftest import T0
+
+    url = f"sqlite:///{tmp_path}/bt.db"
+    app = open_store(url)
+    app.halt_trading("exchange maintenance", "P1", EventMeta(T0, actor="operator:alice"))
+    app.close()
+    again, summary = backtest(url, history.iloc[:800])
+    assert summary.orders > 0
+    assert again.get_trading_control().halted
+    again.close()
