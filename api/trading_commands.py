@@ -149,7 +149,9 @@ def run_backtest_command(
     """Shared by `backtest` and `demo`."""
     import time
 
+    from api.config_commands import effective_settings
     from api.wiring import MissingSetting, code_version, decision_model, loop_settings, paper_exchange
+    from application.config_service import recorded_overrides
     from application.backtest import run_backtest
     from infrastructure.candle_files import bundled_candles_path
     from infrastructure.eventstore.store import parse_store_url
@@ -183,6 +185,12 @@ def run_backtest_command(
     run_id = uuid.uuid4()
     store_url = parse_store_url(settings.eventstore.url).redacted()
     with opened_store(settings.eventstore.url) as trading:
+        # Changes recorded with `tradecore config set` rank above env and file, below flags.
+        settings = effective_settings(config, {k: v for k, v in overrides.items() if v is not None}, recorded_overrides(trading))
+        try:
+            model = decision_model(settings)
+        except MissingSetting as exc:
+            fail(str(exc))
         started = time.perf_counter()
         progress = Progress(TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             console=Console(stderr=True), disable=as_json, transient=True)

@@ -279,10 +279,16 @@ class TradingApplication(Application):
         except AggregateNotFoundError:
             return ConfigLedger.start(meta)
 
-    def change_config(self, path: str, new_value: str | None, reason: str, config_hash: str, meta: EventMeta) -> bool:
-        """Record one setting's change; False when that value is already in effect."""
+    def change_config(
+        self, path: str, new_value: str | None, reason: str, config_hash: str, meta: EventMeta, **in_effect: Any
+    ) -> bool:
+        """Record one setting's change; False when that value is already in effect.
+
+        Pass ``in_effect=VALUE, knows_effective=True`` when the caller knows the
+        effective value (so ``old_value`` is what was really in effect).
+        """
         ledger = self._ledger(meta)
-        changed = ledger.change(path, new_value, reason, config_hash, meta)
+        changed = ledger.change(path, new_value, reason, config_hash, meta, **in_effect)
         if changed:
             self._save(ledger)
         return changed

@@ -68,11 +68,19 @@ class ConfigLedger(Aggregate):
     def start(cls, meta: EventMeta) -> ConfigLedger:
         return cls._start(ConfigLedgerStarted.build(CONFIG_LEDGER_ID, 1, meta))
 
-    def change(self, path: str, new_value: str | None, reason: str, config_hash: str, meta: EventMeta) -> bool:
-        """Record a change; False when the value is already in effect."""
+    def change(
+        self, path: str, new_value: str | None, reason: str, config_hash: str, meta: EventMeta,
+        in_effect: str | None = None, *, knows_effective: bool = False,
+    ) -> bool:
+        """Record a change; False when the value is already in effect.
+
+        The caller knows the value actually in effect (environment, file and
+        recorded changes together) and passes it with ``knows_effective``; the
+        ledger alone only knows baselines and recorded changes.
+        """
         if not path or path.strip() != path:
             raise FieldProblem("path", path, "must be a dotted setting path")
-        old = self.values.get(path)
+        old = in_effect if knows_effective else self.values.get(path)
         if old == new_value:
             return False
         self._trigger(

@@ -104,3 +104,14 @@ def test_demo_runs_the_bundled_backtest_into_a_fresh_store(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "20,111" in result.stdout and "final equity" in result.stdout
     assert (tmp_path / "demo" / "events.db").exists()
+
+
+def test_recorded_config_change_reaches_the_backtest(tmp_path):
+    store = f"sqlite:///{tmp_path}/bt.db"
+    changed = cli("config", "set", "risk.max_position_size_pct", "10", "--reason", "smaller bets", "--store", store)
+    assert changed.returncode == 0, changed.stderr
+    result = cli("backtest", "--from", "2018-01-01", "--to", "2018-01-31", "--store", store, "--json")
+    assert result.returncode == 0, result.stderr
+    verdicts = [json.loads(l)["payload"] for l in cli("events", "--store", store, "--type", "RiskAssessed", "--json", "--limit", "1000").stdout.splitlines()]
+    entries = [v for v in verdicts if v["rule"] not in ("close", "no_position")]
+    assert entries and all(float(v["approved_size_pct"]) <= 10 for v in entries)
