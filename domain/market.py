@@ -51,11 +51,21 @@ def candle_id(product: str, granularity: str, start: datetime) -> uuid.UUID:
     made SQLite inserts two to four times slower as the log grew).
     """
     seconds = int(start.timestamp())
-    digest = hashlib.sha1(f"{EVENT_NAMESPACE}:candle:{product}:{granularity}:{seconds}".encode()).digest()
+    digest = hashlib.sha1(b"%s%s:%s:%d" % (_CANDLE_KEY_PREFIX, product.encode(), granularity.encode(), seconds)).digest()
     value = (seconds & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(digest[:10], "big")
-    value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return uuid.UUID(int=value)
+    value = (value & _CLEAR_VERSION_VARIANT) | _VERSION_8_VARIANT
+    # uuid.UUID(int=...) re-checks what we just built; this is a third of the cost.
+    stream_id = _new_uuid(uuid.UUID)
+    _set(stream_id, "int", value)
+    _set(stream_id, "is_safe", uuid.SafeUUID.unknown)
+    return stream_id
+
+
+_CANDLE_KEY_PREFIX = f"{EVENT_NAMESPACE}:candle:".encode()
+_CLEAR_VERSION_VARIANT = ~(0xF << 76) & ~(0x3 << 62)
+_VERSION_8_VARIANT = (0x8 << 76) | (0x2 << 62)
+_new_uuid = object.__new__
+_set = object.__setattr__
 
 
 class _CandleValues(StartingEvent):
