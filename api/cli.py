@@ -34,9 +34,11 @@ def _mount_optional() -> None:
     from api.config_commands import config_app
 
     app.add_typer(config_app, name="config")
-    from api import trading_commands
+    from api import project_commands, report_commands, trading_commands
 
     trading_commands.register(app)
+    project_commands.register(app)
+    report_commands.register(app)
 
 
 def _parse_time(text: str | None, option: str) -> datetime | None:

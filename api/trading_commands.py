@@ -240,4 +240,31 @@ def demo_command(
     console.print(f"demo: backtesting the bundled Coinbase BTC-USD 1h candles (2017-2019) into {store}")
     run_backtest_command(data=None, bundled=True, product="BTC-USD", granularity="1h", date_from=None, date_to=None,
                          strategy="rules", initial_balance=None, store=store, config=None, as_json=False)
-    console.print("next: tradecore events --store " + store + " --type OrderFilled --limit 10")
+    _demo_read_model(store, directory / "readmodel.duckdb")
+    console.print(f"next: tradecore events --store {store} --type OrderFilled --limit 10")
+    console.print(f"      READMODEL__PATH={directory / 'readmodel.duckdb'} tradecore report daily --store {store}")
+    console.print(f"      READMODEL__PATH={directory / 'readmodel.duckdb'} tradecore query \"SELECT day, equity, net_pnl FROM pnl_daily ORDER BY day DESC LIMIT 5\" --store {store}")
+
+
+def _demo_read_model(store: str, path: Path) -> None:
+    """Build the demo's DuckDB read model from its log and print what it holds."""
+    import time
+
+    from projections import runner
+    from projections.reports import performance_report
+
+    started = time.perf_counter()
+    with opened_store(store) as trading:
+        con = runner.open_readmodel(path)
+        try:
+            events = runner.catch_up(trading, con, runner.ALL_PROJECTIONS, 20_000)
+            tables = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+                      for t in ("candles", "decisions", "orders", "fills", "pnl_daily", "equity_curve")}
+            report = performance_report(con, days=100_000)
+        finally:
+            con.close()
+    console.print(f"read model {path}: {events:,} events projected in {time.perf_counter() - started:.1f}s; "
+                  + ", ".join(f"{t} {n:,}" for t, n in tables.items()))
+    console.print(f"from the read model: equity {report['start_equity']} -> {report['end_equity']} ({report['return_pct']}%), "
+                  f"max drawdown {report['max_drawdown_pct']}%, win rate {report['win_rate_pct']}% over {report['trades']} trades, "
+                  f"fees {report['fees']}")

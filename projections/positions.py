@@ -1,0 +1,482 @@
+"""Positions from fills: each run's average-cost ledger, now and fill by fill.
+
+``positions``: one row per (run_id, product): signed ``quantity``,
+``average_entry`` (NULL when flat), ``entry_cost``, gross ``realized_pnl``,
+``fees``, and ``unrealized_pnl`` at ``mark_price``, the close of the last
+candle of that run for the product. ``updated_at`` is the occurred_at (domain
+time) of the last event that changed the row: a fill or a new candle.
+``position_history``: one row per fill, with the position after it.
+
+The ledger (``Ledger``, also the base of projections/pnl.py and
+projections/risk_usage.py, each with its own copy of the state) books fills
+with ``domain.accounting.Portfolio`` itself, so every figure equals the
+engine's exactly. It walks a batch's events in notification order:
+
+- ``RunStarted`` names the run's product and granularity; deposits and
+  withdrawals count for run R when they are on R's account stream
+  (``account_id("run-<R>")``, envelope run_id R).
+- A fill belongs to the run of its ``OrderPlaced`` (side, product).
+- A run's candles ("steps") are the ``CandleClosed`` of its product and
+  granularity carrying its run_id, or, when the loop's candle was a duplicate
+  already in the log (a second run over the same data, or imported candles),
+  the candle named by the run's ``DecisionMade``/``DecisionFailed``, its close
+  taken from the candles seen so far (a later ``CandleCorrected`` changes that
+  close for later look-ups, not rows already written). Fills dated at a step's
+  time belong to it.
+- A UTC day (of occurred_at; a candle's is its close) starts at the run's first
+  fill, deposit or candle dated in it; its start equity is the equity at the
+  decision on its first candle, as the loop's daily-loss rule takes it
+  (domain/risk.py); before that candle, the equity before the opening event.
+
+State between batches lives in private tables ``<name>__state`` (one JSON row
+per run, Decimals as exact strings, so an incremental catch-up equals a
+rebuild digit for digit), ``<name>__orders`` (orders not yet terminal) and
+``<name>__marks`` (candle closes). Output columns are DECIMAL(38, 18); a
+figure with more than 18 decimals (a division) is rounded half-even there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import namedtuple
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal, localcontext
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from domain.account import account_id
+from domain.accounting import FillEffect, Portfolio, Position
+from projections.base import MONEY
+
+ZERO = Decimal(0)
+_SCALE = Decimal(1).scaleb(-18)
+MONEY_TYPE = pa.decimal128(38, 18)
+TIME_TYPE = pa.timestamp("us", tz="UTC")
+FILLS = ("OrderPartiallyFilled", "OrderFilled")
+TERMINAL = ("OrderFilled", "OrderCancelled", "OrderRejected", "OrderExpired")
+LEDGER_TYPES = (
+    "RunStarted", "FundsDeposited", "FundsWithdrawn", "OrderPlaced", *FILLS, "OrderCancelled", "OrderRejected",
+    "OrderExpired", "CandleClosed", "CandleCorrected", "DecisionMade", "DecisionFailed",
+)
+GLOBAL = "*"  # the state row of facts that belong to no run (e.g. configuration)
+
+_FIELDS = (
+    '{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPTZ", "close": "VARCHAR", '
+    '"candle_start": "TIMESTAMPTZ", "side": "VARCHAR", "quantity": "VARCHAR", "price": "VARCHAR", '
+    '"fee": "VARCHAR", "fill_id": "VARCHAR", "amount": "VARCHAR", "path": "VARCHAR", "new_value": "VARCHAR", '
+    '"rule": "VARCHAR", "numbers": {"limit_pct": "VARCHAR"}}'
+)
+
+
+# One batch row as the ledger reads it: Decimals still as exact strings, times in epoch
+# microseconds (at = occurred_at; start = a candle's start; candle_start = a decision's candle).
+Event = namedtuple(
+    "Event", "nid type stream run at product granularity start close candle_start side quantity price fee "
+    "fill_id amount path new_value rule limit_pct",
+)
+
+
+@dataclass
+class Step:
+    """The run's current candle: its product, start, close time (at) and close."""
+
+    product: str
+    start: int
+    at: int
+    close: Decimal
+    nid: int
+
+
+@dataclass
+class Book:
+    """One run's ledger and where it is in time."""
+
+    run: str
+    product: str | None = None
+    granularity: str | None = None
+    portfolio: Portfolio = field(default_factory=Portfolio)
+    marks: dict[str, Decimal] = field(default_factory=dict)  # last step close per product
+    step: Step | None = None
+    day: str | None = None  # ISO date (UTC) of the run's current day
+    day_start_equity: Decimal | None = None
+    day_start_at: int | None = None  # time of the day's first candle (None before it)
+    x: dict[str, Any] = field(default_factory=dict)  # a projection's own state (JSON-able, Decimals as str)
+
+    # --- figures (as domain.accounting.Portfolio computes them) -----------------------
+
+    def open_positions(self) -> list[Position]:
+        positions = self.portfolio.positions
+        return [positions[name] for name in sorted(positions) if positions[name].is_open]
+
+    def value(self, position: Position) -> Decimal:
+        """Marked value of an open position; at its entry cost while no candle of the run marked it."""
+        mark = self.marks.get(position.product)
+        return position.entry_cost if mark is None else position.quantity * mark
+
+    def equity(self) -> Decimal:
+        return self.portfolio.cash + sum((self.value(p) for p in self.open_positions()), ZERO)
+
+    def unrealized(self) -> Decimal:
+        return sum((self.value(p) - p.entry_cost for p in self.open_positions()), ZERO)
+
+    def exposure(self) -> Decimal:
+        return sum((abs(self.value(p)) for p in self.open_positions()), ZERO)
+
+    # --- persistence ------------------------------------------------------------------
+
+    def dump(self) -> str:
+        p = self.portfolio
+        positions = {
+            name: [str(v) for v in (q.quantity, q.entry_cost, q.realized_pnl, q.fees, q._trip_pnl, q._trip_fees,
+                                    q._trip_quantity)]
+            for name, q in p.positions.items()
+        }
+        step = self.step
+        return json.dumps({
+            "product": self.product, "granularity": self.granularity,
+            "portfolio": [str(v) for v in (p.cash, p.deposited, p.withdrawn, p.realized_pnl, p.fees_paid)]
+            + [p.trades, p.wins, p.consecutive_losses],
+            "positions": positions, "marks": {k: str(v) for k, v in self.marks.items()},
+            "step": None if step is None else [step.product, step.start, step.at, str(step.close), step.nid],
+            "day": self.day, "day_start_at": self.day_start_at,
+            "day_start_equity": None if self.day_start_equity is None else str(self.day_start_equity),
+            "x": self.x,
+        }, sort_keys=True)
+
+    @classmethod
+    def load(cls, run: str, text: str) -> Book:
+        s = json.loads(text)
+        portfolio = Portfolio()
+        money, counts = s["portfolio"][:5], s["portfolio"][5:]
+        portfolio.cash, portfolio.deposited, portfolio.withdrawn, portfolio.realized_pnl, portfolio.fees_paid = map(
+            Decimal, money)
+        portfolio.trades, portfolio.wins, portfolio.consecutive_losses = counts
+        for name, values in s["positions"].items():
+            q = portfolio.positions[name] = Position(name)
+            (q.quantity, q.entry_cost, q.realized_pnl, q.fees, q._trip_pnl, q._trip_fees,
+             q._trip_quantity) = map(Decimal, values)
+        step, start_equity = s["step"], s["day_start_equity"]
+        return cls(
+            run, s["product"], s["granularity"], portfolio, {k: Decimal(v) for k, v in s["marks"].items()},
+            None if step is None else Step(step[0], step[1], step[2], Decimal(step[3]), step[4]),
+            s["day"], None if start_equity is None else Decimal(start_equity), s["day_start_at"], s["x"],
+        )
+
+
+class Ledger:
+    """The walk over a batch shared by the money projections; subclasses fill the hooks."""
+
+    name = "ledger"
+    outputs: tuple[str, ...] = ()
+    extra_types: tuple[str, ...] = ()
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (*self.outputs, f"{self.name}__state", f"{self.name}__orders", f"{self.name}__marks")
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return (*LEDGER_TYPES, *self.extra_types)
+
+    # --- the Projection protocol ----------------------------------------------------------
+
+    def create(self, con: duckdb.DuckDBPyConnection) -> None:
+        n = self.name
+        con.execute(f"CREATE TABLE IF NOT EXISTS {n}__state (key VARCHAR NOT NULL, state VARCHAR NOT NULL)")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {n}__orders (order_id VARCHAR NOT NULL, run_id VARCHAR, "
+                    "product VARCHAR NOT NULL, side VARCHAR NOT NULL)")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {n}__marks (product VARCHAR NOT NULL, granularity VARCHAR NOT NULL, "
+                    "start_us BIGINT NOT NULL, close VARCHAR NOT NULL)")
+        self.create_outputs(con)
+
+    def drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        for table in self.tables:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
+        types = ", ".join(f"'{t}'" for t in self.event_types)
+        rows = con.execute(
+            f"""SELECT notification_id, event_type, CAST(stream_id AS VARCHAR), CAST(run_id AS VARCHAR),
+                   epoch_us(occurred_at), j.product, j.granularity, epoch_us(j.start), j.close,
+                   epoch_us(j.candle_start), j.side, j.quantity, j.price, j.fee, j.fill_id, j.amount, j.path,
+                   j.new_value, j.rule, j.numbers.limit_pct
+            FROM (SELECT *, json_transform(payload, '{_FIELDS}') AS j
+                  FROM batch_events WHERE notification_id > ? AND event_type IN ({types}))
+            ORDER BY notification_id""",
+            [after],
+        ).fetchall()
+        if not rows:
+            return
+        events = [Event(*row) for row in rows]
+        self._load(con, after, events)
+        self.begin(con)
+        for event in events:
+            self._dispatch(event)
+        self._save(con)
+        self.write(con)
+
+    # --- hooks ----------------------------------------------------------------------------------
+
+    def create_outputs(self, con: duckdb.DuckDBPyConnection) -> None: ...
+    def begin(self, con: duckdb.DuckDBPyConnection) -> None: ...
+    def on_step(self, book: Book, event: Event) -> None: ...
+    def on_decision(self, book: Book, event: Event) -> None: ...
+    def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None: ...
+    def on_cash(self, book: Book, event: Event) -> None: ...
+    def on_other(self, book: Book | None, event: Event) -> None: ...
+    def on_day(self, book: Book, event: Event) -> None: ...
+    def write(self, con: duckdb.DuckDBPyConnection) -> None: ...
+
+    # --- the walk ------------------------------------------------------------------------------------
+
+    def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event]) -> None:
+        n = self.name
+        fills = ", ".join(f"'{t}'" for t in FILLS)
+        self.orders: dict[str, tuple[str | None, str, str]] = {
+            o: (r, p, s) for o, r, p, s in con.execute(
+                f"""SELECT order_id, run_id, product, side FROM {n}__orders WHERE order_id IN (
+                    SELECT CAST(stream_id AS VARCHAR) FROM batch_events
+                    WHERE notification_id > ? AND event_type IN ({fills}))""", [after]).fetchall()
+        }
+        runs = {e.run for e in events if e.run} | {r for r, _, _ in self.orders.values() if r}
+        runs |= {e.stream for e in events if e.type == "RunStarted"}
+        self.books: dict[str, Book] = {
+            key: Book.load(key, text) for key, text in con.execute(
+                f"SELECT key, state FROM {n}__state WHERE list_contains(?, key)", [[*runs, GLOBAL]]).fetchall()
+        }
+        self.glob = self.books.pop(GLOBAL, None) or Book(GLOBAL)
+        self.touched: set[str] = set()
+        self.marks: dict[tuple[str, str, int], Decimal] = {
+            (p, g, s): Decimal(c) for p, g, s, c in con.execute(
+                f"""SELECT m.product, m.granularity, m.start_us, m.close FROM {n}__marks m
+                JOIN (SELECT DISTINCT json_extract_string(payload, '$.product') AS product,
+                             epoch_us(CAST(json_extract_string(payload, '$.candle_start') AS TIMESTAMPTZ)) AS s
+                      FROM batch_events WHERE notification_id > ?
+                      AND event_type IN ('DecisionMade', 'DecisionFailed')) d
+                ON m.product = d.product AND m.start_us = d.s""", [after]).fetchall()
+        }
+        self.new_marks: dict[tuple[str, str, int], str] = {}
+        self.new_orders: dict[str, tuple[str | None, str, str]] = {}
+        self.done_orders: set[str] = set()
+
+    def _book(self, run: str) -> Book:
+        book = self.books.get(run)
+        if book is None:
+            book = self.books[run] = Book(run)
+        self.touched.add(run)
+        return book
+
+    def _dispatch(self, e: Event) -> None:
+        kind = e.type
+        if kind in FILLS:
+            self._fill(e)
+        elif kind in ("CandleClosed", "CandleCorrected"):
+            key = (e.product, e.granularity, e.start)
+            self.marks[key] = Decimal(e.close)
+            self.new_marks[key] = e.close
+            if kind == "CandleClosed" and e.run:
+                book = self._book(e.run)
+                if book.product == e.product and book.granularity == e.granularity:
+                    self._step(book, e, e.start, Decimal(e.close))
+        elif kind in ("DecisionMade", "DecisionFailed"):
+            book = self._book(e.run) if e.run else None
+            if book is None or book.product != e.product:
+                return
+            step = book.step
+            if step is None or (step.product, step.start) != (e.product, e.candle_start):
+                close = self.marks.get((e.product, book.granularity, e.candle_start))
+                if close is None:
+                    return  # the run's candle was never recorded: no step
+                self._step(book, e, e.candle_start, close)
+            if book.day_start_at == e.at:  # the decision on the day's first candle: risk's start-of-day equity
+                book.day_start_equity = book.equity()
+            self.on_decision(book, e)
+        elif kind == "OrderPlaced":
+            self.orders[e.stream] = self.new_orders[e.stream] = (e.run, e.product, e.side)
+        elif kind == "RunStarted":
+            book = self._book(e.stream)
+            book.product, book.granularity = e.product, e.granularity
+        elif kind in ("FundsDeposited", "FundsWithdrawn"):
+            if not e.run or e.stream != str(account_id(f"run-{e.run}")):
+                return  # not a run's account
+            book = self._book(e.run)
+            self._roll_day(book, e)
+            amount = Decimal(e.amount)
+            p = book.portfolio
+            if kind == "FundsDeposited":
+                p.cash += amount
+                p.deposited += amount
+            else:
+                p.cash -= amount
+                p.withdrawn += amount
+            self.on_cash(book, e)
+        if kind in TERMINAL:
+            self.done_orders.add(e.stream)
+        if kind in self.extra_types:
+            self.on_other(self._book(e.run) if e.run else None, e)
+
+    def _fill(self, e: Event) -> None:
+        order = self.orders.get(e.stream)
+        if order is None:
+            return  # an order placed before this projection's history; nothing to book it by
+        run, product, side = order
+        run = run or e.run
+        if not run:
+            return
+        book = self._book(run)
+        self._roll_day(book, e)
+        effect = book.portfolio.apply_fill(product, side, Decimal(e.quantity), Decimal(e.price), Decimal(e.fee))
+        self.on_fill(book, e, effect)
+
+    def _step(self, book: Book, e: Event, start: int, close: Decimal) -> None:
+        book.step = Step(e.product, start, e.at, close, e.nid)
+        book.marks[e.product] = close
+        self._roll_day(book, e)
+        if book.day_start_at is None:  # the day's first candle: its start equity is taken here, then at its decision
+            book.day_start_at, book.day_start_equity = e.at, book.equity()
+        self.on_step(book, e)
+
+    def _roll_day(self, book: Book, e: Event) -> None:
+        day = utc_day(e.at).isoformat()
+        if book.day is not None and day <= book.day:
+            return  # a run's events come in domain-time order; an earlier date counts in the current day
+        # Until the day's first candle, its start equity is the equity before the event that opened it.
+        book.day, book.day_start_at, book.day_start_equity = day, None, book.equity()
+        self.on_day(book, e)
+
+    def _save(self, con: duckdb.DuckDBPyConnection) -> None:
+        n = self.name
+        self.touched.discard(GLOBAL)
+        states = [(run, self.books[run].dump()) for run in sorted(self.touched)]
+        if self.glob.x:
+            states.append((GLOBAL, self.glob.dump()))
+        replace(con, f"{n}__state", ["key"], arrow(("key", "state"), states))
+        if self.done_orders:
+            con.execute(f"DELETE FROM {n}__orders WHERE list_contains(?, order_id)", [sorted(self.done_orders)])
+        kept = [(o, *v) for o, v in self.new_orders.items() if o not in self.done_orders]
+        replace(con, f"{n}__orders", [], arrow(("order_id", "run_id", "product", "side"), kept))
+        marks = [(*k, c) for k, c in sorted(self.new_marks.items())]
+        replace(con, f"{n}__marks", ["product", "granularity", "start_us"],
+                arrow(("product", "granularity", "start_us", "close"), marks))
+
+
+# --- helpers shared by the money projections ------------------------------------------------
+
+
+def money(value: Decimal | None) -> Decimal | None:
+    """A Decimal as DECIMAL(38, 18) holds it: rounded half-even only past 18 decimals."""
+    if value is None or value.as_tuple().exponent >= -18:
+        return value
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return value.quantize(_SCALE)
+
+
+def utc_day(micros: int) -> date:
+    return datetime.fromtimestamp(micros / 1_000_000, timezone.utc).date()
+
+
+def replace(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], rows: pa.Table) -> None:
+    """Upsert: delete the rows with the same key columns, insert ``rows`` (by column name)."""
+    if rows.num_rows == 0:
+        return
+    view = f"_new_{table}"
+    con.register(view, rows)
+    try:
+        if keys:
+            match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM n.{k}" for k in keys)
+            con.execute(f"DELETE FROM {table} AS t USING {view} AS n WHERE {match}")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+    finally:
+        con.unregister(view)
+
+
+# --- the positions projection --------------------------------------------------------------
+
+
+class PositionsProjection(Ledger):
+    """Tables ``positions`` (per run and product, now) and ``position_history`` (per fill)."""
+
+    name = "positions"
+    outputs = ("positions", "position_history")
+
+    def create_outputs(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            f"""CREATE TABLE IF NOT EXISTS positions (
+                run_id UUID NOT NULL, product VARCHAR NOT NULL, quantity {MONEY} NOT NULL,
+                average_entry {MONEY}, entry_cost {MONEY} NOT NULL, realized_pnl {MONEY} NOT NULL,
+                fees {MONEY} NOT NULL, unrealized_pnl {MONEY}, mark_price {MONEY},
+                updated_at TIMESTAMPTZ NOT NULL, last_notification_id BIGINT NOT NULL)"""
+        )
+        con.execute(
+            f"""CREATE TABLE IF NOT EXISTS position_history (
+                notification_id BIGINT NOT NULL, run_id UUID NOT NULL, product VARCHAR NOT NULL,
+                occurred_at TIMESTAMPTZ NOT NULL, order_id UUID NOT NULL, fill_id VARCHAR NOT NULL,
+                side VARCHAR NOT NULL, fill_quantity {MONEY} NOT NULL, price {MONEY} NOT NULL, fee {MONEY} NOT NULL,
+                change VARCHAR NOT NULL, quantity {MONEY} NOT NULL, average_entry {MONEY},
+                realized_pnl {MONEY} NOT NULL, cumulative_realized_pnl {MONEY} NOT NULL,
+                cumulative_fees {MONEY} NOT NULL)"""
+        )
+
+    def begin(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.rows: dict[tuple[str, str], tuple[int, int]] = {}  # (run, product) -> (updated_at, nid)
+        self.history: list[tuple] = []
+
+    def on_step(self, book: Book, event: Event) -> None:
+        if event.product in book.portfolio.positions:
+            self.rows[(book.run, event.product)] = (event.at, event.nid)
+
+    def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None:
+        position = book.portfolio.positions[effect.product]
+        self.rows[(book.run, effect.product)] = (event.at, event.nid)
+        self.history.append((
+            event.nid, book.run, effect.product, event.at, event.stream, event.fill_id, effect.side.value,
+            effect.quantity, effect.price, effect.fee, effect.change.value, effect.position_quantity,
+            effect.average_entry, effect.realized_pnl, position.realized_pnl, position.fees,
+        ))
+
+    def write(self, con: duckdb.DuckDBPyConnection) -> None:
+        out: list[tuple] = []
+        for (run, product), (at, nid) in sorted(self.rows.items()):
+            book = self.books[run]
+            p = book.portfolio.positions[product]
+            mark = book.marks.get(product)
+            unrealized = None if mark is None else p.unrealized_pnl(mark)
+            out.append((run, product, p.quantity, p.average_entry, p.entry_cost, p.realized_pnl, p.fees,
+                        unrealized, mark, at, nid))
+        names = ("run_id", "product", "quantity", "average_entry", "entry_cost", "realized_pnl", "fees",
+                 "unrealized_pnl", "mark_price", "updated_at", "last_notification_id")
+        replace(con, "positions", ["run_id", "product"], arrow(names, out, {"updated_at": "time"}))
+        names = ("notification_id", "run_id", "product", "occurred_at", "order_id", "fill_id", "side",
+                 "fill_quantity", "price", "fee", "change", "quantity", "average_entry", "realized_pnl",
+                 "cumulative_realized_pnl", "cumulative_fees")
+        replace(con, "position_history", [], arrow(names, self.history, {"occurred_at": "time"}))
+
+
+def arrow(names: tuple[str, ...], rows: list[tuple], kinds: dict[str, str] | None = None) -> pa.Table:
+    """Rows to a pyarrow table: Decimals as DECIMAL(38, 18), ``time`` columns from epoch microseconds."""
+    kinds = kinds or {}
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    arrays = []
+    for name, values in zip(names, columns):
+        values = list(values)
+        kind = kinds.get(name)
+        if kind == "time":
+            arrays.append(pa.array(values, pa.int64()).cast(TIME_TYPE))
+        elif kind == "date":
+            arrays.append(pa.array(values, pa.date32()))
+        elif any(isinstance(v, Decimal) for v in values):
+            arrays.append(pa.array([money(v) for v in values], MONEY_TYPE))
+        elif any(isinstance(v, bool) for v in values):
+            arrays.append(pa.array(values, pa.bool_()))
+        elif any(isinstance(v, int) for v in values):
+            arrays.append(pa.array(values, pa.int64()))
+        else:
+            arrays.append(pa.array(values, pa.string()))
+    return pa.Table.from_arrays(arrays, names=list(names))
+
+
+PROJECTIONS = (PositionsProjection(),)
