@@ -248,7 +248,7 @@ class TradingApplication(Application):
         try:
             return self.repository.get(account_id(name))
         except AggregateNotFoundError:
-            return Account.open(name, currency, meta)
+            return Account.open_account(name, currency, meta)
 
     def deposit(self, amount: Decimal, meta: EventMeta, account: str = "main", currency: str = "USD") -> Account:
         acct = self._account(account, currency, meta)
@@ -331,7 +331,7 @@ class TradingApplication(Application):
             return None
 
     def open_incident(self, incident_id: uuid.UUID, meta: EventMeta, *, severity: Severity | str, kind: str, details: str) -> Incident:
-        incident = Incident.open(incident_id, meta, severity=severity, kind=kind, details=details)
+        incident = Incident.declare(incident_id, meta, severity=severity, kind=kind, details=details)
         self._save(incident)
         return incident
 

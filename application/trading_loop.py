@@ -169,7 +169,7 @@ class TradingLoop:
         else:
             self._control_id = TRADING_CONTROL_ID
             self._control = self.store.get_trading_control()
-        account = Account.open(f"run-{self.run_id}", self.settings.quote_currency, meta)
+        account = Account.open_account(f"run-{self.run_id}", self.settings.quote_currency, meta)
         account.deposit(initial_balance, meta)
         self._take(account)
         self.portfolio.deposit(initial_balance)
@@ -331,7 +331,7 @@ class TradingLoop:
         elif kind is ReportKind.EXPIRED:
             order.expire(meta, report.reason or "expired")
         self._take(order)
-        if not order.is_open:
+        if not order.is_working:
             del self.open_orders[order.id]
 
     def _exit_on_trigger(self, report: ExecutionReport) -> None:

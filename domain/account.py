@@ -73,7 +73,7 @@ class Account(Aggregate):
     withdrawn: Decimal
 
     @classmethod
-    def open(cls, name: str, currency: str, meta: EventMeta) -> Account:
+    def open_account(cls, name: str, currency: str, meta: EventMeta) -> Account:
         return cls._start(AccountOpened.build(account_id(name), 1, meta, name=name, currency=currency))
 
     def deposit(self, amount: Decimal, meta: EventMeta) -> None:

@@ -145,7 +145,7 @@ class Position:
         self._trip_quantity = ZERO
 
     @property
-    def is_open(self) -> bool:
+    def is_held(self) -> bool:
         return self.quantity != 0
 
     @property
@@ -178,7 +178,7 @@ class Position:
         self.fees += fee
         if before == 0 or (before > 0) == (signed > 0):
             change = PositionChange.OPENED if before == 0 else PositionChange.INCREASED
-            self._open(signed, price, fee)
+            self._enter(signed, price, fee)
             return self._effect(side, quantity, price, fee, change, ZERO, ZERO, quantity, None)
 
         closed = min(quantity, abs(before))
@@ -204,13 +204,13 @@ class Position:
             self.entry_cost = ZERO
         opened = quantity - closed
         if opened:
-            self._open(-direction * opened, price, fee - close_fee)
+            self._enter(-direction * opened, price, fee - close_fee)
             change = PositionChange.FLIPPED
         else:
             change = PositionChange.CLOSED if self.quantity == 0 else PositionChange.REDUCED
         return self._effect(side, quantity, price, fee, change, realized, closed, opened, trip)
 
-    def _open(self, signed: Decimal, price: Decimal, fee: Decimal) -> None:
+    def _enter(self, signed: Decimal, price: Decimal, fee: Decimal) -> None:
         self.quantity += signed
         self.entry_cost += signed * price
         self._trip_quantity += abs(signed)
@@ -317,7 +317,7 @@ class Portfolio:
 
     @property
     def open_positions(self) -> int:
-        return sum(1 for position in self.positions.values() if position.is_open)
+        return sum(1 for position in self.positions.values() if position.is_held)
 
     @property
     def losses(self) -> int:
@@ -333,11 +333,11 @@ class Portfolio:
 
     def equity(self, marks: dict[str, Decimal]) -> Decimal:
         """Cash plus the marked value of every open position (shorts count negative)."""
-        return self.cash + sum((p.quantity * self._mark(p, marks) for p in self._open()), ZERO)
+        return self.cash + sum((p.quantity * self._mark(p, marks) for p in self._held()), ZERO)
 
     def exposure(self, marks: dict[str, Decimal]) -> Decimal:
         """Gross notional of the open positions at the marks: sum of |qty * mark|."""
-        return sum((abs(p.quantity * self._mark(p, marks)) for p in self._open()), ZERO)
+        return sum((abs(p.quantity * self._mark(p, marks)) for p in self._held()), ZERO)
 
     def snapshot(self) -> PortfolioSnapshot:
         return PortfolioSnapshot(
@@ -352,8 +352,8 @@ class Portfolio:
             positions=tuple(self.positions[name].snapshot() for name in sorted(self.positions)),
         )
 
-    def _open(self) -> list[Position]:
-        return [self.positions[name] for name in sorted(self.positions) if self.positions[name].is_open]
+    def _held(self) -> list[Position]:
+        return [self.positions[name] for name in sorted(self.positions) if self.positions[name].is_held]
 
     @staticmethod
     def _mark(position: Position, marks: dict[str, Decimal]) -> Decimal:

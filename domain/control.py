@@ -141,7 +141,7 @@ class Incident(Aggregate):
     resolved: bool
 
     @classmethod
-    def open(cls, incident_id: uuid.UUID, meta: EventMeta, *, severity: Severity | str, kind: str, details: str):
+    def declare(cls, incident_id: uuid.UUID, meta: EventMeta, *, severity: Severity | str, kind: str, details: str):
         return cls._start(IncidentOpened.build(incident_id, 1, meta, severity=severity, kind=kind, details=details))
 
     def resolve(self, note: str, meta: EventMeta) -> None:

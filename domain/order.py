@@ -263,7 +263,7 @@ class Order(Aggregate):
         return cls._start(event)
 
     @property
-    def is_open(self) -> bool:
+    def is_working(self) -> bool:
         return self.status not in TERMINAL
 
     @property

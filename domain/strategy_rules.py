@@ -86,9 +86,9 @@ class RulesStrategy:
 
         if position_quantity == 0:
             if buy:
-                return RulesVerdict(self._open(TradeActionKind.LONG, f"buy signal: WT cross up oversold ({values})"), inputs)
+                return RulesVerdict(self._enter(TradeActionKind.LONG, f"buy signal: WT cross up oversold ({values})"), inputs)
             if sell and self.allow_shorts:
-                return RulesVerdict(self._open(TradeActionKind.SHORT, f"sell signal: WT cross down overbought ({values})"), inputs)
+                return RulesVerdict(self._enter(TradeActionKind.SHORT, f"sell signal: WT cross down overbought ({values})"), inputs)
             return RulesVerdict(_hold(f"flat, no entry signal ({values})"), inputs)
 
         if position_quantity > 0:
@@ -104,7 +104,7 @@ class RulesStrategy:
             return RulesVerdict(_close(f"short exit: WT cross up below 0 ({values})"), inputs)
         return RulesVerdict(_hold(f"short, no exit signal ({values})"), inputs)
 
-    def _open(self, kind: TradeActionKind, rationale: str) -> TradeAction:
+    def _enter(self, kind: TradeActionKind, rationale: str) -> TradeAction:
         return TradeAction(
             action=kind,
             size_pct=self.size_pct,

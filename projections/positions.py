@@ -109,7 +109,7 @@ class Book:
 
     def open_positions(self) -> list[Position]:
         positions = self.portfolio.positions
-        return [positions[name] for name in sorted(positions) if positions[name].is_open]
+        return [positions[name] for name in sorted(positions) if positions[name].is_held]
 
     def value(self, position: Position) -> Decimal:
         """Marked value of an open position; at its entry cost while no candle of the run marked it."""
