@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from domain.market import GRANULARITIES
+
 __all__ = [
     "CandleFile",
     "CandleGap",
@@ -46,16 +48,7 @@ __all__ = [
     "read_candle_file",
 ]
 
-_GRANULARITIES = {
-    "1m": timedelta(minutes=1),
-    "5m": timedelta(minutes=5),
-    "15m": timedelta(minutes=15),
-    "30m": timedelta(minutes=30),
-    "1h": timedelta(hours=1),
-    "2h": timedelta(hours=2),
-    "6h": timedelta(hours=6),
-    "1d": timedelta(days=1),
-}
+_GRANULARITIES = GRANULARITIES  # one table of bar sizes: the domain's
 _TIME_ALIASES = ("time", "date", "timestamp", "datetime", "start")
 _PRICES = ("open", "high", "low", "close")
 _VALUES = (*_PRICES, "volume")
