@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from api.cli_common import StoreOption, ConfigOption, fail, opened_store, resolve_store_url
+from api.cli_common import ConfigOption, StoreOption, fail, opened_store, parse_utc, resolve_store_url
 from application.errors import StoreUnavailable
 from domain.events import event_classes
 from infrastructure.eventstore.chain import verify_chain
@@ -42,15 +41,7 @@ def _mount_optional() -> None:
 
 
 def _parse_time(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{option} {text!r} is not an ISO-8601 time (e.g. 2024-01-31T12:00:00Z)")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    return None if text is None else parse_utc(text, option)
 
 
 @app.command("events")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
@@ -26,6 +27,15 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print a clear error and exit (2: bad input or unusable store, 1: a check failed)."""
     err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
     raise typer.Exit(code)
+
+
+def parse_utc(text: str, option: str, expected: str = "an ISO-8601 time (e.g. 2024-01-31T12:00:00Z)") -> datetime:
+    """An ISO-8601 time from the command line, in UTC (a naive one is taken as UTC); bad input exits 2."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option} {text!r} is not {expected}")
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def load_cli_settings(config: Path | None, overrides: dict | None = None):

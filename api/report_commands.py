@@ -8,7 +8,7 @@ import io
 import json
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli_common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store
+from api.cli_common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store, parse_utc
 
 console = Console(soft_wrap=True)
 report_app = typer.Typer(help="Reports from the read model (daily, performance).", no_args_is_help=True)
@@ -56,13 +56,7 @@ def _read_model(store: str | None, config: Path | None, as_of: str | None, readm
 def _as_of_id(trading: Any, text: str, notification_at: Any) -> int:
     if text.isdigit():
         return int(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"--as-of {text!r} is neither a notification id nor an ISO-8601 time")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return notification_at(trading, moment)
+    return notification_at(trading, parse_utc(text, "--as-of", "a notification id nor an ISO-8601 time"))
 
 
 def _json_default(value: Any) -> Any:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli_common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store
+from api.cli_common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store, parse_utc
 from domain.events import EventMeta
 
 console = Console(soft_wrap=True)
@@ -98,14 +98,10 @@ def _parse_bound(text: str | None, option: str, end: bool) -> datetime | None:
     """A date (whole UTC day, --to inclusive) or an ISO time (exact)."""
     if text is None:
         return None
-    try:
-        if len(text) == 10:
-            day = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-            return day + timedelta(days=1) if end else day
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{option} {text!r} is not a date (YYYY-MM-DD) or an ISO-8601 time")
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    value = parse_utc(text, option, "a date (YYYY-MM-DD) or an ISO-8601 time")
+    if len(text) == 10:  # a whole day
+        return value + timedelta(days=1) if end else value
+    return value
 
 
 def _summary_table(summary, store_url: str, run_id: uuid.UUID, elapsed: float) -> Table:

@@ -7,10 +7,8 @@ values incrementally (IndicatorState), and a test keeps the two equal.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal
 
 import pandas as pd
@@ -81,7 +79,11 @@ def run_backtest(
                 progress(500)
     except BaseException as exc:
         status, reason = ("stopped", "interrupted") if isinstance(exc, KeyboardInterrupt) else ("failed", repr(exc)[:300])
-        loop.finish(candles[min(loop.summary.candles, len(candles)) - 1].end if loop.summary.candles else candles[0].start, status, reason)
+        at = candles[loop.summary.candles - 1].end if loop.summary.candles else candles[0].start
+        try:
+            loop.finish(at, status, reason)
+        except Exception as secondary:  # e.g. the store itself failed: report the first error, not this one
+            exc.add_note(f"recording RunEnded also failed: {secondary!r}")
         raise
     if progress is not None:
         progress(len(candles) % 500)

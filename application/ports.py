@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Protocol
 
-from domain.decision import DecisionContext, StrategyDecision, TradeAction
+from domain.decision import DecisionContext, StrategyDecision
 from domain.market import Candle
 from domain.order import Liquidity, OrderSide, OrderType
 

@@ -14,6 +14,7 @@ backtest, where the exchange is in memory.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -270,7 +271,7 @@ class TradingLoop:
         (assessed,) = self._take(decision)
         if verdict.rule == "max_daily_loss":
             self._breached_on = at.date()
-        if not verdict.approved or verdict.approved_size_pct <= 0 and action.action is not TradeActionKind.CLOSE:
+        if not verdict.approved or (verdict.approved_size_pct <= 0 and action.action is not TradeActionKind.CLOSE):
             return
         if action.action is TradeActionKind.CLOSE:
             quantity = abs(position.quantity)
@@ -394,7 +395,8 @@ def _dec(value: float | None) -> Decimal | None:
 
 
 def _clean(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and v != v else v) for k, v in inputs.items()}
+    # A strategy's inputs go into an event as JSON: NaN and infinities have no JSON form.
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in inputs.items()}
 
 
 def _price_off(price: Decimal, pct: float | None, *, down: bool) -> Decimal | None:

@@ -271,7 +271,7 @@ def assess(action: TradeAction, state: RiskState, limits: RiskLimits) -> RiskVer
             "max_daily_loss",
             f"{kind} refused: daily loss {_show(loss_pct)}% "
             + ("already breached the limit today" if earlier else f"reached the limit {limits.max_daily_loss_pct}%")
-            + f"; entries resume on the next UTC day",
+            + "; entries resume on the next UTC day",
             limit_pct=limits.max_daily_loss_pct,
         )
 

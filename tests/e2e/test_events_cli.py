@@ -82,6 +82,6 @@ def test_store_comes_from_eventstore_url_env(tmp_path):
 
 
 def test_sqlite_store_file_is_private_to_its_owner(tmp_path):
-    url = seeded(tmp_path)
+    seeded(tmp_path)
     mode = (tmp_path / "events.db").stat().st_mode & 0o777
     assert mode == 0o600

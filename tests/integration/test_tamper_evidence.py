@@ -13,7 +13,6 @@ from datetime import timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
-import pytest
 
 from api.wiring import open_store
 from domain.events import EventMeta

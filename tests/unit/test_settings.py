@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from api.config_commands import config_app
 from infrastructure.settings import (
     ConfigurationError,
-    Settings,
     config_hash,
     effective_config,
     flatten_config,
