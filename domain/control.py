@@ -47,6 +47,7 @@ class ControlStarted(StartingEvent):
         control.halted_at = None
         control.halted_by = None
         control.severity = None
+        control.cancel_requests = 0
 
 
 class TradingHalted(DomainEvent):
@@ -74,6 +75,20 @@ class TradingResumed(DomainEvent):
         control.severity = None
 
 
+class CancelAllRequested(DomainEvent):
+    """An operator asked that every working order be cancelled at the venue.
+
+    The process that owns the exchange session carries it out and records each
+    ``OrderCancelled``; a P0 halt implies it. The count lets that process see
+    requests it has not yet served.
+    """
+
+    reason: str
+
+    def apply(self, control: TradingControl) -> None:
+        control.cancel_requests += 1
+
+
 class NotHalted(DomainError):
     pass
 
@@ -88,6 +103,7 @@ class TradingControl(Aggregate):
     halted_at: datetime | None
     halted_by: str | None
     severity: Severity | None
+    cancel_requests: int = 0
 
     @property
     def halted_by_risk(self) -> bool:
@@ -107,6 +123,9 @@ class TradingControl(Aggregate):
         if not self.halted:
             raise NotHalted("trading is not halted")
         self._trigger(TradingResumed, meta, reason=reason)
+
+    def request_cancel_all(self, reason: str, meta: EventMeta) -> None:
+        self._trigger(CancelAllRequested, meta, reason=reason)
 
 
 class IncidentOpened(StartingEvent):

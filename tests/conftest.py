@@ -84,3 +84,35 @@ def app(store_url):
 @pytest.fixture
 def meta() -> EventMeta:
     return EventMeta(occurred_at=T0, actor="test")
+
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+
+
+def chromium_executable() -> str:
+    """Debian's Chromium for browser tests: skips with the reason when missing,
+    fails instead when TRADECORE_REQUIRE_CHROMIUM=1 (set by .ci/run)."""
+    import shutil
+
+    for candidate in (os.environ.get("TRADECORE_CHROMIUM"), *CHROMIUM_CANDIDATES, shutil.which("chromium")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    reason = "Chromium not installed (apt-get install -y chromium); browser tests need it"
+    if os.environ.get("TRADECORE_REQUIRE_CHROMIUM") == "1":
+        pytest.fail(f"TRADECORE_REQUIRE_CHROMIUM=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def chromium_browser():
+    """A headless Chromium driven by Playwright (Debian's binary, no download)."""
+    executable = chromium_executable()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True,
+                                             args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield browser
+        finally:
+            browser.close()

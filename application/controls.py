@@ -1,0 +1,184 @@
+"""The operator's controls: halt, resume, cancel-all, incidents.
+
+Every control is an event on the trading-control stream (or an incident
+stream) whose actor is the operator's name, so it survives restarts and shows
+in the timeline. Orders are cancelled by the process that owns the exchange
+session (``tradecore run``): a ``CancelAllRequested`` (which a P0 halt or a P0
+incident also records) is its instruction, and ``ControlWatch`` is how it
+notices one. The CLI and the REST API only record; they never talk to the
+venue behind the running process's back, so the order streams keep one writer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eventsourcing.utils import get_topic
+
+from application.ports import Clock, ExecutionReport, IdSource
+from application.trading_app import TradingApplication
+from domain.control import (
+    TRADING_CONTROL_ID,
+    AlreadyHalted,
+    Incident,
+    RunMode,
+    RunStarted,
+    Severity,
+    TradingControl,
+)
+from domain.events import DomainError, EventMeta
+from domain.order import (
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderPlaced,
+    OrderRejected,
+    OrderSubmitted,
+)
+
+ORDER_EVENTS = (OrderPlaced, OrderSubmitted, OrderAccepted, OrderPartiallyFilled, OrderFilled,
+                OrderCancelled, OrderRejected, OrderExpired)
+
+
+@dataclass(frozen=True)
+class HaltOutcome:
+    """What a halt recorded: the control state, and whether cancels were requested."""
+
+    control: TradingControl
+    cancel_requested: bool
+    already_halted: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentOutcome:
+    incident_id: uuid.UUID
+    halted: HaltOutcome | None
+
+
+class OperatorControls:
+    """Records the operator's controls; the running process acts on them."""
+
+    def __init__(self, store: TradingApplication, clock: Clock, ids: IdSource):
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+
+    def _meta(self, actor: str, correlation: uuid.UUID | None = None) -> EventMeta:
+        if not actor or not actor.strip():
+            raise DomainError("a control needs an actor (the operator's name)")
+        return EventMeta(self.clock.now(), actor, correlation or TRADING_CONTROL_ID, None, None)
+
+    def _control(self, meta: EventMeta) -> TradingControl:
+        return self.store.get_trading_control() or TradingControl.start(meta)
+
+    def halt(self, reason: str, severity: Severity | str, actor: str) -> HaltOutcome:
+        """Stop new entries; a P0 also asks for every working order to be cancelled.
+
+        Halting an already-halted bot with P0 still records the cancel request
+        (an escalation must not be lost); a lower severity then raises AlreadyHalted.
+        """
+        severity = Severity(severity)
+        if not reason or not reason.strip():
+            raise DomainError("a halt needs a reason")
+        meta = self._meta(actor)
+        control = self._control(meta)
+        already = control.halted
+        if already and severity is not Severity.P0:
+            raise AlreadyHalted(f"trading is already halted since {control.halted_at}: {control.halt_reason}")
+        if not already:
+            control.halt(reason, severity, meta)
+        if severity is Severity.P0:
+            control.request_cancel_all(f"P0 halt: {reason}", meta)
+        self.store._save(control)
+        return HaltOutcome(control, severity is Severity.P0, already)
+
+    def resume(self, reason: str, actor: str) -> TradingControl:
+        if not reason or not reason.strip():
+            raise DomainError("a resume needs a reason (who checked what)")
+        return self.store.resume_trading(reason, self._meta(actor))
+
+    def cancel_all(self, reason: str, actor: str) -> TradingControl:
+        if not reason or not reason.strip():
+            raise DomainError("a cancel-all needs a reason")
+        meta = self._meta(actor)
+        control = self._control(meta)
+        control.request_cancel_all(reason, meta)
+        self.store._save(control)
+        return control
+
+    def open_incident(self, severity: Severity | str, kind: str, details: str, actor: str) -> IncidentOutcome:
+        """Declare an incident; a P0 also halts trading and requests cancels."""
+        severity = Severity(severity)
+        for name, value in (("kind", kind), ("details", details)):
+            if not value or not value.strip():
+                raise DomainError(f"an incident needs {name}")
+        incident_id = self.ids.new_id()
+        self.store.open_incident(incident_id, self._meta(actor, incident_id), severity=severity, kind=kind,
+                                 details=details)
+        halted = None
+        if severity is Severity.P0:
+            halted = self.halt(f"P0 incident {incident_id}: {kind}", Severity.P0, actor)
+        return IncidentOutcome(incident_id, halted)
+
+    def resolve_incident(self, incident_id: uuid.UUID, note: str, actor: str) -> Incident:
+        if not note or not note.strip():
+            raise DomainError("resolving an incident needs a note")
+        return self.store.resolve_incident(incident_id, note, self._meta(actor, incident_id))
+
+
+@dataclass
+class ControlWatch:
+    """For the process that owns the exchange session: notices new controls.
+
+    ``poll()`` reloads the trading-control stream; when cancel requests were
+    recorded since the last poll it calls ``on_cancel_all`` (which should call
+    the gateway's ``cancel_all`` and apply the reports through the loop).
+    Requests recorded before the watch started are served on the first poll
+    while trading is halted, so a P0 that raced a crash is not lost.
+    """
+
+    store: TradingApplication
+    on_cancel_all: Callable[[], list[ExecutionReport]]
+    served: int | None = None
+    control: TradingControl | None = field(default=None)
+
+    def poll(self) -> TradingControl | None:
+        self.control = self.store.get_trading_control()
+        requests = self.control.cancel_requests if self.control else 0
+        if self.served is None:
+            self.served = 0 if (self.control and self.control.halted) else requests
+        if requests > self.served:
+            self.served = requests
+            self.on_cancel_all()
+        return self.control
+
+    @property
+    def halted(self) -> bool:
+        return bool(self.control and self.control.halted)
+
+
+def working_orders(store: TradingApplication, modes: tuple[RunMode, ...] = (RunMode.PAPER, RunMode.LIVE)) -> list:
+    """Orders of paper/live runs that are still working (not filled, cancelled, rejected or expired).
+
+    Rebuilt from the log's order events (backtest orders are excluded: their
+    exchange is gone when the run ends).
+    """
+    runs = {
+        logged.event.originator_id
+        for logged in store.iter_log(topics=[get_topic(RunStarted)])
+        if logged.event.mode in modes
+    }
+    if not runs:
+        return []
+    orders: dict[uuid.UUID, object] = {}
+    for logged in store.iter_log(topics=[get_topic(cls) for cls in ORDER_EVENTS]):
+        event = logged.event
+        if event.run_id not in runs:
+            continue
+        orders[event.originator_id] = event.mutate(orders.get(event.originator_id))
+    return [order for order in orders.values() if order.is_working]
+
