@@ -25,6 +25,7 @@ STREAMS: list[tuple[str, str, str]] = [
     ("Account", "domain.account", "One stream per account (default `main`)."),
     ("Configuration", "domain.config", "One ledger stream for the whole bot."),
     ("Control, incidents and runs", "domain.control", "One control stream; one stream per incident and per run."),
+    ("Health alerts", "domain.alerts", "One stream per health check: raised once per failure, resolved once on recovery."),
 ]
 
 _VALIDATOR_NAMES = {

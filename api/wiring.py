@@ -121,3 +121,39 @@ def decision_model(settings, strategy: str | None = None, now=None):
             now=now,
         )
     raise MissingSetting(f"unknown strategy {name!r}: use rules or llm")
+
+
+# --- Coinbase (paper and live runs, data fetch) -------------------------------------------------
+
+
+def coinbase_client(settings, *, authenticated: bool = True, meter=None):
+    """The Coinbase REST client from [exchange]; without keys (or authenticated=False) only public endpoints work."""
+    from infrastructure.coinbase.client import CoinbaseClient
+    from infrastructure.coinbase.errors import RetryPolicy
+
+    x = settings.exchange
+    key = x.api_key.get_secret_value() if (authenticated and x.api_key) else None
+    secret = x.api_secret.get_secret_value() if (authenticated and x.api_secret) else None
+    if key is None or secret is None:
+        key = secret = None
+    return CoinbaseClient(key, secret, base_url=x.base_url, timeout=x.request_timeout, ca_bundle=x.ca_bundle,
+                          retry=RetryPolicy(attempts=x.max_attempts, initial_wait=x.retry_wait_seconds), meter=meter)
+
+
+def coinbase_candles(settings, client, *, product: str, granularity: str, authenticated: bool = False):
+    """The live candles feed (WebSocket candles + heartbeats, REST backfill)."""
+    from infrastructure.coinbase.market_data import CandleStream
+
+    x = settings.exchange
+    key = x.api_key.get_secret_value() if (authenticated and x.api_key and x.api_secret) else None
+    secret = x.api_secret.get_secret_value() if key else None
+    return CandleStream(client, product, granularity, ws_url=x.ws_url, api_key=key, api_secret=secret,
+                        stale_after=x.ws_stale_seconds, reconnect_wait=min(0.5, x.retry_wait_seconds),
+                        rest_interval=min(1.0, 2 * x.retry_wait_seconds))
+
+
+def coinbase_gateway(settings, client):
+    """Real orders on Coinbase (needs keys)."""
+    from infrastructure.coinbase.execution import CoinbaseGateway
+
+    return CoinbaseGateway(client, fill_wait=settings.exchange.fill_wait_seconds)

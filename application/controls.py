@@ -32,16 +32,18 @@ from domain.events import DomainError, EventMeta
 from domain.order import (
     OrderAccepted,
     OrderCancelled,
+    FillDiscovered,
     OrderExpired,
     OrderFilled,
     OrderPartiallyFilled,
     OrderPlaced,
+    OrderReconciled,
     OrderRejected,
     OrderSubmitted,
 )
 
 ORDER_EVENTS = (OrderPlaced, OrderSubmitted, OrderAccepted, OrderPartiallyFilled, OrderFilled,
-                OrderCancelled, OrderRejected, OrderExpired)
+                OrderCancelled, OrderRejected, OrderExpired, FillDiscovered, OrderReconciled)
 
 
 @dataclass(frozen=True)

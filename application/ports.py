@@ -113,3 +113,95 @@ class AlertSink(Protocol):
     """Where alerts go (webhook, log)."""
 
     def alert(self, severity: str, title: str, details: str) -> None: ...
+
+
+# --- the venue's own view (live trading) ---------------------------------------------
+
+
+class VenueError(Exception):
+    """The venue could not do what was asked; adapters translate their SDK's errors into these."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class VenueClientError(VenueError):
+    """The venue refused the request itself (HTTP 4xx): retrying the same request will not help."""
+
+
+class VenueAuthError(VenueClientError):
+    """The venue refused our credentials (401/403, or no keys for a private endpoint)."""
+
+
+class VenueRateLimited(VenueClientError):
+    """Too many requests (429); ``retry_after`` is how long the venue asked us to wait, in seconds."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = 429):
+        self.retry_after = retry_after
+        super().__init__(message, status)
+
+
+class VenueServerError(VenueError):
+    """The venue failed (HTTP 5xx); the request may be retried."""
+
+    retryable = True
+
+
+class VenueUnavailable(VenueError):
+    """The venue could not be reached (connection refused, timeout); the request may be retried."""
+
+    retryable = True
+
+
+class VenueDataError(VenueError):
+    """The venue sent something we cannot trust (a missing or malformed field); names the field and value."""
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    """An order as the venue reports it, in our terms."""
+
+    venue_order_id: str
+    client_order_id: str
+    product: str
+    side: OrderSide
+    status: str  # the venue's word: OPEN, FILLED, CANCELLED, EXPIRED, FAILED, PENDING, UNKNOWN
+    filled_quantity: Decimal
+    order_id: uuid.UUID | None = None  # ours, when the client_order_id is one we derived
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class VenueFill:
+    """A fill as the venue reports it."""
+
+    fill_id: str
+    venue_order_id: str
+    product: str
+    side: OrderSide
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    liquidity: Liquidity
+    occurred_at: datetime
+    fee_currency: str = "USD"
+
+
+class VenueAccount(Protocol):
+    """What reconciliation asks the venue: its open orders, fills and balances."""
+
+    def open_orders(self, product: str | None = None) -> list[VenueOrder]: ...
+
+    def find_order(self, client_order_id: str, venue_order_id: str | None = None,
+                   placed_after: datetime | None = None) -> VenueOrder | None:
+        """The venue's order with this client_order_id (None: the venue never saw it)."""
+
+    def fills_since(self, since: datetime | None, product: str | None = None) -> list[VenueFill]: ...
+
+    def balances(self) -> dict[str, Decimal]:
+        """Total (available + held) per currency."""

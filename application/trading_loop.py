@@ -305,6 +305,8 @@ class TradingLoop:
         self.summary.orders += 1
         request = OrderRequest(order_id, order.client_order_id, order.product, side, OrderType.MARKET, quantity,
                                stop_loss_price=stop, take_profit_price=target)
+        if self.mode is not RunMode.BACKTEST:
+            self.flush()  # a real (or paper) venue hears of the order only once the log holds it
         for report in self.exchange.submit(request, reference, at):
             self._apply_report(report, None)
 
@@ -342,6 +344,50 @@ class TradingLoop:
         side = OrderSide.SELL if position.quantity > 0 else OrderSide.BUY
         decision_id = self._order_decisions.get(report.order_id)
         self._place(decision_id, side, abs(position.quantity), report.trigger_price or report.price, report.occurred_at, None)
+
+    # --- paper and live: what the runner feeds in between candles -----------------------
+
+    def warm(self, candles: list[Candle]) -> None:
+        """Candles before the run (history fetched at start): context and mark only, no decisions."""
+        for candle in candles:
+            self._recent.append(candle)
+            self._mark = candle.close
+
+    def restore(self, positions: dict[str, Any], orders: list[Order],
+                decisions: dict[uuid.UUID, uuid.UUID | None] | None = None) -> None:
+        """Carry open positions (``domain.accounting.Position``) and working orders of earlier runs into this one.
+
+        Positions change no cash: the run's cash is what it started with (the venue's balance live).
+        """
+        for product, position in positions.items():
+            if position.is_held:
+                self.portfolio.positions[product] = position
+        for order in orders:
+            self.open_orders[order.id] = order
+            self._order_decisions[order.id] = (decisions or {}).get(order.id, order.decision_id)
+
+    def refresh_control(self, control: TradingControl | None) -> None:
+        """The trading-control state as just read from the log (an operator may have halted or resumed)."""
+        if self.mode is not RunMode.BACKTEST and control is not None:
+            self._control = control
+
+    def apply_reports(self, reports: list[ExecutionReport]) -> int:
+        """Apply what the venue reported between candles (late fills, cancels); returns how many applied."""
+        applied = 0
+        for report in reports:
+            if report.kind not in (ReportKind.STOP_TRIGGERED, ReportKind.TAKE_PROFIT_TRIGGERED) \
+                    and report.order_id not in self.open_orders:
+                continue  # an order this run no longer holds (already terminal)
+            self._apply_report(report, None)
+            applied += 1
+        self.flush()
+        return applied
+
+    def cancel_all(self, at: datetime) -> list[ExecutionReport]:
+        """The emergency stop: cancel every open order at the venue and record what it says."""
+        reports = self.exchange.cancel_all(at)
+        self.apply_reports(reports)
+        return reports
 
     # --- the trading day, drawdown and halts -------------------------------------------
 

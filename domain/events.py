@@ -107,8 +107,17 @@ class EventMeta:
 _registry: dict[str, type[DomainEvent]] = {}
 
 
+EVENT_MODULES = ("domain.market", "domain.decision", "domain.order", "domain.account", "domain.config",
+                 "domain.control", "domain.alerts")
+"""Every module that defines events (imported on demand, so the catalogue is always whole)."""
+
+
 def event_classes() -> dict[str, type[DomainEvent]]:
     """Every concrete event class, by name (the catalogue)."""
+    import importlib
+
+    for module in EVENT_MODULES:
+        importlib.import_module(module)
     return dict(_registry)
 
 

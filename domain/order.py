@@ -204,7 +204,43 @@ class OrderExpired(DomainEvent):
         order.reason = self.reason
 
 
-FILL_EVENTS: tuple[type[DomainEvent], ...] = (OrderPartiallyFilled, OrderFilled)
+class FillDiscovered(_FillEvent):
+    """A fill the venue reported that the log did not have, found by reconciliation (e.g. after a crash).
+
+    It books like any fill; ``completed`` says whether it completes the order,
+    ``reason`` how it was found. Never a synthetic fill: every field is the venue's.
+    """
+
+    completed: bool
+    reason: str
+
+    def apply(self, order: Order) -> None:
+        super().apply(order)
+        order.status = OrderStatus.FILLED if self.completed else OrderStatus.PARTIALLY_FILLED
+
+
+class OrderReconciled(DomainEvent):
+    """The venue's view of an order differed from the log; the order takes the venue's status.
+
+    ``venue_status`` is what the venue said (or NOT_FOUND), ``status`` the
+    order's status after this event, ``reason`` what was found and why.
+    """
+
+    previous_status: OrderStatus
+    status: OrderStatus
+    venue_status: str
+    venue_order_id: str | None = None
+    reason: str
+
+    def apply(self, order: Order) -> None:
+        order.status = self.status
+        if self.venue_order_id:
+            order.venue_order_id = self.venue_order_id
+        if self.status in TERMINAL:
+            order.reason = self.reason
+
+
+FILL_EVENTS: tuple[type[DomainEvent], ...] = (OrderPartiallyFilled, OrderFilled, FillDiscovered)
 
 
 class Order(Aggregate):
@@ -322,6 +358,53 @@ class Order(Aggregate):
             fee_currency=fee_currency,
             liquidity=liquidity,
             cumulative_quantity=cumulative,
+        )
+        return True
+
+    def discover_fill(
+        self,
+        meta: EventMeta,
+        *,
+        fill_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        fee_currency: str,
+        liquidity: Liquidity | str,
+        reason: str,
+    ) -> bool:
+        """Record a fill found at the venue by reconciliation; False for a fill already recorded."""
+        if fill_id in self.fill_ids:
+            return False
+        if quantity <= 0:
+            raise FieldProblem("quantity", quantity, "a fill quantity must be > 0")
+        cumulative = self.filled_quantity + quantity
+        if cumulative > self.quantity:
+            raise Overfill(
+                f"order {self.id}: discovered fill {fill_id} of {quantity} takes the filled quantity to "
+                f"{cumulative}, past the order quantity {self.quantity}"
+            )
+        completed = cumulative == self.quantity
+        self._require(OrderStatus.FILLED if completed else OrderStatus.PARTIALLY_FILLED)
+        self._trigger(
+            FillDiscovered, meta, fill_id=fill_id, quantity=quantity, price=price, fee=fee,
+            fee_currency=fee_currency, liquidity=liquidity, cumulative_quantity=cumulative, completed=completed,
+            reason=reason,
+        )
+        return True
+
+    def reconcile(self, meta: EventMeta, status: OrderStatus | str, venue_status: str, reason: str,
+                  venue_order_id: str | None = None) -> bool:
+        """Take the venue's status (a legal transition only); False when nothing differs."""
+        status = OrderStatus(status)
+        new_venue_id = venue_order_id if venue_order_id and venue_order_id != self.venue_order_id else None
+        if status is self.status and new_venue_id is None:
+            return False
+        if status is not self.status:
+            self._require(status)
+        self._trigger(
+            OrderReconciled, meta, previous_status=self.status, status=status, venue_status=venue_status,
+            venue_order_id=venue_order_id, reason=reason,
         )
         return True
 

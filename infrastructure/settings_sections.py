@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 GRANULARITY_SECONDS: dict[str, int] = {
     "1m": 60,
@@ -126,6 +126,19 @@ class ExchangeSection(Section):
     taker_fee_bps: Decimal = Field(Decimal(60), ge=0, le=1000, description="taker fee, basis points")
     maker_fee_bps: Decimal = Field(Decimal(40), ge=0, le=1000, description="maker fee, basis points")
     request_timeout: float = Field(10, gt=0, le=120, description="seconds per REST request")
+    ca_bundle: Path | None = Field(None, description="CA file to trust for the REST host (a local stand-in); unset: system CAs")
+    max_attempts: int = Field(4, ge=1, le=20, description="attempts per REST call on 5xx, 429 and timeouts")
+    retry_wait_seconds: float = Field(0.5, gt=0, le=60, description="first wait between attempts (doubles each time)")
+    fill_wait_seconds: float = Field(2.0, ge=0, le=60, description="seconds a market order's fills are awaited after sending it")
+    ws_stale_seconds: float = Field(10.0, gt=0, le=600, description="a candles feed quiet this long is reconnected")
+
+    @field_validator("base_url")
+    @classmethod
+    def _host_only(cls, value: str) -> str:
+        value = value.strip().removeprefix("https://").rstrip("/")
+        if "/" in value or "://" in value:
+            raise ValueError("must be a host[:port] (the SDK always speaks https://HOST/api/v3/...)")
+        return value
 
     @field_validator("ws_url")
     @classmethod
@@ -182,6 +195,10 @@ class SystemSection(Section):
     api_host: str = Field("127.0.0.1", min_length=1, description="REST API bind address")
     api_port: int = Field(8080, ge=1, le=65535, description="REST API port")
     api_tokens: list[ApiToken] = Field(default_factory=list, description="REST API bearer tokens (env: JSON list)")
+    api_open_endpoints: list[Literal["/health", "/health/detailed", "/metrics"]] = Field(
+        default_factory=lambda: ["/health", "/metrics"],
+        description="REST endpoints that answer without a bearer token (env: JSON list; [] closes them all)",
+    )
     alert_webhook_url: SecretStr | None = Field(None, description="Slack-style webhook for alerts")
 
     @field_validator("log_level", mode="before")
@@ -218,6 +235,45 @@ class MonitoringSection(Section):
     market_data_stale_seconds: int = Field(30, ge=1, description="market-data latency that raises an alert")
     llm_response_rate_min_pct: Decimal = _percent("90", "LLM success rate below which an alert is raised")
     trade_success_rate_min_pct: Decimal = _percent("40", "win rate below which an alert is raised")
+    projector_lag_alert_seconds: int = Field(
+        30, ge=1, le=86400, description="seconds the read model may trail the log before health is degraded"
+    )
+    # The manual's targets: past one a check is 'warn' (degraded, no page); an alert resolves only
+    # once its check is back within target, so a value hovering at the alert level cannot flap.
+    memory_target_mb: int = Field(1200, ge=32, description="process memory above target (warn)")
+    system_memory_target_pct: Decimal = _percent("80", "machine memory use above target (warn)")
+    system_memory_alert_pct: Decimal = _percent("90", "machine memory use that raises an alert")
+    cpu_target_pct: Decimal = _percent("70", "CPU usage above target (warn)")
+    disk_target_pct: Decimal = _percent("80", "disk usage above target (warn)")
+    api_error_rate_target_pct: Decimal = _percent("1", "exchange API error rate above target (warn)")
+    api_response_target_ms: int = Field(1000, ge=1, description="exchange API p95 response time above target (warn)")
+    market_data_target_seconds: int = Field(5, ge=0, description="market-data latency above target (warn)")
+    llm_response_rate_target_pct: Decimal = _percent("95", "LLM success rate below target (warn)")
+    daily_loss_warn_pct_of_limit: Decimal = _percent(
+        "80", "share of risk.max_daily_loss_pct used that raises a P1 alert (the limit itself raises P0)"
+    )
+    llm_window_minutes: int = Field(1440, ge=1, le=10080, description="window of the LLM response-rate check")
+    llm_min_decisions: int = Field(5, ge=1, le=10000, description="decisions in the window before the LLM rate is judged")
+    api_window_minutes: int = Field(15, ge=1, le=1440, description="window of the API error-rate and response-time checks")
+    check_interval_seconds: float = Field(60, ge=1, le=86400, description="seconds between checks of the health watch")
+    webhook_timeout_seconds: float = Field(10, gt=0, le=120, description="seconds per alert webhook request")
+    webhook_retries: int = Field(3, ge=0, le=10, description="retries of a failed alert webhook request")
+
+    @model_validator(mode="after")
+    def _targets_inside_alerts(self) -> "MonitoringSection":
+        pairs = [
+            ("memory_target_mb", "memory_alert_mb", 1), ("system_memory_target_pct", "system_memory_alert_pct", 1),
+            ("cpu_target_pct", "cpu_alert_pct", 1), ("disk_target_pct", "disk_alert_pct", 1),
+            ("api_error_rate_target_pct", "api_error_rate_alert_pct", 1),
+            ("api_response_target_ms", "api_response_alert_ms", 1),
+            ("market_data_target_seconds", "market_data_stale_seconds", 1),
+            ("llm_response_rate_target_pct", "llm_response_rate_min_pct", -1),
+        ]
+        for target, alert, sign in pairs:
+            if (getattr(self, target) - getattr(self, alert)) * sign > 0:
+                word = "above" if sign > 0 else "below"
+                raise ValueError(f"{target} ({getattr(self, target)}) is {word} {alert} ({getattr(self, alert)})")
+        return self
 
 
 class EventStoreSection(Section):

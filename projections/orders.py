@@ -3,7 +3,9 @@
 ``orders``: one row per ``OrderPlaced``; later events of the order move its
 status (the state machine of domain/order.py), and fills add to its filled
 quantity, notional, fees and average fill price. ``fills``: one row per
-``OrderPartiallyFilled``/``OrderFilled`` with the order's product and side.
+``OrderPartiallyFilled``/``OrderFilled``/``FillDiscovered`` (a venue fill found
+by reconciliation) with the order's product and side. An ``OrderReconciled``
+sets the status the venue reported.
 
 Inserts are set-based SQL. The few order updates of a page are folded in
 Python with Decimal (an average price needs quantity x price, which overflows
@@ -28,8 +30,11 @@ STATUS_OF = {
     "OrderCancelled": "CANCELLED",
     "OrderRejected": "REJECTED",
     "OrderExpired": "EXPIRED",
+    "FillDiscovered": None,  # FILLED or PARTIALLY_FILLED, from its ``completed`` field
+    "OrderReconciled": None,  # the venue's status, from its ``status`` field
 }
-_FILL_TYPES = ("OrderPartiallyFilled", "OrderFilled")
+_FILL_TYPES = ("OrderPartiallyFilled", "OrderFilled", "FillDiscovered")
+_FILL_SQL = ", ".join(f"'{t}'" for t in _FILL_TYPES)
 _UPDATE_TYPES = tuple(t for t in STATUS_OF if t != "OrderPlaced")
 _SCALE = Decimal(1).scaleb(-18)
 
@@ -132,8 +137,9 @@ class OrdersProjection:
         events = con.execute(
             f"""SELECT notification_id, CAST(stream_id AS VARCHAR), event_type, epoch_us(occurred_at),
                    json_extract_string(payload, '$.venue_order_id'), json_extract_string(payload, '$.reason'),
-                   CAST(f.quantity AS VARCHAR), CAST(f.price AS VARCHAR), CAST(f.fee AS VARCHAR)
-            FROM (SELECT *, CASE WHEN event_type IN ('OrderPartiallyFilled', 'OrderFilled')
+                   CAST(f.quantity AS VARCHAR), CAST(f.price AS VARCHAR), CAST(f.fee AS VARCHAR),
+                   json_extract_string(payload, '$.status'), json_extract(payload, '$.completed')
+            FROM (SELECT *, CASE WHEN event_type IN ({_FILL_SQL})
                                  THEN json_transform(payload, {_FILL}) END AS f
                   FROM batch_events WHERE notification_id > ? AND event_type IN ({types}))
             ORDER BY notification_id""",
@@ -147,7 +153,7 @@ class OrdersProjection:
                 SELECT f.fill_id, b.stream_id, b.run_id, o.product, o.side, f.quantity, f.price, f.fee,
                        f.fee_currency, f.liquidity, b.occurred_at, b.notification_id
                 FROM (SELECT *, json_transform(payload, {_FILL}) AS f
-                      FROM batch_events WHERE notification_id > ? AND event_type IN ('OrderPartiallyFilled', 'OrderFilled')) AS b
+                      FROM batch_events WHERE notification_id > ? AND event_type IN ({_FILL_SQL})) AS b
                 JOIN orders AS o ON o.order_id = b.stream_id
                 ORDER BY b.notification_id""",
                 [after],
@@ -167,11 +173,16 @@ class OrdersProjection:
         }
         with localcontext() as ctx:
             ctx.prec = 60
-            for nid, order_id, event_type, occurred_us, venue_order_id, reason, qty, price, fee in events:
+            for nid, order_id, event_type, occurred_us, venue_order_id, reason, qty, price, fee, status, done in events:
                 state = current.get(order_id)
                 if state is None:
                     raise ValueError(f"{event_type} at notification {nid} for order {order_id} that was never placed")
-                state[0] = STATUS_OF[event_type]
+                if event_type == "FillDiscovered":
+                    state[0] = "FILLED" if str(done).lower() == "true" else "PARTIALLY_FILLED"
+                elif event_type == "OrderReconciled":
+                    state[0] = status
+                else:
+                    state[0] = STATUS_OF[event_type]
                 if event_type in _FILL_TYPES:
                     quantity, fill_price = Decimal(qty), Decimal(price)
                     state[1] += quantity

@@ -55,7 +55,7 @@ ZERO = Decimal(0)
 _SCALE = Decimal(1).scaleb(-18)
 MONEY_TYPE = pa.decimal128(38, 18)
 TIME_TYPE = pa.timestamp("us", tz="UTC")
-FILLS = ("OrderPartiallyFilled", "OrderFilled")
+FILLS = ("OrderPartiallyFilled", "OrderFilled", "FillDiscovered")  # a discovered fill books like any fill
 TERMINAL = ("OrderFilled", "OrderCancelled", "OrderRejected", "OrderExpired")
 LEDGER_TYPES = (
     "RunStarted", "FundsDeposited", "FundsWithdrawn", "OrderPlaced", *FILLS, "OrderCancelled", "OrderRejected",

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from projections import control, decisions, market, orders, pnl, risk_usage
+from projections import alerts, control, decisions, market, orders, pnl, risk_usage
 from projections import positions as positions_
 from projections.base import Projection
 
@@ -56,7 +56,8 @@ SELECT notification_id, topic, event_type,
 FROM batch_rows"""
 
 ALL_PROJECTIONS: tuple[Projection, ...] = tuple(
-    p for module in (market, decisions, orders, control, positions_, pnl, risk_usage) for p in module.PROJECTIONS
+    p for module in (market, decisions, orders, control, positions_, pnl, risk_usage, alerts)
+    for p in module.PROJECTIONS
 )
 """Every projection, in the order a page is applied."""
 
