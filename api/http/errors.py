@@ -1,0 +1,161 @@
+"""The one place where errors become HTTP answers: every error body is ``{"error", "detail"}``.
+
+Domain and application errors map to 4xx (a refused command is 409 or 422, a
+missing thing 404); a read model that is still being built, or a store that
+cannot be reached, is 503; a bad query parameter is 422 naming it. Anything
+else is a bug: 500 with a generic body, the traceback in the server log only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.http.jsonio import json_response
+from api.http.readmodel import ReadModelNotReady
+from application.errors import ConcurrencyConflict, NotFound, StoreUnavailable
+from domain.control import AlreadyHalted, NotHalted
+from domain.events import DomainError
+from projections.reports import NoData
+
+log = logging.getLogger("tradecore.api")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API."""
+
+    error: str
+    detail: str
+
+
+class ApiError(Exception):
+    """An error the API raises itself, with its status and machine-readable code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, code: str | None = None, headers: dict | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code or type(self).code
+        self.headers = headers
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class Missing(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class BadParameter(ApiError):
+    status, code = 422, "invalid_parameter"
+
+
+class NotImplementedYet(ApiError):
+    status, code = 501, "not_implemented"
+
+
+class Unavailable(ApiError):
+    status, code = 503, "unavailable"
+
+
+def error_response(status: int, error: str, detail: str, headers: dict | None = None):
+    return json_response({"error": error, "detail": detail}, status, headers)
+
+
+def _where(loc: tuple) -> str:
+    kinds = {"query": "query parameter", "path": "path parameter", "body": "body field", "header": "header"}
+    if not loc:
+        return "request"
+    kind = kinds.get(str(loc[0]), str(loc[0]))
+    name = ".".join(str(part) for part in loc[1:])
+    return f"{kind} {name!r}" if name else kind
+
+
+def validation_detail(exc: RequestValidationError) -> str:
+    """Each bad parameter by kind and name, with why: `query parameter 'limit': ...`."""
+    parts = []
+    for problem in exc.errors():
+        message = str(problem.get("msg", "invalid"))
+        parts.append(f"{_where(tuple(problem.get('loc', ())))}: {message}")
+    return "; ".join(parts) or "invalid request"
+
+
+# Status codes documented on every route (the OpenAPI schema lists them; schemathesis checks them).
+COMMON_RESPONSES = {
+    401: {"model": ErrorBody, "description": "no or unknown bearer token"},
+    403: {"model": ErrorBody, "description": "the token's role may not do this"},
+    422: {"model": ErrorBody, "description": "a bad parameter, named in detail"},
+    503: {"model": ErrorBody, "description": "the read model or the store is not available"},
+}
+NOT_FOUND = {404: {"model": ErrorBody, "description": "nothing matches"}}
+CONFLICT = {409: {"model": ErrorBody, "description": "the command conflicts with the current state"}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the exception handlers: the only mapping from errors to status codes."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError):
+        return error_response(exc.status, exc.code, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError):
+        return error_response(422, "invalid_parameter", validation_detail(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
+                              getattr(exc, "headers", None))
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound):
+        return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(NoData)
+    async def _no_data(_: Request, exc: NoData):
+        return error_response(404, "no_data", str(exc))
+
+    @app.exception_handler(AlreadyHalted)
+    async def _already_halted(_: Request, exc: AlreadyHalted):
+        return error_response(409, "already_halted", str(exc))
+
+    @app.exception_handler(NotHalted)
+    async def _not_halted(_: Request, exc: NotHalted):
+        return error_response(409, "not_halted", str(exc))
+
+    @app.exception_handler(ConcurrencyConflict)
+    async def _conflict(_: Request, exc: ConcurrencyConflict):
+        return error_response(409, "conflict", str(exc))
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError):
+        return error_response(422, "refused", str(exc))
+
+    @app.exception_handler(ReadModelNotReady)
+    async def _not_ready(_: Request, exc: ReadModelNotReady):
+        return error_response(503, "read_model_not_ready", str(exc), {"Retry-After": "1"})
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store(_: Request, exc: StoreUnavailable):
+        return error_response(503, "store_unavailable", str(exc), {"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", f"{type(exc).__name__}: the server log has the details")

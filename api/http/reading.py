@@ -1,0 +1,62 @@
+"""What the read routes share: the run a view describes, paging limits, and cached JSON answers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import Query
+from starlette.concurrency import run_in_threadpool
+
+from api.http.errors import BadParameter, Missing
+from api.http.jsonio import JsonBytes, dumps
+
+MAX_LIMIT = 1000
+MAX_ID = 2**62  # notification ids are BIGINT; anything above is no id at all
+
+Limit = Query(100, ge=1, le=MAX_LIMIT, description=f"at most this many items (1 to {MAX_LIMIT})")
+Before = Query(None, ge=1, le=MAX_ID, description="paging cursor: only items with a notification id below this")
+Offset = Query(0, ge=0, le=10_000_000, description="paging: skip this many items")
+RunId = Query(None, description="the run (default: the active paper/live run, else the latest run)")
+
+RUN_COLUMNS = ("run_id::VARCHAR AS run_id, mode, product, granularity, strategy, status, started_at, ended_at")
+
+
+def choose_run(node, run_id: uuid.UUID | None) -> dict[str, Any] | None:
+    """The run asked for (404 if unknown), else the active paper/live run, else the latest one (None if no run)."""
+    access = node.access
+    if run_id is not None:
+        found = access.cached(("run", run_id), lambda: access.one(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?::UUID", [str(run_id)]))
+        if found is None:
+            raise Missing(f"no run {run_id} in the read model", code="unknown_run")
+        return found
+    return access.cached(("run", None), lambda: access.one(
+        f"SELECT {RUN_COLUMNS} FROM runs ORDER BY (mode <> 'backtest' AND ended_at IS NULL) DESC, "
+        "started_at DESC, run_id DESC LIMIT 1"))
+
+
+async def cached_json(node, key: Any, compute: Callable[[], Any]) -> JsonBytes:
+    """The JSON answer for ``key`` at the read model's position: from the cache, or computed once in a thread."""
+    body = node.access.peek(key)
+    if body is None:
+        body = await run_in_threadpool(node.access.cached, key, lambda: dumps(compute()))
+    return JsonBytes(body)
+
+
+def utc(moment: datetime | None, name: str) -> datetime | None:
+    """A query-parameter time in UTC (naive means UTC); 422 naming the parameter when out of range."""
+    if moment is None:
+        return None
+    try:
+        value = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError) as exc:
+        raise BadParameter(f"query parameter {name!r}: {exc}") from None
+
+
+def page_after(rows: list[dict], limit: int, key: str = "notification_id") -> int | None:
+    """The cursor of the next page (newest first), or None when this page was the last."""
+    return rows[limit - 1][key] if len(rows) > limit else None

@@ -1,0 +1,195 @@
+"""A read node: the projector following the store and uvicorn serving the API, in one process.
+
+``start_read_node`` opens the store and the DuckDB read model this process
+owns, starts the projector (``projections.runner.follow``) in a thread, and
+uvicorn in another; ``ReadNode.stop()`` stops both and closes everything.
+`tradecore serve` runs one in the foreground; `tradecore run` starts one
+beside its trading loop. The projector also publishes the read-only snapshot
+that short-lived readers (`tradecore report`, `query`) use while this process
+owns the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("tradecore.serve")
+
+SNAPSHOT_EVERY = 5.0
+
+
+def _uvicorn_choices() -> dict[str, str]:
+    """The fastest event loop and HTTP parser installed (uvloop and httptools when present)."""
+    import importlib.util
+
+    return {"loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+            "http": "httptools" if importlib.util.find_spec("httptools") else "h11"}
+
+
+@dataclass
+class ReadNode:
+    """A running read node; ``url`` is where its API answers."""
+
+    url: str
+    host: str
+    port: int
+    store: Any
+    con: Any
+    access: Any
+    app: Any
+    projector: Any
+    server: Any = None
+    readmodel_path: str = ""
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _stopped: bool = False
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop serving, stop the projector after its current page, publish a last snapshot, close."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.server is not None:
+            self.server.should_exit = True
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        try:
+            self.access.close()
+        finally:
+            try:
+                self.con.close()
+            finally:
+                self.store.close()
+
+    def wait(self, stop: threading.Event | None = None) -> None:
+        """Block until ``stop`` is set or the API thread dies (a dead projector is reported by /health)."""
+        while not (stop and stop.is_set()) and self._threads[0].is_alive():
+            time.sleep(0.2)
+
+    @property
+    def alive(self) -> bool:
+        return self._threads[0].is_alive()
+
+
+def _projector_loop(node: ReadNode, batch_size: int, snapshot_every: float) -> None:
+    from projections import runner
+    from projections.access import publish_snapshot
+
+    status, access, path = node.projector, node.access, node.readmodel_path
+    state = {"dirty": True, "at": 0.0}
+
+    def publish(force: bool = False) -> None:
+        if snapshot_every <= 0 or path == ":memory:":
+            return
+        if force or (state["dirty"] and time.monotonic() - state["at"] >= snapshot_every):
+            try:
+                publish_snapshot(node.con, path)
+            except Exception as exc:  # noqa: BLE001 - a failed snapshot must not stop the projector
+                log.warning("snapshot of %s not published: %s", path, exc)
+            state["dirty"], state["at"] = False, time.monotonic()
+
+    def on_page(position: int) -> None:
+        access.moved(position)
+        status.last_page_at = status_clock()
+        status.pages_applied += 1
+        state["dirty"] = True
+        publish()
+
+    def on_idle() -> None:
+        access.moved()
+        status.caught_up_at = status_clock()
+        publish()
+
+    status_clock = node.app.state.node.clock.now
+    status.running = True
+    try:
+        runner.follow(node.store, node.con, runner.ALL_PROJECTIONS, batch_size, poll_ms=100, stop=node._stop,
+                      on_page=on_page, on_idle=on_idle)
+        publish(force=True)
+    except BaseException as exc:  # noqa: BLE001 - reported by /health as "projector stopped"
+        status.error = f"{type(exc).__name__}: {exc}"
+        log.exception("projector stopped")
+    finally:
+        status.running = False
+
+
+def start_read_node(
+    store_url: str,
+    settings: Any,
+    host: str,
+    port: int,
+    *,
+    readmodel_path: str | None = None,
+    project: bool = True,
+    clock: Any = None,
+    config_file: Path | None = None,
+    config_flags: dict[str, Any] | None = None,
+    access_log: bool = False,
+    snapshot_every: float = SNAPSHOT_EVERY,
+    startup_timeout: float = 20.0,
+) -> ReadNode:
+    """Start the projector and the API in background threads; returns once the API accepts connections.
+
+    ``port`` 0 picks a free port (see ``ReadNode.url``). Raises ReadModelLocked
+    when another process owns the read model, OSError when the port is taken.
+    """
+    import uvicorn
+
+    from api.http.app import ProjectorStatus, create_app
+    from api.http.readmodel import ReadModelAccess
+    from api.wiring import open_store
+    from projections import runner
+
+    path = str(readmodel_path or settings.readmodel.path)
+    store = open_store(store_url)
+    try:
+        con = runner.open_readmodel(path)
+    except BaseException:
+        store.close()
+        raise
+    try:
+        runner.ensure(con, runner.ALL_PROJECTIONS)  # tables exist before the first request
+        access = ReadModelAccess(con)
+        status = ProjectorStatus() if project else None
+        app = create_app(store, access, settings, clock=clock, projector=status, config_file=config_file,
+                         config_flags=config_flags)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        con.close()
+        store.close()
+        raise
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=access_log, lifespan="off", timeout_keep_alive=30,
+                            backlog=2048, **_uvicorn_choices())
+    server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+    node = ReadNode(url=f"http://{shown}:{bound}", host=host, port=bound, store=store, con=con, access=access, app=app,
+                    projector=status, server=server, readmodel_path=path)
+
+    def serve() -> None:
+        server.run(sockets=[sock])
+
+    api_thread = threading.Thread(target=serve, name="read-node-api", daemon=True)
+    node._threads.append(api_thread)
+    if project:
+        node._threads.append(threading.Thread(target=_projector_loop, args=(node, settings.readmodel.batch_size, snapshot_every),
+                                              name="read-node-projector", daemon=True))
+    for thread in node._threads:
+        thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not api_thread.is_alive() or time.monotonic() > deadline:
+            node.stop()
+            raise RuntimeError(f"the API did not start on {host}:{bound}")
+        time.sleep(0.02)
+    return node

@@ -1,0 +1,60 @@
+"""The dashboard page in headless Chromium, over a backtest's read model served by a read node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.http.server import start_read_node
+from tests.integration.test_api import TOKENS, api_settings, backtest_read_model
+
+SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+@pytest.fixture
+def read_node(tmp_path):
+    url, path = backtest_read_model(tmp_path, "2018-01-01", "2018-01-21")
+    node = start_read_node(url, api_settings(), "127.0.0.1", 0, readmodel_path=str(path))
+    yield node
+    node.stop()
+
+
+def test_dashboard_shows_the_equity_curve_positions_and_decisions_with_real_values(read_node, chromium_browser, tmp_path):
+    page = chromium_browser.new_page(viewport={"width": 1280, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{read_node.url}/#token={TOKENS['operator']}")
+    page.wait_for_selector("body[data-loaded='true']", timeout=15_000)
+
+    assert "#token" not in page.url  # the token leaves the address bar at once
+    assert page.text_content("#health").strip() == "health: healthy"
+    points = int(page.get_attribute("#equity-chart", "data-points"))
+    assert points > 100
+    assert len(page.get_attribute("#equity-chart polyline", "points").split()) == points
+    equity = page.text_content("#equity").replace(",", "")
+    assert float(equity) > 0
+    positions = page.locator("#positions tbody tr")
+    assert positions.count() >= 1 and "BTC-USD" in positions.first.text_content()
+    decisions = page.locator("#decisions tbody tr")
+    assert decisions.count() >= 3
+    assert any(word in decisions.first.text_content() for word in ("LONG", "SHORT", "CLOSE"))
+    assert "signal" in decisions.first.text_content() or "stop" in decisions.first.text_content().lower()
+    assert page.locator("#events tbody tr").count() == 12
+    assert page.text_content("#loss-gauge-text").strip().endswith("%")
+    assert errors == []
+
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOT_DIR / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_dashboard_asks_for_a_token_when_it_has_none(read_node, chromium_browser):
+    page = chromium_browser.new_page()
+    page.goto(read_node.url + "/")
+    page.wait_for_selector("#token-panel:not([hidden])", timeout=15_000)
+    page.fill("#token-input", TOKENS["viewer"])
+    page.click("#token-form button")
+    page.wait_for_selector("body[data-loaded='true']", timeout=15_000)
+    assert "auditor" in page.locator("#events tbody").text_content()  # a viewer may not page the event log
