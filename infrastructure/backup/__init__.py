@@ -1,0 +1,13 @@
+"""Backups, restores and auditor's exports of the event log.
+
+The log is the only thing worth backing up: the read model is rebuilt from it.
+
+- ``rows``: raw rows of the store (notification id, stream, version, topic,
+  stored bytes, chain link) read as a consistent snapshot in pages, and
+  written back into an empty store with the same ids.
+- ``archive``: the on-disk format (a Parquet or JSONL.gz events file plus a
+  manifest), written to a temporary name, fsynced and renamed; its checks.
+- ``storage``: where archives live (a directory or ``s3://bucket/prefix``).
+- ``retention``: which archives ``prune`` keeps.
+- ``operations``: create, verify, restore, prune, and the auditor's export.
+"""
