@@ -257,3 +257,27 @@ def test_run_serves_the_rest_api_beside_the_loop_unless_told_not_to(stand, tmp_p
         assert status in (200, 503) and "status" in body
     finally:
         assert run.stop() == 0, run.output
+
+
+def test_the_health_watch_inside_run_records_and_posts_an_alert(stand, tmp_path):
+    from tests.support.webhook_receiver import SECRET, Receiver
+
+    receiver = Receiver()
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    # Any used disk crosses a 0.01 % alert level: the disk check must fail, page once, and be recorded.
+    env = run_env(stand, keys=False, SYSTEM__ALERT_WEBHOOK_URL=receiver.url, MONITORING__DISK_ALERT_PCT="0.01",
+                  MONITORING__DISK_TARGET_PCT="0.005", MONITORING__CHECK_INTERVAL_SECONDS="1")
+    run = Run(["--mode", "paper", "--no-api", "--tick", "0.2", "--store", url], env)
+    try:
+        started(stand, run)
+        wait_for(lambda: any(getattr(e, "check", None) == "disk" for e in events(url, "AlertRaised"))
+                 or run.proc.poll() is not None, timeout=30, what="the disk alert to be recorded")
+        wait_for(lambda: receiver.posts or run.proc.poll() is not None, timeout=15, what="the webhook post")
+    finally:
+        code = run.stop()
+        receiver.close()
+    assert code == 0, run.output
+    (alert,) = [e for e in events(url, "AlertRaised") if e.check == "disk"]
+    assert alert.threshold == Decimal("0.01") and alert.value > alert.threshold
+    assert any("disk" in str(post["json"]).lower() for post in receiver.posts)
+    assert SECRET not in run.output  # the webhook URL is never printed
