@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,14 +23,14 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from api.cli_common import StoreOption, opened_store
+from api.config_view import drift_row, is_secret_path, shown_value, sounds_secret
 from application.config_service import (
+    NOT_SETTABLE_THROUGH_LOG,
     Baseline,
-    DriftItem,
     config_drift,
     ledger_events,
     overrides_from,
     recorded_overrides,
-    secret_display,
 )
 from domain.events import EventMeta
 from infrastructure.settings import (
@@ -44,7 +43,6 @@ from infrastructure.settings import (
     load_settings,
     settings_errors,
 )
-from infrastructure.settings_sections import is_secret_field
 
 config_app = typer.Typer(
     help="Check the configuration (every bad setting at once) and show the effective values, secrets masked.",
@@ -151,12 +149,6 @@ def show_command(
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded with the event)")]
 
-# An unknown path that sounds like a secret (or is close to one): its value is not echoed back.
-_SECRETISH = re.compile(r"key|secret|token|password|webhook", re.IGNORECASE)
-
-# Not settable through the log: where the log itself lives.
-_NOT_IN_LOG = {"eventstore.url": "it is where the log lives; set it with --store or EVENTSTORE__URL"}
-
 
 def operator_actor() -> str:
     """``operator:<login name>``, read here at the CLI edge (the domain never reads the environment)."""
@@ -194,23 +186,6 @@ def effective_settings(
 ) -> Settings:
     """defaults < TOML < environment < recorded changes < CLI flags; invalid ones exit 2."""
     return _load_or_exit(config_file, _layered(recorded, {}, flags))
-
-
-def is_secret_path(path: str) -> bool:
-    """Whether a dotted path names a secret (API keys, the API token list, the alert webhook)."""
-    section, _, name = path.partition(".")
-    model = Settings.model_fields.get(section)
-    fields = getattr(model.annotation, "model_fields", {}) if model else {}
-    if name == "api_tokens" or "[" in name:
-        return True
-    return name in fields and is_secret_field(model.annotation, name)
-
-
-def _shown(path: str, value: str | None) -> str:
-    """A canonical value for output: secrets only as set/unset, a missing value as (absent)."""
-    if value is None:
-        return "(absent)"
-    return secret_display(value) if is_secret_path(path) else value
 
 
 def _refuse(message: str) -> None:
@@ -260,11 +235,11 @@ def set_command(
     if path not in known:
         close = difflib.get_close_matches(path, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `tradecore config show` for the settings"
-        secretish = _SECRETISH.search(path) or any(is_secret_path(c) for c in close)  # a typo of a secret's name
+        secretish = sounds_secret(path) or any(is_secret_path(c) for c in close)  # a typo of a secret's name
         given = "****" if secretish else repr(value)
         _refuse(f"unknown setting path {path!r} (value {given} not recorded){hint}")
-    if path in _NOT_IN_LOG:
-        _refuse(f"{path} cannot be set through the log: {_NOT_IN_LOG[path]}")
+    if path in NOT_SETTABLE_THROUGH_LOG:
+        _refuse(f"{path} cannot be set through the log: {NOT_SETTABLE_THROUGH_LOG[path]}")
     with opened_store(base.eventstore.url) as trading:
         recorded = recorded_overrides(trading)
         before = effective_settings(config_file, flags, recorded)
@@ -320,24 +295,8 @@ def unset_command(
         meta = _now_meta()
         digest = config_hash(after)
         trading.change_config(path, None, reason.strip(), digest, meta)
-    now = _shown(path, flatten_config(after)[path])
+    now = shown_value(path, flatten_config(after)[path])
     typer.echo(f"{path}: recorded {recorded[path]} dropped by {meta.actor}; now {now} (config hash {digest})")
-
-
-def _drift_row(item: DriftItem) -> dict[str, Any]:
-    baseline, current = _shown(item.path, item.baseline), _shown(item.path, item.current)
-    secret = is_secret_path(item.path)
-    if secret and baseline == current:  # a rotated key: same shape, different fingerprint
-        current = f"{current} (rotated)"
-    return {
-        "path": item.path,
-        "baseline": None if item.baseline is None else baseline,
-        "current": None if item.current is None else current,
-        "actor": item.actor,
-        "occurred_at": item.occurred_at.isoformat() if item.occurred_at else None,
-        "reason": item.reason,
-        "secret": secret,
-    }
 
 
 @config_app.command("drift")
@@ -363,7 +322,7 @@ def drift_command(
             "no baseline yet: record one with `tradecore config baseline --reason ...`", highlight=False
         )
         raise typer.Exit(2)
-    rows = [_drift_row(item) for item in report.items]
+    rows = [drift_row(item) for item in report.items]
     b = report.baseline
     if as_json:
         doc = {

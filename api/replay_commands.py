@@ -82,8 +82,8 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _recorded_config(log) -> tuple[dict[str, str], str]:
     """Overrides from the log as the run started: a baseline with the run's hash, else the recorded changes."""
+    from api.config_view import is_secret_path
     from application.config_service import overrides_from
-    from api.config_commands import is_secret_path
 
     run = log.run
     for e in reversed(log.config_before_run):
@@ -394,16 +394,9 @@ def _what_if_file(path: Path) -> dict[str, Any]:
     return flat
 
 
-def _shown(path: str, value: str | None) -> str | None:
-    """Secrets only as set/unset (never their fingerprint) in what-if output."""
-    from api.config_commands import is_secret_path
-    from application.config_service import secret_display
-
-    return secret_display(value) if value is not None and is_secret_path(path) else value
-
-
 def _what_if(log, settings, limits, overrides, path: Path, changes: dict[str, Any], config, as_json: bool,
              note: str) -> None:
+    from api.config_view import masked_secret
     from api.wiring import MissingSetting, decision_model, loop_settings, risk_limits
     from application.backtest import IncrementalIndicators
     from application.replay_rerun import WarmIndicators
@@ -415,7 +408,7 @@ def _what_if(log, settings, limits, overrides, path: Path, changes: dict[str, An
     merged = {k: v for k, v in {**overrides, **changes}.items() if v is not None}
     alt = load_cli_settings(config, merged)
     before, after = flatten_config(settings), flatten_config(alt)
-    changed = {k: (_shown(k, before.get(k)), _shown(k, after.get(k)))
+    changed = {k: (masked_secret(k, before.get(k)), masked_secret(k, after.get(k)))
                for k in sorted(after) if before.get(k) != after.get(k)}
     strategy = indicators = None
     if alt.trading.strategy != log.run.strategy:

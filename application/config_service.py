@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 
 from application.trading_app import TradingApplication
 from domain.config import CONFIG_LEDGER_ID, ConfigBaselineSet, ConfigChanged
@@ -22,6 +23,12 @@ from domain.events import DomainEvent
 # Who a difference is attributed to when no recorded change explains it: the environment, a TOML
 # file, or a default that changed with the code.
 OUTSIDE_THE_LOG = "environment"
+
+# Settings that cannot be changed through the log (path -> why, for the refusal), whoever asks:
+# the CLI (`tradecore config set`) and the REST API (PUT /config/{path}).
+NOT_SETTABLE_THROUGH_LOG: Mapping[str, str] = MappingProxyType({
+    "eventstore.url": "it is where the log lives; set it with --store or EVENTSTORE__URL",
+})
 
 _FINGERPRINT = re.compile(r"set:[0-9a-f]+")
 

@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from domain.accounting import MissingMark, Portfolio
+from domain.brackets import Bracket, bracket_after_fill
 from domain.control import TRADING_CONTROL_ID, run_control_id
 from domain.events import DomainEvent
 from domain.order import OrderSide
@@ -97,18 +98,6 @@ class OrderView:
     @property
     def working(self) -> bool:
         return self.status not in TERMINAL_STATUSES
-
-
-@dataclass(frozen=True)
-class Bracket:
-    """The stop loss / take profit the (paper) exchange holds on the position."""
-
-    product: str
-    order_id: uuid.UUID
-    long: bool
-    stop_loss_price: Decimal | None
-    take_profit_price: Decimal | None
-    armed_at: datetime
 
 
 class ReplayBook:
@@ -279,14 +268,13 @@ class ReplayBook:
             self.trades_total += 1
             self.wins_total += effect.round_trip.won
         after = self.portfolio.position(view.product).quantity
-        # The paper exchange's bracket rules (infrastructure/paper_exchange.py _book).
-        if after == 0 or (before != 0 and (before > 0) != (after > 0)):
-            if self.bracket and self.bracket.product == view.product:
-                self.bracket = None
-        entering = after != 0 and (after > 0) == (view.side == "BUY")
-        if entering and (view.stop_loss_price is not None or view.take_profit_price is not None):
-            self.bracket = Bracket(view.product, view.order_id, after > 0, view.stop_loss_price,
-                                   view.take_profit_price, e.occurred_at)
+        # The exchanges' bracket rules (domain/brackets.py); the book holds one bracket, of any product.
+        current = self.bracket if self.bracket and self.bracket.product == view.product else None
+        bracket = bracket_after_fill(current, product=view.product, order_id=view.order_id, side=view.side,
+                                     before=before, after=after, stop_loss_price=view.stop_loss_price,
+                                     take_profit_price=view.take_profit_price, at=e.occurred_at)
+        if bracket is not current:
+            self.bracket = bracket
 
     def _control(self, e: Any) -> None:
         name = name_of(e)

@@ -336,18 +336,10 @@ class Order(Aggregate):
         liquidity: Liquidity | str,
     ) -> bool:
         """Apply a fill; returns False (and records nothing) for a fill seen before."""
-        if fill_id in self.fill_ids:
+        cumulative = self._cumulative_after(fill_id, quantity, "fill")
+        if cumulative is None:
             return False
-        if quantity <= 0:
-            raise FieldProblem("quantity", quantity, "a fill quantity must be > 0")
-        cumulative = self.filled_quantity + quantity
-        if cumulative > self.quantity:
-            raise Overfill(
-                f"order {self.id}: fill {fill_id} of {quantity} takes the filled quantity to "
-                f"{cumulative}, past the order quantity {self.quantity}"
-            )
         event_class = OrderFilled if cumulative == self.quantity else OrderPartiallyFilled
-        self._require(OrderStatus.FILLED if event_class is OrderFilled else OrderStatus.PARTIALLY_FILLED)
         self._trigger(
             event_class,
             meta,
@@ -374,24 +366,36 @@ class Order(Aggregate):
         reason: str,
     ) -> bool:
         """Record a fill found at the venue by reconciliation; False for a fill already recorded."""
-        if fill_id in self.fill_ids:
+        cumulative = self._cumulative_after(fill_id, quantity, "discovered fill")
+        if cumulative is None:
             return False
-        if quantity <= 0:
-            raise FieldProblem("quantity", quantity, "a fill quantity must be > 0")
-        cumulative = self.filled_quantity + quantity
-        if cumulative > self.quantity:
-            raise Overfill(
-                f"order {self.id}: discovered fill {fill_id} of {quantity} takes the filled quantity to "
-                f"{cumulative}, past the order quantity {self.quantity}"
-            )
         completed = cumulative == self.quantity
-        self._require(OrderStatus.FILLED if completed else OrderStatus.PARTIALLY_FILLED)
         self._trigger(
             FillDiscovered, meta, fill_id=fill_id, quantity=quantity, price=price, fee=fee,
             fee_currency=fee_currency, liquidity=liquidity, cumulative_quantity=cumulative, completed=completed,
             reason=reason,
         )
         return True
+
+    def _cumulative_after(self, fill_id: str, quantity: Decimal, what: str) -> Decimal | None:
+        """The filled quantity once this fill is applied; None for a fill seen before.
+
+        Refuses a quantity <= 0 (FieldProblem), a fill past the order quantity (Overfill) and a
+        fill the order's status does not allow (IllegalOrderTransition); ``what`` names the fill
+        in the Overfill message ("fill", "discovered fill").
+        """
+        if fill_id in self.fill_ids:
+            return None
+        if quantity <= 0:
+            raise FieldProblem("quantity", quantity, "a fill quantity must be > 0")
+        cumulative = self.filled_quantity + quantity
+        if cumulative > self.quantity:
+            raise Overfill(
+                f"order {self.id}: {what} {fill_id} of {quantity} takes the filled quantity to "
+                f"{cumulative}, past the order quantity {self.quantity}"
+            )
+        self._require(OrderStatus.FILLED if cumulative == self.quantity else OrderStatus.PARTIALLY_FILLED)
+        return cumulative
 
     def reconcile(self, meta: EventMeta, status: OrderStatus | str, venue_status: str, reason: str,
                   venue_order_id: str | None = None) -> bool:

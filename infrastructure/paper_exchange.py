@@ -35,6 +35,7 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
 
 from application.ports import ExecutionReport, OrderRequest, ReportKind
+from domain.brackets import Bracket, BracketBook, bracket_after_fill
 from domain.market import Candle
 from domain.order import Liquidity, OrderSide, OrderType
 
@@ -42,18 +43,6 @@ __all__ = ["Bracket", "PaperExchange"]
 
 ZERO = Decimal(0)
 BPS = Decimal(10000)
-
-
-@dataclass(frozen=True)
-class Bracket:
-    """The stop loss and take profit armed on a product's position."""
-
-    product: str
-    order_id: uuid.UUID  # the entry order that armed it
-    long: bool
-    stop_loss_price: Decimal | None
-    take_profit_price: Decimal | None
-    armed_at: datetime
 
 
 @dataclass
@@ -106,7 +95,7 @@ class PaperExchange:
         self._resting: dict[uuid.UUID, _RestingOrder] = {}
         self._seen: set[uuid.UUID] = set()
         self._positions: dict[str, Decimal] = {}
-        self._brackets: dict[str, Bracket] = {}
+        self._brackets = BracketBook()
 
     # --- the ExchangeGateway protocol -------------------------------------------
 
@@ -195,13 +184,11 @@ class PaperExchange:
         quantity = self.position(product)
         if quantity == 0:
             raise ValueError(f"cannot arm a bracket on {product}: no position")
-        bracket = Bracket(product, order_id, quantity > 0, stop_loss_price, take_profit_price, at)
-        self._brackets[product] = bracket
-        return bracket
+        return self._brackets.arm(Bracket(product, order_id, quantity > 0, stop_loss_price, take_profit_price, at))
 
     def disarm(self, product: str) -> Bracket | None:
         """Remove the product's bracket (its position was closed by a CLOSE decision)."""
-        return self._brackets.pop(product, None)
+        return self._brackets.disarm(product)
 
     def restore_position(self, product: str, quantity: Decimal) -> None:
         """Set the paper book's position (paper mode restarting from the event log)."""
@@ -291,44 +278,29 @@ class PaperExchange:
         before = self.position(product)
         after = before + (quantity if request.side is OrderSide.BUY else -quantity)
         self._positions[product] = after
-        if after == 0 or (before != 0 and (before > 0) != (after > 0)):
-            self._brackets.pop(product, None)  # closed or flipped: the old bracket is void
-        entering = after != 0 and (after > 0) == (request.side is OrderSide.BUY)
-        if entering and (request.stop_loss_price is not None or request.take_profit_price is not None):
-            self._brackets[product] = Bracket(
-                product, request.order_id, after > 0, request.stop_loss_price, request.take_profit_price, at
-            )
+        self._brackets.replace(product, bracket_after_fill(
+            self._brackets.get(product), product=product, order_id=request.order_id, side=request.side,
+            before=before, after=after, stop_loss_price=request.stop_loss_price,
+            take_profit_price=request.take_profit_price, at=at,
+        ))
 
     def _check_bracket(self, candle: Candle) -> ExecutionReport | None:
-        bracket = self._brackets.get(candle.product)
-        if bracket is None or candle.start < bracket.armed_at:
+        fired = self._brackets.fire(candle)
+        if fired is None:
             return None
-        stop, take = bracket.stop_loss_price, bracket.take_profit_price
-        if bracket.long:
-            stop_hit = stop is not None and candle.low <= stop
-            take_hit = take is not None and candle.high >= take
-        else:
-            stop_hit = stop is not None and candle.high >= stop
-            take_hit = take is not None and candle.low <= take
-        if not (stop_hit or take_hit):
-            return None
-        del self._brackets[candle.product]
-        kind, price, name = (
-            (ReportKind.STOP_TRIGGERED, stop, "stop loss")
-            if stop_hit
-            else (ReportKind.TAKE_PROFIT_TRIGGERED, take, "take profit")
-        )
-        both = " (take profit also touched; the stop wins)" if stop_hit and take_hit else ""
+        bracket, hit = fired
+        both = " (take profit also touched; the stop wins)" if hit.both_touched else ""
         quantity = abs(self.position(candle.product))
         return ExecutionReport(
-            kind,
+            ReportKind.STOP_TRIGGERED if hit.is_stop_loss else ReportKind.TAKE_PROFIT_TRIGGERED,
             bracket.order_id,
             candle.end,
             quantity=quantity,
-            trigger_price=price,
+            trigger_price=hit.price,
             reason=(
-                f"{name} {price} touched by the {candle.granularity} candle of {candle.start.isoformat()} "
-                f"(low {candle.low}, high {candle.high}){both}; close {quantity} {candle.product}"
+                f"{hit.level.value} {hit.price} touched by the {candle.granularity} candle of "
+                f"{candle.start.isoformat()} (low {candle.low}, high {candle.high}){both}; "
+                f"close {quantity} {candle.product}"
             ),
         )
 

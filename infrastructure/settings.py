@@ -265,7 +265,8 @@ def _leaf_paths(data: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
 
 # ---- error translation -------------------------------------------------------------------------
 
-_SECRETISH = re.compile(r"key|secret|token|password|webhook", re.IGNORECASE)
+SECRETISH = re.compile(r"key|secret|token|password|webhook", re.IGNORECASE)
+"""Names that sound like a secret's: their values are never echoed back."""
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
@@ -328,7 +329,7 @@ def _secret_name(name: str) -> bool:
     """A known secret field (or the token list); an unknown key only if it sounds like one."""
     if name in SECRET_FIELD_NAMES:
         return True
-    return name not in PLAIN_FIELD_NAMES and bool(_SECRETISH.search(name))
+    return name not in PLAIN_FIELD_NAMES and bool(SECRETISH.search(name))
 
 
 # ---- effective configuration -------------------------------------------------------------------

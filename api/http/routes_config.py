@@ -40,7 +40,7 @@ def effective(node, recorded: dict[str, str]):
 
 @router.get("/config", response_model=dict[str, Any], summary="the effective configuration, secrets masked")
 async def config(request: Request, _caller=VIEWER):
-    from api.config_commands import _shown
+    from api.config_view import shown_value
     from application.config_service import recorded_overrides
     from infrastructure.settings import config_hash, effective_config
 
@@ -50,7 +50,7 @@ async def config(request: Request, _caller=VIEWER):
         recorded = recorded_overrides(node.store)
         settings = effective(node, recorded)
         return {"config_hash": config_hash(settings), "config": effective_config(settings),
-                "recorded_changes": {path: _shown(path, value) for path, value in sorted(recorded.items())}}
+                "recorded_changes": {path: shown_value(path, value) for path, value in sorted(recorded.items())}}
 
     return await cached_json(node, ("config",), compute)
 
@@ -58,7 +58,7 @@ async def config(request: Request, _caller=VIEWER):
 @router.get("/config/drift", response_model=dict[str, Any],
             summary="settings that differ from the approved baseline: who changed them, when, why")
 async def config_drift(request: Request, _caller=VIEWER):
-    from api.config_commands import _drift_row
+    from api.config_view import drift_row
     from application.config_service import config_drift as drift, ledger_events, overrides_from
     from infrastructure.settings import config_hash, flatten_config
 
@@ -72,7 +72,7 @@ async def config_drift(request: Request, _caller=VIEWER):
             return {"drifted": False, "baseline": None, "current_hash": config_hash(settings), "changes": [],
                     "note": "no baseline yet: record one with `tradecore config baseline --reason ...`"}
         b = report.baseline
-        return {"drifted": report.drifted, "current_hash": report.current_hash, "changes": [_drift_row(i) for i in report.items],
+        return {"drifted": report.drifted, "current_hash": report.current_hash, "changes": [drift_row(i) for i in report.items],
                 "baseline": {"config_hash": b.config_hash, "set_at": b.occurred_at, "actor": b.actor, "reason": b.reason}}
 
     return await cached_json(node, ("config_drift",), compute)
@@ -80,8 +80,8 @@ async def config_drift(request: Request, _caller=VIEWER):
 
 def change_setting(node, path: str, value: str, reason: str, actor: str) -> dict:
     """Validate and record one setting's change, as `tradecore config set` does; raises the API's errors."""
-    from api.config_commands import _NOT_IN_LOG, _SECRETISH, is_secret_path
-    from application.config_service import recorded_overrides
+    from api.config_view import is_secret_path, sounds_secret
+    from application.config_service import NOT_SETTABLE_THROUGH_LOG, recorded_overrides
     from domain.events import EventMeta
     from infrastructure.settings import ConfigurationError, config_hash, flatten_config
 
@@ -95,14 +95,14 @@ def change_setting(node, path: str, value: str, reason: str, actor: str) -> dict
         close = difflib.get_close_matches(path, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; GET /config lists the settings"
         raise Missing(f"unknown setting path {path!r} (nothing recorded){hint}", code="unknown_setting")
-    if path in _NOT_IN_LOG:
-        raise BadParameter(f"{path} cannot be set through the log: {_NOT_IN_LOG[path]}", code="refused")
+    if path in NOT_SETTABLE_THROUGH_LOG:
+        raise BadParameter(f"{path} cannot be set through the log: {NOT_SETTABLE_THROUGH_LOG[path]}", code="refused")
     recorded = recorded_overrides(node.store)
     before = effective(node, recorded)
     try:
         after = _load(node, {**recorded, path: value})
     except ConfigurationError as exc:
-        shown = "****" if _SECRETISH.search(path) else repr(value)
+        shown = "****" if sounds_secret(path) else repr(value)
         problems = "; ".join(f"{e.path}: {e.reason}" for e in exc.errors)
         raise BadParameter(f"{path} = {shown} is not valid (nothing recorded): {problems}", code="invalid_value") from None
     old, new = flatten_config(before)[path], flatten_config(after)[path]

@@ -9,8 +9,9 @@
   ``on_candle``; a fill reported twice is reported once.
 - An order whose fate is unknown (the venue never answered) is neither accepted nor
   rejected: it stays SUBMITTED and is looked up by client_order_id on the next poll.
-- Stop losses and take profits are held here and checked on closed candles, as the
-  paper exchange does; a trigger is reported and the loop sends the closing order.
+- Stop losses and take profits are held here and checked on closed candles by the
+  domain rules the paper exchange uses too (domain/brackets.py); a trigger is reported and
+  the loop sends the closing order.
 - ``cancel_all`` (the emergency stop) cancels every open order at the venue, ours or not.
 """
 
@@ -34,6 +35,7 @@ from application.ports import (
     VenueOrder,
     VenueRateLimited,
 )
+from domain.brackets import Bracket, BracketBook, bracket_after_fill
 from domain.market import Candle
 from domain.order import OrderSide, OrderType
 from infrastructure.coinbase.client import CoinbaseClient
@@ -45,7 +47,6 @@ from infrastructure.coinbase.schemas import (
     parse_fill,
     parse_order,
 )
-from infrastructure.paper_exchange import Bracket
 
 log = logging.getLogger("tradecore.coinbase.execution")
 ZERO = Decimal(0)
@@ -79,7 +80,7 @@ class CoinbaseGateway:
         self.poll_every = poll_every
         self.quote_currency = quote_currency
         self._orders: dict[uuid.UUID, _Tracked] = {}
-        self._brackets: dict[str, Bracket] = {}
+        self._brackets = BracketBook()
         self._positions: dict[str, Decimal] = {}
 
     # --- the ExchangeGateway protocol ----------------------------------------------------------
@@ -167,7 +168,7 @@ class CoinbaseGateway:
         return reports
 
     def disarm(self, product: str) -> Bracket | None:
-        return self._brackets.pop(product, None)
+        return self._brackets.disarm(product)
 
     # --- what the runner restores after a restart ----------------------------------------------
 
@@ -182,9 +183,7 @@ class CoinbaseGateway:
 
     def arm(self, product: str, order_id: uuid.UUID, at: datetime, *, long: bool,
             stop_loss_price: Decimal | None, take_profit_price: Decimal | None) -> Bracket:
-        bracket = Bracket(product, order_id, long, stop_loss_price, take_profit_price, at)
-        self._brackets[product] = bracket
-        return bracket
+        return self._brackets.arm(Bracket(product, order_id, long, stop_loss_price, take_profit_price, at))
 
     def bracket(self, product: str) -> Bracket | None:
         return self._brackets.get(product)
@@ -294,33 +293,22 @@ class CoinbaseGateway:
         before = self._positions.get(product, ZERO)
         after = before + (quantity if request.side is OrderSide.BUY else -quantity)
         self._positions[product] = after
-        if after == 0 or (before != 0 and (before > 0) != (after > 0)):
-            self._brackets.pop(product, None)
-        entering = after != 0 and (after > 0) == (request.side is OrderSide.BUY)
-        if entering and (request.stop_loss_price is not None or request.take_profit_price is not None):
-            self._brackets[product] = Bracket(product, request.order_id, after > 0, request.stop_loss_price,
-                                              request.take_profit_price, at)
+        self._brackets.replace(product, bracket_after_fill(
+            self._brackets.get(product), product=product, order_id=request.order_id, side=request.side,
+            before=before, after=after, stop_loss_price=request.stop_loss_price,
+            take_profit_price=request.take_profit_price, at=at))
 
     def _check_bracket(self, candle: Candle) -> ExecutionReport | None:
-        bracket = self._brackets.get(candle.product)
-        if bracket is None or candle.start < bracket.armed_at:
+        fired = self._brackets.fire(candle)
+        if fired is None:
             return None
-        stop, take = bracket.stop_loss_price, bracket.take_profit_price
-        if bracket.long:
-            stop_hit = stop is not None and candle.low <= stop
-            take_hit = take is not None and candle.high >= take
-        else:
-            stop_hit = stop is not None and candle.high >= stop
-            take_hit = take is not None and candle.low <= take
-        if not (stop_hit or take_hit):
-            return None
-        del self._brackets[candle.product]
-        kind, price, name = ((ReportKind.STOP_TRIGGERED, stop, "stop loss") if stop_hit
-                             else (ReportKind.TAKE_PROFIT_TRIGGERED, take, "take profit"))
+        bracket, hit = fired
+        kind = ReportKind.STOP_TRIGGERED if hit.is_stop_loss else ReportKind.TAKE_PROFIT_TRIGGERED
         quantity = abs(self._positions.get(candle.product, ZERO))
-        return ExecutionReport(kind, bracket.order_id, candle.end, quantity=quantity, trigger_price=price,
-                               reason=f"{name} {price} touched by the candle of {candle.start.isoformat()} "
-                                      f"(low {candle.low}, high {candle.high}); close {quantity} {candle.product}")
+        return ExecutionReport(kind, bracket.order_id, candle.end, quantity=quantity, trigger_price=hit.price,
+                               reason=f"{hit.level.value} {hit.price} touched by the candle of "
+                                      f"{candle.start.isoformat()} (low {candle.low}, high {candle.high}); "
+                                      f"close {quantity} {candle.product}")
 
 
 def order_id_from_client(client_order_id: str) -> uuid.UUID | None:
