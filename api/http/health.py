@@ -68,6 +68,13 @@ def last_candles(node) -> list[dict[str, Any]]:
         "FROM candles GROUP BY product, granularity ORDER BY product, granularity"))
 
 
+def active_alerts(node) -> list[dict[str, Any]]:
+    """The health watch's alerts still active (raised by `run` or `health --watch`), worst first."""
+    return node.access.cached(("active_alerts",), lambda: node.access.rows(
+        "SELECT check_name, severity, check_status, message, raised_at FROM alerts "
+        "WHERE status = 'active' ORDER BY severity, raised_at"))
+
+
 def candle_age_seconds(node, candle: dict[str, Any], now) -> float:
     from infrastructure.settings_sections import GRANULARITY_SECONDS
 
@@ -182,6 +189,18 @@ def assess(node, detailed: bool = False) -> tuple[dict[str, Any], int]:
         except Exception as exc:  # noqa: BLE001
             status = _worse(status, "degraded")
             reasons.append(f"control state unreadable: {exc}")
+    try:
+        alerts = active_alerts(node)
+    except Exception:  # noqa: BLE001 - a read model without the alerts table yet: nothing to add
+        alerts = []
+    for alert in alerts:
+        # The health watch judged the manual's thresholds (memory, CPU, disk, API, LLM, daily loss):
+        # a P0 alert makes the bot unhealthy, any other active one degraded.
+        status = _worse(status, "unhealthy" if alert["severity"] == "P0" else "degraded")
+        reasons.append(f"alert {alert['check_name']} ({alert['severity']}) active since {iso(alert['raised_at'])}: "
+                       f"{alert['message']}")
+    components["alerts"] = [{"check": a["check_name"], "severity": a["severity"], "status": a["check_status"],
+                             "since": iso(a["raised_at"]), "message": a["message"]} for a in alerts]
     if detailed:
         process = psutil.Process(os.getpid())
         components["process"] = {

@@ -320,6 +320,30 @@ def test_health_is_degraded_while_the_read_model_trails_the_log_and_answers_foll
     assert health["status"] == "degraded" and any("market data" in r for r in health["reasons"])
 
 
+def test_an_active_health_alert_degrades_health_a_p0_makes_it_unhealthy_and_a_recovery_clears_it(node):
+    from domain.alerts import Alert
+
+    disk = Alert.first("disk", _meta(), severity="P1", status="critical", value=Decimal("93.1"),
+                       threshold=Decimal(90), unit="%", message="disk 93.1% used")
+    node.store._save(disk)
+    node.catch_up()
+    health = node.client.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    assert any("alert disk (P1)" in reason and "93.1" in reason for reason in health.json()["reasons"])
+    loss = Alert.first("daily_loss", _meta(), severity="P0", status="critical", value=Decimal("3.4"),
+                       threshold=Decimal(3), unit="%", message="daily loss 3.4% past the 3% limit")
+    node.store._save(loss)
+    node.catch_up()
+    assert node.client.get("/health").status_code == 503
+    detailed = node.client.get("/health/detailed", headers=auth("viewer")).json()
+    assert [a["check"] for a in detailed["components"]["alerts"]] == ["daily_loss", "disk"]
+    for alert, value in ((disk, Decimal(70)), (loss, Decimal(1))):
+        alert.resolve(_meta(), value=value, threshold=Decimal(80), unit="%", message="recovered")
+        node.store._save(alert)
+    node.catch_up()
+    assert node.client.get("/health").json()["status"] == "healthy"
+
+
 def test_fresh_market_data_of_an_active_paper_run_is_healthy(node):
     from domain.market import Candle
 
