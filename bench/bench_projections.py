@@ -10,9 +10,10 @@ projection has work.
 
 Timed: a full rebuild (open, rebuild, close) of the six core projections
 (candles, decisions, orders, config, control, runs: set-based SQL) in pages of
-5,000 (the default readmodel.batch_size) and of 20,000, and of all projections
+5,000 and of 20,000 (the default readmodel.batch_size), of all projections
 (adding positions, pnl and risk_usage, which book fills in Python) in pages of
-5,000.
+5,000 and of 20,000, and of the three money projections alone in pages of
+20,000, with each one's own apply seconds (they apply side by side).
 
 The lag run appends 1,000 events/s (10 candles every 10 ms, each batch one
 transaction) from a writer thread while ``follow`` runs in another thread with
@@ -95,9 +96,11 @@ def build_log(url: str, target_events: int = 1_000_000, backtests: int = 12) -> 
 
 
 CORE = ("candles", "decisions", "orders", "config", "control", "runs")
+MONEY = ("positions", "pnl", "risk_usage")
 
 
-def time_rebuild(url: str, readmodel: Path, batch_size: int, projections=runner.ALL_PROJECTIONS) -> tuple[float, int]:
+def time_rebuild(url: str, readmodel: Path, batch_size: int, projections=runner.ALL_PROJECTIONS,
+                 report: runner.CatchUpReport | None = None) -> tuple[float, int]:
     """Seconds for a full rebuild (closing the file, so its checkpoint counts too) and events read."""
     readmodel.unlink(missing_ok=True)
     app = open_store(url)
@@ -105,7 +108,7 @@ def time_rebuild(url: str, readmodel: Path, batch_size: int, projections=runner.
         gc.collect()
         began = time.perf_counter()
         con = runner.open_readmodel(readmodel)
-        read = runner.rebuild(app, con, projections, batch_size)
+        read = runner.rebuild(app, con, projections, batch_size, report=report)
         con.close()
         return time.perf_counter() - began, read
     finally:
@@ -173,12 +176,18 @@ def run(target_events: int = 1_000_000) -> dict:
         figures["projections_log_events"] = built["events"]
         figures["projections_log_backtest_events"] = built["backtest_events"]
         figures["projections_log_synthetic_candle_events"] = built["synthetic_candle_events"]
-        for label, projections, batch in (("core_", core, 5000), ("core_", core, 20000), ("", runner.ALL_PROJECTIONS, 5000)):
+        runs = (("core_", core, 5000), ("core_", core, 20000), ("money_", runner.by_name(MONEY), 20000),
+                ("", runner.ALL_PROJECTIONS, 20000), ("", runner.ALL_PROJECTIONS, 5000))
+        for label, projections, batch in runs:
             print(f"rebuilding {label or 'all_'}projections, pages of {batch} ...", file=sys.stderr, flush=True)
-            seconds, read = time_rebuild(url, Path(tmp) / "rebuild.duckdb", batch, projections)
+            report = runner.CatchUpReport()
+            seconds, read = time_rebuild(url, Path(tmp) / "rebuild.duckdb", batch, projections, report)
             suffix = "" if batch == 5000 else f"_batch{batch}"
             figures[f"projections_{label}rebuild_events_per_s{suffix}"] = round(read / seconds)
             figures[f"projections_{label}rebuild_seconds{suffix}"] = round(seconds, 2)
+            if label == "money_":  # each one's own apply time (side by side, so they overlap)
+                for name in MONEY:
+                    figures[f"projections_{name}_apply_seconds{suffix}"] = round(report.projections[name].seconds, 2)
         print("measuring lag ...", file=sys.stderr, flush=True)  # on the all-projections file, level with the log
         figures.update(measure_lag(url, Path(tmp) / "rebuild.duckdb"))
     figures["projections_core"] = ",".join(CORE)

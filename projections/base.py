@@ -29,9 +29,13 @@ Money columns are DECIMAL(38, 18), never DOUBLE.
 
 from __future__ import annotations
 
-from typing import Protocol
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import duckdb
+
+T = TypeVar("T")
 
 MONEY = "DECIMAL(38, 18)"
 
@@ -54,3 +58,36 @@ class Projection(Protocol):
 
     def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
         """Apply the rows of ``batch_events`` with notification_id > after (in a transaction the projector owns)."""
+
+
+# --- one page, several projections ----------------------------------------------------------
+
+PAGE = threading.local()
+"""``PAGE.table``: the page (pyarrow table) behind ``batch_events`` while the projector applies it in this thread."""
+
+_SHARED: dict[tuple[int, int, str], tuple[Any, threading.Lock, list]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared(kind: str, after: int, compute: Callable[[], T]) -> T:
+    """``compute()`` once per page, position and ``kind``, for the projections applying that page side by side.
+
+    A result derived from ``batch_events`` alone (e.g. the parsed rows several projections read) is
+    computed by the first projection that asks and handed to the others; kept for the current page only.
+    Outside the projector (no ``PAGE.table``) it is simply computed.
+    """
+    page = getattr(PAGE, "table", None)
+    if page is None:
+        return compute()
+    key = (id(page), after, kind)
+    with _SHARED_LOCK:
+        entry = _SHARED.get(key)
+        if entry is None or entry[0] is not page:
+            for stale in [k for k, v in _SHARED.items() if v[0] is not page]:
+                del _SHARED[stale]
+            entry = _SHARED[key] = (page, threading.Lock(), [])
+    _, lock, box = entry
+    with lock:
+        if not box:
+            box.append(compute())
+    return box[0]

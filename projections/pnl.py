@@ -58,6 +58,13 @@ class PnlProjection(Ledger):
     def begin(self, con: duckdb.DuckDBPyConnection) -> None:
         self.curve: dict[tuple[str, str, int], tuple] = {}
         self.days: dict[tuple[str, str], tuple] = {}
+        self.pending: dict[str, tuple[int, int]] = {}  # run -> (at, nid) of the last event of its day row
+
+    def thaw(self, book: Book) -> None:
+        x = book.x
+        for key in ("last", "peak"):
+            if x.get(key) is not None:
+                x[key] = Decimal(x[key])
 
     # --- hooks ---------------------------------------------------------------------------------
 
@@ -65,10 +72,11 @@ class PnlProjection(Ledger):
         book.x["day"] = ["0", "0", 0, 0]  # realized, fees, trades, wins of the current day
 
     def on_step(self, book: Book, event: Event) -> None:
-        last = book.x.get("last")
+        x = book.x
+        last = x.get("last")
         if last is not None:  # the previous candle's row is final now: it joins the peak
-            peak = book.x.get("peak")
-            book.x["peak"] = last if peak is None or Decimal(last) > Decimal(peak) else peak
+            peak = x.get("peak")
+            x["peak"] = last if peak is None or last > peak else peak
         self._curve(book)
         self._day(book, event)
 
@@ -98,9 +106,9 @@ class PnlProjection(Ledger):
     def _curve(self, book: Book) -> None:
         step = book.step
         equity = book.equity()
-        book.x["last"] = str(equity)
+        book.x["last"] = equity
         before = book.x.get("peak")
-        peak = equity if before is None or equity > Decimal(before) else Decimal(before)
+        peak = equity if before is None or equity > before else before
         drawdown = (peak - equity) / peak * HUNDRED if peak > 0 else ZERO
         position = book.portfolio.positions.get(step.product)
         self.curve[(book.run, step.product, step.start)] = (
@@ -109,13 +117,19 @@ class PnlProjection(Ledger):
         )
 
     def _day(self, book: Book, event: Event) -> None:
-        if book.day is None:
+        if book.day is not None:  # the day's row as at this event, written out by flush
+            self.pending[book.run] = (event.at, event.nid)
+
+    def flush(self, book: Book) -> None:
+        """The day's row as at its last event (nothing has moved the book since)."""
+        pending = self.pending.pop(book.run, None)
+        if pending is None:
             return
         realized, fees, trades, wins = book.x["day"]
         realized, fees = Decimal(realized), Decimal(fees)
         self.days[(book.run, book.day)] = (
             book.run, date.fromisoformat(book.day), realized, book.unrealized(), fees, realized - fees,
-            book.day_start_equity, book.equity(), trades, wins, event.at, event.nid,
+            book.day_start_equity, book.equity(), trades, wins, *pending,
         )
 
     def write(self, con: duckdb.DuckDBPyConnection) -> None:

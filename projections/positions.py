@@ -41,18 +41,22 @@ import json
 from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from domain.account import account_id
 from domain.accounting import FillEffect, Portfolio, Position
-from projections.base import MONEY
+from projections.base import MONEY, shared
 
 ZERO = Decimal(0)
 _SCALE = Decimal(1).scaleb(-18)
+_WIDE = Context(prec=60)  # enough digits to round any DECIMAL(38, 18) value to 18 decimals exactly
+DAY_US = 86_400_000_000
+DECISIONS = ("DecisionMade", "DecisionFailed")
 MONEY_TYPE = pa.decimal128(38, 18)
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 FILLS = ("OrderPartiallyFilled", "OrderFilled", "FillDiscovered")  # a discovered fill books like any fill
@@ -61,25 +65,36 @@ LEDGER_TYPES = (
     "RunStarted", "FundsDeposited", "FundsWithdrawn", "OrderPlaced", *FILLS, "OrderCancelled", "OrderRejected",
     "OrderExpired", "CandleClosed", "CandleCorrected", "DecisionMade", "DecisionFailed",
 )
+# What the walk reads: every money projection's types (risk_usage adds two), so the three share one parse of a page.
+WALK_TYPES = (*LEDGER_TYPES, "RiskAssessed", "ConfigChanged")
 GLOBAL = "*"  # the state row of facts that belong to no run (e.g. configuration)
 
 _FIELDS = (
-    '{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPTZ", "close": "VARCHAR", '
+    '{"originator_id": "UUID", "run_id": "UUID", "occurred_at": "TIMESTAMPTZ", "product": "VARCHAR", '
+    '"granularity": "VARCHAR", "start": "TIMESTAMPTZ", "close": "VARCHAR", '
     '"candle_start": "TIMESTAMPTZ", "side": "VARCHAR", "quantity": "VARCHAR", "price": "VARCHAR", '
     '"fee": "VARCHAR", "fill_id": "VARCHAR", "amount": "VARCHAR", "path": "VARCHAR", "new_value": "VARCHAR", '
     '"rule": "VARCHAR", "numbers": {"limit_pct": "VARCHAR"}}'
 )
+_CANDLE = '{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPTZ", "close": "VARCHAR"}'
 
 
 # One batch row as the ledger reads it: Decimals still as exact strings, times in epoch
 # microseconds (at = occurred_at; start = a candle's start; candle_start = a decision's candle).
+# A run's CandleClosed row also carries the decision that follows it directly in the walk when that
+# decision names the same run, product and candle (dnid, dat, dtype; None otherwise): see Ledger.apply.
 Event = namedtuple(
     "Event", "nid type stream run at product granularity start close candle_start side quantity price fee "
-    "fill_id amount path new_value rule limit_pct",
+    "fill_id amount path new_value rule limit_pct dnid dat dtype",
+    defaults=(None, None, None),
 )
 
 
-@dataclass
+# The decision that rides on its run's candle, as the on_decision hooks read it.
+Decided = namedtuple("Decided", "nid type run at product candle_start")
+
+
+@dataclass(slots=True)
 class Step:
     """The run's current candle: its product, start, close time (at) and close."""
 
@@ -103,7 +118,8 @@ class Book:
     day: str | None = None  # ISO date (UTC) of the run's current day
     day_start_equity: Decimal | None = None
     day_start_at: int | None = None  # time of the day's first candle (None before it)
-    x: dict[str, Any] = field(default_factory=dict)  # a projection's own state (JSON-able, Decimals as str)
+    x: dict[str, Any] = field(default_factory=dict)  # a projection's own state (JSON-able; Decimals saved as str)
+    day_end: int | None = None  # (not saved) epoch microseconds where ``day`` ends, once known
 
     # --- figures (as domain.accounting.Portfolio computes them) -----------------------
 
@@ -117,6 +133,13 @@ class Book:
         return position.entry_cost if mark is None else position.quantity * mark
 
     def equity(self) -> Decimal:
+        positions = self.portfolio.positions
+        if len(positions) == 1:  # the usual run: one product (the same sum as below, without the sort)
+            (p,) = positions.values()
+            if not p.quantity:
+                return self.portfolio.cash + ZERO
+            mark = self.marks.get(p.product)
+            return self.portfolio.cash + (ZERO + (p.entry_cost if mark is None else p.quantity * mark))
         return self.portfolio.cash + sum((self.value(p) for p in self.open_positions()), ZERO)
 
     def unrealized(self) -> Decimal:
@@ -143,7 +166,7 @@ class Book:
             "step": None if step is None else [step.product, step.start, step.at, str(step.close), step.nid],
             "day": self.day, "day_start_at": self.day_start_at,
             "day_start_equity": None if self.day_start_equity is None else str(self.day_start_equity),
-            "x": self.x,
+            "x": {k: str(v) if isinstance(v, Decimal) else v for k, v in self.x.items()},
         }, sort_keys=True)
 
     @classmethod
@@ -167,7 +190,14 @@ class Book:
 
 
 class Ledger:
-    """The walk over a batch shared by the money projections; subclasses fill the hooks."""
+    """The walk over a batch shared by the money projections; subclasses fill the hooks.
+
+    Only the events that can move a run's books are walked in Python: a candle
+    that is no run's step and that no decision of the page names is only a mark,
+    and marks are kept in ``<name>__marks`` by SQL. A decision that directly
+    follows its run's own candle in the walk (the trading loop's usual order)
+    rides on that candle's row instead of a row of its own.
+    """
 
     name = "ledger"
     outputs: tuple[str, ...] = ()
@@ -197,50 +227,94 @@ class Ledger:
             con.execute(f"DROP TABLE IF EXISTS {table}")
 
     def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
-        types = ", ".join(f"'{t}'" for t in self.event_types)
+        events = shared("ledger-walk", after, lambda: self._walk_events(con, after))
+        if events:
+            self._load(con, after, events)
+            self.begin(con)
+            for event in events:  # (types of the other money projections fall through _dispatch)
+                self._dispatch(event)
+                if event.dnid is not None:
+                    self._carried(event)
+            for run in sorted(self.touched):
+                self.flush(self.books[run])
+            self._save(con)
+            self.write(con)
+        self._save_marks(con, after)
+
+    @staticmethod
+    def _walk_events(con: duckdb.DuckDBPyConnection, after: int) -> list[Event]:
+        types = ", ".join(f"'{t}'" for t in WALK_TYPES)
+        # w: the events the walk needs, in log order (a run's candles, candles a decision of the page
+        # names, everything else of the types); a decision right after the CandleClosed of its run, product
+        # and candle is folded into that candle's row (dnid, dat, dtype).
         rows = con.execute(
-            f"""SELECT notification_id, event_type, CAST(stream_id AS VARCHAR), CAST(run_id AS VARCHAR),
-                   epoch_us(occurred_at), j.product, j.granularity, epoch_us(j.start), j.close,
-                   epoch_us(j.candle_start), j.side, j.quantity, j.price, j.fee, j.fill_id, j.amount, j.path,
-                   j.new_value, j.rule, j.numbers.limit_pct
-            FROM (SELECT *, json_transform(payload, '{_FIELDS}') AS j
-                  FROM batch_events WHERE notification_id > ? AND event_type IN ({types}))
-            ORDER BY notification_id""",
+            f"""WITH e AS MATERIALIZED (
+                SELECT nid, type, CAST(j.originator_id AS VARCHAR) AS stream, CAST(j.run_id AS VARCHAR) AS run,
+                       epoch_us(j.occurred_at) AS at_us, j
+                FROM (SELECT notification_id AS nid, event_type AS type, json_transform(payload, '{_FIELDS}') AS j
+                      FROM batch_events WHERE notification_id > $1 AND event_type IN ({types})
+                      -- a page without decisions needs only its runs' candles: skip parsing the others
+                      AND (event_type NOT IN ('CandleClosed', 'CandleCorrected')
+                           OR NOT contains(CAST(payload AS VARCHAR), '"run_id":null')
+                           OR EXISTS (SELECT 1 FROM batch_events WHERE notification_id > $1
+                                      AND event_type IN ('DecisionMade', 'DecisionFailed'))))),
+            named AS (SELECT DISTINCT j.product AS product, epoch_us(j.candle_start) AS s FROM e
+                      WHERE type IN ('DecisionMade', 'DecisionFailed')),
+            w AS (
+                SELECT nid, type, stream, run, at_us, j.product AS product, j.granularity AS granularity,
+                       epoch_us(j.start) AS start, j.close AS close, epoch_us(j.candle_start) AS candle_start,
+                       j.side AS side, j.quantity AS quantity, j.price AS price, j.fee AS fee, j.fill_id AS fill_id,
+                       j.amount AS amount, j.path AS path, j.new_value AS new_value, j.rule AS rule,
+                       j.numbers.limit_pct AS limit_pct
+                FROM e LEFT JOIN named ON type IN ('CandleClosed', 'CandleCorrected')
+                     AND named.product = j.product AND named.s = epoch_us(j.start)
+                WHERE type NOT IN ('CandleClosed', 'CandleCorrected') OR (type = 'CandleClosed' AND run IS NOT NULL)
+                      OR named.s IS NOT NULL),
+            x AS (
+                SELECT *,
+                    type = 'CandleClosed' AND lead(type) OVER o IN ('DecisionMade', 'DecisionFailed')
+                        AND lead(run) OVER o = run AND lead(product) OVER o = product
+                        AND lead(candle_start) OVER o = start AS carries,
+                    type IN ('DecisionMade', 'DecisionFailed') AND lag(type) OVER o = 'CandleClosed'
+                        AND lag(run) OVER o = run AND lag(product) OVER o = product
+                        AND lag(start) OVER o = candle_start AS carried,
+                    lead(nid) OVER o AS next_nid, lead(at_us) OVER o AS next_at, lead(type) OVER o AS next_type
+                FROM w WINDOW o AS (ORDER BY nid))
+            SELECT nid, type, stream, run, at_us, product, granularity, start, close, candle_start, side, quantity,
+                   price, fee, fill_id, amount, path, new_value, rule, limit_pct,
+                   CASE WHEN carries THEN next_nid END, CASE WHEN carries THEN next_at END,
+                   CASE WHEN carries THEN next_type END
+            FROM x WHERE carried IS NOT TRUE ORDER BY nid""",
             [after],
         ).fetchall()
-        if not rows:
-            return
-        events = [Event(*row) for row in rows]
-        self._load(con, after, events)
-        self.begin(con)
-        for event in events:
-            self._dispatch(event)
-        self._save(con)
-        self.write(con)
+        return [Event(*row) for row in rows]
 
     # --- hooks ----------------------------------------------------------------------------------
 
     def create_outputs(self, con: duckdb.DuckDBPyConnection) -> None: ...
     def begin(self, con: duckdb.DuckDBPyConnection) -> None: ...
+    def thaw(self, book: Book) -> None: ...
     def on_step(self, book: Book, event: Event) -> None: ...
     def on_decision(self, book: Book, event: Event) -> None: ...
     def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None: ...
     def on_cash(self, book: Book, event: Event) -> None: ...
     def on_other(self, book: Book | None, event: Event) -> None: ...
     def on_day(self, book: Book, event: Event) -> None: ...
+    def flush(self, book: Book) -> None:
+        """Settle what a projection kept pending for the book: called before the book's day, day start
+        equity or limit changes, and at the end of the batch (the book's state is then as at its last event)."""
     def write(self, con: duckdb.DuckDBPyConnection) -> None: ...
 
     # --- the walk ------------------------------------------------------------------------------------
 
     def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event]) -> None:
         n = self.name
-        fills = ", ".join(f"'{t}'" for t in FILLS)
+        filled = sorted({e.stream for e in events if e.type in FILLS})
         self.orders: dict[str, tuple[str | None, str, str]] = {
             o: (r, p, s) for o, r, p, s in con.execute(
-                f"""SELECT order_id, run_id, product, side FROM {n}__orders WHERE order_id IN (
-                    SELECT CAST(stream_id AS VARCHAR) FROM batch_events
-                    WHERE notification_id > ? AND event_type IN ({fills}))""", [after]).fetchall()
-        }
+                f"SELECT order_id, run_id, product, side FROM {n}__orders WHERE list_contains(?, order_id)",
+                [filled]).fetchall()
+        } if filled else {}
         runs = {e.run for e in events if e.run} | {r for r, _, _ in self.orders.values() if r}
         runs |= {e.stream for e in events if e.type == "RunStarted"}
         self.books: dict[str, Book] = {
@@ -248,17 +322,22 @@ class Ledger:
                 f"SELECT key, state FROM {n}__state WHERE list_contains(?, key)", [[*runs, GLOBAL]]).fetchall()
         }
         self.glob = self.books.pop(GLOBAL, None) or Book(GLOBAL)
+        for book in self.books.values():
+            self.thaw(book)
         self.touched: set[str] = set()
-        self.marks: dict[tuple[str, str, int], Decimal] = {
-            (p, g, s): Decimal(c) for p, g, s, c in con.execute(
-                f"""SELECT m.product, m.granularity, m.start_us, m.close FROM {n}__marks m
-                JOIN (SELECT DISTINCT json_extract_string(payload, '$.product') AS product,
-                             epoch_us(CAST(json_extract_string(payload, '$.candle_start') AS TIMESTAMPTZ)) AS s
-                      FROM batch_events WHERE notification_id > ?
-                      AND event_type IN ('DecisionMade', 'DecisionFailed')) d
-                ON m.product = d.product AND m.start_us = d.s""", [after]).fetchall()
-        }
-        self.new_marks: dict[tuple[str, str, int], str] = {}
+        # The closes recorded before this page of the candles its decisions name (a decision that rides on its
+        # run's candle names that candle; its close is fetched only if that candle did not make the step).
+        self.con = con
+        self.named = {(e.product, e.candle_start) for e in events if e.type in DECISIONS and e.candle_start is not None}
+        self.marks: dict[tuple[str, str, int], Decimal] = {}
+        if self.named:
+            starts = [start for _, start in self.named]
+            for p, g, s, c in con.execute(  # (literal bounds: DuckDB skips the row groups outside them)
+                    f"""SELECT product, granularity, start_us, close FROM {n}__marks
+                    WHERE start_us BETWEEN {int(min(starts))} AND {int(max(starts))}
+                    AND list_contains(?, product)""", [sorted({p for p, _ in self.named})]).fetchall():
+                if (p, s) in self.named:
+                    self.marks[(p, g, s)] = Decimal(c)
         self.new_orders: dict[str, tuple[str | None, str, str]] = {}
         self.done_orders: set[str] = set()
 
@@ -271,29 +350,25 @@ class Ledger:
 
     def _dispatch(self, e: Event) -> None:
         kind = e.type
-        if kind in FILLS:
-            self._fill(e)
-        elif kind in ("CandleClosed", "CandleCorrected"):
-            key = (e.product, e.granularity, e.start)
-            self.marks[key] = Decimal(e.close)
-            self.new_marks[key] = e.close
+        if kind == "CandleClosed" or kind == "CandleCorrected":
+            close = self.marks[(e.product, e.granularity, e.start)] = Decimal(e.close)
             if kind == "CandleClosed" and e.run:
                 book = self._book(e.run)
                 if book.product == e.product and book.granularity == e.granularity:
-                    self._step(book, e, e.start, Decimal(e.close))
-        elif kind in ("DecisionMade", "DecisionFailed"):
+                    self._step(book, e, e.start, close)
+        elif kind in FILLS:
+            self._fill(e)
+        elif kind in DECISIONS:
             book = self._book(e.run) if e.run else None
             if book is None or book.product != e.product:
                 return
             step = book.step
             if step is None or (step.product, step.start) != (e.product, e.candle_start):
-                close = self.marks.get((e.product, book.granularity, e.candle_start))
+                close = self._mark(e.product, book.granularity, e.candle_start)
                 if close is None:
                     return  # the run's candle was never recorded: no step
                 self._step(book, e, e.candle_start, close)
-            if book.day_start_at == e.at:  # the decision on the day's first candle: risk's start-of-day equity
-                book.day_start_equity = book.equity()
-            self.on_decision(book, e)
+            self._decided(book, e)
         elif kind == "OrderPlaced":
             self.orders[e.stream] = self.new_orders[e.stream] = (e.run, e.product, e.side)
         elif kind == "RunStarted":
@@ -318,6 +393,36 @@ class Ledger:
         if kind in self.extra_types:
             self.on_other(self._book(e.run) if e.run else None, e)
 
+    def _mark(self, product: str, granularity: str | None, start: int) -> Decimal | None:
+        """The close of a candle as the walk stands: this page's candles so far, else the table's."""
+        key = (product, granularity, start)
+        close = self.marks.get(key)
+        if close is None and (product, start) not in self.named and granularity is not None:
+            self.named.add((product, start))
+            for g, c in self.con.execute(
+                    f"SELECT granularity, close FROM {self.name}__marks WHERE start_us = {int(start)} AND product = ?",
+                    [product]).fetchall():
+                self.marks.setdefault((product, g, start), Decimal(c))
+            close = self.marks.get(key)
+        return close
+
+    def _carried(self, candle: Event) -> None:
+        """The decision that came right after its run's candle (folded into the candle's row)."""
+        book = self.books[candle.run]
+        step = book.step
+        if step is not None and step.nid == candle.nid:  # that candle is the run's step: the decision names it
+            self._decided(book, Decided(candle.dnid, candle.dtype, candle.run, candle.dat, candle.product,
+                                        candle.start))
+        else:
+            self._dispatch(Event(candle.dnid, candle.dtype, None, candle.run, candle.dat, candle.product, None, None,
+                                 None, candle.start, None, None, None, None, None, None, None, None, None, None))
+
+    def _decided(self, book: Book, e: Event) -> None:
+        if book.day_start_at == e.at:  # the decision on the day's first candle: risk's start-of-day equity
+            self.flush(book)
+            book.day_start_equity = book.equity()
+        self.on_decision(book, e)
+
     def _fill(self, e: Event) -> None:
         order = self.orders.get(e.stream)
         if order is None:
@@ -332,19 +437,27 @@ class Ledger:
         self.on_fill(book, e, effect)
 
     def _step(self, book: Book, e: Event, start: int, close: Decimal) -> None:
+        self._roll_day(book, e)  # (a new day's start equity is taken below, at this candle)
         book.step = Step(e.product, start, e.at, close, e.nid)
         book.marks[e.product] = close
-        self._roll_day(book, e)
         if book.day_start_at is None:  # the day's first candle: its start equity is taken here, then at its decision
+            self.flush(book)
             book.day_start_at, book.day_start_equity = e.at, book.equity()
         self.on_step(book, e)
 
     def _roll_day(self, book: Book, e: Event) -> None:
-        day = utc_day(e.at).isoformat()
+        at = e.at
+        end = book.day_end
+        if end is not None and at < end:
+            return  # within the current day (or before it: an earlier date counts in the current day)
+        day = iso_day(at)
         if book.day is not None and day <= book.day:
+            book.day_end = day_end(book.day)
             return  # a run's events come in domain-time order; an earlier date counts in the current day
+        self.flush(book)
         # Until the day's first candle, its start equity is the equity before the event that opened it.
         book.day, book.day_start_at, book.day_start_equity = day, None, book.equity()
+        book.day_end = (at // DAY_US + 1) * DAY_US
         self.on_day(book, e)
 
     def _save(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -358,9 +471,29 @@ class Ledger:
             con.execute(f"DELETE FROM {n}__orders WHERE list_contains(?, order_id)", [sorted(self.done_orders)])
         kept = [(o, *v) for o, v in self.new_orders.items() if o not in self.done_orders]
         replace(con, f"{n}__orders", [], arrow(("order_id", "run_id", "product", "side"), kept))
-        marks = [(*k, c) for k, c in sorted(self.new_marks.items())]
-        replace(con, f"{n}__marks", ["product", "granularity", "start_us"],
-                arrow(("product", "granularity", "start_us", "close"), marks))
+
+    def _save_marks(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
+        """Every candle's close (the last correction in the page wins), set-based."""
+        n = self.name
+        page = f"""(SELECT notification_id AS nid, j.product AS product, j.granularity AS granularity,
+                          epoch_us(j.start) AS start_us, j.close AS close
+                   FROM (SELECT notification_id, json_transform(payload, '{_CANDLE}') AS j FROM batch_events
+                         WHERE notification_id > {int(after)} AND event_type IN ('CandleClosed', 'CandleCorrected')))"""
+        new = shared("ledger-marks", after, lambda: con.sql(
+            f"""SELECT product, granularity, start_us, arg_max(close, nid) AS close FROM {page}
+            GROUP BY product, granularity, start_us""").to_arrow_table())
+        if new.num_rows == 0:
+            return
+        bounds = pc.min_max(new.column("start_us"))
+        view = f"_new_{n}__marks"
+        con.register(view, new)
+        try:  # (literal bounds: DuckDB skips the table's row groups outside them)
+            con.execute(f"""DELETE FROM {n}__marks AS t USING {view} AS k
+                WHERE t.start_us BETWEEN {int(bounds["min"].as_py())} AND {int(bounds["max"].as_py())}
+                AND t.product = k.product AND t.granularity = k.granularity AND t.start_us = k.start_us""")
+            con.execute(f"INSERT INTO {n}__marks BY NAME SELECT * FROM {view}")
+        finally:
+            con.unregister(view)
 
 
 # --- helpers shared by the money projections ------------------------------------------------
@@ -377,6 +510,24 @@ def money(value: Decimal | None) -> Decimal | None:
 
 def utc_day(micros: int) -> date:
     return datetime.fromtimestamp(micros / 1_000_000, timezone.utc).date()
+
+
+_DAYS: dict[int, str] = {}
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def day_end(day: str) -> int:
+    """Epoch microseconds where the UTC day ``day`` (ISO date) ends."""
+    return (date.fromisoformat(day).toordinal() - _EPOCH + 1) * DAY_US
+
+
+def iso_day(micros: int) -> str:
+    """``utc_day(micros).isoformat()``, remembered per day."""
+    number = micros // DAY_US
+    day = _DAYS.get(number)
+    if day is None:
+        day = _DAYS[number] = utc_day(number * DAY_US).isoformat()
+    return day
 
 
 def replace(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], rows: pa.Table) -> None:
@@ -456,8 +607,35 @@ class PositionsProjection(Ledger):
         replace(con, "position_history", [], arrow(names, self.history, {"occurred_at": "time"}))
 
 
+def exact_text(value: Decimal | None) -> str | None:
+    """A Decimal as text DuckDB casts to DECIMAL(38, 18) exactly: ``money(value)``, printed."""
+    if value is None:
+        return None
+    text = str(value)
+    point = text.find(".")
+    if "E" in text or (point >= 0 and len(text) - point > 19):
+        return str(value.quantize(_SCALE, context=_WIDE))
+    return text
+
+
+_LONG = r"E|\.[0-9]{19}"  # the printed Decimals that need exact_text's rounding (or are exponent-printed)
+
+
+def money_texts(values: list[Decimal | None]) -> pa.Array:
+    """``exact_text`` of each value as an arrow string column (printing all, rounding only those that need it)."""
+    texts = [None if v is None else str(v) for v in values]
+    column = pa.array(texts, pa.string())
+    long = pc.match_substring_regex(column, _LONG)
+    if pc.any(long).as_py():
+        for i in pc.indices_nonzero(long).to_pylist():
+            texts[i] = exact_text(values[i])
+        column = pa.array(texts, pa.string())
+    return column
+
+
 def arrow(names: tuple[str, ...], rows: list[tuple], kinds: dict[str, str] | None = None) -> pa.Table:
-    """Rows to a pyarrow table: Decimals as DECIMAL(38, 18), ``time`` columns from epoch microseconds."""
+    """Rows to a pyarrow table: ``time`` columns from epoch microseconds; Decimals as exact text
+    (``exact_text``), which the INSERT into a DECIMAL(38, 18) column casts (faster than arrow decimals)."""
     kinds = kinds or {}
     columns = list(zip(*rows)) if rows else [()] * len(names)
     arrays = []
@@ -469,7 +647,7 @@ def arrow(names: tuple[str, ...], rows: list[tuple], kinds: dict[str, str] | Non
         elif kind == "date":
             arrays.append(pa.array(values, pa.date32()))
         elif any(isinstance(v, Decimal) for v in values):
-            arrays.append(pa.array([money(v) for v in values], MONEY_TYPE))
+            arrays.append(money_texts(values))
         elif any(isinstance(v, bool) for v in values):
             arrays.append(pa.array(values, pa.bool_()))
         elif any(isinstance(v, int) for v in values):

@@ -60,6 +60,13 @@ class RiskUsageProjection(Ledger):
 
     def begin(self, con: duckdb.DuckDBPyConnection) -> None:
         self.rows: dict[tuple[str, str], tuple] = {}
+        # run -> [lowest equity, at, nid] of the updates since the last flush (the same day, start equity and
+        # limit): the loss is highest, and the limit first reached, at the lowest equity.
+        self.pending: dict[str, list] = {}
+
+    def thaw(self, book: Book) -> None:
+        if book.x.get("worst") is not None:
+            book.x["worst"] = Decimal(book.x["worst"])
 
     # --- hooks -------------------------------------------------------------------------------------
 
@@ -82,12 +89,15 @@ class RiskUsageProjection(Ledger):
     def on_other(self, book: Book | None, event: Event) -> None:
         if event.type == "ConfigChanged":
             if event.path == LIMIT_PATH:
+                for run in sorted(self.pending):  # the updates so far were measured against the old limit
+                    self.flush(self.books[run])
                 self.glob.x["limit"] = _number(event.new_value)
             return
         if book is None or event.rule != "max_daily_loss":
             return
         limit = _number(event.limit_pct)
         if limit is not None:
+            self.flush(book)
             book.x["limit"] = limit
         if book.day is not None:
             book.x["breached"] = True
@@ -105,19 +115,41 @@ class RiskUsageProjection(Ledger):
     def _update(self, book: Book, event: Event) -> None:
         if book.day is None or book.day_start_equity is None:
             return
+        equity = book.equity()
+        pending = self.pending.get(book.run)
+        if pending is None:
+            self.pending[book.run] = [equity, event.at, event.nid]
+        else:
+            if equity < pending[0]:
+                pending[0] = equity
+            pending[1], pending[2] = event.at, event.nid
+
+    def flush(self, book: Book) -> None:
+        """Fold the pending updates into the day's worst loss and breach, and write the day's row as at the last.
+
+        The loss (start - equity) / start * 100 and risk's comparison (start - equity) * 100 >= limit * start
+        only grow as the equity falls (Decimal rounding keeps the order), so over updates with one start
+        equity and limit, the highest loss and any breach are those of the lowest equity.
+        """
+        pending = self.pending.pop(book.run, None)
+        if pending is None:
+            return
+        low, at, nid = pending
+        x = book.x
         start, equity = book.day_start_equity, book.equity()
-        loss = (start - equity) / start * HUNDRED if start > 0 else ZERO
         limit, source = self._limit(book)
-        if start > 0 and (start - equity) * HUNDRED >= limit * start:
-            book.x["breached"] = True
-        worst = book.x.get("worst")
-        if worst is None or loss > Decimal(worst):
-            book.x["worst"] = worst = str(loss)
+        if start > 0 and (start - low) * HUNDRED >= limit * start:
+            x["breached"] = True
+        worst = x.get("worst")
+        low_loss = (start - low) / start * HUNDRED if start > 0 else ZERO
+        if worst is None or low_loss > worst:
+            x["worst"] = worst = low_loss
+        loss = (start - equity) / start * HUNDRED if start > 0 else ZERO
         step = book.step
         self.rows[(book.run, book.day)] = (
-            book.run, date.fromisoformat(book.day), start, equity, loss, Decimal(worst), limit, source,
-            loss / limit * HUNDRED if limit else None, bool(book.x["breached"]), book.exposure(),
-            len(book.open_positions()), None if step is None else step.start, event.at, event.nid,
+            book.run, date.fromisoformat(book.day), start, equity, loss, worst, limit, source,
+            loss / limit * HUNDRED if limit else None, bool(x["breached"]), book.exposure(),
+            len(book.open_positions()), None if step is None else step.start, at, nid,
         )
 
     def write(self, con: duckdb.DuckDBPyConnection) -> None:

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from projections import alerts, control, decisions, market, orders, pnl, risk_usage
 from projections import positions as positions_
-from projections.base import Projection
+from projections.base import PAGE, Projection
 
 TRACKING = "projection_tracking"
 _TRACKING_DDL = f"""CREATE TABLE IF NOT EXISTS {TRACKING} (
@@ -256,10 +256,13 @@ class _Pipeline:
     def run(self, page: pa.Table, jobs: list[Callable[[duckdb.DuckDBPyConnection], None]]) -> list[BaseException | None]:
         """Run each job with a cursor that sees the page; returns each one's exception or None."""
         def one(job: Callable[[duckdb.DuckDBPyConnection], None]) -> BaseException | None:
+            PAGE.table = page  # lets projections share work derived from the page (projections.base.shared)
             try:
                 job(self._cursor(page))
             except BaseException as exc:  # noqa: BLE001 - handed back to the caller, in order
                 return exc
+            finally:
+                PAGE.table = None
             return None
 
         if len(jobs) == 1:
