@@ -77,6 +77,17 @@ class TradingApplication(Application):
         except AggregateNotFoundError:
             raise NotFound(kind, aggregate_id) from None
 
+    def _put(self, events: Sequence[DomainEvent]) -> None:
+        """Map and insert events in one transaction (``EventStore.put`` without the
+        per-event ``Recording`` objects it builds and nobody here reads)."""
+        to_row = getattr(self.mapper, "to_row", None)
+        insert_rows = getattr(self.recorder, "insert_rows", None)
+        if to_row is not None and insert_rows is not None:  # the chained SQLite recorder: no StoredEvents
+            insert_rows([to_row(event) for event in events])
+            return
+        to_stored = self.mapper.to_stored_event
+        self.recorder.insert_events([to_stored(event) for event in events])
+
     def record_in_order(self, events: Sequence[DomainEvent]) -> None:
         """Append events made by several aggregates, in the order they happened, atomically.
 
@@ -86,7 +97,7 @@ class TradingApplication(Application):
         """
         try:
             with paused_gc():
-                self.events.put(list(events))
+                self._put(events)
             return
         except IntegrityError:
             pass
@@ -105,7 +116,7 @@ class TradingApplication(Application):
                 continue
             kept.append(event)
         try:
-            self.events.put(kept)
+            self._put(kept)
         except IntegrityError as exc:
             raise ConcurrencyConflict(f"another writer recorded some of these events first ({exc})") from None
 
@@ -143,10 +154,10 @@ class TradingApplication(Application):
     def _record_candle_batch(self, batch: dict[uuid.UUID, Candle], meta: EventMeta, on_conflict: str, result: CandleRecording) -> None:
         try:
             with paused_gc():
-                events = [CandleRecord.closed_event(c, _at(meta, c.end), key) for key, c in batch.items()]
+                events = CandleRecord.closed_events(batch.items(), meta)
                 # Straight to the event store: no aggregates to collect from, and
                 # save()'s per-object protocol checks cost more than the insert.
-                self.events.put(events)
+                self._put(events)
             result.recorded += len(events)
             return
         except IntegrityError:
@@ -357,8 +368,11 @@ class TradingApplication(Application):
     def read_log(self, after: int = 0, limit: int = 1000, topics: Sequence[str] = ()) -> list[LoggedEvent]:
         """One page of the notification log after a notification id, decoded."""
         rows = self.recorder.select_log_rows(after, limit, topics)
-        decode = self.mapper.decode
+        decode_rows = getattr(self.mapper, "decode_rows", None)
         with paused_gc():
+            if decode_rows is not None:
+                return decode_rows(rows, LoggedEvent)
+            decode = self.mapper.decode
             return [LoggedEvent(nid, topic, decode(topic, state)) for nid, topic, state in rows]
 
     def iter_log(self, after: int = 0, page: int = 2000, topics: Sequence[str] = ()) -> Iterator[LoggedEvent]:

@@ -14,6 +14,7 @@ backtest, where the exchange is in memory.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections import deque
@@ -31,7 +32,7 @@ from domain.decision import DecisionContext, Decision, FailureKind, StrategyDeci
 from domain.events import DomainEvent, EventMeta
 from domain.market import Candle, CandleRecord, candle_id
 from domain.order import Order, OrderSide, OrderType
-from domain.risk import RiskLimits, RiskState, assess, emergency_stop, halt_lapsed, position_size
+from domain.risk import RiskLimits, RiskState, assess, halt_lapsed, position_size, unhalted_emergency_stop
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -50,10 +51,27 @@ class DeterministicIds:
     def __init__(self, seed: uuid.UUID):
         self.seed = seed
         self.count = 0
+        self._seed_bytes = (seed, seed.bytes)
 
     def new_id(self) -> uuid.UUID:
+        """``uuid.uuid5(seed, str(count))``, built without uuid5's per-call import and UUID checks."""
         self.count += 1
-        return uuid.uuid5(self.seed, str(self.count))
+        if self._seed_bytes[0] is not self.seed:
+            self._seed_bytes = (self.seed, self.seed.bytes)
+        digest = _sha1(self._seed_bytes[1] + str(self.count).encode()).digest()
+        value = (int.from_bytes(digest[:16], "big") & _CLEAR_VERSION_VARIANT) | _VERSION_5_VARIANT
+        new_id = _new_uuid(uuid.UUID)
+        _set(new_id, "int", value)
+        _set(new_id, "is_safe", _SAFE_UNKNOWN)
+        return new_id
+
+
+_sha1 = hashlib.sha1
+_new_uuid = object.__new__
+_set = object.__setattr__
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown
+_CLEAR_VERSION_VARIANT = ~(0xF << 76) & ~(0xC000 << 48)
+_VERSION_5_VARIANT = (5 << 76) | (0x8000 << 48)
 
 
 @dataclass(frozen=True)
@@ -202,7 +220,8 @@ class TradingLoop:
         """Everything the loop does on one closed candle."""
         at = candle.end
         self._pending.append(CandleRecord.closed_event(
-            candle, self._meta(at, actor="market"), candle_id(candle.product, candle.granularity, candle.start)
+            candle, EventMeta(at, "market", None, None, self.run_id),
+            candle_id(candle.product, candle.granularity, candle.start),
         ))
         self.summary.candles += 1
         self._recent.append(candle)
@@ -231,19 +250,23 @@ class TradingLoop:
         return decided
 
     def _record_decision(self, decision_id: uuid.UUID, decided: StrategyDecision, candle: Candle, at: datetime) -> Decision:
-        meta = self._meta(at, actor=f"strategy:{decided.strategy}", correlation=decision_id)
-        common = dict(strategy=decided.strategy, model=decided.model, prompt_hash=decided.prompt_hash,
-                      product=candle.product, candle_start=candle.start, latency_ms=decided.latency_ms)
+        meta = EventMeta(at, f"strategy:{decided.strategy}", decision_id, None, self.run_id)
         if decided.failure_kind:
-            decision = Decision.fail(decision_id, meta, kind=FailureKind(decided.failure_kind),
-                                     detail=decided.failure_detail or decided.action.rationale, **common)
+            decision = Decision.fail(
+                decision_id, meta, kind=FailureKind(decided.failure_kind),
+                detail=decided.failure_detail or decided.action.rationale, strategy=decided.strategy,
+                model=decided.model, prompt_hash=decided.prompt_hash, product=candle.product,
+                candle_start=candle.start, latency_ms=decided.latency_ms,
+            )
         else:
             a = decided.action
             decision = Decision.make(
                 decision_id, meta, inputs=_clean(decided.inputs), action=a.action, size_pct=_dec(a.size_pct),
                 take_profit_pct=_dec(a.take_profit_pct), stop_loss_pct=_dec(a.stop_loss_pct), rationale=a.rationale,
                 prompt_tokens=decided.prompt_tokens, completion_tokens=decided.completion_tokens, cost=decided.cost,
-                cached=decided.cached, **common,
+                cached=decided.cached, strategy=decided.strategy, model=decided.model,
+                prompt_hash=decided.prompt_hash, product=candle.product, candle_start=candle.start,
+                latency_ms=decided.latency_ms,
             )
         self._take(decision)
         self.summary.decisions += 1
@@ -396,13 +419,14 @@ class TradingLoop:
         if self._day != at.date():
             self._day = at.date()
             self._day_start_equity = equity
-        window = timedelta(minutes=self.settings.limits.rapid_loss_window_minutes)
-        self._equity_window.append((at, equity))
-        while self._equity_window and self._equity_window[0][0] < at - window:
-            self._equity_window.popleft()
+        since = at - timedelta(minutes=self.settings.limits.rapid_loss_window_minutes)
+        window = self._equity_window
+        window.append((at, equity))
+        while window and window[0][0] < since:
+            window.popleft()
         if equity > self._peak_equity:
             self._peak_equity = equity
-        if self._peak_equity > 0:
+        elif equity < self._peak_equity and self._peak_equity > 0:  # at the peak the drawdown is 0
             drawdown = (self._peak_equity - equity) / self._peak_equity * HUNDRED
             if drawdown > self.summary.max_drawdown_pct:
                 self.summary.max_drawdown_pct = drawdown
@@ -410,20 +434,22 @@ class TradingLoop:
 
     def _check_halts(self, at: datetime, equity: Decimal) -> None:
         control = self._control
-        state = RiskState(
-            now=at, equity=equity, cash=self.portfolio.cash, day_start_equity=self._day_start_equity,
-            consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self._equity_window),
-            halted=bool(control and control.halted), halted_at=control.halted_at if control else None,
-        )
         limits = self.settings.limits
         if control is not None and control.halted:
+            state = RiskState(
+                now=at, equity=equity, cash=self.portfolio.cash, day_start_equity=self._day_start_equity,
+                consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self._equity_window),
+                halted=True, halted_at=control.halted_at,
+            )
             # Halts the loop itself made lapse after the cooldown; an operator's wait for an operator.
             if control.halted_by_risk and halt_lapsed(state, limits):
                 control.resume("cooldown elapsed after an automatic halt", self._meta(at, actor="risk"))
                 self._take(control)
                 self.portfolio.reset_loss_streak()
             return
-        reason = emergency_stop(state, limits)
+        # emergency_stop of the unhalted book, without a RiskState per candle (``at`` is the close of
+        # a candle whose CandleClosed was just validated, so it is UTC-aware as RiskState requires).
+        reason = unhalted_emergency_stop(at, equity, self._equity_window, self.portfolio.consecutive_losses, limits)
         if reason is None:
             return
         meta = self._meta(at, actor="risk")
@@ -442,7 +468,12 @@ def _dec(value: float | None) -> Decimal | None:
 
 def _clean(inputs: dict[str, Any]) -> dict[str, Any]:
     # A strategy's inputs go into an event as JSON: NaN and infinities have no JSON form.
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in inputs.items()}
+    # Usually there are none (the event copies the dict when it validates it, so no copy here then).
+    isfinite = math.isfinite
+    for v in inputs.values():
+        if isinstance(v, float) and not isfinite(v):
+            return {k: (None if isinstance(v, float) and not isfinite(v) else v) for k, v in inputs.items()}
+    return inputs
 
 
 def _price_off(price: Decimal, pct: float | None, *, down: bool) -> Decimal | None:

@@ -24,7 +24,8 @@ a resume (``Portfolio.reset_loss_streak``), or the rule would re-halt at once.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -139,8 +140,14 @@ class RiskVerdict:
     numbers: dict[str, Decimal]
 
     def event_fields(self) -> dict[str, Any]:
-        """The fields of a ``RiskAssessed`` event (``Decision.assess(meta, **fields)``)."""
-        return asdict(self)
+        """The fields of a ``RiskAssessed`` event (``Decision.assess(meta, **fields)``).
+
+        What ``asdict`` gives (its deep copy of ``numbers`` keeps the same Decimals), without its recursion.
+        """
+        return {
+            "approved": self.approved, "rule": self.rule, "requested_size_pct": self.requested_size_pct,
+            "approved_size_pct": self.approved_size_pct, "message": self.message, "numbers": dict(self.numbers),
+        }
 
 
 # --- figures -------------------------------------------------------------------
@@ -155,12 +162,18 @@ def daily_loss_pct(state: RiskState) -> Decimal:
 
 def equity_drop(state: RiskState, limits: RiskLimits) -> tuple[Decimal, Decimal]:
     """(drop %, peak) from the highest equity of the rapid-loss window to now."""
-    since = state.now - timedelta(minutes=limits.rapid_loss_window_minutes)
-    points = [equity for at, equity in state.recent_equity if since <= at <= state.now]
-    peak = max([*points, state.equity])
+    return _equity_drop(state.now, state.equity, state.recent_equity, limits)
+
+
+def _equity_drop(
+    now: datetime, equity: Decimal, recent_equity: Iterable[tuple[datetime, Decimal]], limits: RiskLimits
+) -> tuple[Decimal, Decimal]:
+    since = now - timedelta(minutes=limits.rapid_loss_window_minutes)
+    points = [value for at, value in recent_equity if since <= at <= now]
+    peak = max([*points, equity])
     if peak <= 0:
         return ZERO, peak
-    return (peak - state.equity) / peak * HUNDRED, peak
+    return (peak - equity) / peak * HUNDRED, peak
 
 
 def halt_lapsed(state: RiskState, limits: RiskLimits) -> bool:
@@ -190,15 +203,26 @@ def emergency_stop(state: RiskState, limits: RiskLimits) -> str | None:
     """
     if state.halted:
         return None
-    drop, peak = equity_drop(state, limits)
+    return unhalted_emergency_stop(state.now, state.equity, state.recent_equity, state.consecutive_losses, limits)
+
+
+def unhalted_emergency_stop(
+    now: datetime, equity: Decimal, recent_equity: Iterable[tuple[datetime, Decimal]], consecutive_losses: int,
+    limits: RiskLimits,
+) -> str | None:
+    """``emergency_stop`` of a book that is not halted, from its figures (UTC-aware ``now``).
+
+    The trading loop checks every candle; this spares it building a ``RiskState`` each time.
+    """
+    drop, peak = _equity_drop(now, equity, recent_equity, limits)
     if drop >= limits.rapid_loss_pct:
         return (
             f"rapid_loss: equity fell {_show(drop)}% within {limits.rapid_loss_window_minutes} minutes "
-            f"(from {peak} to {state.equity}; limit {limits.rapid_loss_pct}%)"
+            f"(from {peak} to {equity}; limit {limits.rapid_loss_pct}%)"
         )
-    if state.consecutive_losses >= limits.max_consecutive_losses:
+    if consecutive_losses >= limits.max_consecutive_losses:
         return (
-            f"consecutive_losses: {state.consecutive_losses} losing trades in a row "
+            f"consecutive_losses: {consecutive_losses} losing trades in a row "
             f"(limit {limits.max_consecutive_losses})"
         )
     return None

@@ -30,6 +30,7 @@ INPUT_NAMES = ("warmup", "wt1", "wt2", "wt_cross_up", "wt_cross_down", "wt_overs
                "buy_signal", "sell_signal", "rsi")
 
 Indicators = Mapping[str, float | bool | None]
+_isfinite = math.isfinite
 
 
 @dataclass(frozen=True)
@@ -71,18 +72,20 @@ class RulesStrategy:
 
     def evaluate(self, indicators: Indicators, position_quantity: Decimal) -> RulesVerdict:
         """The rules on one indicator snapshot and the current position quantity."""
-        inputs: dict[str, float | bool | str | None] = {name: _scalar(indicators.get(name)) for name in INPUT_NAMES}
+        get = indicators.get
+        inputs: dict[str, float | bool | str | None] = {name: _scalar(get(name)) for name in INPUT_NAMES}
         inputs["position_quantity"] = str(position_quantity)
+        # Every value the rules read is one of the inputs: read them there (_scalar once per name).
 
-        if _flag(indicators, "warmup"):
+        if inputs["warmup"] is True:
             return RulesVerdict(_hold("warming up: indicators not yet reliable"), inputs)
 
-        buy = _flag(indicators, "buy_signal")
-        sell = _flag(indicators, "sell_signal")
-        wt2 = _number(indicators, "wt2")
-        cross_down_above_zero = _flag(indicators, "wt_cross_down") and wt2 is not None and wt2 > 0
-        cross_up_below_zero = _flag(indicators, "wt_cross_up") and wt2 is not None and wt2 < 0
-        values = _describe(indicators)
+        buy = inputs["buy_signal"] is True
+        sell = inputs["sell_signal"] is True
+        wt2 = _as_number(inputs["wt2"])
+        cross_down_above_zero = inputs["wt_cross_down"] is True and wt2 is not None and wt2 > 0
+        cross_up_below_zero = inputs["wt_cross_up"] is True and wt2 is not None and wt2 < 0
+        values = _describe_inputs(inputs)
 
         if position_quantity == 0:
             if buy:
@@ -115,7 +118,12 @@ class RulesStrategy:
 
 
 def _hold(rationale: str) -> TradeAction:
-    return TradeAction(action=TradeActionKind.HOLD, size_pct=0, rationale=_clip(rationale))
+    # TradeAction(action=HOLD, size_pct=0, rationale=...) without BaseModel.__init__'s Python frame
+    # (the same validation; this runs on almost every candle).
+    return _validate_action({"action": TradeActionKind.HOLD, "size_pct": 0, "rationale": _clip(rationale)})
+
+
+_validate_action = TradeAction.__pydantic_validator__.validate_python
 
 
 def _close(rationale: str) -> TradeAction:
@@ -129,7 +137,12 @@ def _clip(text: str) -> str:
 
 def _scalar(value: object) -> float | bool | None:
     """An indicator value as a JSON-safe scalar (NaN and unknown types become None)."""
-    if isinstance(value, bool) or value is None:
+    kind = type(value)
+    if kind is float:  # the common case first (what a float column's tolist() gives)
+        return value if _isfinite(value) else None
+    if kind is bool or value is None:
+        return value
+    if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
         return None if math.isnan(value) or math.isinf(value) else float(value)
@@ -145,6 +158,20 @@ def _flag(indicators: Indicators, name: str) -> bool:
 def _number(indicators: Indicators, name: str) -> float | None:
     value = _scalar(indicators.get(name))
     return None if isinstance(value, bool) else value
+
+
+def _as_number(value: float | bool | None) -> float | None:
+    """``_number`` of a value already made scalar."""
+    return None if isinstance(value, bool) else value
+
+
+def _describe_inputs(inputs: Mapping[str, float | bool | str | None]) -> str:
+    """``_describe`` of the indicators, from their scalar inputs."""
+    return f"wt1={_one_decimal(inputs['wt1'])}, wt2={_one_decimal(inputs['wt2'])}, rsi={_one_decimal(inputs['rsi'])}"
+
+
+def _one_decimal(value: float | bool | str | None) -> str:
+    return "n/a" if value is None or isinstance(value, bool) else f"{value:.1f}"
 
 
 def _describe(indicators: Indicators) -> str:

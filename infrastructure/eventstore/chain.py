@@ -74,6 +74,20 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version, s.topic, s.state)
             for s in stored_events
         ]
+        return self._insert_rows(c, rows)
+
+    def insert_rows(self, rows: Sequence[tuple[str, int, str, bytes]]) -> Sequence[int]:
+        """Insert (originator id hex, version, topic, state) rows and their links in one transaction.
+
+        What ``insert_events`` does, for a caller that maps events straight to rows
+        (``EventMapper.to_row``) instead of building a ``StoredEvent`` for each.
+        """
+        if not rows:
+            return []
+        with self.datastore.transaction(commit=True) as c:
+            return self._insert_rows(c, rows)
+
+    def _insert_rows(self, c: SQLiteCursor, rows: Sequence[tuple[str, int, str, bytes]]) -> Sequence[int]:
         # The first insert takes the write lock; while we hold it rowids are
         # max(rowid)+1, +2, ... so the batch's ids follow from the first one.
         c.execute(self.insert_events_statement, rows[0])
@@ -88,9 +102,17 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         )
         found = c.fetchone()
         previous = found[0] if found else GENESIS
+        # chain_link inlined (one hash call per event; the topic encoded once per batch).
+        sha256 = hashlib.sha256
+        topic_bytes: dict[str, bytes] = {}
         links = []
         for nid, (oid, version, topic, state) in zip(ids, rows):
-            previous = chain_link(previous, nid, oid, version, topic, state)
+            encoded_topic = topic_bytes.get(topic)
+            if encoded_topic is None:
+                encoded_topic = topic_bytes[topic] = topic.encode()
+            previous = sha256(
+                b"%s%d|%s|%d|%s|%s" % (previous, nid, str(oid).replace("-", "").encode(), version, encoded_topic, state)
+            ).digest()
             links.append((nid, previous))
         c.executemany(f"INSERT INTO {self.chain_table_name} VALUES (?, ?)", links)
         return ids
@@ -118,8 +140,10 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         sql += " ORDER BY rowid LIMIT ?"
         params.append(limit)
         with self.datastore.transaction(commit=False) as c:
-            c.execute(sql, params)
-            return c.fetchall()
+            cursor = c.sqlite_cursor  # a fresh cursor per transaction: plain tuples, not sqlite3.Row
+            cursor.row_factory = None
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
     def chain_head(self) -> tuple[int, bytes]:
         with self.datastore.transaction(commit=False) as c:
