@@ -312,7 +312,7 @@ class ReadModelSection(Section):
     """The DuckDB read model the projector owns."""
 
     path: Path = Field(Path("var/readmodel.duckdb"), description="DuckDB file")
-    batch_size: int = Field(20000, ge=1, le=1_000_000, description="events applied per DuckDB transaction")
+    batch_size: int = Field(50000, ge=1, le=1_000_000, description="events applied per DuckDB transaction")
 
 
 class BackupSection(Section):

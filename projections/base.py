@@ -67,13 +67,17 @@ PAGE = threading.local()
 
 _SHARED: dict[tuple[int, int, str], tuple[Any, threading.Lock, list]] = {}
 _SHARED_LOCK = threading.Lock()
+_SHARED_PAGES: list[Any] = []  # the pages with entries, oldest first
+KEEP_PAGES = 3
+"""Pages whose shared results are kept: the one applied, the next (prepared while it is read ahead) and one spare."""
 
 
 def shared(kind: str, after: int, compute: Callable[[], T]) -> T:
     """``compute()`` once per page, position and ``kind``, for the projections applying that page side by side.
 
     A result derived from ``batch_events`` alone (e.g. the parsed rows several projections read) is
-    computed by the first projection that asks and handed to the others; kept for the current page only.
+    computed by the first projection that asks (or ahead, while the page is read: ``Ledger.prepare``) and
+    handed to the others; kept for the last ``KEEP_PAGES`` pages.
     Outside the projector (no ``PAGE.table``) it is simply computed.
     """
     page = getattr(PAGE, "table", None)
@@ -83,8 +87,12 @@ def shared(kind: str, after: int, compute: Callable[[], T]) -> T:
     with _SHARED_LOCK:
         entry = _SHARED.get(key)
         if entry is None or entry[0] is not page:
-            for stale in [k for k, v in _SHARED.items() if v[0] is not page]:
-                del _SHARED[stale]
+            if not any(kept is page for kept in _SHARED_PAGES):
+                _SHARED_PAGES.append(page)
+                while len(_SHARED_PAGES) > KEEP_PAGES:
+                    old = _SHARED_PAGES.pop(0)
+                    for stale in [k for k, v in _SHARED.items() if v[0] is old]:
+                        del _SHARED[stale]
             entry = _SHARED[key] = (page, threading.Lock(), [])
     _, lock, box = entry
     with lock:

@@ -38,6 +38,7 @@ class PnlProjection(Ledger):
 
     name = "pnl"
     outputs = ("pnl_daily", "equity_curve")
+    x_keys = ("day", "last", "peak")
 
     def create_outputs(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(

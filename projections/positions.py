@@ -150,7 +150,8 @@ class Book:
 
     # --- persistence ------------------------------------------------------------------
 
-    def dump(self) -> str:
+    def dump(self, keys: tuple[str, ...] | None = None) -> str:
+        """The book as JSON; ``keys``: only those entries of ``x`` (None: all)."""
         p = self.portfolio
         positions = {
             name: [str(v) for v in (q.quantity, q.entry_cost, q.realized_pnl, q.fees, q._trip_pnl, q._trip_fees,
@@ -166,7 +167,7 @@ class Book:
             "step": None if step is None else [step.product, step.start, step.at, str(step.close), step.nid],
             "day": self.day, "day_start_at": self.day_start_at,
             "day_start_equity": None if self.day_start_equity is None else str(self.day_start_equity),
-            "x": {k: str(v) if isinstance(v, Decimal) else v for k, v in self.x.items()},
+            "x": {k: str(v) if isinstance(v, Decimal) else v for k, v in self.x.items() if keys is None or k in keys},
         }, sort_keys=True)
 
     @classmethod
@@ -196,12 +197,21 @@ class Ledger:
     that is no run's step and that no decision of the page names is only a mark,
     and marks are kept in ``<name>__marks`` by SQL. A decision that directly
     follows its run's own candle in the walk (the trading loop's usual order)
-    rides on that candle's row instead of a row of its own.
+    rides on that candle's row instead of a row of its own. Money projections at one position
+    apply a page as one walk (``apply_together``), the projector computes a page's walk rows ahead
+    (``prepare``).
     """
 
     name = "ledger"
     outputs: tuple[str, ...] = ()
     extra_types: tuple[str, ...] = ()
+    x_keys: tuple[str, ...] = ()
+    """The entries of ``Book.x`` this projection keeps (distinct between the money projections)."""
+
+    @property
+    def walk_group(self) -> str | None:
+        """Projections of one group at one position may apply a page as one walk (``apply_together``)."""
+        return "ledger" if type(self).apply is Ledger.apply else None
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -226,6 +236,12 @@ class Ledger:
         for table in self.tables:
             con.execute(f"DROP TABLE IF EXISTS {table}")
 
+    def prepare(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
+        """Compute ahead what ``apply(con, after)`` reads from the page alone (its rows for the walk, its candle
+        closes), kept by ``shared``: the projector calls it while it reads a page, before the page is applied."""
+        shared("ledger-walk", after, lambda: self._walk_events(con, after))
+        self._page_marks(con, after)
+
     def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
         events = shared("ledger-walk", after, lambda: self._walk_events(con, after))
         if events:
@@ -235,7 +251,7 @@ class Ledger:
                 self._dispatch(event)
                 if event.dnid is not None:
                     self._carried(event)
-            for run in sorted(self.touched):
+            for run in sorted(self._flushed()):
                 self.flush(self.books[run])
             self._save(con)
             self.write(con)
@@ -317,10 +333,7 @@ class Ledger:
         } if filled else {}
         runs = {e.run for e in events if e.run} | {r for r, _, _ in self.orders.values() if r}
         runs |= {e.stream for e in events if e.type == "RunStarted"}
-        self.books: dict[str, Book] = {
-            key: Book.load(key, text) for key, text in con.execute(
-                f"SELECT key, state FROM {n}__state WHERE list_contains(?, key)", [[*runs, GLOBAL]]).fetchall()
-        }
+        self.books: dict[str, Book] = self._load_books(con, [*runs, GLOBAL])
         self.glob = self.books.pop(GLOBAL, None) or Book(GLOBAL)
         for book in self.books.values():
             self.thaw(book)
@@ -340,6 +353,17 @@ class Ledger:
                     self.marks[(p, g, s)] = Decimal(c)
         self.new_orders: dict[str, tuple[str | None, str, str]] = {}
         self.done_orders: set[str] = set()
+
+    def _load_books(self, con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, Book]:
+        return {key: Book.load(key, text) for key, text in con.execute(
+            f"SELECT key, state FROM {self.name}__state WHERE list_contains(?, key)", [keys]).fetchall()}
+
+    def _flushed(self) -> set[str]:
+        """The runs whose books are settled at the end of the batch."""
+        return self.touched
+
+    def _other(self, e: Event) -> None:
+        self.on_other(self._book(e.run) if e.run else None, e)
 
     def _book(self, run: str) -> Book:
         book = self.books.get(run)
@@ -391,7 +415,7 @@ class Ledger:
         if kind in TERMINAL:
             self.done_orders.add(e.stream)
         if kind in self.extra_types:
-            self.on_other(self._book(e.run) if e.run else None, e)
+            self._other(e)
 
     def _mark(self, product: str, granularity: str | None, start: int) -> Decimal | None:
         """The close of a candle as the walk stands: this page's candles so far, else the table's."""
@@ -461,39 +485,172 @@ class Ledger:
         self.on_day(book, e)
 
     def _save(self, con: duckdb.DuckDBPyConnection) -> None:
-        n = self.name
         self.touched.discard(GLOBAL)
-        states = [(run, self.books[run].dump()) for run in sorted(self.touched)]
-        if self.glob.x:
-            states.append((GLOBAL, self.glob.dump()))
+        self._save_as(con, self.name, self.touched, None)
+
+    def _save_as(self, con: duckdb.DuckDBPyConnection, n: str, runs: set[str], keys: tuple[str, ...] | None) -> None:
+        """Write the books of ``runs`` (with ``keys`` of their x) and the orders into ``n``'s state tables."""
+        states = [(run, self.books[run].dump(keys)) for run in sorted(runs)]
+        if any(keys is None or k in keys for k in self.glob.x):
+            states.append((GLOBAL, self.glob.dump(keys)))
         replace(con, f"{n}__state", ["key"], arrow(("key", "state"), states))
         if self.done_orders:
             con.execute(f"DELETE FROM {n}__orders WHERE list_contains(?, order_id)", [sorted(self.done_orders)])
         kept = [(o, *v) for o, v in self.new_orders.items() if o not in self.done_orders]
         replace(con, f"{n}__orders", [], arrow(("order_id", "run_id", "product", "side"), kept))
 
-    def _save_marks(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
-        """Every candle's close (the last correction in the page wins), set-based."""
-        n = self.name
-        page = f"""(SELECT notification_id AS nid, j.product AS product, j.granularity AS granularity,
-                          epoch_us(j.start) AS start_us, j.close AS close
-                   FROM (SELECT notification_id, json_transform(payload, '{_CANDLE}') AS j FROM batch_events
-                         WHERE notification_id > {int(after)} AND event_type IN ('CandleClosed', 'CandleCorrected')))"""
-        new = shared("ledger-marks", after, lambda: con.sql(
-            f"""SELECT product, granularity, start_us, arg_max(close, nid) AS close FROM {page}
-            GROUP BY product, granularity, start_us""").to_arrow_table())
+    def _save_marks(self, con: duckdb.DuckDBPyConnection, after: int, known: bool | None = None) -> None:
+        """Every candle's close (the last correction in the page wins), set-based.
+
+        ``known``: whether any of the page's candles already has a row (None: not known, so delete them)."""
+        new = self._page_marks(con, after)
         if new.num_rows == 0:
             return
+        n = self.name
         bounds = pc.min_max(new.column("start_us"))
         view = f"_new_{n}__marks"
         con.register(view, new)
         try:  # (literal bounds: DuckDB skips the table's row groups outside them)
-            con.execute(f"""DELETE FROM {n}__marks AS t USING {view} AS k
-                WHERE t.start_us BETWEEN {int(bounds["min"].as_py())} AND {int(bounds["max"].as_py())}
-                AND t.product = k.product AND t.granularity = k.granularity AND t.start_us = k.start_us""")
+            if known is not False:
+                con.execute(f"""DELETE FROM {n}__marks AS t USING {view} AS k
+                    WHERE t.start_us BETWEEN {int(bounds["min"].as_py())} AND {int(bounds["max"].as_py())}
+                    AND t.product = k.product AND t.granularity = k.granularity AND t.start_us = k.start_us""")
             con.execute(f"INSERT INTO {n}__marks BY NAME SELECT * FROM {view}")
         finally:
             con.unregister(view)
+
+    def _marks_known(self, con: duckdb.DuckDBPyConnection, after: int) -> bool:
+        """Whether any candle of the page already has a row in this projection's marks."""
+        new = self._page_marks(con, after)
+        if new.num_rows == 0:
+            return False
+        bounds = pc.min_max(new.column("start_us"))
+        view = f"_new_{self.name}__marks"
+        con.register(view, new)
+        try:
+            return con.execute(f"""SELECT EXISTS (SELECT 1 FROM {self.name}__marks AS t SEMI JOIN {view} AS k
+                ON t.product = k.product AND t.granularity = k.granularity AND t.start_us = k.start_us
+                WHERE t.start_us BETWEEN {int(bounds["min"].as_py())} AND {int(bounds["max"].as_py())})""").fetchall()[0][0]
+        finally:
+            con.unregister(view)
+
+    @staticmethod
+    def _page_marks(con: duckdb.DuckDBPyConnection, after: int) -> pa.Table:
+        """The page's candle closes after ``after`` (product, granularity, start_us, close)."""
+        page = f"""(SELECT notification_id AS nid, j.product AS product, j.granularity AS granularity,
+                          epoch_us(j.start) AS start_us, j.close AS close
+                   FROM (SELECT notification_id, json_transform(payload, '{_CANDLE}') AS j FROM batch_events
+                         WHERE notification_id > {int(after)} AND event_type IN ('CandleClosed', 'CandleCorrected')))"""
+        return shared("ledger-marks", after, lambda: con.sql(
+            f"""SELECT product, granularity, start_us, arg_max(close, nid) AS close FROM {page}
+            GROUP BY product, granularity, start_us""").to_arrow_table())
+
+
+class _Together(Ledger):
+    """One walk of a batch for several money projections at the same position (a rebuild, a catch-up).
+
+    The books are walked once and every hook is handed to each member, in the order each one's own
+    walk would call it; the members keep their own output rows and ``Book.x`` entries (``x_keys``,
+    distinct). Each member's tables get exactly what its own ``apply`` would write: its state rows
+    (the runs it touched, its x entries only), orders and marks. Books are read from every member's
+    state table, each member's x entries from its own.
+    """
+
+    def __init__(self, members: list[Ledger]):
+        self.members = members
+        self.name = members[0].name  # orders and marks are the same in every member's tables
+        self.extra_types = tuple(dict.fromkeys(t for m in members for t in m.extra_types))
+
+    def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event]) -> None:
+        super()._load(con, after, events)
+        self.extra_touched: dict[str, set[str]] = {m.name: set() for m in self.members}
+        for m in self.members:
+            m.books, m.glob = self.books, self.glob
+
+    def _load_books(self, con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, Book]:
+        books: dict[str, Book] = {}
+        for m in self.members:
+            for key, text in con.execute(
+                    f"SELECT key, state FROM {m.name}__state WHERE list_contains(?, key)", [keys]).fetchall():
+                book = Book.load(key, text)
+                mine = {k: v for k, v in book.x.items() if k in m.x_keys}
+                if key in books:
+                    books[key].x.update(mine)
+                else:
+                    book.x = mine
+                    books[key] = book
+        return books
+
+    def _flushed(self) -> set[str]:
+        return self.touched.union(*self.extra_touched.values())
+
+    def _other(self, e: Event) -> None:
+        for m in self.members:
+            if e.type in m.extra_types:
+                book = None
+                if e.run:
+                    book = self.books.get(e.run)
+                    if book is None:
+                        book = self.books[e.run] = Book(e.run)
+                    self.extra_touched[m.name].add(e.run)
+                m.on_other(book, e)
+
+    def _save(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.touched.discard(GLOBAL)
+        for m in self.members:
+            runs = self.touched | self.extra_touched[m.name]
+            runs.discard(GLOBAL)
+            self._save_as(con, m.name, runs, m.x_keys)
+
+    def _save_marks(self, con: duckdb.DuckDBPyConnection, after: int, known: bool | None = None) -> None:
+        known = self.members[0]._marks_known(con, after)  # (every member's marks are the same rows)
+        for m in self.members:
+            m._save_marks(con, after, known)
+
+    def begin(self, con: duckdb.DuckDBPyConnection) -> None:
+        for m in self.members:
+            m.begin(con)
+
+    def write(self, con: duckdb.DuckDBPyConnection) -> None:
+        for m in self.members:
+            m.write(con)
+
+    def thaw(self, book: Book) -> None:
+        for m in self.members:
+            m.thaw(book)
+
+    def on_step(self, book: Book, event: Event) -> None:
+        for m in self.members:
+            m.on_step(book, event)
+
+    def on_decision(self, book: Book, event: Event) -> None:
+        for m in self.members:
+            m.on_decision(book, event)
+
+    def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None:
+        for m in self.members:
+            m.on_fill(book, event, effect)
+
+    def on_cash(self, book: Book, event: Event) -> None:
+        for m in self.members:
+            m.on_cash(book, event)
+
+    def on_day(self, book: Book, event: Event) -> None:
+        for m in self.members:
+            m.on_day(book, event)
+
+    def flush(self, book: Book) -> None:
+        for m in self.members:
+            m.flush(book)
+
+
+def apply_together(con: duckdb.DuckDBPyConnection, after: int, members: list[Ledger]) -> None:
+    """Apply ``batch_events`` after ``after`` to money projections at that same position in one walk;
+    their tables end exactly as if each had applied it on its own (in the caller's transaction)."""
+    if len(members) == 1:
+        members[0].apply(con, after)
+    else:
+        _Together(list(members)).apply(con, after)
 
 
 # --- helpers shared by the money projections ------------------------------------------------

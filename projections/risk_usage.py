@@ -46,6 +46,7 @@ class RiskUsageProjection(Ledger):
     name = "risk_usage"
     outputs = ("risk_usage",)
     extra_types = ("RiskAssessed", "ConfigChanged")
+    x_keys = ("breached", "worst", "limit")
 
     def create_outputs(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(

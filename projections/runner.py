@@ -6,8 +6,13 @@ the envelope parsed lazily by DuckDB's JSON functions: no event is decoded in
 Python. For each projection behind the page's last id: BEGIN; apply(after=its
 position); move its ``projection_tracking`` row; COMMIT. Rows and position move
 together, so a crash (even SIGKILL) never applies an event twice or skips one.
-The next page is read while one is applied, and projections apply side by side
-on cursors of their own. ``rebuild`` resets positions to 0 and catches up;
+The next page is read while one is applied (and prepared: what a projection
+derives from the page alone, e.g. the money ledger's parsed rows, is computed
+then), and projections apply side by side on cursors of their own. Projections
+of one walk group at one position (the three money ledgers, always so in a
+rebuild) apply a page as one walk in one transaction that moves their three
+positions; that job starts first, being the longest of a page.
+``rebuild`` resets positions to 0 and catches up;
 ``checksums`` hashes every table in a total order, so catch-up == rebuild.
 """
 
@@ -222,14 +227,24 @@ class _Pipeline:
     concurrent transactions write different tables and tracking rows.
     """
 
-    def __init__(self, store: Any, con: duckdb.DuckDBPyConnection, batch_size: int):
+    def __init__(self, store: Any, con: duckdb.DuckDBPyConnection, batch_size: int,
+                 projections: Sequence[Projection] = ()):
         self._select, self._con, self._batch_size = store.recorder.select_log_rows, con, batch_size
+        # What a page read ahead is prepared for (work derived from the page alone, see Ledger.prepare):
+        # one projection per walk group suffices, the group's members share it.
+        groups: dict[Any, Any] = {}
+        for projection in projections:
+            if callable(getattr(projection, "prepare", None)):
+                groups.setdefault(getattr(projection, "walk_group", None) or projection.name, projection)
+        self._prepare = list(groups.values())
         self._reader: ThreadPoolExecutor | None = None
         self._appliers: ThreadPoolExecutor | None = None
         self._ahead: tuple[int, Future] | None = None
         self._local, self._cursors = threading.local(), []
 
-    def read(self, after: int) -> _Page | None:
+    def read(self, after: int, positions: dict[str, int] | None = None) -> _Page | None:
+        """The page after ``after``; the next one is read (and prepared for the projections of ``positions``
+        that will be at its start once this page is applied, i.e. not ahead of it) meanwhile."""
         page = None
         if self._ahead is not None:
             (at, future), self._ahead = self._ahead, None
@@ -237,7 +252,23 @@ class _Pipeline:
         page = page or _read_page(self._select, after, self._batch_size)
         if page is not None and page.table.num_rows == self._batch_size:
             self._reader = self._reader or ThreadPoolExecutor(1, thread_name_prefix="projector-read")
-            self._ahead = (page.last, self._reader.submit(_read_page, self._select, page.last, self._batch_size))
+            due = [p for p in self._prepare if positions is None or positions.get(p.name, 0) <= page.last]
+            self._ahead = (page.last, self._reader.submit(self._read_ahead, page.last, due))
+        return page
+
+    def _read_ahead(self, after: int, prepare: Sequence[Projection]) -> _Page | None:
+        """Read the page after ``after`` and prepare it for ``prepare``, which will apply it from ``after``."""
+        page = _read_page(self._select, after, self._batch_size)
+        if page is not None and prepare:
+            try:
+                cursor = self._cursor(page.table)
+                PAGE.table = page.table
+                for projection in prepare:
+                    projection.prepare(cursor, after)
+            except Exception:  # noqa: BLE001 - applying the page computes it again and reports a failure
+                pass
+            finally:
+                PAGE.table = None
         return page
 
     def _cursor(self, page: pa.Table) -> duckdb.DuckDBPyConnection:
@@ -305,10 +336,10 @@ def _catch_up(
     for name, position in at.items():
         report.projections.setdefault(name, ProjectionProgress()).position = position
     read = 0
-    pipeline = _Pipeline(store, con, batch_size)
+    pipeline = _Pipeline(store, con, batch_size, projections)
     try:
         while projections and (stop is None or not stop.is_set()):
-            page = pipeline.read(min(at.values()))
+            page = pipeline.read(min(at.values()), at)
             if page is None:
                 break
             _apply(con, pipeline, projections, at, page, report)
@@ -345,21 +376,30 @@ def _apply(
         for name in idle:
             at[name] = page.last
     seconds: dict[str, float] = {}
+    # Projections of one walk group at one position (the money ledgers) apply the page as one walk.
+    groups: dict[tuple[str, int], list[tuple[Projection, int, int]]] = {}
+    for item in due:
+        group = getattr(item[0], "walk_group", None)
+        groups.setdefault((group, item[1]) if group else (f"-{item[0].name}", item[1]), []).append(item)
 
-    def job(projection: Projection, position: int) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    def job(members: list[Projection], position: int) -> Callable[[duckdb.DuckDBPyConnection], None]:
         def run(cursor: duckdb.DuckDBPyConnection) -> None:
             began = time.perf_counter()
-            _apply_page(cursor, projection, position, page.last, page.first)
-            seconds[projection.name] = time.perf_counter() - began
+            _apply_page(cursor, members, position, page.last, page.first)
+            for member in members:
+                seconds[member.name] = time.perf_counter() - began
         return run
 
-    failures = pipeline.run(page.table, [job(p, position) for p, position, _ in due])
-    for (projection, _, relevant), failure in zip(due, failures):
+    # A walk group's job is the longest of a page: it starts first (each page waits for its slowest job).
+    batches = sorted(groups.values(), key=lambda b: getattr(b[0][0], "walk_group", None) is None)
+    failures = pipeline.run(page.table, [job([p for p, _, _ in b], b[0][1]) for b in batches])
+    for batch, failure in zip(batches, failures):
         if failure is None:
-            at[projection.name] = page.last
-            progress = report.projections[projection.name]
-            progress.applied += relevant
-            progress.seconds += seconds[projection.name]
+            for projection, _, relevant in batch:
+                at[projection.name] = page.last
+                progress = report.projections[projection.name]
+                progress.applied += relevant
+                progress.seconds += seconds[projection.name]
     for name in at:
         report.projections[name].position = at[name]
     for failure in failures:  # the others' pages are committed; the first failure is raised
@@ -367,19 +407,28 @@ def _apply(
             raise failure
 
 
-def _apply_page(con: duckdb.DuckDBPyConnection, projection: Projection, position: int, last: int, first: int) -> None:
+def _apply_page(
+    con: duckdb.DuckDBPyConnection, members: list[Projection], position: int, last: int, first: int
+) -> None:
+    """Apply the page to one projection, or to several of one walk group in one walk (positions_.apply_together),
+    and move their positions, in one transaction."""
     con.begin()
     try:
-        projection.apply(con, position)
-        con.execute(f"UPDATE {TRACKING} SET last_notification_id = ?, updated_at = ? WHERE name = ?",
-                    [last, _now(), projection.name])
+        if len(members) == 1:
+            members[0].apply(con, position)
+        else:
+            positions_.apply_together(con, position, members)
+        con.execute(f"UPDATE {TRACKING} SET last_notification_id = ?, updated_at = ? WHERE list_contains(?, name)",
+                    [last, _now(), [m.name for m in members]])
         con.commit()
     except BaseException as exc:
         con.rollback()
         if isinstance(exc, Exception):
+            names = ", ".join(repr(m.name) for m in members)
             raise ProjectionFailed(
-                f"projection {projection.name!r} failed on notifications {max(first, position + 1)}..{last}; "
-                f"nothing of them was applied and its position stays at {position}: {exc}"
+                f"projection{'s' if len(members) > 1 else ''} {names} failed on notifications "
+                f"{max(first, position + 1)}..{last}; nothing of them was applied and "
+                f"{'their positions stay' if len(members) > 1 else 'its position stays'} at {position}: {exc}"
             ) from exc
         raise
 
