@@ -38,6 +38,15 @@ def _controls(trading):
     return OperatorControls(trading, SystemClock(), RandomIds())
 
 
+def _record(store: str | None, config, action):
+    """Open the store, record one control through OperatorControls, and turn a refusal into exit 1."""
+    with opened_store(resolve_store_url(store, config)) as trading:
+        try:
+            return action(_controls(trading))
+        except DomainError as exc:
+            fail(str(exc), 1)
+
+
 def _severity(text: str) -> Severity:
     try:
         return Severity(text.upper())
@@ -54,11 +63,7 @@ def halt(
 ) -> None:
     """Halt trading: no new entries until `tradecore resume`. P0 also cancels every working order."""
     level = _severity(severity)
-    with opened_store(resolve_store_url(store, config)) as trading:
-        try:
-            outcome = _controls(trading).halt(reason, level, _actor(actor))
-        except DomainError as exc:
-            fail(str(exc), 1)
+    outcome = _record(store, config, lambda controls: controls.halt(reason, level, _actor(actor)))
     note = " (already halted; cancel-all requested)" if outcome.already_halted else ""
     cancels = "; every working order will be cancelled by the running bot" if outcome.cancel_requested else ""
     typer.echo(f"trading halted ({level.value}){note}: {reason}{cancels}")
@@ -71,11 +76,7 @@ def resume(
     config: ConfigOption = None,
 ) -> None:
     """Lift a halt."""
-    with opened_store(resolve_store_url(store, config)) as trading:
-        try:
-            _controls(trading).resume(reason, _actor(actor))
-        except DomainError as exc:
-            fail(str(exc), 1)
+    _record(store, config, lambda controls: controls.resume(reason, _actor(actor)))
     typer.echo(f"trading resumed: {reason}")
 
 
@@ -86,11 +87,7 @@ def cancel_all(
     config: ConfigOption = None,
 ) -> None:
     """Ask the running bot to cancel every working order at the venue (does not halt)."""
-    with opened_store(resolve_store_url(store, config)) as trading:
-        try:
-            _controls(trading).cancel_all(reason, _actor(actor))
-        except DomainError as exc:
-            fail(str(exc), 1)
+    _record(store, config, lambda controls: controls.cancel_all(reason, _actor(actor)))
     typer.echo("cancel-all requested: the running bot cancels every working order")
 
 
@@ -106,11 +103,7 @@ def incident_open(
 ) -> None:
     """Declare an incident; prints its id."""
     level = _severity(severity)
-    with opened_store(resolve_store_url(store, config)) as trading:
-        try:
-            outcome = _controls(trading).open_incident(level, kind, details, _actor(actor))
-        except DomainError as exc:
-            fail(str(exc), 1)
+    outcome = _record(store, config, lambda controls: controls.open_incident(level, kind, details, _actor(actor)))
     if as_json:
         typer.echo(json.dumps({"incident_id": str(outcome.incident_id), "severity": level.value,
                                "halted": outcome.halted is not None}))
@@ -132,11 +125,7 @@ def incident_resolve(
         key = uuid.UUID(incident_id)
     except ValueError:
         fail(f"{incident_id!r} is not an incident id (a UUID)")
-    with opened_store(resolve_store_url(store, config)) as trading:
-        try:
-            _controls(trading).resolve_incident(key, note, _actor(actor))
-        except DomainError as exc:
-            fail(str(exc), 1)
+    _record(store, config, lambda controls: controls.resolve_incident(key, note, _actor(actor)))
     typer.echo(f"incident {key} resolved")
 
 

@@ -21,7 +21,6 @@ from application.ports import Clock, ExecutionReport, IdSource
 from application.trading_app import TradingApplication
 from domain.control import (
     TRADING_CONTROL_ID,
-    AlreadyHalted,
     Incident,
     RunMode,
     RunStarted,
@@ -74,50 +73,27 @@ class OperatorControls:
             raise DomainError("a control needs an actor (the operator's name)")
         return EventMeta(self.clock.now(), actor, correlation or TRADING_CONTROL_ID, None, None)
 
-    def _control(self, meta: EventMeta) -> TradingControl:
-        return self.store.get_trading_control() or TradingControl.start(meta)
-
     def halt(self, reason: str, severity: Severity | str, actor: str) -> HaltOutcome:
-        """Stop new entries; a P0 also asks for every working order to be cancelled.
-
-        Halting an already-halted bot with P0 still records the cancel request
-        (an escalation must not be lost); a lower severity then raises AlreadyHalted.
-        """
+        """Stop new entries; a P0 also asks for every working order to be cancelled
+        (see ``TradingControl.operator_halt`` for a P0 on an already-halted bot)."""
         severity = Severity(severity)
-        if not reason or not reason.strip():
-            raise DomainError("a halt needs a reason")
-        meta = self._meta(actor)
-        control = self._control(meta)
-        already = control.halted
-        if already and severity is not Severity.P0:
-            raise AlreadyHalted(f"trading is already halted since {control.halted_at}: {control.halt_reason}")
-        if not already:
-            control.halt(reason, severity, meta)
-        if severity is Severity.P0:
-            control.request_cancel_all(f"P0 halt: {reason}", meta)
-        self.store._save(control)
+        _require("a halt needs a reason", reason)
+        control, already = self.store.operator_halt(reason, severity, self._meta(actor))
         return HaltOutcome(control, severity is Severity.P0, already)
 
     def resume(self, reason: str, actor: str) -> TradingControl:
-        if not reason or not reason.strip():
-            raise DomainError("a resume needs a reason (who checked what)")
+        _require("a resume needs a reason (who checked what)", reason)
         return self.store.resume_trading(reason, self._meta(actor))
 
     def cancel_all(self, reason: str, actor: str) -> TradingControl:
-        if not reason or not reason.strip():
-            raise DomainError("a cancel-all needs a reason")
-        meta = self._meta(actor)
-        control = self._control(meta)
-        control.request_cancel_all(reason, meta)
-        self.store._save(control)
-        return control
+        _require("a cancel-all needs a reason", reason)
+        return self.store.request_cancel_all(reason, self._meta(actor))
 
     def open_incident(self, severity: Severity | str, kind: str, details: str, actor: str) -> IncidentOutcome:
         """Declare an incident; a P0 also halts trading and requests cancels."""
         severity = Severity(severity)
-        for name, value in (("kind", kind), ("details", details)):
-            if not value or not value.strip():
-                raise DomainError(f"an incident needs {name}")
+        _require("an incident needs kind", kind)
+        _require("an incident needs details", details)
         incident_id = self.ids.new_id()
         self.store.open_incident(incident_id, self._meta(actor, incident_id), severity=severity, kind=kind,
                                  details=details)
@@ -127,9 +103,13 @@ class OperatorControls:
         return IncidentOutcome(incident_id, halted)
 
     def resolve_incident(self, incident_id: uuid.UUID, note: str, actor: str) -> Incident:
-        if not note or not note.strip():
-            raise DomainError("resolving an incident needs a note")
+        _require("resolving an incident needs a note", note)
         return self.store.resolve_incident(incident_id, note, self._meta(actor, incident_id))
+
+
+def _require(message: str, text: str) -> None:
+    if not text or not text.strip():
+        raise DomainError(message)
 
 
 @dataclass

@@ -329,6 +329,19 @@ class TradingApplication(Application):
         self._save(control)
         return control
 
+    def operator_halt(self, reason: str, severity: Severity | str, meta: EventMeta) -> tuple[TradingControl, bool]:
+        """An operator's halt (a P0 also requests cancel-all); returns the control and whether it was already halted."""
+        control = self._control(meta)
+        already = control.operator_halt(reason, severity, meta)
+        self._save(control)
+        return control, already
+
+    def request_cancel_all(self, reason: str, meta: EventMeta) -> TradingControl:
+        control = self._control(meta)
+        control.request_cancel_all(reason, meta)
+        self._save(control)
+        return control
+
     def resume_trading(self, reason: str, meta: EventMeta) -> TradingControl:
         control = self._control(meta)
         control.resume(reason, meta)

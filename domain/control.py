@@ -127,6 +127,23 @@ class TradingControl(Aggregate):
     def request_cancel_all(self, reason: str, meta: EventMeta) -> None:
         self._trigger(CancelAllRequested, meta, reason=reason)
 
+    def operator_halt(self, reason: str, severity: Severity | str, meta: EventMeta) -> bool:
+        """An operator's halt: a P0 also requests that every working order be cancelled.
+
+        A P0 on an already-halted bot still records the cancel request (an
+        escalation must not be lost) and keeps the original halt; a lower
+        severity then raises AlreadyHalted. Returns whether it was already halted.
+        """
+        severity = Severity(severity)
+        already = self.halted
+        if already and severity is not Severity.P0:
+            raise AlreadyHalted(f"trading is already halted since {self.halted_at}: {self.halt_reason}")
+        if not already:
+            self.halt(reason, severity, meta)
+        if severity is Severity.P0:
+            self.request_cancel_all(f"P0 halt: {reason}", meta)
+        return already
+
 
 class IncidentOpened(StartingEvent):
     """An incident: severity P0-P3, kind, details. P0 also halts trading."""
