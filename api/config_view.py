@@ -2,8 +2,8 @@
 
 Secrets are never shown: a setting that holds one is displayed as ``set``/``unset`` (its
 fingerprint removed), and a path that merely sounds like a secret has its value masked in
-refusals. Used by ``tradecore config ...`` (api/config_commands.py), ``tradecore replay
---what-if`` (api/replay_commands.py) and the REST config routes (api/http/routes_config.py).
+refusals. Used by ``tradecore config ...`` (api/cli/config.py), ``tradecore replay
+--what-if`` (api/cli/replay.py) and the REST config routes (api/http/routes/config.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from application.config_service import DriftItem, secret_display
-from infrastructure.settings import SECRETISH, Settings
-from infrastructure.settings_sections import is_secret_field
+from application.operations.config_service import DriftItem, secret_display
+from infrastructure.settings.loading import SECRETISH, Settings
+from infrastructure.settings.sections import is_secret_field
 
 __all__ = ["ABSENT", "drift_row", "is_secret_path", "masked_secret", "shown_value", "sounds_secret"]
 

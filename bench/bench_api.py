@@ -91,7 +91,7 @@ def run() -> dict:
     work = Path(tempfile.mkdtemp(prefix="tradecore-bench-api-"))
     store = f"sqlite:///{work / 'events.db'}"
     env = {**os.environ, "SYSTEM__API_TOKENS": json.dumps([{"name": "bench", "token": TOKEN, "role": "viewer"}])}
-    cli = [sys.executable, "-m", "api.cli"]
+    cli = [sys.executable, "-m", "api.cli.main"]
     server = None
     try:
         subprocess.run([*cli, "backtest", "--from", CANDLES_FROM, "--to", CANDLES_TO, "--store", store, "--json"],

@@ -9,10 +9,10 @@ import time
 import uuid
 from decimal import Decimal
 
-from api.wiring import decision_model, loop_settings, open_store, paper_exchange
-from application.backtest import run_backtest
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
-from infrastructure.settings import load_settings
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
+from application.trading.backtest import run_backtest
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
+from infrastructure.settings.loading import load_settings
 
 
 def run(repeats: int = 3) -> dict:

@@ -26,11 +26,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from bench.bench_projections import build_log
 from infrastructure.backup.operations import create_backup, restore_archive, verify_archive
 from infrastructure.backup.storage import LocalArchives
-from projections import runner
+from projections.engine import runner
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=timezone.utc)
 

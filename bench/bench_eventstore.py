@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from domain.events import EventMeta
 from domain.market import Candle
 

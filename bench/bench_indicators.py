@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from domain.indicators import IndicatorState, compute_indicators
+from domain.indicators.cipher import IndicatorState, compute_indicators
 
 ROWS = 1_000_000
 LIVE_ROWS = 20_000

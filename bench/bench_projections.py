@@ -41,13 +41,13 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from api.wiring import decision_model, loop_settings, open_store, paper_exchange
-from application.backtest import run_backtest
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
+from application.trading.backtest import run_backtest
 from domain.events import EventMeta
 from domain.market import Candle
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
-from infrastructure.settings import load_settings
-from projections import runner
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
+from infrastructure.settings.loading import load_settings
+from projections.engine import runner
 
 PRODUCTS = ("BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "XRP-USD", "DOT-USD", "LTC-USD", "AVAX-USD",
             "LINK-USD", "ATOM-USD", "DOGE-USD", "UNI-USD", "BCH-USD", "ETC-USD", "XLM-USD", "FIL-USD")

@@ -22,13 +22,13 @@ from decimal import Decimal
 
 import pandas as pd
 
-from api.replay_commands import replay_exchange, scratch_store
-from api.wiring import decision_model, loop_settings, open_store, paper_exchange, risk_limits
-from application.backtest import run_backtest
-from application.replay import build_timeline, load_day
-from application.replay_verify import verify_day
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
-from infrastructure.settings import load_settings
+from api.cli.replay import replay_exchange, scratch_store
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange, risk_limits
+from application.trading.backtest import run_backtest
+from application.replay.timeline import build_timeline, load_day
+from application.replay.verify import verify_day
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
+from infrastructure.settings.loading import load_settings
 
 DAY = date(2019, 1, 21)
 CENT = Decimal("0.01")

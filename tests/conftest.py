@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from domain.events import EventMeta
 
 PG_DSN = os.environ.get("TRADECORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

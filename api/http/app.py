@@ -68,12 +68,13 @@ def create_app(
     (which the projector of this process keeps up to date); ``clock`` and
     ``ids`` default to the wall clock and random ids.
     """
-    from api.http import routes_audit, routes_config, routes_control, routes_market, routes_trading
+    from api.http.routes import audit as routes_audit, config as routes_config, control as routes_control
+    from api.http.routes import market as routes_market, trading as routes_trading
     from api.http.dashboard import mount_dashboard
     from api.http.health import router as health_router
     from api.http.metrics import NodeMetrics, install_metrics
     from api.http.readcache import ReadCache
-    from api.wiring import code_version
+    from api.bootstrap import code_version
     from infrastructure.clock import RandomIds, SystemClock
 
     node = NodeContext(

@@ -20,7 +20,7 @@ from api.http.readmodel import ReadModelNotReady
 from application.errors import ConcurrencyConflict, NotFound, StoreUnavailable
 from domain.control import AlreadyHalted, NotHalted
 from domain.events import DomainError
-from projections.reports import NoData
+from projections.reading.reports import NoData
 
 log = logging.getLogger("tradecore.api")
 

@@ -76,7 +76,7 @@ def active_alerts(node) -> list[dict[str, Any]]:
 
 
 def candle_age_seconds(node, candle: dict[str, Any], now) -> float:
-    from infrastructure.settings_sections import GRANULARITY_SECONDS
+    from infrastructure.settings.sections import GRANULARITY_SECONDS
 
     end = candle["start"] + timedelta(seconds=GRANULARITY_SECONDS.get(candle["granularity"], 0))
     return (now - end).total_seconds()
@@ -84,7 +84,7 @@ def candle_age_seconds(node, candle: dict[str, Any], now) -> float:
 
 def stale_after_seconds(node, granularity: str) -> float:
     """A closed candle is stale when older than one bar plus ``monitoring.market_data_stale_seconds``."""
-    from infrastructure.settings_sections import GRANULARITY_SECONDS
+    from infrastructure.settings.sections import GRANULARITY_SECONDS
 
     return GRANULARITY_SECONDS.get(granularity, 0) + node.settings.monitoring.market_data_stale_seconds
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from projections.runner import TRACKING
+from projections.engine.runner import TRACKING
 
 T = TypeVar("T")
 _CACHE_ENTRIES = 1024

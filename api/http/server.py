@@ -1,7 +1,7 @@
 """A read node: the projector following the store and uvicorn serving the API, in one process.
 
 ``start_read_node`` opens the store and the DuckDB read model this process
-owns, starts the projector (``projections.runner.follow``) in a thread, and
+owns, starts the projector (``projections.engine.runner.follow``) in a thread, and
 uvicorn in another; ``ReadNode.stop()`` stops both and closes everything.
 `tradecore serve` runs one in the foreground; `tradecore run` starts one
 beside its trading loop. The projector also publishes the read-only snapshot
@@ -79,8 +79,8 @@ class ReadNode:
 
 
 def _projector_loop(node: ReadNode, batch_size: int, snapshot_every: float) -> None:
-    from projections import runner
-    from projections.access import publish_snapshot
+    from projections.engine import runner
+    from projections.reading.access import publish_snapshot
 
     status, access, path = node.projector, node.access, node.readmodel_path
     state = {"dirty": True, "at": 0.0}
@@ -144,8 +144,8 @@ def start_read_node(
 
     from api.http.app import ProjectorStatus, create_app
     from api.http.readmodel import ReadModelAccess
-    from api.wiring import open_store
-    from projections import runner
+    from api.bootstrap import open_store
+    from projections.engine import runner
 
     path = str(readmodel_path or settings.readmodel.path)
     store = open_store(store_url)

@@ -203,7 +203,7 @@ class PostgresLoader:
 def open_loader(url: str, *, force: bool, stamp: str, open_store: Callable[[str], Any]) -> Any:
     """A loader for the store at ``url`` (refusing a non-empty one unless ``force``).
 
-    ``open_store`` (api.wiring's) opens a store by URL: the loader lets the
+    ``open_store`` (api.bootstrap's) opens a store by URL: the loader lets the
     application create its own tables before filling them.
     """
     location = parse_store_url(url)

@@ -233,7 +233,7 @@ class Restored:
 
 
 def _cutoff_for_time(folders: dict[str, Path], chain: list[tuple[str, Manifest]], until: datetime) -> int:
-    """The last notification id of an event that occurred at or before ``until`` (as projections/access.py counts it)."""
+    """The last notification id of an event that occurred at or before ``until`` (as projections/reading/access.py counts it)."""
     import orjson
 
     best = 0

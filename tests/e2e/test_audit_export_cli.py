@@ -15,7 +15,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from domain.events import EventMeta
 from domain.market import Candle
 from infrastructure.backup.archive import Manifest, sha256_file

@@ -14,11 +14,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from domain.events import EventMeta
 from domain.market import Candle
 from infrastructure.backup.archive import Manifest, sha256_file
-from projections import runner
+from projections.engine import runner
 from tests.conftest import T0
 
 ROOT = Path(__file__).resolve().parents[2]

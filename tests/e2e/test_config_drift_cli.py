@@ -20,7 +20,7 @@ SECRET = "sk-secret-xyz"
 
 
 class Cli:
-    """Runs `python -m api.cli ...` against one SQLite store and remembers every output."""
+    """Runs `python -m api.cli.main ...` against one SQLite store and remembers every output."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.url = f"sqlite:///{tmp_path}/events.db"

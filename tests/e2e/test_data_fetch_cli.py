@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from domain.market import Candle
 from tests.support.coinbase_standin import CoinbaseStandIn
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from domain.events import EventMeta
 from domain.market import Candle
 from tests.conftest import T0

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from api.wiring import open_store
-from infrastructure.coinbase.client import CoinbaseClient
-from infrastructure.coinbase.errors import RetryPolicy
+from api.bootstrap import open_store
+from infrastructure.venues.coinbase.client import CoinbaseClient
+from infrastructure.venues.coinbase.errors import RetryPolicy
 from tests.support.coinbase_standin import CoinbaseStandIn, wait_for
 from tests.support.market_replay import buy_signal_replay
 

@@ -9,17 +9,17 @@ from decimal import Decimal as D
 
 import pytest
 
-from api.wiring import decision_model, loop_settings, open_store, paper_exchange
-from application.backtest import IncrementalIndicators, candles_of, run_backtest
-from application.health import HealthSample, HealthThresholds, HealthWatch, Threshold, evaluate
-from application.trading_loop import DeterministicIds, TradingLoop
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
+from application.trading.backtest import IncrementalIndicators, candles_of, run_backtest
+from application.health.watch import HealthSample, HealthThresholds, HealthWatch, Threshold, evaluate
+from application.trading.loop import DeterministicIds, TradingLoop
 from domain.control import RunMode
 from domain.events import EventMeta
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
-from infrastructure.health_probe import HealthProbe, RunFollower
-from infrastructure.health_wiring import health_thresholds
-from infrastructure.settings import load_settings
-from projections import runner
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
+from infrastructure.monitoring.probe import HealthProbe, RunFollower
+from api.bootstrap import health_thresholds
+from infrastructure.settings.loading import load_settings
+from projections.engine import runner
 
 PAPER = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
 BACKTEST = uuid.UUID("00000000-0000-4000-8000-0000000000b1")
@@ -185,8 +185,8 @@ def test_alerts_read_model_has_one_row_per_episode_and_rebuild_equals_catch_up(s
 
 
 def test_an_operator_halt_is_measured_from_the_control_stream_and_resume_recovers(tmp_path):
-    from application.controls import OperatorControls
-    from application.trading_loop import DeterministicIds
+    from application.operations.controls import OperatorControls
+    from application.trading.loop import DeterministicIds
 
     store = open_store(f"sqlite:///{tmp_path}/events.db")
     clock = FixedClock(datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc))

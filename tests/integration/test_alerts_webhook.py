@@ -9,9 +9,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from api.wiring import open_store
-from application.health import HealthSample, HealthThresholds, HealthWatch
-from infrastructure.alerts import AlertDeliveryError, FanOutAlertSink, LogAlertSink, WebhookAlertSink, redact_url
+from api.bootstrap import open_store
+from application.health.watch import HealthSample, HealthThresholds, HealthWatch
+from infrastructure.monitoring.alert_sinks import AlertDeliveryError, FanOutAlertSink, LogAlertSink, WebhookAlertSink, redact_url
 from tests.support.webhook_receiver import SECRET, Receiver
 
 

@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 
 from api.http import create_app
 from api.http.readmodel import ReadModelAccess
-from api.wiring import decision_model, loop_settings, open_store, paper_exchange
-from application.backtest import run_backtest
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
-from infrastructure.settings import load_settings
-from projections import runner
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
+from application.trading.backtest import run_backtest
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
+from infrastructure.settings.loading import load_settings
+from projections.engine import runner
 
 RUN = uuid.UUID("00000000-0000-4000-8000-0000000000a7")
 TOKENS = {"viewer": "viewer-token-1", "auditor": "auditor-token-1", "operator": "operator-token-1"}

@@ -7,14 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from api.wiring import open_store, paper_exchange, loop_settings, decision_model
-from application.backtest import IncrementalIndicators, run_backtest, candles_of
-from application.trading_loop import DeterministicIds, TradingLoop
+from api.bootstrap import open_store, paper_exchange, loop_settings, decision_model
+from application.trading.backtest import IncrementalIndicators, run_backtest, candles_of
+from application.trading.loop import DeterministicIds, TradingLoop
 from domain.accounting import Portfolio
 from domain.control import RunMode
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from infrastructure.eventstore.chain import verify_chain
-from infrastructure.settings import load_settings
+from infrastructure.settings.loading import load_settings
 
 RUN = uuid.UUID("00000000-0000-4000-8000-000000000042")
 

@@ -16,19 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from api.wiring import decision_model, loop_settings, open_store, paper_exchange
-from application.backtest import run_backtest
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
+from application.trading.backtest import run_backtest
 from domain.events import EventMeta
 from domain.market import Candle
 from infrastructure.backup.archive import ArchiveProblem
 from infrastructure.backup.loading import RestoreRefused
 from infrastructure.backup.operations import BackupRefused, create_backup, prune, restore_archive, verify_archive
 from infrastructure.backup.storage import LocalArchives, list_archives
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from infrastructure.eventstore.chain import verify_chain
 from infrastructure.eventstore.store import parse_store_url
-from infrastructure.settings import load_settings
-from projections import runner
+from infrastructure.settings.loading import load_settings
+from projections.engine import runner
 from tests.conftest import T0, fresh_pg_url, require_postgres
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)

@@ -17,7 +17,7 @@ import pytest
 boto3 = pytest.importorskip("boto3", reason="boto3 missing: pip install 'tradecore[s3]' (it is in the dev extra)")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] missing (it is in the dev extra)")
 
-from api.wiring import open_store  # noqa: E402
+from api.bootstrap import open_store  # noqa: E402
 from domain.events import EventMeta  # noqa: E402
 from domain.market import Candle  # noqa: E402
 from infrastructure.backup.archive import ArchiveProblem  # noqa: E402

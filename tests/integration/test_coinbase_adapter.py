@@ -17,10 +17,10 @@ from application.ports import OrderRequest, ReportKind, VenueAuthError
 from domain.events import EventMeta
 from domain.market import Candle
 from domain.order import Order, OrderSide, OrderStatus, OrderType, client_order_id
-from infrastructure.coinbase.client import CoinbaseClient
-from infrastructure.coinbase.errors import RetryPolicy
-from infrastructure.coinbase.execution import CoinbaseGateway
-from infrastructure.coinbase.market_data import CandleStream, fetch_candles
+from infrastructure.venues.coinbase.client import CoinbaseClient
+from infrastructure.venues.coinbase.errors import RetryPolicy
+from infrastructure.venues.coinbase.execution import CoinbaseGateway
+from infrastructure.venues.coinbase.market_data import CandleStream, fetch_candles
 from tests.support.coinbase_standin import CoinbaseStandIn, make_api_key, wait_for
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -9,7 +9,7 @@ import uuid
 from decimal import Decimal as D
 from pathlib import Path
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from domain.events import EventMeta
 from domain.order import OrderStatus
 from infrastructure.eventstore.chain import verify_chain
@@ -21,7 +21,7 @@ WRITER = r"""
 import sys, time, uuid
 from pathlib import Path
 from datetime import datetime, timezone
-from api.wiring import open_store
+from api.bootstrap import open_store
 from application.errors import ConcurrencyConflict
 from domain.events import EventMeta
 url, order_id, action, sync = sys.argv[1], uuid.UUID(sys.argv[2]), sys.argv[3], Path(sys.argv[4])

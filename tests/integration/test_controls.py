@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from application.controls import ControlWatch, OperatorControls, working_orders
-from application.trading_loop import DeterministicIds
+from application.operations.controls import ControlWatch, OperatorControls, working_orders
+from application.trading.loop import DeterministicIds
 from domain.control import AlreadyHalted, NotHalted, RunMode, Severity
 from domain.events import DomainError, EventMeta
 from tests.conftest import T0

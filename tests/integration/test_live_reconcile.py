@@ -13,15 +13,15 @@ from decimal import Decimal
 import pytest
 
 from application.ports import OrderRequest
-from application.reconciliation import close_abandoned_runs, rebuild_book, reconcile_live, reconcile_paper
+from application.trading.reconciliation import close_abandoned_runs, rebuild_book, reconcile_live, reconcile_paper
 from domain.control import Run, RunMode
 from domain.events import EventMeta
 from domain.market import Candle
 from domain.order import Order, OrderSide, OrderStatus, OrderType, client_order_id
-from infrastructure.coinbase.client import CoinbaseClient
-from infrastructure.coinbase.errors import RetryPolicy
-from infrastructure.coinbase.execution import CoinbaseGateway
-from projections import runner
+from infrastructure.venues.coinbase.client import CoinbaseClient
+from infrastructure.venues.coinbase.errors import RetryPolicy
+from infrastructure.venues.coinbase.execution import CoinbaseGateway
+from projections.engine import runner
 from tests.support.coinbase_standin import CoinbaseStandIn
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -6,16 +6,16 @@ import threading
 import uuid
 import pytest
 
-from application.backtest import IncrementalIndicators
-from application.live_runner import LiveRunner
-from application.trading_loop import LoopSettings
+from application.trading.backtest import IncrementalIndicators
+from application.trading.live_runner import LiveRunner
+from application.trading.loop import LoopSettings
 from domain.control import RunMode
 from domain.strategy_rules import RulesStrategy
 from infrastructure.clock import RandomIds, SystemClock
-from infrastructure.coinbase.client import CoinbaseClient
-from infrastructure.coinbase.errors import RetryPolicy
-from infrastructure.coinbase.execution import CoinbaseGateway
-from infrastructure.coinbase.market_data import CandleStream, history
+from infrastructure.venues.coinbase.client import CoinbaseClient
+from infrastructure.venues.coinbase.errors import RetryPolicy
+from infrastructure.venues.coinbase.execution import CoinbaseGateway
+from infrastructure.venues.coinbase.market_data import CandleStream, history
 from tests.support.coinbase_standin import CoinbaseStandIn, wait_for
 from tests.support.market_replay import buy_signal_replay
 

@@ -19,7 +19,7 @@ import pytest
 
 from domain.decision import DecisionContext
 from domain.market import Candle
-from infrastructure.llm_strategy import LLMStrategy
+from infrastructure.llm.strategy import LLMStrategy
 
 API_KEY = "sk-test-4f8a1c9e2b7d4e6fa0c3"
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -382,10 +382,10 @@ def test_custom_template_is_used(server, tmp_path):
 
 def test_backtest_with_llm_records_decisions_costs_and_failures_as_events(server, tmp_path):
     """The loop over real candles with the llm strategy: answers become DecisionMade, failures DecisionFailed + HOLD."""
-    from api.wiring import loop_settings, open_store, paper_exchange
-    from application.backtest import run_backtest
-    from infrastructure.candle_files import bundled_candles_path, read_candle_file
-    from infrastructure.settings import load_settings
+    from api.bootstrap import loop_settings, open_store, paper_exchange
+    from application.trading.backtest import run_backtest
+    from infrastructure.candles.files import bundled_candles_path, read_candle_file
+    from infrastructure.settings.loading import load_settings
     import uuid
 
     hold = {"action": "HOLD", "size_pct": 0, "take_profit_pct": None, "stop_loss_pct": None, "rationale": "no edge"}

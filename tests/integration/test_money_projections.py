@@ -20,15 +20,15 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from api.wiring import open_store, paper_exchange, loop_settings, decision_model
-from application.backtest import run_backtest
+from api.bootstrap import open_store, paper_exchange, loop_settings, decision_model
+from application.trading.backtest import run_backtest
 from domain.accounting import Portfolio
 from domain.events import EventMeta
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
-from infrastructure.settings import load_settings
-from projections.pnl import PnlProjection
-from projections.positions import PositionsProjection
-from projections.risk_usage import RiskUsageProjection
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
+from infrastructure.settings.loading import load_settings
+from projections.ledger.pnl import PnlProjection
+from projections.ledger.positions import PositionsProjection
+from projections.ledger.risk_usage import RiskUsageProjection
 from tests.conftest import T0
 
 RUN_A = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
@@ -82,7 +82,7 @@ def logs(tmp_path_factory, history):
 
 
 def load_batch(con: duckdb.DuckDBPyConnection, rows, low: int, high: int) -> None:
-    """``batch_events`` (projections/base.py) holding the log rows low < notification_id <= high."""
+    """``batch_events`` (projections/engine/base.py) holding the log rows low < notification_id <= high."""
     ids = [r[0] for r in rows]
     page = rows[bisect.bisect_right(ids, low):bisect.bisect_right(ids, high)]
     table = pa.table({
@@ -317,7 +317,7 @@ def test_a_page_already_applied_changes_nothing(con, logs):
 
 
 def test_the_projector_catches_up_and_rebuilds_to_the_same_tables(con, logs):
-    runner = pytest.importorskip("projections.runner")
+    runner = pytest.importorskip("projections.engine.runner")
     rows = logs.rows
     store = SimpleNamespace(recorder=SimpleNamespace(
         select_log_rows=lambda after, limit, topics=(): [r for r in rows if r[0] > after][:limit]))

@@ -10,17 +10,17 @@ from decimal import Decimal
 
 import pytest
 
-from api.wiring import decision_model, loop_settings, open_store, paper_exchange
-from application.backtest import run_backtest
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
+from application.trading.backtest import run_backtest
 from domain.events import EventMeta
 from domain.market import Candle
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
-from infrastructure.settings import load_settings
-from projections import runner
-from projections.control import ConfigProjection, ControlProjection, RunsProjection
-from projections.decisions import DecisionsProjection
-from projections.market import CandlesProjection
-from projections.orders import OrdersProjection
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
+from infrastructure.settings.loading import load_settings
+from projections.engine import runner
+from projections.tables.control import ConfigProjection, ControlProjection, RunsProjection
+from projections.tables.decisions import DecisionsProjection
+from projections.tables.market import CandlesProjection
+from projections.tables.orders import OrdersProjection
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 RUN = uuid.UUID("00000000-0000-4000-8000-000000000001")

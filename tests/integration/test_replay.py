@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from api.replay_commands import replay_exchange, scratch_store
-from api.wiring import decision_model, loop_settings, open_store, paper_exchange, risk_limits
-from application.backtest import run_backtest
-from application.controls import OperatorControls
-from application.replay import ReplayError, build_timeline, load_day, state_at
-from application.replay_verify import verify_day
-from application.replay_whatif import what_if_day
-from application.trading_loop import DeterministicIds
+from api.cli.replay import replay_exchange, scratch_store
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange, risk_limits
+from application.trading.backtest import run_backtest
+from application.operations.controls import OperatorControls
+from application.replay.timeline import ReplayError, build_timeline, load_day, state_at
+from application.replay.verify import verify_day
+from application.replay.whatif import what_if_day
+from application.trading.loop import DeterministicIds
 from domain.events import EventMeta
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
-from infrastructure.paper_exchange import PaperExchange
-from infrastructure.settings import load_settings
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
+from infrastructure.venues.paper.exchange import PaperExchange
+from infrastructure.settings.loading import load_settings
 
 RUN = uuid.UUID("00000000-0000-4000-8000-00000000a001")
 HALT_DAY = date(2019, 1, 21)  # a trade, then an automatic halt (five losses in a row) and its resume
@@ -234,8 +234,8 @@ def test_a_day_with_two_runs_needs_run_and_a_second_run_over_the_same_candles_ve
 
 
 def test_what_if_with_another_strategy_decides_afresh_on_warmed_up_indicators(recorded):
-    from application.backtest import IncrementalIndicators
-    from application.replay_rerun import WarmIndicators
+    from application.trading.backtest import IncrementalIndicators
+    from application.replay.rerun import WarmIndicators
     from domain.strategy_rules import RulesStrategy
 
     app, _, settings, _ = recorded
@@ -260,7 +260,7 @@ def test_what_if_with_another_strategy_decides_afresh_on_warmed_up_indicators(re
 
 
 def test_the_page_is_self_contained_with_candles_markers_and_rationales(recorded):
-    from api.replay_page import render_page
+    from api.pages.replay import render_page
 
     app, _, settings, _ = recorded
     page = render_page(build_timeline(load_day(app, HALT_DAY), risk_limits(settings)), "config note")

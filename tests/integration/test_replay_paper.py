@@ -8,16 +8,16 @@ from decimal import Decimal
 
 import pytest
 
-from api.replay_commands import replay_exchange, scratch_store
-from api.wiring import decision_model, loop_settings, open_store, paper_exchange, risk_limits
-from application.backtest import IncrementalIndicators, candles_of
-from application.controls import OperatorControls
-from application.replay import build_timeline, load_day
-from application.replay_verify import verify_day
-from application.trading_loop import DeterministicIds, TradingLoop
+from api.cli.replay import replay_exchange, scratch_store
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange, risk_limits
+from application.trading.backtest import IncrementalIndicators, candles_of
+from application.operations.controls import OperatorControls
+from application.replay.timeline import build_timeline, load_day
+from application.replay.verify import verify_day
+from application.trading.loop import DeterministicIds, TradingLoop
 from domain.control import RunMode
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
-from infrastructure.settings import load_settings
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
+from infrastructure.settings.loading import load_settings
 
 DAY = date(2019, 1, 4)
 RUN_A = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
@@ -35,7 +35,7 @@ class Clock:
 
 
 def paper_run(store, settings, candles, history, run_id, ids, controls_at=None):
-    """What application/live_runner.py does for a paper run, minus the feed: warm, start, then per candle
+    """What application/trading/live_runner.py does for a paper run, minus the feed: warm, start, then per candle
     re-read the control stream and step."""
     indicators = IncrementalIndicators()
     for candle in history:

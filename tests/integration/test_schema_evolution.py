@@ -9,7 +9,7 @@ from decimal import Decimal
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic, register_topic
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from domain.events import DomainEvent, Money
 from domain.market import CandleClosed
 from infrastructure.eventstore.chain import verify_chain

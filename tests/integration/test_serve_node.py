@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from api.http.server import start_read_node
-from api.wiring import open_store
-from application.controls import OperatorControls
+from api.bootstrap import open_store
+from application.operations.controls import OperatorControls
 from infrastructure.clock import RandomIds, SystemClock
-from projections import runner
+from projections.engine import runner
 from tests.conftest import fresh_pg_url, require_postgres
 from tests.integration.test_api import api_settings, auth, backtest_read_model
 

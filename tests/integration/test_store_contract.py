@@ -8,7 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from application.errors import ConcurrencyConflict, NotFound
 from domain.control import AlreadyHalted
 from domain.events import EventMeta, EventValidationError

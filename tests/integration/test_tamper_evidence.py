@@ -14,7 +14,7 @@ from decimal import Decimal as D
 from pathlib import Path
 
 
-from api.wiring import open_store
+from api.bootstrap import open_store
 from domain.events import EventMeta
 from domain.market import Candle
 from infrastructure.eventstore.chain import verify_chain

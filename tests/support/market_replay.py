@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from application.backtest import IncrementalIndicators, candles_of
+from application.trading.backtest import IncrementalIndicators, candles_of
 from domain.market import Candle
-from infrastructure.candle_files import bundled_candles_path, read_candle_file
+from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from tests.support.coinbase_standin import relabel
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)

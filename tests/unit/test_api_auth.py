@@ -10,7 +10,7 @@ import pytest
 
 from api.http.auth import Caller, TokenBook
 from api.http.jsonio import dumps, money
-from infrastructure.settings_sections import ApiToken
+from infrastructure.settings.sections import ApiToken
 
 
 def book() -> TokenBook:

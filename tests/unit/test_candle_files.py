@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from infrastructure.candle_files import (
+from infrastructure.candles.files import (
     CandleGap,
     RejectedRow,
     bundled_candles_path,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from api.catalogue import render_catalogue
+from api.cli.catalogue import render_catalogue
 from domain.events import event_classes
 
 ROOT = Path(__file__).resolve().parents[2]

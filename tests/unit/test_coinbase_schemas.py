@@ -19,8 +19,8 @@ from application.ports import (
     VenueUnavailable,
 )
 from domain.order import Liquidity, OrderSide, client_order_id
-from infrastructure.coinbase.errors import RetryPolicy, retrying, translate
-from infrastructure.coinbase.schemas import (
+from infrastructure.venues.coinbase.errors import RetryPolicy, retrying, translate
+from infrastructure.venues.coinbase.schemas import (
     create_order_failure,
     order_id_of,
     parse_balances,

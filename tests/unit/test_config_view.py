@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from api.config_view import drift_row, is_secret_path, masked_secret, shown_value, sounds_secret
-from application.config_service import NOT_SETTABLE_THROUGH_LOG, DriftItem
+from application.operations.config_service import NOT_SETTABLE_THROUGH_LOG, DriftItem
 
 AT = datetime(2024, 1, 1, tzinfo=timezone.utc)
 

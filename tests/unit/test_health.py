@@ -7,8 +7,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from application.api_calls import ApiCallMeter
-from application.health import (
+from application.health.api_calls import ApiCallMeter
+from application.health.watch import (
     CHECKS,
     HealthSample,
     HealthThresholds,
@@ -19,8 +19,8 @@ from application.health import (
 from domain.alerts import Alert, AlertRaised, AlertResolved, alert_id, more_severe
 from domain.control import Severity
 from domain.events import DomainError, EventMeta
-from infrastructure.health_wiring import health_thresholds
-from infrastructure.settings import ConfigurationError, load_settings
+from api.bootstrap import health_thresholds
+from infrastructure.settings.loading import ConfigurationError, load_settings
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 

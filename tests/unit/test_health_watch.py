@@ -8,8 +8,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from api.wiring import open_store
-from application.health import HealthSample, HealthThresholds, HealthWatch
+from api.bootstrap import open_store
+from application.health.watch import HealthSample, HealthThresholds, HealthWatch
 from domain.alerts import AlertRaised, AlertResolved
 from domain.control import Severity
 

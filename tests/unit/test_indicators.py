@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from domain.indicator_params import BOOL_COLUMNS
-from domain.indicators import (
+from domain.indicators.params import BOOL_COLUMNS
+from domain.indicators.cipher import (
     COLUMNS,
     IndicatorParams,
     IndicatorState,
@@ -33,8 +33,8 @@ def _data_candidates() -> list[Path]:
 
     repo_root = Path(infrastructure.__file__).resolve().parent.parent
     return [
-        Path(str(resources.files("infrastructure") / "data" / f"{DATA_NAME}.csv.gz")),
-        repo_root / "infrastructure" / "data" / f"{DATA_NAME}.csv.gz",
+        Path(str(resources.files("infrastructure") / "candles" / "data" / f"{DATA_NAME}.csv.gz")),
+        repo_root / "infrastructure" / "candles" / "data" / f"{DATA_NAME}.csv.gz",
         repo_root.parent / "shared" / "data" / f"{DATA_NAME}.csv",
         Path("/work/shared/data") / f"{DATA_NAME}.csv",  # last resort on the development machine
     ]

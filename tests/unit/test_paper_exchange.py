@@ -9,7 +9,7 @@ from decimal import Decimal as D
 from application.ports import OrderRequest, ReportKind
 from domain.market import Candle
 from domain.order import Liquidity, OrderSide, OrderType
-from infrastructure.paper_exchange import PaperExchange
+from infrastructure.venues.paper.exchange import PaperExchange
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from application.replay_describe import category_of, describe
-from application.replay_rerun import RecordedDecisions, Rerun
-from application.replay_state import ReplayBook, RunInfo
-from application.replay_verify import compare
+from application.replay.describe import category_of, describe
+from application.replay.rerun import RecordedDecisions, Rerun
+from application.replay.book import ReplayBook, RunInfo
+from application.replay.verify import compare
 from domain.account import Account
 from domain.control import Severity, TradingControl, run_control_id
 from domain.decision import Decision, DecisionContext, TradeActionKind
@@ -164,7 +164,7 @@ def test_every_event_kind_reads_as_one_line_with_a_category():
 
 
 def test_the_first_differing_risk_verdict_is_named_as_the_likely_cause():
-    from application.replay_verify import first_verdict_difference
+    from application.replay.verify import first_verdict_difference
 
     def assessed(approved: bool, rule: str):
         d, _ = decision_events(1, "LONG")

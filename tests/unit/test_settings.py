@@ -12,8 +12,8 @@ import typer
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from api.config_commands import config_app
-from infrastructure.settings import (
+from api.cli.config import config_app
+from infrastructure.settings.loading import (
     ConfigurationError,
     config_hash,
     effective_config,

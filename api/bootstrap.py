@@ -1,0 +1,228 @@
+"""The composition root: the only place that picks concrete adapters."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from application.errors import StoreUnavailable
+from application.health.api_calls import ApiCallMeter
+from application.health.watch import HealthThresholds, HealthWatch, Threshold, market_data_threshold
+from application.ports import AlertSink, Clock
+from application.trading_app import TradingApplication
+from infrastructure.eventstore.mapper import EventMapper
+from infrastructure.eventstore.store import StoreURLError, eventsourcing_env, parse_store_url, store_setup_lock
+from infrastructure.monitoring.alert_sinks import FanOutAlertSink, LogAlertSink, WebhookAlertSink
+from infrastructure.monitoring.probe import HealthProbe
+from infrastructure.settings.sections import GRANULARITY_SECONDS
+
+DEFAULT_STORE_URL = "sqlite:///var/events.db"
+
+
+def open_store(url: str = DEFAULT_STORE_URL, batch_size: int = 1000) -> TradingApplication:
+    """Open (creating if needed) the event store at URL as the trading application."""
+    location = parse_store_url(url)
+    try:
+        with store_setup_lock(location):
+            env = eventsourcing_env(location, TradingApplication.name)
+            return TradingApplication(env=env, mapper=EventMapper(), batch_size=batch_size)
+    except StoreURLError:
+        raise
+    except Exception as exc:  # connection refused, bad credentials, unreadable file
+        raise StoreUnavailable(f"cannot open the event store {location.redacted()}: {exc}") from exc
+
+
+def code_version() -> str:
+    """The installed tradecore version (recorded in RunStarted)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tradecore")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+def risk_limits(settings):
+    """RiskLimits from the [risk] and [trading] settings."""
+    from domain.risk import RiskLimits
+
+    r = settings.risk
+    return RiskLimits(
+        max_position_size_pct=r.max_position_size_pct,
+        max_daily_loss_pct=r.max_daily_loss_pct,
+        max_concurrent_positions=r.max_concurrent_positions,
+        require_stop_loss=r.require_stop_loss,
+        max_leverage=r.max_leverage,
+        min_balance=r.min_balance,
+        halt_cooldown_minutes=r.halt_cooldown_minutes,
+        rapid_loss_pct=r.rapid_loss_pct,
+        rapid_loss_window_minutes=r.rapid_loss_window_minutes,
+        max_consecutive_losses=r.max_consecutive_losses,
+        allow_shorts=settings.trading.allow_shorts,
+    )
+
+
+def loop_settings(settings, *, product: str | None = None, granularity: str | None = None, flush_every: int = 1):
+    """LoopSettings for the trading loop from the configuration."""
+    from application.trading.loop import LoopSettings
+
+    return LoopSettings(
+        product=product or settings.trading.product,
+        granularity=granularity or settings.trading.granularity,
+        limits=risk_limits(settings),
+        leverage=settings.trading.leverage,
+        default_stop_loss_pct=settings.risk.default_stop_loss_pct,
+        default_take_profit_pct=settings.risk.default_take_profit_pct,
+        candles_in_context=settings.llm.candles_in_prompt,
+        flush_every=flush_every,
+    )
+
+
+def paper_exchange(settings, id_prefix: str = "paper"):
+    """The paper exchange with the configured fees, slippage and fill share."""
+    from infrastructure.venues.paper.exchange import PaperExchange
+
+    return PaperExchange(
+        taker_fee_bps=settings.exchange.taker_fee_bps,
+        maker_fee_bps=settings.exchange.maker_fee_bps,
+        slippage_bps=settings.paper.slippage_bps,
+        fill_volume_fraction=settings.paper.fill_volume_fraction,
+        allow_shorts=settings.trading.allow_shorts,
+        id_prefix=id_prefix,
+    )
+
+
+class MissingSetting(ValueError):
+    """A command needs a setting that is not configured; the message names it."""
+
+
+def decision_model(settings, strategy: str | None = None, now=None):
+    """The strategy: `rules` (default, no key) or `llm` (needs LLM__API_KEY or LLM__BASE_URL)."""
+    name = strategy or settings.trading.strategy
+    s = settings.risk
+    if name == "rules":
+        from domain.strategy_rules import RulesStrategy
+
+        return RulesStrategy(
+            size_pct=float(s.max_position_size_pct),
+            stop_loss_pct=float(s.default_stop_loss_pct),
+            take_profit_pct=float(s.default_take_profit_pct),
+            allow_shorts=settings.trading.allow_shorts,
+        )
+    if name == "llm":
+        from infrastructure.llm.strategy import LLMStrategy
+
+        llm = settings.llm
+        if llm.api_key is None and not llm.base_url:
+            raise MissingSetting("the llm strategy needs LLM__API_KEY (or LLM__BASE_URL for a local OpenAI-compatible server)")
+        return LLMStrategy(
+            api_key=llm.api_key.get_secret_value() if llm.api_key else "not-needed",
+            model=llm.model,
+            base_url=llm.base_url,
+            timeout=llm.request_timeout,
+            max_retries=llm.max_retries,
+            max_tokens=llm.max_tokens,
+            temperature=llm.temperature,
+            enable_caching=llm.enable_caching,
+            cache_ttl_seconds=llm.cache_ttl_seconds,
+            prompt_template=llm.prompt_template,
+            candles_in_prompt=llm.candles_in_prompt,
+            now=now,
+        )
+    raise MissingSetting(f"unknown strategy {name!r}: use rules or llm")
+
+
+# --- Coinbase (paper and live runs, data fetch) -------------------------------------------------
+
+
+def coinbase_client(settings, *, authenticated: bool = True, meter=None):
+    """The Coinbase REST client from [exchange]; without keys (or authenticated=False) only public endpoints work."""
+    from infrastructure.venues.coinbase.client import CoinbaseClient
+    from infrastructure.venues.coinbase.errors import RetryPolicy
+
+    x = settings.exchange
+    key = x.api_key.get_secret_value() if (authenticated and x.api_key) else None
+    secret = x.api_secret.get_secret_value() if (authenticated and x.api_secret) else None
+    if key is None or secret is None:
+        key = secret = None
+    return CoinbaseClient(key, secret, base_url=x.base_url, timeout=x.request_timeout, ca_bundle=x.ca_bundle,
+                          retry=RetryPolicy(attempts=x.max_attempts, initial_wait=x.retry_wait_seconds), meter=meter)
+
+
+def coinbase_candles(settings, client, *, product: str, granularity: str, authenticated: bool = False):
+    """The live candles feed (WebSocket candles + heartbeats, REST backfill)."""
+    from infrastructure.venues.coinbase.market_data import CandleStream
+
+    x = settings.exchange
+    key = x.api_key.get_secret_value() if (authenticated and x.api_key and x.api_secret) else None
+    secret = x.api_secret.get_secret_value() if key else None
+    return CandleStream(client, product, granularity, ws_url=x.ws_url, api_key=key, api_secret=secret,
+                        stale_after=x.ws_stale_seconds, reconnect_wait=min(0.5, x.retry_wait_seconds),
+                        rest_interval=min(1.0, 2 * x.retry_wait_seconds))
+
+
+def coinbase_gateway(settings, client):
+    """Real orders on Coinbase (needs keys)."""
+    from infrastructure.venues.coinbase.execution import CoinbaseGateway
+
+    return CoinbaseGateway(client, fill_wait=settings.exchange.fill_wait_seconds)
+
+
+# --- the health watch ------------------------------------------------------------
+def health_thresholds(settings, granularity: str | None = None) -> HealthThresholds:
+    """Each check's target and alert level from ``[monitoring]`` (and ``[risk]`` for the daily loss)."""
+    m = settings.monitoring
+    limit = settings.risk.max_daily_loss_pct
+    return HealthThresholds(
+        memory=Threshold(Decimal(m.memory_alert_mb), Decimal(m.memory_target_mb)),
+        system_memory=Threshold(m.system_memory_alert_pct, m.system_memory_target_pct),
+        cpu=Threshold(m.cpu_alert_pct, m.cpu_target_pct),
+        disk=Threshold(m.disk_alert_pct, m.disk_target_pct),
+        api_error_rate=Threshold(m.api_error_rate_alert_pct, m.api_error_rate_target_pct),
+        api_response_time=Threshold(Decimal(m.api_response_alert_ms), Decimal(m.api_response_target_ms)),
+        market_data_age=market_data_threshold(
+            GRANULARITY_SECONDS[granularity or settings.trading.granularity], settings.system.update_frequency_seconds,
+            m.market_data_target_seconds, m.market_data_stale_seconds,
+        ),
+        llm_response_rate=Threshold(m.llm_response_rate_min_pct, m.llm_response_rate_target_pct, higher_is_worse=False),
+        daily_loss=Threshold(limit, limit * m.daily_loss_warn_pct_of_limit / Decimal(100), inclusive=True),
+        trading_halted=Threshold(Decimal(0)),
+    )
+
+
+def data_path(settings) -> Path:
+    """The directory whose disk the disk check watches: the SQLite store's, else the read model's."""
+    sqlite = settings.eventstore.sqlite_path
+    return (sqlite if sqlite is not None else settings.readmodel.path).parent.resolve()
+
+
+def alert_sink(settings, source: str = "") -> AlertSink:
+    """The log always; plus the webhook when ``system.alert_webhook_url`` is set."""
+    sinks: list = [LogAlertSink()]
+    url = settings.system.alert_webhook_url
+    if url is not None:
+        m = settings.monitoring
+        sinks.append(WebhookAlertSink(url.get_secret_value(), timeout=m.webhook_timeout_seconds,
+                                      retries=m.webhook_retries, source=source))
+    return FanOutAlertSink(sinks)
+
+
+def health_probe(settings, store: TradingApplication, clock: Clock, *, api_meter: ApiCallMeter | None = None,
+                 cpu_interval: float | None = None, measure_process: bool = True) -> HealthProbe:
+    """The probe: ``cpu_interval`` blocks that long for a CPU reading (one-shot); ``measure_process``
+    is False where this process is not the one to watch (a one-shot CLI)."""
+    m = settings.monitoring
+    return HealthProbe(store, clock, data_path=data_path(settings), api_meter=api_meter,
+                       llm_window=timedelta(minutes=m.llm_window_minutes), llm_min_decisions=m.llm_min_decisions,
+                       cpu_interval=cpu_interval, measure_process=measure_process)
+
+
+def health_watch(settings, store: TradingApplication, clock: Clock, *, api_meter: ApiCallMeter | None = None,
+                 sink: AlertSink | None = None, scope: str = "tradecore") -> HealthWatch:
+    """The health watch of a process: probe, thresholds and sinks from the settings."""
+    return HealthWatch(
+        store, health_probe(settings, store, clock, api_meter=api_meter), health_thresholds(settings),
+        sink if sink is not None else alert_sink(settings, source=f"{settings.trading.mode} {settings.trading.product}"),
+        clock, scope=scope,
+    )

@@ -1,0 +1,71 @@
+"""What every CLI command shares: the --store and --config options, errors, opening the store."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timezone
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from application.trading_app import TradingApplication
+from infrastructure.eventstore.store import StoreURLError
+
+StoreOption = Annotated[
+    Optional[str],
+    typer.Option("--store", help="Event store URL (sqlite:///PATH or postgresql://...); default EVENTSTORE__URL"),
+]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="TOML settings file")]
+
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print a clear error and exit (2: bad input or unusable store, 1: a check failed)."""
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def parse_utc(text: str, option: str, expected: str = "an ISO-8601 time (e.g. 2024-01-31T12:00:00Z)") -> datetime:
+    """An ISO-8601 time from the command line, in UTC (a naive one is taken as UTC); bad input exits 2."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option} {text!r} is not {expected}")
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def load_cli_settings(config: Path | None, overrides: dict | None = None):
+    """Settings from defaults < TOML file < environment < CLI overrides; bad ones exit 2."""
+    from infrastructure.settings.loading import ConfigurationError, load_settings
+
+    try:
+        return load_settings(config_file=config, overrides=overrides)
+    except ConfigurationError as exc:
+        lines = "\n".join(f"  {problem}" for problem in exc.errors)
+        fail(f"invalid configuration:\n{lines}\n(run `tradecore config validate` for details)")
+
+
+def resolve_store_url(store: str | None, config: Path | None) -> str:
+    """--store wins; otherwise EVENTSTORE__URL / the TOML file / the default."""
+    if store:
+        return store
+    return load_cli_settings(config).eventstore.url
+
+
+@contextlib.contextmanager
+def opened_store(url: str) -> Iterator[TradingApplication]:
+    """Open the store for one command and always close it."""
+    from api.bootstrap import open_store
+
+    try:
+        trading = open_store(url)
+    except StoreURLError as exc:
+        fail(str(exc))
+    try:
+        yield trading
+    finally:
+        trading.close()

@@ -1,0 +1,102 @@
+"""`tradecore health [--watch]`: the operations manual's health checks, once or continuously.
+
+One-shot: measure, judge, print; exit 0 when healthy, 1 when degraded or
+unhealthy, 2 on bad input or an unusable store. It records nothing and sends
+nothing. ``--watch`` checks every ``--interval`` seconds, records
+``AlertRaised`` / ``AlertResolved`` events and sends them to the alert webhook
+(``system.alert_webhook_url``) and the log, until interrupted (or ``--ticks``).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Annotated, Optional
+
+import typer
+
+import domain.alerts  # noqa: F401 - registers AlertRaised/AlertResolved for `tradecore events --type`
+from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store
+from application.errors import StoreUnavailable
+
+
+def _line(check) -> str:
+    value = "-" if check.value is None else f"{check.value}{check.unit}"
+    severity = check.severity.value if check.severity else "  "
+    return f"  {check.status:<8} {severity:<2}  {check.name:<18} {value:>14}   {check.message}"
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    typer.echo(f"health: {report.overall} (checked {report.taken_at.isoformat()})")
+    for check in report.checks:
+        typer.echo(_line(check))
+
+
+def health_command(
+    watch: Annotated[bool, typer.Option("--watch", help="Keep checking; record and send alerts (Ctrl-C stops)")] = False,
+    interval: Annotated[Optional[float], typer.Option(
+        "--interval", min=0.1, help="Seconds between checks with --watch (default monitoring.check_interval_seconds)"
+    )] = None,
+    ticks: Annotated[int, typer.Option("--ticks", min=0, help="With --watch: stop after this many checks (0: never)")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON (one object per check round)")] = False,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check memory, CPU, disk, API errors and latency, market-data age, LLM response rate, daily loss, halts.
+
+    Exit code (one-shot): 0 healthy, 1 degraded or unhealthy, 2 bad input or unusable store.
+    """
+    from application.health.watch import evaluate
+    from infrastructure.clock import SystemClock
+    from api.bootstrap import health_probe, health_thresholds, health_watch
+
+    if interval is not None and not watch:
+        fail("--interval needs --watch")
+    if ticks and not watch:
+        fail("--ticks needs --watch")
+    settings = load_cli_settings(config, {"eventstore.url": store} if store else None)
+    clock = SystemClock()
+    with opened_store(settings.eventstore.url) as trading:
+        try:
+            if not watch:
+                report = evaluate(health_probe(settings, trading, clock, cpu_interval=0.3, measure_process=False).sample(),
+                                  health_thresholds(settings))
+                _print_report(report, as_json)
+                raise typer.Exit(0 if report.overall == "healthy" else 1)
+            _watch(health_watch(settings, trading, clock), interval or settings.monitoring.check_interval_seconds,
+                   ticks, as_json)
+        except StoreUnavailable as exc:
+            fail(str(exc))
+
+
+def _watch(watch, interval: float, ticks: int, as_json: bool) -> None:
+    def on_tick(outcome) -> None:
+        if as_json:
+            data = outcome.report.to_dict()
+            data["raised"] = [{"check": e.check, "severity": e.severity.value} for e in outcome.raised]
+            data["resolved"] = [{"check": e.check, "severity": e.severity.value} for e in outcome.resolved]
+            data["undelivered"] = outcome.undelivered
+            typer.echo(json.dumps(data))
+            return
+        changes = [f"raised {e.check} ({e.severity.value})" for e in outcome.raised]
+        changes += [f"resolved {e.check}" for e in outcome.resolved]
+        failing = [c.name for c in outcome.report.checks if c.status in ("warn", "critical")]
+        typer.echo(f"{outcome.report.taken_at.isoformat()} {outcome.report.overall}"
+                   f"{' failing: ' + ', '.join(failing) if failing else ''}"
+                   f"{'; ' + '; '.join(changes) if changes else ''}"
+                   f"{f'; {outcome.undelivered} alert(s) waiting for the webhook' if outcome.undelivered else ''}")
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: watch.stop(timeout=0))
+    try:
+        watch.run(interval, ticks or None, on_tick)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("health")(health_command)

@@ -1,0 +1,224 @@
+"""The `tradecore` command line: every short-lived way in for operators and auditors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from api.cli.common import ConfigOption, StoreOption, fail, opened_store, parse_utc, resolve_store_url
+from application.errors import StoreUnavailable
+from domain.events import event_classes
+from infrastructure.eventstore.chain import verify_chain
+
+app = typer.Typer(
+    name="tradecore",
+    help="Event-sourced trading core: every candle, decision, order and fill is an event.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+audit_app = typer.Typer(help="Tamper evidence and exports for auditors.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+console = Console(soft_wrap=True)
+
+
+# Command groups that live in their own modules, each with register(app).
+COMMAND_MODULES = (
+    "api.cli.trading", "api.cli.project", "api.cli.report", "api.cli.control",
+    "api.cli.replay", "api.cli.backup", "api.cli.serve", "api.cli.run",
+    "api.cli.health", "api.cli.data",
+)
+
+
+def _mount_optional() -> None:
+    """Sub-apps that live in their own modules (a module not written yet is skipped)."""
+    import importlib
+    import importlib.util
+
+    from api.cli.config import config_app
+
+    app.add_typer(config_app, name="config")
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(app)
+
+
+def _parse_time(text: str | None, option: str) -> datetime | None:
+    return None if text is None else parse_utc(text, option)
+
+
+@app.command("events")
+def events_command(
+    type_: Annotated[Optional[list[str]], typer.Option("--type", help="Event type, e.g. OrderFilled (repeatable)")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Only events that occurred at or after this ISO time")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Only events that occurred before this ISO time")] = None,
+    after: Annotated[int, typer.Option(help="Start after this notification id (the paging cursor)")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many events", min=1, max=1_000_000)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Page through the log in order: id, occurred_at, type, actor, correlation, payload."""
+    since_at, until_at = _parse_time(since, "--since"), _parse_time(until, "--until")
+    topics: list[str] = []
+    if type_:
+        known = event_classes()
+        unknown = [t for t in type_ if t not in known]
+        if unknown:
+            fail(f"unknown event type(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        from infrastructure.eventstore.mapper import _topic
+
+        topics = [_topic(known[t]) for t in type_]
+    shown = 0
+    last_id = after
+    with opened_store(resolve_store_url(store, config)) as trading:
+        for logged in trading.iter_log(after=after, topics=topics):
+            last_id = logged.notification_id
+            event = logged.event
+            if since_at and event.occurred_at < since_at:
+                continue
+            if until_at and event.occurred_at >= until_at:
+                continue
+            row = {
+                "notification_id": logged.notification_id,
+                "occurred_at": event.occurred_at.isoformat(),
+                "type": event.event_type,
+                "event_id": str(event.event_id),
+                "stream_id": str(event.originator_id),
+                "version": event.originator_version,
+                "actor": event.actor,
+                "correlation_id": str(event.correlation_id) if event.correlation_id else None,
+                "causation_id": str(event.causation_id) if event.causation_id else None,
+                "run_id": str(event.run_id) if event.run_id else None,
+                "payload": event.payload(),
+            }
+            if as_json:
+                sys.stdout.write(json.dumps(row, separators=(",", ":")) + "\n")
+            else:
+                payload = json.dumps(row["payload"], separators=(",", ":"))
+                if len(payload) > 160:
+                    payload = payload[:157] + "..."
+                console.print(
+                    f"{row['notification_id']:>8}  {row['occurred_at']}  {row['type']:<22} {row['actor']:<10} "
+                    f"{(row['correlation_id'] or '-')[:8]:<8}  {payload}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            shown += 1
+            if shown >= limit:
+                break
+    if not as_json:
+        console.print(f"[dim]{shown} event(s); next page: --after {last_id}[/dim]")
+
+
+@app.command("catalogue")
+def catalogue_command() -> None:
+    """Print the event catalogue (Markdown): every event, its fields and meaning."""
+    from api.cli.catalogue import render_catalogue
+
+    sys.stdout.write(render_catalogue())
+
+
+@audit_app.command("verify")
+def audit_verify(
+    store: StoreOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    export: Annotated[
+        Optional[Path], typer.Option("--export", help="Check an export file (and FILE.manifest.json) on its own, not the store")
+    ] = None,
+) -> None:
+    """Recompute the hash chain; exit 1 naming the first bad notification id (or what is wrong with --export FILE)."""
+    if export is not None:
+        _verify_export(export, as_json)
+        return
+    with opened_store(resolve_store_url(store, config)) as trading:
+        report = verify_chain(trading.recorder)
+    if as_json:
+        print(json.dumps(report.__dict__))
+    elif report.ok:
+        console.print(f"log intact: {report.checked} events, last id {report.last_id}, chain head {report.head}")
+    else:
+        console.print(f"[red]log NOT intact[/red]: first bad notification id {report.bad_notification_id}: {report.problem}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _verify_export(path: Path, as_json: bool) -> None:
+    from infrastructure.backup.archive import ArchiveProblem
+    from infrastructure.backup.export import verify_export
+
+    try:
+        manifest = verify_export(path)
+    except ArchiveProblem as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "export": str(path), "problem": str(exc)}))
+            raise typer.Exit(1)
+        fail(f"export NOT ok: {exc}", 1)
+    if as_json:
+        print(json.dumps({"ok": True, "export": str(path), "events": manifest.event_count, "first_id": manifest.first_id,
+                          "last_id": manifest.last_id, "chain_start": manifest.chain_start, "chain_head": manifest.chain_head}))
+    else:
+        console.print(f"export ok: {path}: {manifest.event_count} events, ids {manifest.first_id}..{manifest.last_id}, "
+                      f"chain {manifest.chain_start[:12]}.. -> head {manifest.chain_head}")
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path, typer.Option("--output", help="The file to write (FILE.manifest.json is written beside it)")],
+    format_: Annotated[str, typer.Option("--format", help="jsonl (gzip when FILE ends in .gz) or parquet")] = "jsonl",
+    from_: Annotated[Optional[str], typer.Option("--from", help="From the first event that occurred at or after this ISO time")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="To the last event that occurred before this ISO time")] = None,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Export a contiguous slice of the log with ids, topics, payloads and chain links, plus a manifest."""
+    from api.bootstrap import code_version
+    from infrastructure.backup.export import export_log, manifest_path
+    from infrastructure.clock import SystemClock
+    from infrastructure.eventstore.store import parse_store_url
+
+    if format_ not in ("jsonl", "parquet"):
+        fail(f"--format {format_!r} is not jsonl or parquet")
+    start, end = _parse_time(from_, "--from"), _parse_time(to, "--to")
+    if start and end and start >= end:
+        fail(f"--from {from_} is not before --to {to}")
+    if output.is_dir():
+        fail(f"--output {output} is a directory; name a file")
+    url = resolve_store_url(store, config)
+    with opened_store(url) as trading:
+        try:
+            exported = export_log(trading, output, events_format=format_, now=SystemClock().now(), start=start, end=end,
+                                  source=parse_store_url(url).redacted(), code_version=code_version())
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc}")
+    m = exported.manifest
+    if as_json:
+        print(json.dumps({"output": str(output), "manifest": str(manifest_path(output)), "events": m.event_count,
+                          "first_id": m.first_id, "last_id": m.last_id, "chain_head": m.chain_head, "sha256": m.files[0].sha256}))
+        return
+    span = f"ids {m.first_id}..{m.last_id}" if m.event_count else "no events in that range"
+    console.print(f"exported {m.event_count} events ({span}) to {output}; manifest {manifest_path(output)}; "
+                  f"chain head {m.chain_head}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _mount_optional()
+    try:
+        app()
+    except StoreUnavailable as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

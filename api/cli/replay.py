@@ -1,0 +1,455 @@
+"""CLI: `tradecore replay`: a trading day from the log, its state at any instant, verify and what-if.
+
+    tradecore replay --date 2019-01-04 [--run ID] [--product P] [--from HH:MM] [--to HH:MM] [--json | --html FILE]
+    tradecore replay --date 2019-01-04 --at 14:30
+    tradecore replay --date 2019-01-04 --verify
+    tradecore replay --date 2019-01-04 --what-if tighter.toml
+
+Everything is read from the event store (never the read model). Verify and
+what-if write only into a throwaway in-memory store. Exit codes: 0 ok,
+1 verify found a divergence, 2 bad input or nothing to replay.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+import uuid
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store, resolve_store_url
+
+console = Console(soft_wrap=True, highlight=False)
+
+# Settings a what-if may change, and those the run's own RunStarted fixes.
+RUN_FIXED = ("trading.product", "trading.granularity")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay_command)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"--date {text!r} is not a day (YYYY-MM-DD)")
+
+
+def _clock(day: date, text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        parsed = time.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r} is not a time of day (HH:MM, UTC)")
+    return datetime.combine(day, parsed.replace(tzinfo=None), tzinfo=timezone.utc)
+
+
+def _run_id(text: str | None) -> uuid.UUID | None:
+    if text is None:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        fail(f"--run {text!r} is not a run id (a UUID, as printed by `tradecore backtest`)")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# --- the configuration the run had ------------------------------------------------------------
+
+
+def _recorded_config(log) -> tuple[dict[str, str], str]:
+    """Overrides from the log as the run started: a baseline with the run's hash, else the recorded changes."""
+    from api.config_view import is_secret_path
+    from application.operations.config_service import overrides_from
+
+    run = log.run
+    for e in reversed(log.config_before_run):
+        if type(e).__name__ == "ConfigBaselineSet" and run and e.config_hash == run.config_hash:
+            values = {k: v for k, v in e.values.items() if not is_secret_path(k) and not k.startswith("eventstore.")}
+            return values, "the config baseline with the run's hash"
+    return overrides_from(log.config_before_run), "defaults, --config, environment and the changes recorded before the run"
+
+
+def _plain_value(value: str) -> Any:
+    # Canonical strings of flatten_config: JSON for numbers/booleans/null/lists, plain text otherwise.
+    try:
+        return json.loads(value)
+    except (ValueError, TypeError):
+        return value
+
+
+def run_settings(log, config: Path | None, store_url: str):
+    """The settings in effect for the run, and whether their hash is the one its RunStarted recorded."""
+    from infrastructure.settings.loading import config_hash
+
+    recorded, source = _recorded_config(log)
+    run = log.run
+    overrides: dict[str, Any] = {k: _plain_value(v) for k, v in recorded.items()}
+    overrides["eventstore.url"] = store_url
+    if run is not None:
+        overrides.update({"trading.product": run.product, "trading.granularity": run.granularity,
+                          "trading.strategy": run.strategy if run.strategy in ("rules", "llm") else None,
+                          "trading.initial_balance": run.initial_balance})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    settings, dropped = _load_tolerant(config, overrides)
+    for path in dropped:
+        overrides.pop(path, None)
+    if dropped:
+        source += f"; ignored recorded settings this version refuses: {', '.join(dropped)}"
+    digest = config_hash(settings)
+    matched = run is not None and digest == run.config_hash
+    return settings, overrides, source, matched, digest
+
+
+def _load_tolerant(config: Path | None, overrides: dict[str, Any]):
+    """Settings with the recorded overrides; a recorded one this version no longer accepts is dropped, not fatal."""
+    from infrastructure.settings.loading import ConfigurationError, load_settings
+
+    try:
+        return load_settings(config_file=config, overrides=overrides), []
+    except ConfigurationError as exc:
+        dropped = sorted({e.path for e in exc.errors if e.path in overrides})
+    if not dropped:
+        return load_cli_settings(config, overrides), []
+    kept = {k: v for k, v in overrides.items() if k not in dropped}
+    return load_cli_settings(config, kept), dropped
+
+
+def _config_note(run, source: str, matched: bool, digest: str) -> str:
+    if run is None:
+        return ""
+    if matched:
+        return f"config in effect: hash {digest[:12]} matches the run's RunStarted ({source})"
+    return (f"warning: the config rebuilt from {source} has hash {digest[:12]}, the run recorded "
+            f"{run.config_hash[:12]}: pass the --config file (and environment) the run used")
+
+
+def scratch_store():
+    """A throwaway in-memory store (eventsourcing POPO) that also keeps what was recorded into it."""
+    from application.trading_app import TradingApplication
+    from infrastructure.eventstore.mapper import EventMapper
+
+    class ScratchStore(TradingApplication):
+        def record_in_order(self, events):
+            self.recorded.extend(events)
+            super().record_in_order(events)
+
+    store = ScratchStore(env={"TRADECORE_PERSISTENCE_MODULE": "eventsourcing.popo"}, mapper=EventMapper())
+    store.recorded = []
+    return store
+
+
+def replay_exchange(settings, log):
+    """The paper exchange for a re-execution, with the venue id prefix the run used."""
+    from api.bootstrap import paper_exchange
+    from application.replay.rerun import recorded_venue_prefix
+
+    prefix = recorded_venue_prefix(log) or f"paper-{log.run.run_id.hex[:8]}"
+    return paper_exchange(settings, id_prefix=prefix)
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def replay_command(
+    day: Annotated[str, typer.Option("--date", help="The UTC day to replay (YYYY-MM-DD)")],
+    product: Annotated[Optional[str], typer.Option("--product", help="Only this product (and its runs)")] = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="The run to replay when several traded that day")] = None,
+    since: Annotated[Optional[str], typer.Option("--from", help="Show events from HH:MM (UTC)")] = None,
+    until: Annotated[Optional[str], typer.Option("--to", help="Show events up to and including HH:MM (UTC)")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="Print the whole state at HH:MM (UTC)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Write a self-contained HTML page of the day")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Re-execute the day and compare orders and fills (exit 1 on a divergence)")] = False,
+    what_if: Annotated[Optional[Path], typer.Option("--what-if", help="Re-run the day with the settings of this TOML file")] = None,
+    brief: Annotated[bool, typer.Option("--brief", help="Leave out candles and HOLD decisions (text and JSON)")] = False,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Replay a UTC day of the log: what the bot saw, decided, ordered and got, and its state after each step."""
+    from application.replay.timeline import ReplayError, load_day
+
+    the_day = _day(day)
+    run_id = _run_id(run)
+    if as_json and html:
+        fail("give --json or --html, not both")
+    if sum(bool(x) for x in (verify, what_if, at)) > 1:
+        fail("give one of --verify, --what-if, --at")
+    if html and (verify or what_if or at):
+        fail("--html writes the timeline page; it does not go with --verify, --what-if or --at")
+    start, end = _clock(the_day, since, "--from"), _clock(the_day, until, "--to")
+    instant = _clock(the_day, at, "--at")
+    if what_if is not None:
+        what_if_overrides = _what_if_file(what_if)
+    url = resolve_store_url(store, config)
+    with opened_store(url) as trading:
+        try:
+            log = load_day(trading, the_day, run_id=run_id, product=product)
+        except ReplayError as exc:
+            fail(str(exc))
+    if not log.events and log.run is None:
+        from infrastructure.eventstore.store import parse_store_url
+
+        where = parse_store_url(url).redacted()
+        fail(f"nothing was recorded on {the_day} in {where}" + (f" for {product}" if product else ""))
+    settings, overrides, source, matched, digest = run_settings(log, config, url)
+    note = _config_note(log.run, source, matched, digest)
+    from api.bootstrap import risk_limits
+
+    limits = risk_limits(settings)
+    if verify:
+        _verify(log, settings, limits, as_json, note, url)
+    elif what_if is not None:
+        _what_if(log, settings, limits, overrides, what_if, what_if_overrides, config, as_json, note)
+    elif instant is not None:
+        _state_at(log, instant, limits, as_json, note)
+    else:
+        _timeline(log, limits, start, end + timedelta(minutes=1) if end else None, as_json, html, note, brief)
+
+
+def _header(log, note: str) -> None:
+    run = log.run
+    if run is None:
+        console.print(f"[bold]{log.day}[/bold]: no run traded; operator and market events only")
+    else:
+        console.print(f"[bold]{log.day}[/bold] run {run.run_id} ({run.mode} {run.product} {run.granularity} "
+                      f"{run.strategy}): {log.chosen_because}")
+        others = [r for r in log.runs if r.run_id != run.run_id]
+        for other in others:
+            console.print(f"  [dim]also on this day: run {other.run_id} ({other.mode} {other.strategy}); --run to pick it[/dim]")
+    if note:
+        console.print(f"[dim]{escape(note)}[/dim]")
+    for line in log.notes:
+        console.print(f"[yellow]{escape(line)}[/yellow]")
+
+
+def _state_line(state: dict[str, Any]) -> str:
+    pos = state["position"]
+    held = ", ".join(f"{p['quantity']} {p['product']} @ {p['average_entry']} (mark {p['mark']})" for p in pos) or "flat"
+    halted = f" | HALTED: {state['halt_reason']}" if state["halted"] else ""
+    incidents = f" | {state['open_incidents']} open incident(s)" if state["open_incidents"] else ""
+    return (f"position {held} | equity {state['equity']} cash {state['cash']} | realized {state['realized_pnl']} "
+            f"unrealized {state['unrealized_pnl']} fees {state['fees']} | day P&L {state['day_pnl'] or '-'}, "
+            f"daily loss {state['daily_loss_used_pct']}% "
+            f"of {state['daily_loss_limit_pct']}% | open orders {state['open_orders']}{halted}{incidents} | "
+            f"config {(state['config_hash'] or '-')[:12]}")
+
+
+def _is_quiet(row) -> bool:
+    return row.type == "CandleClosed" or (row.type == "DecisionMade" and row.event.action.value == "HOLD")
+
+
+def _figures_line(figures) -> str:
+    f = figures
+    return (f"day: {f.trades} trade(s) closed ({f.wins} won), realized {f.realized_pnl}, fees {f.fees}, net {f.net_pnl}; "
+            f"day P&L {f.day_pnl}, end equity {f.end_equity}, max drawdown {f.max_drawdown_pct}%; {f.orders} order(s), "
+            f"{f.fills} fill(s), {f.refusals} risk refusal(s), {f.halts} halt(s)")
+
+
+def _timeline(log, limits, start, end, as_json: bool, html: Path | None, note: str, brief: bool = False) -> None:
+    from application.replay.timeline import book_before_first_step, build_timeline
+    from application.replay.whatif import day_figures
+
+    timeline = build_timeline(log, limits, since=start, until=end)
+    figures = day_figures(*book_before_first_step(log, limits))[0] if log.run else None
+    if html is not None:
+        from api.pages.replay import render_page
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_page(timeline, note, _figures_line(figures) if figures else ""), encoding="utf-8")
+        console.print(f"wrote {html} ({len(timeline.rows)} events, {len(timeline.candles)} candles)")
+        return
+    if brief:
+        timeline.rows = [row for row in timeline.rows if not _is_quiet(row)]
+    if as_json:
+        data = timeline.as_dict()
+        data["config_note"] = note
+        data["day_figures"] = figures.as_dict() if figures else None
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
+        return
+    _header(log, note)
+    console.print(f"[dim]state at 00:00 UTC:[/dim] {escape(_state_line(timeline.start_state))}")
+    rows = timeline.rows
+    for i, row in enumerate(rows):
+        style = {"decision": "cyan", "risk": "magenta", "order": "yellow", "fill": "green", "control": "red",
+                 "incident": "red bold", "config": "blue"}.get(row.category, "")
+        text = f"{row.at:%H:%M:%S} #{row.notification_id:<7} {row.type:<20} {escape(row.summary)}"
+        console.print(f"[{style}]{text}[/{style}]" if style else text)
+        last_of_step = i + 1 == len(rows) or rows[i + 1].at != row.at
+        if last_of_step and row.state is not None:
+            console.print(f"[dim]         state: {escape(_state_line(row.state))}[/dim]")
+    console.print(f"[dim]{len(rows)} event(s)[/dim]")
+    if figures is not None:
+        console.print(escape(_figures_line(figures)))
+
+
+def _state_at(log, instant: datetime, limits, as_json: bool, note: str) -> None:
+    from application.replay.timeline import state_at
+
+    state = state_at(log, instant, limits)
+    if as_json:
+        state["config_note"] = note
+        sys.stdout.write(json.dumps(state, default=str) + "\n")
+        return
+    _header(log, note)
+    table = Table(title=f"state at {instant.isoformat()}", show_header=False)
+    for key, value in state.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, default=str, indent=1) if value else "-"
+        table.add_row(key, escape(str(value)))
+    console.print(table)
+
+
+def _verify(log, settings, limits, as_json: bool, note: str, url: str) -> None:
+    from api.bootstrap import loop_settings
+    from application.replay.verify import verify_day
+
+    if log.run is None:
+        fail(f"no run traded on {log.day}: nothing to verify")
+    if log.run.mode == "live":
+        fail("verify re-executes against the paper exchange; a live run's fills came from the venue")
+    store = scratch_store()
+    try:
+        exchange = replay_exchange(settings, log)
+        report = verify_day(log, limits, loop_settings(settings, flush_every=10_000), exchange, store,
+                            lambda: list(store.recorded))
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    if not report.identical:
+        report.notes.append(_chain_note(url))
+    if as_json:
+        data = report.as_dict()
+        data.update(run_id=str(log.run.run_id), day=log.day.isoformat(), config_note=note)
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        _header(log, note)
+        console.print(f"compared {report.compared} order/fill event(s): recorded {report.recorded_orders} orders "
+                      f"{report.recorded_fills} fills, replayed {report.replayed_orders} orders {report.replayed_fills} fills")
+        for line in report.notes:
+            console.print(f"[dim]{escape(line)}[/dim]")
+        if report.identical:
+            console.print("[green]identical[/green]: the re-execution produced the recorded orders and fills")
+        else:
+            d = report.divergence
+            console.print(f"[red]DIVERGENCE[/red] at {escape(d.event)}: field [bold]{escape(d.field)}[/bold] "
+                          f"recorded {escape(str(d.recorded))} replayed {escape(str(d.replayed))}")
+    raise typer.Exit(0 if report.identical else 1)
+
+
+def _chain_note(url: str) -> str:
+    """Whether the log itself was edited: a divergence then says more about the log than the code."""
+    from infrastructure.eventstore.chain import verify_chain
+
+    with opened_store(url) as trading:
+        chain = verify_chain(trading.recorder)
+    if chain.ok:
+        return f"the log's hash chain is intact ({chain.checked} events): the log was not edited"
+    return (f"the log's hash chain is BROKEN at notification {chain.bad_notification_id} ({chain.problem}): "
+            "the log was edited after it was written (tradecore audit verify)")
+
+
+def _what_if_file(path: Path) -> dict[str, Any]:
+    """The what-if TOML, validated with the settings loader: a bad key or value exits 2 naming it."""
+    from infrastructure.settings.loading import ConfigurationError, load_settings
+
+    if not path.is_file():
+        fail(f"--what-if {path}: file not found")
+    try:
+        load_settings(config_file=path, env={})
+    except ConfigurationError as exc:
+        lines = "\n".join(f"  {problem}" for problem in exc.errors)
+        fail(f"--what-if {path} is not valid settings:\n{lines}")
+    data = tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+    flat = _flat(data)
+    fixed = [k for k in flat if k in RUN_FIXED or k.startswith("eventstore.")]
+    if fixed:
+        fail(f"--what-if {path}: {', '.join(fixed)} cannot change in a what-if (the recorded candles fix them)")
+    if not flat:
+        fail(f"--what-if {path} changes nothing")
+    return flat
+
+
+def _what_if(log, settings, limits, overrides, path: Path, changes: dict[str, Any], config, as_json: bool,
+             note: str) -> None:
+    from api.config_view import masked_secret
+    from api.bootstrap import MissingSetting, decision_model, loop_settings, risk_limits
+    from application.trading.backtest import IncrementalIndicators
+    from application.replay.rerun import WarmIndicators
+    from application.replay.whatif import what_if_day
+    from infrastructure.settings.loading import flatten_config
+
+    if log.run is None:
+        fail(f"no run traded on {log.day}: nothing to re-run")
+    merged = {k: v for k, v in {**overrides, **changes}.items() if v is not None}
+    alt = load_cli_settings(config, merged)
+    before, after = flatten_config(settings), flatten_config(alt)
+    changed = {k: (masked_secret(k, before.get(k)), masked_secret(k, after.get(k)))
+               for k in sorted(after) if before.get(k) != after.get(k)}
+    strategy = indicators = None
+    if alt.trading.strategy != log.run.strategy:
+        if alt.trading.strategy == "llm":
+            fail("a what-if does not call the LLM: keep the recorded strategy or use rules")
+        try:
+            strategy = decision_model(alt)
+        except MissingSetting as exc:
+            fail(str(exc))
+        indicators = lambda history: WarmIndicators(IncrementalIndicators().state, history)  # noqa: E731
+    store = scratch_store()
+    try:
+        exchange = replay_exchange(alt, log)
+        report = what_if_day(log, limits, loop_settings(alt, flush_every=10_000), exchange, store,
+                             lambda: list(store.recorded), strategy=strategy, indicators=indicators,
+                             changed_settings=changed)
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    if as_json:
+        data = report.as_dict()
+        data.update(run_id=str(log.run.run_id), day=log.day.isoformat(), config_note=note, what_if_file=str(path))
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    _header(log, note)
+    changes_text = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()) or "none"
+    console.print(f"what-if {path}: {escape(changes_text)}")
+    table = Table(title=f"{log.day}: recorded vs what-if")
+    table.add_column("figure")
+    table.add_column("recorded", justify="right")
+    table.add_column("what-if", justify="right")
+    rec, alt_fig = report.recorded.as_dict(), report.what_if.as_dict()
+    for key in rec:
+        mark = "" if rec[key] == alt_fig[key] else " *"
+        table.add_row(key.replace("_", " "), str(rec[key]), f"{alt_fig[key]}{mark}")
+    console.print(table)
+    first = report.first_difference
+    if first is None:
+        console.print("every decision, risk verdict and order was the same")
+    else:
+        console.print(f"first decision that differed: candle {first['candle_start']}\n"
+                      f"  recorded: {escape(first['recorded'])}\n  what-if:  {escape(first['what_if'])}")
+    console.print("[dim]the real log and read model were not written[/dim]")

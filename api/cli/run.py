@@ -1,0 +1,189 @@
+"""CLI: `tradecore run --mode paper|live`: the bot itself, on live Coinbase candles.
+
+paper: live candles, fills from the paper exchange; no keys needed.
+live: real orders. Refuses to start unless the API keys are set, `--live` is
+given and `SYSTEM__DRY_RUN=false`; the refusal names everything missing.
+Ctrl-C or SIGTERM ends the run cleanly: the feed stops and `RunEnded` is recorded.
+Unless `--no-api`, the REST API (a read node) runs in the same process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import threading
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store
+
+console = Console(soft_wrap=True, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+
+
+def live_refusals(settings, live_flag: bool) -> list[str]:
+    """What a live run is missing (empty: it may start)."""
+    missing = []
+    if not live_flag:
+        missing.append("the --live flag (it confirms real orders with real money)")
+    if settings.system.dry_run:
+        missing.append("SYSTEM__DRY_RUN=false (system.dry_run is true: live runs send real orders only when it is false)")
+    if settings.exchange.api_key is None:
+        missing.append("EXCHANGE__API_KEY (the CDP API key name)")
+    if settings.exchange.api_secret is None:
+        missing.append("EXCHANGE__API_SECRET (the CDP API private key)")
+    return missing
+
+
+class HealthService:
+    """The health watch (thresholds, AlertRaised/AlertResolved, webhook) beside the loop."""
+
+    def __init__(self, watch, interval_s: float):
+        self.watch, self.interval_s = watch, interval_s
+
+    def start(self) -> None:
+        self.watch.start_background(self.interval_s)
+
+    def stop(self) -> None:
+        self.watch.stop()
+
+
+class ReadNodeService:
+    """The REST API beside the loop, started through api.http.server.start_read_node when it exists."""
+
+    def __init__(self, store_url: str, settings, host: str, port: int):
+        self.store_url, self.settings, self.host, self.port = store_url, settings, host, port
+        self.node = None
+
+    def start(self) -> None:
+        from api.http.server import start_read_node  # provided by the REST API module
+
+        self.node = start_read_node(self.store_url, self.settings, self.host, self.port)
+        console.print(f"REST API on {getattr(self.node, 'url', f'http://{self.host}:{self.port}')}")
+
+    def stop(self) -> None:
+        if self.node is not None:
+            self.node.stop()
+
+
+def run_command(
+    mode: Annotated[str, typer.Option("--mode", help="paper (live candles, paper fills) or live (real orders)")],
+    live: Annotated[bool, typer.Option("--live", help="Confirm real orders (live mode only)")] = False,
+    product: Annotated[Optional[str], typer.Option(help="Product (default trading.product)")] = None,
+    granularity: Annotated[Optional[str], typer.Option(help="Bar size (default trading.granularity)")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="rules or llm (default trading.strategy)")] = None,
+    initial_balance: Annotated[Optional[Decimal], typer.Option("--initial-balance", help="Paper starting cash")] = None,
+    no_api: Annotated[bool, typer.Option("--no-api", help="Do not start the REST API")] = False,
+    no_health: Annotated[bool, typer.Option("--no-health", help="Do not run the health watch and alerts")] = False,
+    host: Annotated[str, typer.Option(help="REST API bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="REST API port")] = 8080,
+    tick: Annotated[float, typer.Option(help="Seconds between control/venue polls while no candle closes")] = 1.0,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Trade on live Coinbase candles until Ctrl-C or SIGTERM (paper fills, or real orders with --mode live --live)."""
+    from api.cli.config import effective_settings
+    from api.bootstrap import (
+        MissingSetting,
+        code_version,
+        coinbase_candles,
+        coinbase_client,
+        coinbase_gateway,
+        decision_model,
+        loop_settings,
+        paper_exchange,
+    )
+    from application.health.api_calls import ApiCallMeter
+    from application.trading.backtest import IncrementalIndicators
+    from application.operations.config_service import recorded_overrides
+    from application.trading.live_runner import LiveRunner
+    from application.ports import VenueError
+    from domain.control import RunMode
+    from infrastructure.clock import RandomIds, SystemClock
+    from infrastructure.venues.coinbase.market_data import history
+    from infrastructure.eventstore.store import parse_store_url
+    from api.bootstrap import health_watch
+    from infrastructure.settings.loading import config_hash
+
+    if mode not in ("paper", "live"):
+        fail(f"--mode {mode!r}: use paper or live (a backtest is `tradecore backtest`)")
+    if tick <= 0:
+        fail(f"--tick {tick}: must be > 0")
+    flags = {"eventstore.url": store, "trading.product": product, "trading.granularity": granularity,
+             "trading.strategy": strategy, "trading.initial_balance": initial_balance}
+    settings = load_cli_settings(config, flags)
+    if mode == "live":
+        missing = live_refusals(settings, live)
+        if missing:
+            fail("live trading refused; missing:\n  - " + "\n  - ".join(missing))
+    run_mode = RunMode(mode)
+    with opened_store(settings.eventstore.url) as trading:
+        settings = effective_settings(config, {k: v for k, v in flags.items() if v is not None},
+                                      recorded_overrides(trading))
+        if mode == "live" and live_refusals(settings, live):
+            fail("live trading refused; missing:\n  - " + "\n  - ".join(live_refusals(settings, live)))
+        try:
+            model = decision_model(settings)
+        except MissingSetting as exc:
+            fail(str(exc))
+        run_id = uuid.uuid4()
+        s = loop_settings(settings)
+        authenticated = mode == "live"
+        clock = SystemClock()
+        meter = ApiCallMeter(clock, timedelta(minutes=settings.monitoring.api_window_minutes))
+        market_client = coinbase_client(settings, authenticated=authenticated, meter=meter)
+        candles = coinbase_candles(settings, market_client, product=s.product, granularity=s.granularity)
+        if run_mode is RunMode.LIVE:
+            gateway = coinbase_gateway(settings, coinbase_client(settings, meter=meter))
+            venue = gateway
+        else:
+            gateway, venue = paper_exchange(settings, id_prefix=f"paper-{run_id.hex[:8]}"), None
+
+        def warmup():
+            now = market_client.server_time()
+            return history(market_client, s.product, s.granularity, settings.data.candle_limit, now)
+
+        services: list = []
+        if not no_health:
+            services.append(HealthService(health_watch(settings, trading, clock, api_meter=meter),
+                                          settings.monitoring.check_interval_seconds))
+        if not no_api and importlib.util.find_spec("api.http.server") is not None:
+            services.append(ReadNodeService(settings.eventstore.url, settings, host, port))
+        runner = LiveRunner(
+            trading, mode=run_mode, exchange=gateway, candles=candles, history=warmup, strategy=model,
+            indicators=IncrementalIndicators(), settings=s, clock=clock, ids=RandomIds(),
+            config_hash=config_hash(settings), code_version=code_version(),
+            initial_balance=settings.trading.initial_balance, venue=venue, run_id=run_id, tick_seconds=tick,
+            services=services, on_event=lambda text: console.print(text),
+        )
+        stop = threading.Event()
+
+        def request_stop(signum, frame):  # noqa: ARG001 - signal handler signature
+            console.print(f"{signal.Signals(signum).name} received: stopping after the current step")
+            stop.set()
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        console.print(f"{mode} run {run_id} on {parse_store_url(settings.eventstore.url).redacted()}; "
+                      f"venue {settings.exchange.base_url}, feed {settings.exchange.ws_url}")
+        try:
+            report = runner.run(stop)
+        except VenueError as exc:
+            fail(f"the venue failed: {exc}", 1)
+        except ValueError as exc:
+            fail(str(exc), 2)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    summary = report.summary
+    console.print(f"run {run_id} {report.status}: {summary.candles} candle(s), {summary.decisions} decision(s), "
+                  f"{summary.orders} order(s), {summary.fills} fill(s), {summary.rejected} rejected")
+    for note in report.notes:
+        console.print(f"note: {note}")

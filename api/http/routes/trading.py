@@ -1,0 +1,247 @@
+"""Positions, risk usage, daily P&L, trades, orders, decisions, the equity curve and the runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+
+from api.http import schemas
+from api.http.auth import VIEWER
+from api.http.errors import COMMON_RESPONSES, NOT_FOUND, BadParameter
+from api.http.reading import (
+    MAX_LIMIT, Before, Limit, Offset, RunId, choose_run, cached_json, page_after,
+)
+
+router = APIRouter(tags=["trading"], responses={**COMMON_RESPONSES, **NOT_FOUND})
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+def _side(quantity: Decimal) -> str:
+    return "long" if quantity > 0 else "short" if quantity < 0 else "flat"
+
+
+def positions_view(node, run_id, include_flat: bool, limit: int, offset: int) -> dict:
+    run = choose_run(node, run_id)
+    items: list[dict] = []
+    if run is not None:
+        rows = node.access.rows(
+            "SELECT product, quantity, average_entry, entry_cost, mark_price, unrealized_pnl, realized_pnl, fees, updated_at "
+            f"FROM positions WHERE run_id = ?::UUID {'' if include_flat else 'AND quantity <> 0'} "
+            "ORDER BY product LIMIT ? OFFSET ?", [run["run_id"], limit + 1, offset])
+        for r in rows:
+            quantity = Decimal(r["quantity"])
+            mark = r["mark_price"]
+            items.append({**r, "side": _side(quantity),
+                          "notional": None if mark is None else abs(quantity) * Decimal(mark)})
+    more = len(items) > limit
+    return {"run": run, "as_of_position": node.access.position, "items": items[:limit],
+            "next_offset": offset + limit if more else None}
+
+
+@router.get("/positions", response_model=schemas.PositionsPage, summary="current positions of a run, per product")
+async def positions(request: Request, run_id: uuid.UUID | None = RunId,
+                    include_flat: bool = Query(True, description="also list products whose position is closed"),
+                    limit: int = Limit, offset: int = Offset, _caller=VIEWER):
+    node = request.app.state.node
+    return await cached_json(node, ("positions", run_id, include_flat, limit, offset),
+                             lambda: positions_view(node, run_id, include_flat, limit, offset))
+
+
+def risk_view(node, run_id) -> dict:
+    from api.http.health import control_state
+    from projections.reading.reports import risk_score
+
+    access, settings = node.access, node.settings
+    run = choose_run(node, run_id)
+    limits = {
+        "max_daily_loss_pct": settings.risk.max_daily_loss_pct, "max_position_size_pct": settings.risk.max_position_size_pct,
+        "max_concurrent_positions": settings.risk.max_concurrent_positions, "max_leverage": settings.risk.max_leverage,
+        "min_balance": settings.risk.min_balance, "rapid_loss_pct": settings.risk.rapid_loss_pct,
+        "max_consecutive_losses": settings.risk.max_consecutive_losses,
+    }
+    view = {"run": run, "as_of_position": access.position, "day": None, "equity": None, "day_start_equity": None,
+            "daily_loss_pct": None, "worst_daily_loss_pct": None, "max_daily_loss_pct": settings.risk.max_daily_loss_pct,
+            "pct_of_limit_used": None, "daily_loss_breached": False, "exposure": None, "exposure_pct": None,
+            "open_positions": 0, "drawdown_pct": None, "max_drawdown_pct": None, "peak_equity": None,
+            "risk_score": None, "risk_level": None, "refusals_today": {}, "limits": limits}
+    if run is None:
+        return view
+    usage = access.one("SELECT * FROM risk_usage WHERE run_id = ?::UUID ORDER BY day DESC LIMIT 1", [run["run_id"]])
+    curve = access.one(
+        "SELECT equity, peak_equity, drawdown_pct, (SELECT max(drawdown_pct) FROM equity_curve WHERE run_id = ?::UUID) AS worst "
+        "FROM equity_curve WHERE run_id = ?::UUID ORDER BY candle_start DESC LIMIT 1", [run["run_id"], run["run_id"]])
+    if usage:
+        limit = Decimal(usage["max_daily_loss_pct"] or settings.risk.max_daily_loss_pct)
+        worst = Decimal(usage["worst_daily_loss_pct"] or ZERO)
+        used = max(ZERO, worst / limit * HUNDRED) if limit else ZERO
+        equity = Decimal(usage["equity"] or ZERO)
+        exposure = Decimal(usage["exposure"] or ZERO)
+        exposure_pct = exposure / equity * HUNDRED if equity else None
+        view.update(day=usage["day"].isoformat(), equity=usage["equity"], day_start_equity=usage["day_start_equity"],
+                    daily_loss_pct=usage["daily_loss_pct"], worst_daily_loss_pct=usage["worst_daily_loss_pct"],
+                    max_daily_loss_pct=limit, pct_of_limit_used=used.quantize(Decimal("0.01")),
+                    daily_loss_breached=bool(usage["max_daily_loss_breached"]), exposure=exposure,
+                    exposure_pct=None if exposure_pct is None else exposure_pct.quantize(Decimal("0.0001")),
+                    open_positions=int(usage["open_positions"] or 0))
+        refusals = access.rows("SELECT rule, count(*) AS n FROM risk_assessments WHERE run_id = ?::UUID AND NOT approved "
+                               "AND occurred_at::DATE = ? GROUP BY rule ORDER BY rule", [run["run_id"], usage["day"]])
+        view["refusals_today"] = {r["rule"] or "unknown": int(r["n"]) for r in refusals}
+    if curve:
+        view.update(drawdown_pct=curve["drawdown_pct"], max_drawdown_pct=curve["worst"], peak_equity=curve["peak_equity"])
+    if usage:
+        halted = control_state(node)["halted"] if run["mode"] != "backtest" else False
+        score, level = risk_score(Decimal(view["pct_of_limit_used"]), Decimal(curve["drawdown_pct"] if curve else ZERO),
+                                  Decimal(view["exposure_pct"] or ZERO), view["daily_loss_breached"], halted)
+        view.update(risk_score=score, risk_level=level)
+    return view
+
+
+@router.get("/risk/metrics", response_model=schemas.RiskMetrics, summary="daily loss used against the limit, exposure, drawdown")
+async def risk_metrics(request: Request, run_id: uuid.UUID | None = RunId, _caller=VIEWER):
+    node = request.app.state.node
+    return await cached_json(node, ("risk", run_id), lambda: risk_view(node, run_id))
+
+
+@router.get("/pnl/daily", response_model=schemas.PnlPage, summary="realized, unrealized, fees and equity per UTC day")
+async def pnl_daily(request: Request, run_id: uuid.UUID | None = RunId,
+                    date_from: date | None = Query(None, alias="from", description="first day (YYYY-MM-DD), inclusive"),
+                    date_to: date | None = Query(None, alias="to", description="last day (YYYY-MM-DD), inclusive"),
+                    limit: int = Query(366, ge=1, le=MAX_LIMIT, description="at most this many days"), _caller=VIEWER):
+    if date_from and date_to and date_from > date_to:
+        raise BadParameter(f"query parameter 'from' ({date_from}) is after 'to' ({date_to})")
+    node = request.app.state.node
+
+    def compute() -> dict:
+        run = choose_run(node, run_id)
+        if run is None:
+            return {"run": None, "items": [], "next_from": None}
+        rows = node.access.rows(
+            "SELECT day, realized_pnl, unrealized_pnl, fees, net_pnl, day_start_equity, equity, trades, wins FROM pnl_daily "
+            "WHERE run_id = ?::UUID AND day >= ? AND day <= ? ORDER BY day LIMIT ?",
+            [run["run_id"], date_from or date(1, 1, 1), date_to or date(9999, 12, 31), limit + 1])
+        more = len(rows) > limit
+        return {"run": run, "items": rows[:limit], "next_from": rows[limit]["day"].isoformat() if more else None}
+
+    return await cached_json(node, ("pnl", run_id, date_from, date_to, limit), compute)
+
+
+@router.get("/trades", response_model=schemas.TradesPage, summary="fills of a run, newest first")
+async def trades(request: Request, run_id: uuid.UUID | None = RunId, limit: int = Limit, before: int | None = Before,
+                 _caller=VIEWER):
+    node = request.app.state.node
+
+    def compute() -> dict:
+        run = choose_run(node, run_id)
+        if run is None:
+            return {"run": None, "items": [], "next_before": None}
+        rows = node.access.rows(
+            "SELECT f.notification_id, f.fill_id, f.order_id::VARCHAR AS order_id, o.decision_id::VARCHAR AS decision_id, "
+            "f.run_id::VARCHAR AS run_id, f.product, f.side, f.quantity, f.price, f.fee, "
+            "f.fee_currency, f.liquidity, f.occurred_at FROM fills f LEFT JOIN orders o USING (order_id) "
+            "WHERE f.run_id = ?::UUID AND f.notification_id < ? ORDER BY f.notification_id DESC LIMIT ?",
+            [run["run_id"], before or 2**62, limit + 1])
+        for row in rows:  # in Python: DECIMAL(38,18) x DECIMAL(38,18) overflows in DuckDB
+            row["notional"] = Decimal(row["quantity"]) * Decimal(row["price"])
+        return {"run": run, "items": rows[:limit], "next_before": page_after(rows, limit)}
+
+    return await cached_json(node, ("trades", run_id, limit, before), compute)
+
+
+OrderStatus = Literal["placed", "submitted", "accepted", "partially_filled", "filled", "cancelled", "rejected", "expired",
+                      "working"]
+
+
+@router.get("/orders", response_model=schemas.OrdersPage, summary="orders of a run, newest first")
+async def orders(request: Request, run_id: uuid.UUID | None = RunId,
+                 status: OrderStatus | None = Query(None, description="only orders in this state ('working': not final)"),
+                 limit: int = Limit, offset: int = Offset, _caller=VIEWER):
+    node = request.app.state.node
+
+    def compute() -> dict:
+        run = choose_run(node, run_id)
+        if run is None:
+            return {"run": None, "items": [], "next_offset": None}
+        where, params = "run_id = ?::UUID", [run["run_id"]]
+        if status == "working":
+            where += " AND lower(status) NOT IN ('filled', 'cancelled', 'rejected', 'expired')"
+        elif status:
+            where += " AND lower(status) = ?"
+            params.append(status)
+        rows = node.access.rows(
+            "SELECT order_id::VARCHAR AS order_id, run_id::VARCHAR AS run_id, decision_id::VARCHAR AS decision_id, "
+            "client_order_id, product, side, type, time_in_force, status, quantity, filled_quantity, average_fill_price, "
+            "limit_price, stop_loss_price, take_profit_price, fees, venue_order_id, reason, placed_at, updated_at "
+            f"FROM orders WHERE {where} ORDER BY placed_at DESC NULLS LAST, order_id DESC LIMIT ? OFFSET ?",
+            [*params, limit + 1, offset])
+        return {"run": run, "items": rows[:limit], "next_offset": offset + limit if len(rows) > limit else None}
+
+    return await cached_json(node, ("orders", run_id, status, limit, offset), compute)
+
+
+@router.get("/decisions", response_model=schemas.DecisionsPage,
+            summary="the strategy's decisions with their rationale and risk verdict, newest first")
+async def decisions(request: Request, run_id: uuid.UUID | None = RunId,
+                    action: Literal["LONG", "SHORT", "CLOSE", "HOLD"] | None = Query(None, description="only this action"),
+                    trades_only: bool = Query(False, description="leave out HOLD decisions"),
+                    limit: int = Limit, before: int | None = Before, _caller=VIEWER):
+    node = request.app.state.node
+
+    def compute() -> dict:
+        run = choose_run(node, run_id)
+        if run is None:
+            return {"run": None, "items": [], "next_before": None}
+        where, params = "d.run_id = ?::UUID AND d.notification_id < ?", [run["run_id"], before or 2**62]
+        if action:
+            where += " AND d.action = ?"
+            params.append(action)
+        if trades_only:
+            where += " AND d.action <> 'HOLD'"
+        rows = node.access.rows(
+            "SELECT d.notification_id, d.decision_id::VARCHAR AS decision_id, d.run_id::VARCHAR AS run_id, d.occurred_at, "
+            "d.candle_start, d.product, d.strategy, d.model, d.action, d.size_pct, d.take_profit_pct, d.stop_loss_pct, "
+            "d.rationale, d.failed, d.failure_kind, d.failure_detail, d.latency_ms, d.cost, r.approved AS risk_approved, "
+            "r.rule AS risk_rule, r.message AS risk_message FROM decisions d LEFT JOIN risk_assessments r USING (decision_id) "
+            f"WHERE {where} ORDER BY d.notification_id DESC LIMIT ?", [*params, limit + 1])
+        for row in rows:
+            row["failed"] = bool(row["failed"])
+        return {"run": run, "items": rows[:limit], "next_before": page_after(rows, limit)}
+
+    return await cached_json(node, ("decisions", run_id, action, trades_only, limit, before), compute)
+
+
+@router.get("/equity/curve", response_model=schemas.EquityPage,
+            summary="equity per candle (the page's points oldest first; page back with next_before)")
+async def equity_curve(request: Request, run_id: uuid.UUID | None = RunId,
+                       limit: int = Query(1000, ge=1, le=5000, description="at most this many points (1 to 5000)"),
+                       before: int | None = Before, _caller=VIEWER):
+    node = request.app.state.node
+
+    def compute() -> dict:
+        run = choose_run(node, run_id)
+        if run is None:
+            return {"run": None, "items": [], "next_before": None}
+        rows = node.access.rows(
+            "SELECT notification_id, candle_end AS at, equity, cash, close, position_quantity, drawdown_pct FROM equity_curve "
+            "WHERE run_id = ?::UUID AND notification_id < ? ORDER BY notification_id DESC LIMIT ?",
+            [run["run_id"], before or 2**62, limit + 1])
+        return {"run": run, "items": rows[:limit][::-1], "next_before": page_after(rows, limit)}
+
+    return await cached_json(node, ("equity", run_id, limit, before), compute)
+
+
+@router.get("/runs", response_model=schemas.RunsPage, summary="backtest, paper and live runs, newest first")
+async def runs(request: Request, limit: int = Limit, offset: int = Offset, _caller=VIEWER):
+    node = request.app.state.node
+
+    def compute() -> dict:
+        rows = node.access.rows(
+            "SELECT run_id::VARCHAR AS run_id, mode, product, granularity, strategy, status, started_at, ended_at FROM runs "
+            "ORDER BY started_at DESC, run_id DESC LIMIT ? OFFSET ?", [limit + 1, offset])
+        return {"items": rows[:limit], "next_offset": offset + limit if len(rows) > limit else None}
+
+    return await cached_json(node, ("runs", limit, offset), compute)

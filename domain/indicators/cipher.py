@@ -1,0 +1,244 @@
+"""VuManChu Cipher B/A indicators over a whole candle history, vectorised with numpy/pandas.
+
+``compute_indicators`` is the batch computation (backtests, replays, seeding); ``IndicatorState``
+(domain/indicators/state.py) gives the same values one closed candle at a time for the live loop.
+Formulas, defaults, warm-up and signal rules are documented in docs/indicators.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from domain.indicators.params import (
+    COLUMNS,
+    FLAT_RSI_SPAN,
+    FLOAT_COLUMNS,
+    OHLCV,
+    TIE_RTOL,
+    WT_FACTOR,
+    IndicatorParams,
+)
+from domain.indicators.state import IndicatorState
+
+__all__ = [
+    "COLUMNS",
+    "IndicatorParams",
+    "IndicatorState",
+    "compute_indicators",
+    "latest_snapshot",
+    "candle_arrays",
+]
+
+UTC_NAMES = frozenset({"UTC", "Etc/UTC", "UTC+00:00", "Z"})
+
+
+def compute_indicators(candles: pd.DataFrame, params: IndicatorParams | None = None) -> pd.DataFrame:
+    """All indicator columns for every candle, on the candles' own (UTC) index.
+
+    Refuses, with a ValueError naming the problem, a missing OHLCV column, a naive or non-UTC or
+    unsorted index, and non-numeric, non-finite, non-positive (prices) or negative (volume) values.
+    """
+    p = params or IndicatorParams()
+    o, h, l, c, v = candle_arrays(candles)
+    columns = _compute(o, h, l, c, v, p)
+    return pd.DataFrame(columns, index=candles.index, columns=list(COLUMNS))
+
+
+def latest_snapshot(frame: pd.DataFrame) -> dict[str, float | bool]:
+    """The last row of an indicator frame as plain Python values (NaN stays float('nan'))."""
+    if len(frame) == 0:
+        raise ValueError("latest_snapshot needs at least one row; the indicator frame is empty")
+    row = frame.iloc[-1]
+    return {name: bool(row[name]) if frame[name].dtype == bool else float(row[name]) for name in frame.columns}
+
+
+def candle_arrays(candles: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """open/high/low/close/volume as float64 arrays, after checking the frame (see compute_indicators)."""
+    if not isinstance(candles, pd.DataFrame):
+        raise ValueError(f"candles must be a pandas DataFrame, got {type(candles).__name__}")
+    missing = [name for name in OHLCV if name not in candles.columns]
+    if missing:
+        raise ValueError(f"candles lack column(s) {', '.join(missing)}; need {', '.join(OHLCV)}")
+    index = candles.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise ValueError(f"candles need a UTC DatetimeIndex, got a {type(index).__name__}")
+    if index.tz is None:
+        raise ValueError("candles index is timezone-naive; localize it to UTC")
+    if str(index.tz) not in UTC_NAMES:
+        raise ValueError(f"candles index is in time zone {index.tz}; convert it to UTC")
+    if len(index) > 1:
+        steps = np.diff(index.asi8)
+        if (steps <= 0).any():
+            at = int(np.argmax(steps <= 0)) + 1
+            raise ValueError(f"candles index must be strictly increasing; {index[at]} follows {index[at - 1]}")
+    arrays = []
+    for name in OHLCV:
+        try:
+            values = candles[name].to_numpy(dtype=np.float64, copy=True)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"candles column {name} is not numeric: {exc}") from None
+        bad = ~np.isfinite(values) | ((values < 0) if name == "volume" else (values <= 0))
+        if bad.any():
+            at = int(np.argmax(bad))
+            need = "finite and >= 0" if name == "volume" else "finite and > 0"
+            raise ValueError(f"candles column {name} must be {need}; {index[at]} has {candles[name].iloc[at]!r}")
+        arrays.append(values)
+    o, h, l, c, _ = arrays
+    bad = (h < l) | (h < np.maximum(o, c)) | (l > np.minimum(o, c))
+    if bad.any():
+        at = int(np.argmax(bad))
+        raise ValueError(f"candle at {index[at]} is inconsistent: high {h[at]} low {l[at]} open {o[at]} close {c[at]}")
+    return tuple(arrays)
+
+
+# --- vectorised building blocks -------------------------------------------------------------
+
+def _shift(x: np.ndarray, k: int) -> np.ndarray:
+    out = np.full_like(x, np.nan)
+    if k < len(x):
+        out[k:] = x[: len(x) - k]
+    return out
+
+
+def _ema(x: np.ndarray, n: int) -> np.ndarray:
+    # Pine's ema seeds with the first value: pandas ewm(span=n, adjust=False); leading NaNs wait.
+    return pd.Series(x, copy=False).ewm(span=n, adjust=False).mean().to_numpy()
+
+
+def _sma(x: np.ndarray, n: int) -> np.ndarray:
+    # NaN while any value of the window is NaN, as Pine's sma.
+    return pd.Series(x, copy=False).rolling(n).mean().to_numpy()
+
+
+def _rolling(x: np.ndarray, n: int, how: str) -> np.ndarray:
+    return getattr(pd.Series(x, copy=False).rolling(n), how)().to_numpy()
+
+
+def _wilder(x: np.ndarray, n: int, first: int) -> np.ndarray:
+    """Wilder's RMA of x (valid from index ``first``), seeded with the mean of its first n values."""
+    out = np.full_like(x, np.nan)
+    start = first + n - 1
+    if start < len(x):
+        seeded = x[start:].copy()
+        seeded[0] = sum(x[first : start + 1].tolist()) / n  # summed left to right, as the live state
+        out[start:] = pd.Series(seeded).ewm(alpha=1.0 / n, adjust=False).mean().to_numpy()
+    return out
+
+
+def _rsi(src: np.ndarray, n: int) -> np.ndarray:
+    """RSI with Wilder smoothing as TA-Lib/Pine; 50 where the window has no move at all."""
+    change = np.diff(src, prepend=np.nan)
+    gain = _wilder(np.maximum(change, 0.0), n, 1)
+    loss = _wilder(np.maximum(-change, 0.0), n, 1)
+    total = gain + loss
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 100.0 * gain / total, np.where(np.isnan(total), np.nan, 50.0))
+
+
+def _cross_over(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a > b) & (_shift(a, 1) <= _shift(b, 1))
+
+
+def _value_when(cond: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """Pine's valuewhen(cond, src, 0): src at the latest bar where cond held (NaN before any)."""
+    last = np.maximum.accumulate(np.where(cond, np.arange(len(src)), -1))
+    return np.where(last >= 0, src[np.maximum(last, 0)], np.nan)
+
+
+# --- the indicators ------------------------------------------------------------------------
+
+def _compute(o, h, l, c, v, p: IndicatorParams) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    out["wt1"], out["wt2"] = _wavetrend((h + l + c) / 3.0, p)
+    out["rsi"] = _rsi(c, p.rsi_len)
+    out["mfi_area"] = _rsi_mfi_area(o, h, l, c, p)
+    out["mfi"] = _money_flow_index(h, l, c, v, p.mfi_len)
+    out["stoch_k"], out["stoch_d"] = _stoch_rsi(c, p)
+    for i, n in enumerate(p.ema_ribbon_lengths, start=1):
+        out[f"ema_ribbon_{i}"] = _ema(c, n)
+
+    wt1, wt2 = out["wt1"], out["wt2"]
+    warmup = np.arange(len(c)) < p.warmup_bars
+    for name in FLOAT_COLUMNS:
+        warmup |= np.isnan(out[name])
+    up_state, down_state = wt2 - wt1 <= 0, wt2 - wt1 >= 0
+    cross = _cross_over(wt1, wt2) | _cross_over(wt2, wt1)
+    flags = {
+        "wt_cross": cross,
+        "wt_cross_up": cross & up_state,
+        "wt_cross_down": cross & down_state,
+        "wt_oversold": wt2 <= p.os_level,
+        "wt_overbought": wt2 >= p.ob_level,
+        "gold_buy": _gold_buy(wt2, l, out["rsi"], p),
+        "long_ema_signal": _cross_over(out["ema_ribbon_2"], out["ema_ribbon_8"]),
+        "short_ema_signal": _cross_over(out["ema_ribbon_8"], out["ema_ribbon_2"]),
+    }
+    flags["buy_signal"] = flags["wt_cross_up"] & flags["wt_oversold"]
+    flags["sell_signal"] = flags["wt_cross_down"] & flags["wt_overbought"]
+    for name, flag in flags.items():
+        out[name] = flag & ~warmup  # no signal fires on an indicator that is still warming up
+    out["warmup"] = warmup
+    return out
+
+
+def _wavetrend(ap: np.ndarray, p: IndicatorParams) -> tuple[np.ndarray, np.ndarray]:
+    esa = _ema(ap, p.wt_channel_len)
+    dev = ap - esa
+    d = _ema(np.abs(dev), p.wt_channel_len)
+    # d == 0 only before the first price move (Pine: 0/0 = na, and ema() waits for a value) or
+    # after a flat stretch long enough to underflow: there, no deviation means ci = 0.
+    moved = np.maximum.accumulate(d > 0) if len(d) else d > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ci = np.where(d > 0, dev / (WT_FACTOR * d), np.where(moved, 0.0, np.nan))
+    wt1 = _ema(ci, p.wt_average_len)
+    return wt1, _sma(wt1, p.wt_ma_len)
+
+
+def _rsi_mfi_area(o, h, l, c, p: IndicatorParams) -> np.ndarray:
+    span = h - l
+    with np.errstate(invalid="ignore", divide="ignore"):
+        body = np.where(span > 0, (c - o) / span, 0.0)  # a bar with high == low has no body either
+    return _sma(body * p.rsi_mfi_multiplier, p.rsi_mfi_period) - p.rsi_mfi_pos_y
+
+
+def _money_flow_index(h, l, c, v, n: int) -> np.ndarray:
+    tp = (h + l + c) / 3.0
+    step = np.diff(tp, prepend=np.nan)
+    step[np.abs(step) <= TIE_RTOL * tp] = 0.0  # explicit ties: no flow either way
+    flow = tp * v
+    pos = _rolling(np.where(step > 0, flow, 0.0), n, "sum").copy()
+    neg = _rolling(np.where(step < 0, flow, 0.0), n, "sum")
+    pos[: min(n, len(pos))] = np.nan  # the first bar has no previous typical price
+    total = pos + neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 100.0 * pos / total, np.where(np.isnan(total), np.nan, 50.0))
+
+
+def _stoch_rsi(c: np.ndarray, p: IndicatorParams) -> tuple[np.ndarray, np.ndarray]:
+    rsi = _rsi(np.log(c) if p.stoch_use_log else c, p.stoch_rsi_len)
+    lowest, highest = _rolling(rsi, p.stoch_len, "min"), _rolling(rsi, p.stoch_len, "max")
+    span = highest - lowest
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw = np.where(span > FLAT_RSI_SPAN, 100.0 * (rsi - lowest) / span, np.where(np.isnan(span), np.nan, 50.0))
+    k = _sma(raw, p.stoch_k_smooth)
+    d = _sma(k, p.stoch_d_smooth)
+    return ((k + d) / 2.0 if p.stoch_avg else k), d
+
+
+def _gold_buy(wt2: np.ndarray, low: np.ndarray, rsi: np.ndarray, p: IndicatorParams) -> np.ndarray:
+    """Cipher B's wtGoldBuy: a bullish WT divergence out of a deep low, with RSI below 30 there."""
+    w1, w2, w3, w4 = (_shift(wt2, k) for k in (1, 2, 3, 4))
+    bottom = (w4 > w2) & (w3 > w2) & (w2 < w1) & (w2 < wt2) & (w2 <= p.wt_div_os_level)
+    low2, rsi2 = _shift(low, 2), _shift(rsi, 2)
+    low_prev = _shift(_value_when(bottom, w2), 2)
+    low_price = _shift(_value_when(bottom, low2), 2)
+    last_rsi = _shift(_value_when(bottom, rsi2), 2)
+    bull_div = bottom & (low2 < low_price) & (w2 > low_prev)
+    return (
+        bull_div
+        & (low_prev <= p.os_level3)
+        & (wt2 > p.os_level3)
+        & (low_prev - wt2 <= -p.gold_min_wt_rise)
+        & (last_rsi < p.gold_max_rsi)
+    )

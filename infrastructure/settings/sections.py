@@ -1,0 +1,393 @@
+"""The sections of tradecore's settings: one validated, frozen model per concern.
+
+Each section is what one part of the bot needs to know (trading, risk, LLM, exchange, ...),
+with bounds that reject values a typo would produce ("corrupt data is worse than no data").
+Money and percentages are ``Decimal``; credentials are ``SecretStr`` so they never print.
+``infrastructure/settings/loading.py`` assembles the sections and loads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import typing
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+GRANULARITY_SECONDS: dict[str, int] = {
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "2h": 7200,
+    "6h": 21600,
+    "1d": 86400,
+}
+Granularity = Literal["1m", "5m", "15m", "30m", "1h", "2h", "6h", "1d"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+_PRODUCT = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _percent(default: str, description: str, *, le: int = 100) -> Any:
+    return Field(Decimal(default), gt=0, le=le, description=description)
+
+
+class TradingSection(Section):
+    """What is traded, how often, by which strategy, in which mode."""
+
+    product: str = Field("BTC-USD", description="Coinbase product id, BASE-QUOTE")
+    granularity: Granularity = Field("1h", description="candle size the strategy decides on")
+    strategy: Literal["rules", "llm"] = Field("rules", description="decision model")
+    mode: Literal["backtest", "paper", "live"] = Field("backtest", description="where orders go")
+    initial_balance: Decimal = Field(
+        Decimal(10000), gt=0, le=Decimal(10) ** 12, description="quote-currency funds for backtest/paper"
+    )
+    allow_shorts: bool = Field(False, description="whether SHORT decisions may open positions")
+    leverage: Decimal = Field(Decimal(1), ge=1, le=100, description="leverage applied to position notional")
+
+    @field_validator("product", mode="before")
+    @classmethod
+    def _upper_product(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("product")
+    @classmethod
+    def _product_shape(cls, value: str) -> str:
+        if not _PRODUCT.match(value):
+            raise ValueError("must look like BASE-QUOTE, e.g. BTC-USD")
+        return value
+
+    @property
+    def granularity_seconds(self) -> int:
+        """The candle length in seconds."""
+        return GRANULARITY_SECONDS[self.granularity]
+
+
+class RiskSection(Section):
+    """Limits the risk manager enforces before any order reaches an exchange."""
+
+    max_position_size_pct: Decimal = _percent("25", "largest position, % of equity")
+    max_daily_loss_pct: Decimal = _percent("3", "loss in one UTC day, % of start-of-day equity, that halts trading")
+    max_concurrent_positions: int = Field(1, ge=1, le=100, description="open positions at once")
+    require_stop_loss: bool = Field(True, description="reject entries without a stop loss")
+    max_leverage: Decimal = Field(Decimal(1), ge=1, le=100, description="highest leverage risk approves")
+    min_balance: Decimal = Field(Decimal(100), ge=0, description="quote balance below which new entries are refused")
+    halt_cooldown_minutes: int = Field(60, ge=0, le=10080, description="minutes an automatic halt lasts")
+    rapid_loss_pct: Decimal = _percent("5", "equity loss within the rapid-loss window that halts trading")
+    rapid_loss_window_minutes: int = Field(60, ge=1, le=1440, description="window of the rapid-loss check")
+    max_consecutive_losses: int = Field(5, ge=1, le=1000, description="losing trades in a row that halt trading")
+    default_stop_loss_pct: Decimal = _percent("2", "stop loss used when a decision gives none", le=50)
+    default_take_profit_pct: Decimal = _percent("4", "take profit used when a decision gives none", le=1000)
+
+
+class LlmSection(Section):
+    """The language model that makes decisions when ``trading.strategy = "llm"``."""
+
+    provider: Literal["openai"] = Field("openai", description="client library; any OpenAI-compatible server works")
+    model: str = Field("gpt-4o-mini", min_length=1, description="model name")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset means api.openai.com")
+    api_key: SecretStr | None = Field(None, description="API key")
+    max_tokens: int = Field(800, ge=1, le=128000, description="completion token limit")
+    temperature: float = Field(0.1, ge=0, le=2, description="sampling temperature")
+    request_timeout: float = Field(20, gt=0, le=600, description="seconds per request")
+    max_retries: int = Field(3, ge=0, le=10, description="retries on transient errors")
+    enable_caching: bool = Field(True, description="reuse a decision for identical prompts")
+    cache_ttl_seconds: int = Field(300, ge=0, le=86400, description="lifetime of a cached decision")
+    prompt_template: Path | None = Field(None, description="prompt file; unset means the bundled one")
+    candles_in_prompt: int = Field(24, ge=1, le=1000, description="recent candles shown to the model")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class ExchangeSection(Section):
+    """The venue: Coinbase Advanced Trade credentials, endpoints and fees."""
+
+    name: Literal["coinbase"] = Field("coinbase", description="venue adapter")
+    api_key: SecretStr | None = Field(None, description="CDP API key name")
+    api_secret: SecretStr | None = Field(None, description="CDP API private key")
+    base_url: str = Field("api.coinbase.com", min_length=1, description="REST host")
+    ws_url: str = Field("wss://advanced-trade-ws.coinbase.com", description="WebSocket feed")
+    taker_fee_bps: Decimal = Field(Decimal(60), ge=0, le=1000, description="taker fee, basis points")
+    maker_fee_bps: Decimal = Field(Decimal(40), ge=0, le=1000, description="maker fee, basis points")
+    request_timeout: float = Field(10, gt=0, le=120, description="seconds per REST request")
+    ca_bundle: Path | None = Field(None, description="CA file to trust for the REST host (a local stand-in); unset: system CAs")
+    max_attempts: int = Field(4, ge=1, le=20, description="attempts per REST call on 5xx, 429 and timeouts")
+    retry_wait_seconds: float = Field(0.5, gt=0, le=60, description="first wait between attempts (doubles each time)")
+    fill_wait_seconds: float = Field(2.0, ge=0, le=60, description="seconds a market order's fills are awaited after sending it")
+    ws_stale_seconds: float = Field(10.0, gt=0, le=600, description="a candles feed quiet this long is reconnected")
+
+    @field_validator("base_url")
+    @classmethod
+    def _host_only(cls, value: str) -> str:
+        value = value.strip().removeprefix("https://").rstrip("/")
+        if "/" in value or "://" in value:
+            raise ValueError("must be a host[:port] (the SDK always speaks https://HOST/api/v3/...)")
+        return value
+
+    @field_validator("ws_url")
+    @classmethod
+    def _ws_scheme(cls, value: str) -> str:
+        if not value.startswith(("wss://", "ws://")):
+            raise ValueError("must start with wss:// (or ws:// for a local stub)")
+        return value
+
+
+class DataSection(Section):
+    """Market data: how much history, how fresh, where from."""
+
+    candle_limit: int = Field(200, ge=1, le=10000, description="candles loaded per product")
+    data_cache_ttl_seconds: int = Field(30, ge=0, le=3600, description="seconds fetched candles are reused")
+    indicator_warmup: int = Field(50, ge=0, le=5000, description="candles before indicators are trusted")
+    bundled: bool = Field(True, description="use the bundled BTC-USD 1h history instead of the network")
+
+
+class PaperSection(Section):
+    """How the paper exchange simulates fills."""
+
+    slippage_bps: Decimal = Field(Decimal(5), ge=0, le=1000, description="adverse price move on market fills, bps")
+    fill_volume_fraction: Decimal = Field(
+        Decimal("0.1"), gt=0, le=1, description="share of a candle's volume one order may fill"
+    )
+
+
+class ApiToken(Section):
+    """One bearer token of the REST API and what it may do."""
+
+    name: str = Field(min_length=1, max_length=64, description="who holds the token (appears as actor)")
+    token: SecretStr = Field(description="the bearer token")
+    role: Literal["viewer", "auditor", "operator"] = Field(
+        description="viewer reads, auditor also audits, operator also controls"
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 8:
+            raise ValueError("token must be at least 8 characters")
+        return value
+
+
+class SystemSection(Section):
+    """Process-wide behaviour: logging, loop pace, the REST API, alerts."""
+
+    log_level: LogLevel = Field("INFO", description="root log level")
+    log_retention_days: int = Field(7, ge=1, le=3650, description="days log files are kept before rotation")
+    dry_run: bool = Field(True, description="in live mode, decide and record but send no orders")
+    update_frequency_seconds: float = Field(60, gt=0, le=86400, description="seconds between trading-loop ticks")
+    parallel_processing: bool = Field(False, description="compute indicators and prompts in worker threads")
+    max_worker_threads: int = Field(4, ge=1, le=64, description="worker threads when parallel")
+    api_host: str = Field("127.0.0.1", min_length=1, description="REST API bind address")
+    api_port: int = Field(8080, ge=1, le=65535, description="REST API port")
+    api_tokens: list[ApiToken] = Field(default_factory=list, description="REST API bearer tokens (env: JSON list)")
+    api_open_endpoints: list[Literal["/health", "/health/detailed", "/metrics"]] = Field(
+        default_factory=lambda: ["/health", "/metrics"],
+        description="REST endpoints that answer without a bearer token (env: JSON list; [] closes them all)",
+    )
+    alert_webhook_url: SecretStr | None = Field(None, description="Slack-style webhook for alerts")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _unique_names(cls, tokens: list[ApiToken]) -> list[ApiToken]:
+        names = [t.name for t in tokens]
+        if len(names) != len(set(names)):
+            raise ValueError("token names must be unique")
+        if len({t.token.get_secret_value() for t in tokens}) != len(tokens):
+            raise ValueError("two tokens share the same secret")
+        return tokens
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+class MonitoringSection(Section):
+    """Alert thresholds from the operations manual's "key metrics to monitor"."""
+
+    memory_alert_mb: int = Field(1500, ge=64, description="process memory that raises an alert")
+    cpu_alert_pct: Decimal = _percent("80", "CPU usage that raises an alert")
+    disk_alert_pct: Decimal = _percent("90", "disk usage that raises an alert")
+    api_error_rate_alert_pct: Decimal = _percent("5", "exchange/LLM API error rate that raises an alert")
+    api_response_alert_ms: int = Field(5000, ge=1, description="API response time that raises an alert")
+    market_data_stale_seconds: int = Field(30, ge=1, description="market-data latency that raises an alert")
+    llm_response_rate_min_pct: Decimal = _percent("90", "LLM success rate below which an alert is raised")
+    trade_success_rate_min_pct: Decimal = _percent("40", "win rate below which an alert is raised")
+    projector_lag_alert_seconds: int = Field(
+        30, ge=1, le=86400, description="seconds the read model may trail the log before health is degraded"
+    )
+    # The manual's targets: past one a check is 'warn' (degraded, no page); an alert resolves only
+    # once its check is back within target, so a value hovering at the alert level cannot flap.
+    memory_target_mb: int = Field(1200, ge=32, description="process memory above target (warn)")
+    system_memory_target_pct: Decimal = _percent("80", "machine memory use above target (warn)")
+    system_memory_alert_pct: Decimal = _percent("90", "machine memory use that raises an alert")
+    cpu_target_pct: Decimal = _percent("70", "CPU usage above target (warn)")
+    disk_target_pct: Decimal = _percent("80", "disk usage above target (warn)")
+    api_error_rate_target_pct: Decimal = _percent("1", "exchange API error rate above target (warn)")
+    api_response_target_ms: int = Field(1000, ge=1, description="exchange API p95 response time above target (warn)")
+    market_data_target_seconds: int = Field(5, ge=0, description="market-data latency above target (warn)")
+    llm_response_rate_target_pct: Decimal = _percent("95", "LLM success rate below target (warn)")
+    daily_loss_warn_pct_of_limit: Decimal = _percent(
+        "80", "share of risk.max_daily_loss_pct used that raises a P1 alert (the limit itself raises P0)"
+    )
+    llm_window_minutes: int = Field(1440, ge=1, le=10080, description="window of the LLM response-rate check")
+    llm_min_decisions: int = Field(5, ge=1, le=10000, description="decisions in the window before the LLM rate is judged")
+    api_window_minutes: int = Field(15, ge=1, le=1440, description="window of the API error-rate and response-time checks")
+    check_interval_seconds: float = Field(60, ge=1, le=86400, description="seconds between checks of the health watch")
+    webhook_timeout_seconds: float = Field(10, gt=0, le=120, description="seconds per alert webhook request")
+    webhook_retries: int = Field(3, ge=0, le=10, description="retries of a failed alert webhook request")
+
+    @model_validator(mode="after")
+    def _targets_inside_alerts(self) -> "MonitoringSection":
+        pairs = [
+            ("memory_target_mb", "memory_alert_mb", 1), ("system_memory_target_pct", "system_memory_alert_pct", 1),
+            ("cpu_target_pct", "cpu_alert_pct", 1), ("disk_target_pct", "disk_alert_pct", 1),
+            ("api_error_rate_target_pct", "api_error_rate_alert_pct", 1),
+            ("api_response_target_ms", "api_response_alert_ms", 1),
+            ("market_data_target_seconds", "market_data_stale_seconds", 1),
+            ("llm_response_rate_target_pct", "llm_response_rate_min_pct", -1),
+        ]
+        for target, alert, sign in pairs:
+            if (getattr(self, target) - getattr(self, alert)) * sign > 0:
+                word = "above" if sign > 0 else "below"
+                raise ValueError(f"{target} ({getattr(self, target)}) is {word} {alert} ({getattr(self, alert)})")
+        return self
+
+
+class EventStoreSection(Section):
+    """Where the append-only event log lives: one SQLite file or PostgreSQL."""
+
+    url: str = Field("sqlite:///var/events.db", description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    batch_size: int = Field(1000, ge=1, le=100000, description="notifications read per batch")
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value[len("postgres://"):]
+        if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+            return value
+        if value.startswith("postgresql://") and len(value) > len("postgresql://"):
+            return value
+        raise ValueError(
+            "event store URL must be sqlite:///PATH (e.g. sqlite:///var/events.db) "
+            "or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (postgres:// is accepted)"
+        )
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgres"]:
+        """Which event store adapter the URL selects."""
+        return "sqlite" if self.url.startswith("sqlite:") else "postgres"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file (relative to the working directory unless absolute), or None for PostgreSQL."""
+        return Path(self.url[len("sqlite:///"):]) if self.backend == "sqlite" else None
+
+
+class ReadModelSection(Section):
+    """The DuckDB read model the projector owns."""
+
+    path: Path = Field(Path("var/readmodel.duckdb"), description="DuckDB file")
+    batch_size: int = Field(50000, ge=1, le=1_000_000, description="events applied per DuckDB transaction")
+
+
+class BackupSection(Section):
+    """Where backups go and how many of each kind are kept."""
+
+    dest: str = Field("var/backups", min_length=1, description="directory, or s3://bucket/prefix")
+    keep_daily: int = Field(30, ge=0, le=3650, description="daily backups kept")
+    keep_weekly: int = Field(12, ge=0, le=520, description="weekly backups kept")
+    keep_monthly: int = Field(12, ge=0, le=1200, description="monthly backups kept")
+    format: Literal["parquet", "jsonl"] = Field("parquet", description="file format of exported events")
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "trading": TradingSection,
+    "risk": RiskSection,
+    "llm": LlmSection,
+    "exchange": ExchangeSection,
+    "data": DataSection,
+    "paper": PaperSection,
+    "system": SystemSection,
+    "monitoring": MonitoringSection,
+    "eventstore": EventStoreSection,
+    "readmodel": ReadModelSection,
+    "backup": BackupSection,
+}
+
+
+def cross_section_problems(settings: Any) -> list[tuple[str, Any, str]]:
+    """(path, value, reason) for each rule that spans sections; empty when consistent."""
+    s = settings
+    limit = s.data.candle_limit
+    problems: list[tuple[str, Any, str]] = []
+    if s.trading.leverage > s.risk.max_leverage:
+        problems.append(("trading.leverage", s.trading.leverage, f"exceeds risk.max_leverage ({s.risk.max_leverage})"))
+    if s.data.indicator_warmup >= limit:
+        warmup = s.data.indicator_warmup
+        problems.append(("data.indicator_warmup", warmup, f"must be below data.candle_limit ({limit})"))
+    if s.llm.candles_in_prompt > limit:
+        problems.append(("llm.candles_in_prompt", s.llm.candles_in_prompt, f"exceeds data.candle_limit ({limit})"))
+    if s.trading.mode == "live" and not s.system.dry_run:
+        for name in ("api_key", "api_secret"):
+            if getattr(s.exchange, name) is None:
+                problems.append((f"exchange.{name}", None, "required for live trading with system.dry_run = false"))
+    return problems
+
+
+def secret_fingerprint(secret: SecretStr) -> str:
+    """First 12 hex digits of sha256(secret): tells two secrets apart without revealing either."""
+    return hashlib.sha256(secret.get_secret_value().encode("utf-8")).hexdigest()[:12]
+
+
+def is_secret_field(model: type[BaseModel], name: str) -> bool:
+    """Whether the field holds a SecretStr (possibly optional)."""
+    annotation = model.model_fields[name].annotation
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
+
+
+def _field_names(model: type[BaseModel], secret: bool) -> set[str]:
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        for sub in (field.annotation, *typing.get_args(field.annotation)):
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                names |= _field_names(sub, secret)
+            for inner in typing.get_args(sub):  # list[ApiToken]
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    names |= _field_names(inner, secret)
+        if is_secret_field(model, name) == secret:
+            names.add(name)
+    return names
+
+
+# Field names that hold secrets anywhere in the settings (the token list counts as one), and the rest.
+SECRET_FIELD_NAMES: frozenset[str] = frozenset(
+    {"api_tokens"}.union(*(_field_names(m, secret=True) for m in SECTIONS.values()))
+)
+PLAIN_FIELD_NAMES: frozenset[str] = frozenset(
+    set(SECTIONS).union(*(_field_names(m, secret=False) for m in SECTIONS.values())) - SECRET_FIELD_NAMES
+)

@@ -1,0 +1,148 @@
+"""Daily P&L and the equity curve of every run (the ledger of projections/ledger/positions.py).
+
+``equity_curve``: one row per candle of the run ("step", see positions.py):
+the candle's ``close`` and the run's ``cash``, ``position_quantity`` and
+``equity`` = cash + quantity * close after every fill the run made on that
+candle (fills dated at its close), ``peak_equity`` (highest equity of the
+curve so far) and ``drawdown_pct`` = (peak - equity) / peak * 100. The last
+row's equity is the run's final equity (RunSummary.final_equity).
+
+``pnl_daily``: one row per run and UTC day: the day's gross ``realized_pnl``
+and ``fees`` (of the fills dated that day), ``net_pnl`` = realized - fees,
+``unrealized_pnl`` and ``equity`` at the day's last event (so at its last
+close), ``day_start_equity`` (the equity at the decision on the day's first
+candle, as risk measures the daily loss), and ``trades``/``wins``: round trips
+closed that day and those whose realized P&L minus all their fees was > 0
+(domain/accounting.py). Summed over the days they equal the run's totals.
+
+A candle's day is the UTC date of its close (the event's occurred_at), as in
+the trading loop: the 23:00 candle belongs to the next day.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import duckdb
+
+from domain.accounting import FillEffect
+from projections.engine.base import MONEY
+from projections.ledger.positions import ZERO, Book, Event, Ledger, arrow, replace
+
+HUNDRED = Decimal(100)
+
+
+class PnlProjection(Ledger):
+    """Tables ``pnl_daily`` and ``equity_curve``."""
+
+    name = "pnl"
+    outputs = ("pnl_daily", "equity_curve")
+    x_keys = ("day", "last", "peak")
+
+    def create_outputs(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            f"""CREATE TABLE IF NOT EXISTS pnl_daily (
+                run_id UUID NOT NULL, day DATE NOT NULL, realized_pnl {MONEY} NOT NULL,
+                unrealized_pnl {MONEY} NOT NULL, fees {MONEY} NOT NULL, net_pnl {MONEY} NOT NULL,
+                day_start_equity {MONEY} NOT NULL, equity {MONEY} NOT NULL, trades INTEGER NOT NULL,
+                wins INTEGER NOT NULL, updated_at TIMESTAMPTZ NOT NULL, last_notification_id BIGINT NOT NULL)"""
+        )
+        con.execute(
+            f"""CREATE TABLE IF NOT EXISTS equity_curve (
+                run_id UUID NOT NULL, product VARCHAR NOT NULL, candle_start TIMESTAMPTZ NOT NULL,
+                candle_end TIMESTAMPTZ NOT NULL, close {MONEY} NOT NULL, cash {MONEY} NOT NULL,
+                position_quantity {MONEY} NOT NULL, equity {MONEY} NOT NULL, peak_equity {MONEY} NOT NULL,
+                drawdown_pct {MONEY} NOT NULL, notification_id BIGINT NOT NULL)"""
+        )
+
+    def begin(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.curve: dict[tuple[str, str, int], tuple] = {}
+        self.days: dict[tuple[str, str], tuple] = {}
+        self.pending: dict[str, tuple[int, int]] = {}  # run -> (at, nid) of the last event of its day row
+
+    def thaw(self, book: Book) -> None:
+        x = book.x
+        for key in ("last", "peak"):
+            if x.get(key) is not None:
+                x[key] = Decimal(x[key])
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    def on_day(self, book: Book, event: Event) -> None:
+        book.x["day"] = ["0", "0", 0, 0]  # realized, fees, trades, wins of the current day
+
+    def on_step(self, book: Book, event: Event) -> None:
+        x = book.x
+        last = x.get("last")
+        if last is not None:  # the previous candle's row is final now: it joins the peak
+            peak = x.get("peak")
+            x["peak"] = last if peak is None or last > peak else peak
+        self._curve(book)
+        self._day(book, event)
+
+    def on_decision(self, book: Book, event: Event) -> None:
+        self._day(book, event)  # the day's start equity may have just been taken
+
+    def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None:
+        realized, fees, trades, wins = book.x["day"]
+        trip = effect.round_trip
+        book.x["day"] = [
+            str(Decimal(realized) + effect.realized_pnl), str(Decimal(fees) + effect.fee),
+            trades + (trip is not None), wins + (trip is not None and trip.won),
+        ]
+        self._revise(book, event)
+
+    def on_cash(self, book: Book, event: Event) -> None:
+        self._revise(book, event)
+
+    # --- rows ------------------------------------------------------------------------------------
+
+    def _revise(self, book: Book, event: Event) -> None:
+        step = book.step
+        if step is not None and event.at <= step.at:  # dated at the current candle: part of its row
+            self._curve(book)
+        self._day(book, event)
+
+    def _curve(self, book: Book) -> None:
+        step = book.step
+        equity = book.equity()
+        book.x["last"] = equity
+        before = book.x.get("peak")
+        peak = equity if before is None or equity > before else before
+        drawdown = (peak - equity) / peak * HUNDRED if peak > 0 else ZERO
+        position = book.portfolio.positions.get(step.product)
+        self.curve[(book.run, step.product, step.start)] = (
+            book.run, step.product, step.start, step.at, step.close, book.portfolio.cash,
+            ZERO if position is None else position.quantity, equity, peak, drawdown, step.nid,
+        )
+
+    def _day(self, book: Book, event: Event) -> None:
+        if book.day is not None:  # the day's row as at this event, written out by flush
+            self.pending[book.run] = (event.at, event.nid)
+
+    def flush(self, book: Book) -> None:
+        """The day's row as at its last event (nothing has moved the book since)."""
+        pending = self.pending.pop(book.run, None)
+        if pending is None:
+            return
+        realized, fees, trades, wins = book.x["day"]
+        realized, fees = Decimal(realized), Decimal(fees)
+        self.days[(book.run, book.day)] = (
+            book.run, date.fromisoformat(book.day), realized, book.unrealized(), fees, realized - fees,
+            book.day_start_equity, book.equity(), trades, wins, *pending,
+        )
+
+    def write(self, con: duckdb.DuckDBPyConnection) -> None:
+        names = ("run_id", "day", "realized_pnl", "unrealized_pnl", "fees", "net_pnl", "day_start_equity", "equity",
+                 "trades", "wins", "updated_at", "last_notification_id")
+        rows = [self.days[k] for k in sorted(self.days)]
+        replace(con, "pnl_daily", ["run_id", "day"], arrow(names, rows, {"day": "date", "updated_at": "time"}))
+        names = ("run_id", "product", "candle_start", "candle_end", "close", "cash", "position_quantity", "equity",
+                 "peak_equity", "drawdown_pct", "notification_id")
+        rows = [self.curve[k] for k in sorted(self.curve)]
+        replace(con, "equity_curve", ["run_id", "product", "candle_start"],
+                arrow(names, rows, {"candle_start": "time", "candle_end": "time"}))
+
+
+PROJECTIONS = (PnlProjection(),)
