@@ -1,43 +1,25 @@
 """Read OHLCV candle files (CSV, gzipped CSV, Parquet) into validated, exact-decimal candles.
 
-Used by ``tradecore data import FILE`` and by the backtest's ``--data FILE`` / ``--bundled``.
-The boundary rule is "corrupt data is worse than no data": every row that cannot be trusted is
-returned as a :class:`RejectedRow` naming the field and value, never silently repaired.
+Used by ``tradecore data import FILE`` and by the backtest's ``--data FILE`` / ``--bundled``. This is
+the entry point; the parts live beside it:
 
-Formats and conventions:
-
-* CSV is read with every field as text so prices keep their exact decimal digits; Decimals are
-  built from that text, never through float. Parquet float columns are turned into their shortest
-  round-trip text (what the writer meant), decimal and string columns keep their exact text.
-* Column names are matched case-insensitively after stripping. Time column: the first of
-  ``time, date, timestamp, datetime, start``. Volume: ``volume``, except that when both
-  ``volume_btc`` and ``volume`` exist (CryptoDataDownload, where ``volume`` is the USD volume) the
-  base-currency ``volume_btc`` is used. ``columns={"volume": "VolumeFrom"}`` overrides any of them.
-* Times: ISO-8601 (an offset or ``Z`` is converted to UTC; a naive time is taken as UTC), epoch
-  seconds, epoch milliseconds (any magnitude above 1e11 is milliseconds), or CryptoDataDownload's
-  ``2019-10-17 09-AM``. The time is the candle's open time.
-* A CryptoDataDownload banner line before the header is detected and skipped. Blank lines are
-  skipped. ``RejectedRow.line`` is the 1-based physical line in a CSV (banner and header counted)
-  and the 1-based row number in a Parquet file.
-* Duplicates: same start and equal values are dropped and counted; same start with different
-  values keeps the first in file order and rejects the later ones.
+* :mod:`infrastructure.candles.formats`: the accepted formats, columns and time notations, and how
+  each file becomes rows of text;
+* :mod:`infrastructure.candles.validation`: which rows are candles (every rejected row names the
+  field and value), duplicates and gaps;
+* :mod:`infrastructure.candles.bundled`: the candles shipped with the package.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from domain.market import GRANULARITIES
+from infrastructure.candles.bundled import bundled_candles_path
+from infrastructure.candles.formats import RejectedRow, read_rows
+from infrastructure.candles.validation import CandleFile, CandleGap, validate
 
 __all__ = [
     "CandleFile",
@@ -48,472 +30,29 @@ __all__ = [
     "read_candle_file",
 ]
 
-_GRANULARITIES = GRANULARITIES  # one table of bar sizes: the domain's
-_TIME_ALIASES = ("time", "date", "timestamp", "datetime", "start")
-_PRICES = ("open", "high", "low", "close")
-_VALUES = (*_PRICES, "volume")
-_LOGICAL = ("time", *_VALUES)
-_KNOWN_NAMES = frozenset((*_TIME_ALIASES, *_VALUES, "volume_btc"))
-_EPOCH_MS_THRESHOLD = 1e11
-_CDD_FORMAT = "%Y-%m-%d %I-%p"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class RejectedRow:
-    """A row left out of the candles, with where it is and why."""
-
-    line: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class CandleGap:
-    """Consecutive candles further apart than one granularity: ``missing_bars`` are absent."""
-
-    after: datetime
-    before: datetime
-    missing_bars: int
-
-
-@dataclass(frozen=True)
-class CandleFile:
-    """Validated candles (index ``start``, UTC, ascending, unique; Decimal columns) and the report."""
-
-    frame: pd.DataFrame
-    rejected: list[RejectedRow]
-    duplicates: int
-    gaps: list[CandleGap]
-    source_rows: int
-
 
 def parse_granularity(text: str) -> timedelta:
     """The bar length for a granularity such as ``"1h"``; ValueError for anything unsupported."""
     try:
-        return _GRANULARITIES[text.strip()]
+        return GRANULARITIES[text.strip()]
     except (KeyError, AttributeError):
         raise ValueError(
-            f"unsupported granularity {text!r}; expected one of {', '.join(_GRANULARITIES)}"
+            f"unsupported granularity {text!r}; expected one of {', '.join(GRANULARITIES)}"
         ) from None
-
-
-def bundled_candles_path() -> Path:
-    """The Coinbase BTC-USD hourly candles shipped with the package (CryptoDataDownload CSV, gzip)."""
-    return Path(__file__).parent / "data" / "coinbase_btcusd_1h.csv.gz"
 
 
 def read_candle_file(
     path: Path, granularity: str = "1h", columns: Mapping[str, str] | None = None
 ) -> CandleFile:
-    """Read and validate a candle file; see the module docstring for the accepted formats."""
+    """Read and validate a candle file; see :mod:`infrastructure.candles.formats` for the formats.
+
+    Raises
+    ------
+    ValueError
+        For an unsupported granularity or file type, a column that is missing or ambiguous, or a
+        file without candle rows. Bad rows are not errors: they come back in ``rejected``.
+    """
     path = Path(path)
     step_us = parse_granularity(granularity) // timedelta(microseconds=1)
-    mapping = dict(columns or {})
-    unknown = sorted(set(mapping) - set(_LOGICAL))
-    if unknown:
-        raise ValueError(
-            f"unknown logical column(s) {', '.join(unknown)} in mapping; "
-            f"expected some of {', '.join(_LOGICAL)}"
-        )
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        raw = _read_parquet(path, mapping)
-    elif name.endswith((".csv", ".csv.gz", ".gz", ".txt")):
-        raw = _read_csv(path, mapping)
-    else:
-        raise ValueError(f"{path}: unsupported candle file type (expected .csv, .csv.gz or .parquet)")
-    if raw.source_rows == 0:
-        raise ValueError(f"no candle rows in {path}")
-    return _validate(raw, step_us, granularity.strip())
-
-
-# --- reading: every source becomes text columns plus the line number of each row -------------
-
-
-
-@dataclass
-class _RawRows:
-    lines: np.ndarray  # int64: physical line (CSV) or 1-based row number (Parquet) of each row
-    time: pd.Series  # text, or datetime64 / numbers straight from a Parquet column
-    values: dict[str, pd.Series]  # logical value column -> text, "" when missing
-    source_rows: int
-    rejected: list[RejectedRow]  # rows with the wrong number of fields
-
-
-def _resolve_columns(names: Sequence[str], mapping: Mapping[str, str], path: Path) -> dict[str, int]:
-    """Logical column -> position in ``names``; ValueError naming what is missing or ambiguous."""
-    normal = [n.strip().lower() for n in names]
-    found = ", ".join(repr(n) for n in names)
-    position: dict[str, int] = {}
-    for i, n in enumerate(normal):
-        position.setdefault(n, i)
-    resolved: dict[str, int] = {}
-    for logical, file_column in mapping.items():
-        key = file_column.strip().lower()
-        if key not in position:
-            raise ValueError(
-                f"{path}: mapped column {file_column!r} (for {logical}) not found; columns found: {found}"
-            )
-        resolved[logical] = position[key]
-    alias = next((a for a in _TIME_ALIASES if a in position), None)
-    if "time" not in resolved and alias is not None:
-        resolved["time"] = position[alias]
-    volume = "volume_btc" if "volume_btc" in position else "volume"
-    if "volume" not in resolved and volume in position:
-        resolved["volume"] = position[volume]
-    for logical in _PRICES:
-        if logical not in resolved and logical in position:
-            resolved[logical] = position[logical]
-    missing = [c for c in _LOGICAL if c not in resolved]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; columns found: {found}")
-    for logical, i in resolved.items():
-        if normal.count(normal[i]) > 1:
-            raise ValueError(f"{path}: column {names[i]!r} (for {logical}) appears more than once")
-    return resolved
-
-
-def _locate_header(
-    head: list[list[str]], mapping: Mapping[str, str], path: Path
-) -> tuple[int, list[str], dict[str, int]]:
-    """(1-based header line, header names, positions); a banner line before the header is skipped."""
-    targets = _KNOWN_NAMES | {v.strip().lower() for v in mapping.values()}
-    errors: list[tuple[int, ValueError]] = []
-    for line, names in enumerate(head, start=1):
-        try:
-            return line, names, _resolve_columns(names, mapping, path)
-        except ValueError as error:
-            errors.append((sum(n.strip().lower() in targets for n in names), error))
-    if len(head) < 2 and errors[0][0] == 0:  # a lone banner (or nothing like a header)
-        raise ValueError(f"no candle rows in {path}")
-    # Neither line is a full header: report against the one that looks most like a header.
-    raise max(errors, key=lambda e: e[0])[1]
-
-
-def _open_text(path: Path):
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
-def _read_csv(path: Path, mapping: Mapping[str, str]) -> _RawRows:
-    with _open_text(path) as handle:
-        head = list(itertools.islice(csv.reader(handle), 2))
-    if not head:
-        raise ValueError(f"no candle rows in {path}")
-    header_line, names, positions = _locate_header(head, mapping, path)
-    width = len(names)
-    table = _read_csv_fast(path, header_line, width)
-    rejected: list[RejectedRow] = []
-    if table is None:  # ragged rows or quoted line breaks: physical line numbers need the csv module
-        table, lines, rejected = _read_csv_exact(path, header_line, width)
-    else:
-        lines = np.arange(header_line + 1, header_line + 1 + len(table), dtype=np.int64)
-    # A blank (or whitespace-only) line has at most its first field non-empty.
-    rest_empty = np.logical_and.reduce([(table[c] == "").to_numpy(dtype=bool) for c in table.columns[1:]])
-    blank = np.zeros(len(table), dtype=bool)
-    if rest_empty.any():
-        maybe = np.flatnonzero(rest_empty)
-        blank[maybe] = (table[0].iloc[maybe].str.strip() == "").to_numpy(dtype=bool)
-    if blank.any():
-        table, lines = table[~blank].reset_index(drop=True), lines[~blank]
-    return _RawRows(
-        lines=lines,
-        time=table[positions["time"]],
-        values={name: table[positions[name]] for name in _VALUES},
-        source_rows=len(table) + len(rejected),
-        rejected=rejected,
-    )
-
-
-def _read_csv_fast(path: Path, header_line: int, width: int) -> pd.DataFrame | None:
-    """The C parser's all-text table, or None when its rows are not one per physical line."""
-    try:
-        table = pd.read_csv(
-            path,
-            dtype=str,
-            header=None,
-            names=range(width),
-            skiprows=header_line,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-            compression="infer",
-        )
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame({c: pd.Series([], dtype=str) for c in range(width)})
-    except pd.errors.ParserError:  # a row with more fields than the header
-        return None
-    # More fields than the header on the first row makes pandas move columns into the index.
-    if not isinstance(table.index, pd.RangeIndex) or table.shape[1] != width:
-        return None
-    if _has_quote(path) and any(table[c].str.contains(r"[\r\n]").any() for c in table.columns):
-        return None
-    return table
-
-
-def _has_quote(path: Path) -> bool:
-    with gzip.open(path) if path.name.lower().endswith(".gz") else open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            if b'"' in chunk:
-                return True
-    return False
-
-
-def _read_csv_exact(
-    path: Path, header_line: int, width: int
-) -> tuple[pd.DataFrame, np.ndarray, list[RejectedRow]]:
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    rejected: list[RejectedRow] = []
-    with _open_text(path) as handle:
-        reader = csv.reader(handle)
-        for _ in itertools.islice(reader, header_line):
-            pass
-        end = reader.line_num
-        for row in reader:
-            line, end = end + 1, reader.line_num
-            if len(row) > width:
-                rejected.append(RejectedRow(line, f"expected {width} fields, found {len(row)}"))
-            else:  # short rows are padded with empty fields, as the fast path does
-                rows.append(row + [""] * (width - len(row)))
-                lines.append(line)
-    table = pd.DataFrame(rows, columns=range(width), dtype=str)
-    return table, np.asarray(lines, dtype=np.int64), rejected
-
-
-def _read_parquet(path: Path, mapping: Mapping[str, str]) -> _RawRows:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    names = pq.read_schema(path).names
-    positions = _resolve_columns(names, mapping, path)
-    table = pq.read_table(path, columns=[names[i] for i in sorted(set(positions.values()))])
-    values = {}
-    for name in _VALUES:
-        column = table.column(names[positions[name]])
-        try:  # floats become their shortest round-trip text, decimals and strings stay exact
-            values[name] = pc.fill_null(pc.cast(column, pa.string()), "").to_pandas()
-        except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as error:
-            raise ValueError(f"{path}: column {names[positions[name]]!r} is not numeric: {error}") from None
-    return _RawRows(
-        lines=np.arange(1, table.num_rows + 1, dtype=np.int64),
-        time=table.column(names[positions["time"]]).to_pandas(),
-        values=values,
-        source_rows=table.num_rows,
-        rejected=[],
-    )
-
-
-# --- times ---------------------------------------------------------------------------------
-
-
-def _parse_times(time: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Series]:
-    """(epoch microseconds, parsed mask, value to show in reasons) per row, vectorised."""
-    if isinstance(time.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(time.dtype):
-        stamps = time.dt.tz_localize("UTC") if time.dt.tz is None else time.dt.tz_convert("UTC")
-        micros = np.asarray(pd.DatetimeIndex(stamps).as_unit("us").asi8).copy()
-        return micros, stamps.notna().to_numpy(dtype=bool), stamps
-    if pd.api.types.is_numeric_dtype(time.dtype) and not pd.api.types.is_bool_dtype(time.dtype):
-        micros, parsed = _epoch_micros(time)
-        return micros, parsed, time
-    text = time.fillna("").astype(str).str.strip()
-    micros = np.zeros(len(text), dtype=np.int64)
-    parsed = np.zeros(len(text), dtype=bool)
-    present = (text != "").to_numpy(dtype=bool)
-    sample = text[present].iat[0] if present.any() else ""
-    # The format of the first value goes first; the others only see the rows it could not parse.
-    if _is_number(sample):
-        order = ("epoch", _CDD_FORMAT, "ISO8601")
-    elif sample[-2:].upper() in ("AM", "PM"):
-        order = (_CDD_FORMAT, "ISO8601", "epoch")
-    else:
-        order = ("ISO8601", _CDD_FORMAT, "epoch")
-    for form in order:
-        todo = np.flatnonzero(present & ~parsed)
-        if not len(todo):
-            break
-        part = text.iloc[todo]
-        if form == "epoch":
-            got, ok = _epoch_micros(pd.to_numeric(part, errors="coerce"))
-        else:
-            stamps = pd.to_datetime(part, format=form, utc=True, errors="coerce")
-            ok = stamps.notna().to_numpy(dtype=bool)
-            got = np.zeros(len(todo), dtype=np.int64)
-            got[ok] = pd.DatetimeIndex(stamps[ok]).as_unit("us").asi8
-        micros[todo[ok]] = got[ok]
-        parsed[todo[ok]] = True
-    return micros, parsed, text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _epoch_micros(numbers: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    values = np.asarray(pd.Series(numbers).to_numpy(dtype="float64", na_value=np.nan))
-    scaled = np.round(values * np.where(np.abs(values) > _EPOCH_MS_THRESHOLD, 1e3, 1e6))
-    parsed = np.isfinite(scaled) & (np.abs(scaled) < 2**62)
-    return np.where(parsed, scaled, 0).astype(np.int64), parsed
-
-
-def _shown(values: pd.Series, i: int) -> str:
-    value = values.iat[i]
-    return "" if pd.isna(value) else str(value)
-
-
-# --- validation ----------------------------------------------------------------------------
-
-
-class _Numbers:
-    """One value column with each distinct text parsed once: prices repeat a lot."""
-
-    def __init__(self, text: pd.Series) -> None:
-        self.codes, uniques = pd.factorize(text)
-        self.texts = np.asarray(uniques, dtype=object)
-        floats = _to_floats(self.texts)
-        self._exact = np.full(len(self.texts), None, dtype=object)
-        finite = np.flatnonzero(np.isfinite(floats))
-        try:
-            self._exact[finite] = list(map(Decimal, self.texts[finite]))
-        except InvalidOperation:  # a text float parsing accepted but Decimal does not
-            for j in finite:
-                try:
-                    self._exact[j] = Decimal(self.texts[j])
-                except InvalidOperation:
-                    floats[j] = np.nan
-        self.floats = floats[self.codes]
-        self.finite = np.isfinite(self.floats)
-
-    def text(self, i: int) -> str:
-        return self.texts[self.codes[i]]
-
-    def exact(self, rows):
-        return self._exact[self.codes[rows]]
-
-
-def _to_floats(texts: np.ndarray) -> np.ndarray:
-    """Float of each text (NaN where it is not a number), only to vectorise the checks."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    try:
-        return pc.cast(pa.array(texts, type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # some text is not a plain number
-        numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce")
-        return np.array(numbers.to_numpy(dtype="float64", na_value=np.nan))
-
-
-def _validate(raw: _RawRows, step_us: int, granularity: str) -> CandleFile:
-    n = len(raw.lines)
-    micros, parsed, shown_time = _parse_times(raw.time)
-    cols = {name: _Numbers(raw.values[name]) for name in _VALUES}
-    reasons = np.full(n, None, dtype=object)
-    bad = np.zeros(n, dtype=bool)
-
-    def reject(mask: np.ndarray, reason) -> None:
-        rows = np.flatnonzero(mask & ~bad)
-        for i in rows:
-            reasons[i] = reason(i)
-        bad[rows] = True
-
-    reject(~parsed, lambda i: f"unparseable time {t!r}" if (t := _shown(shown_time, i)) else "missing time")
-    reject(micros % step_us != 0, lambda i: f"time {_shown(shown_time, i)!r} is not aligned to {granularity}")
-    for name, col in cols.items():
-        reject(~col.finite, lambda i, name=name, col=col: _number_problem(name, col.text(i)))
-    for name in _PRICES:
-        reject(cols[name].floats <= 0, lambda i, name=name: f"{name} must be > 0, got {cols[name].text(i)!r}")
-    o, h, lo, c, v = (cols[name].floats for name in _VALUES)
-    reject(h < lo, lambda i: f"high {cols['high'].text(i)!r} < low {cols['low'].text(i)!r}")
-    reject(h < np.maximum(o, c), lambda i: _bound_problem(cols, i, "high", o[i] >= c[i]))
-    reject(lo > np.minimum(o, c), lambda i: _bound_problem(cols, i, "low", o[i] <= c[i]))
-    reject(v < 0, lambda i: f"negative volume {cols['volume'].text(i)!r}")
-    # Floats cannot order values that differ beyond float precision: re-check those ties exactly.
-    for i in np.flatnonzero(_float_ties(cols) & ~bad):
-        if problem := _exact_problem(cols, i):
-            reasons[i], bad[i] = problem, True
-
-    duplicates, dropped = _drop_duplicates(micros, cols, raw.lines, reasons, bad)
-    rows = np.flatnonzero(~bad & ~dropped)
-    rows = rows[np.argsort(micros[rows], kind="stable")]
-    starts = micros[rows]
-    index = pd.DatetimeIndex(starts.astype("datetime64[us]"), name="start").tz_localize("UTC")
-    frame = pd.DataFrame({name: cols[name].exact(rows) for name in _VALUES}, index=index)
-    rejected = raw.rejected + [RejectedRow(int(raw.lines[i]), reasons[i]) for i in np.flatnonzero(bad)]
-    rejected.sort(key=lambda r: r.line)
-    return CandleFile(frame, rejected, duplicates, _gaps(starts, step_us), raw.source_rows)
-
-
-def _number_problem(name: str, text: str) -> str:
-    if not text.strip():
-        return f"missing {name}"
-    try:
-        if not Decimal(text).is_finite():
-            return f"non-finite {name} {text!r}"
-    except InvalidOperation:
-        pass
-    return f"unparseable {name} {text!r}"
-
-
-def _bound_problem(cols: dict[str, _Numbers], i: int, bound: str, open_is_extreme: bool) -> str:
-    other = "open" if open_is_extreme else "close"
-    sign = "<" if bound == "high" else ">"
-    return f"{bound} {cols[bound].text(i)!r} {sign} {other} {cols[other].text(i)!r}"
-
-
-def _float_ties(cols: dict[str, _Numbers]) -> np.ndarray:
-    """Rows where two prices compare equal as floats although their decimal texts differ."""
-    pairs = (("high", "low"), ("high", "open"), ("high", "close"), ("low", "open"), ("low", "close"))
-    ties = np.zeros(len(cols["open"].floats), dtype=bool)
-    for a, b in pairs:
-        equal = np.flatnonzero(cols[a].floats == cols[b].floats)
-        differ = cols[a].texts[cols[a].codes[equal]] != cols[b].texts[cols[b].codes[equal]]
-        ties[equal[np.asarray(differ, dtype=bool)]] = True
-    return ties
-
-
-def _exact_problem(cols: dict[str, _Numbers], i: int) -> str | None:
-    o, h, lo, c = (cols[name].exact(i) for name in _PRICES)
-    if h < lo:
-        return f"high {cols['high'].text(i)!r} < low {cols['low'].text(i)!r}"
-    if h < max(o, c):
-        return _bound_problem(cols, i, "high", o >= c)
-    if lo > min(o, c):
-        return _bound_problem(cols, i, "low", o <= c)
-    return None
-
-
-def _drop_duplicates(micros, cols, lines, reasons, bad) -> tuple[int, np.ndarray]:
-    """Drop exact repeats of a start (counted) and reject conflicting ones; the first one stays."""
-    good = np.flatnonzero(~bad)
-    dropped = np.zeros(len(bad), dtype=bool)
-    first: dict[int, tuple[int, tuple[Decimal, ...]]] = {}
-    duplicates = 0
-    for i in good[pd.Series(micros[good]).duplicated(keep=False).to_numpy()]:  # in file order
-        row = tuple(cols[name].exact(i) for name in _VALUES)
-        kept = first.setdefault(int(micros[i]), (int(lines[i]), row))
-        if kept[0] == lines[i]:
-            continue
-        if row == kept[1]:
-            dropped[i] = True
-            duplicates += 1
-        else:
-            reasons[i], bad[i] = f"conflicting duplicate of line {kept[0]}", True
-    return duplicates, dropped
-
-
-def _gaps(starts: np.ndarray, step_us: int) -> list[CandleGap]:
-    deltas = np.diff(starts)
-    return [
-        CandleGap(_as_datetime(starts[i]), _as_datetime(starts[i + 1]), int(deltas[i] // step_us) - 1)
-        for i in np.flatnonzero(deltas > step_us)
-    ]
-
-
-def _as_datetime(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(micros))
+    raw = read_rows(path, dict(columns or {}))
+    return validate(raw, step_us, granularity.strip())
