@@ -61,9 +61,9 @@ class StrategyDecision:
     model: str | None = None
     prompt_hash: str | None = None
     latency_ms: Decimal = Decimal(0)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: Decimal = Decimal(0)
+    prompt_tokens: int | None = 0  # None: the response said nothing about usage
+    completion_tokens: int | None = 0
+    cost: Decimal | None = Decimal(0)  # None: unknown (no price for the model, or no usage)
     cached: bool = False
     failure_kind: str | None = None  # a FailureKind value when the strategy failed
     failure_detail: str = ""
@@ -83,7 +83,11 @@ JsonScalar = float | int | bool | str | None
 
 
 class DecisionMade(StartingEvent):
-    """The strategy's decision on one candle, with what it saw and what it cost."""
+    """The strategy's decision on one candle, with what it saw and what it cost.
+
+    ``prompt_tokens``/``completion_tokens`` are None when the model's response reported no usage;
+    ``cost`` (USD) is None when it is unknown: no usage, or no price for the model.
+    """
 
     strategy: str
     model: str | None = None
@@ -97,17 +101,19 @@ class DecisionMade(StartingEvent):
     stop_loss_pct: Percent | None = None
     rationale: str = ""
     latency_ms: NonNegative = Decimal(0)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: NonNegative = Decimal(0)
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
+    cost: NonNegative | None = Decimal(0)
     cached: bool = False
 
     @model_validator(mode="after")
     def _check(self):
         if len(self.rationale) > 500:
             raise FieldProblem("rationale", self.rationale[:40] + "...", "longer than 500 characters")
-        if self.prompt_tokens < 0 or self.completion_tokens < 0:
-            raise FieldProblem("prompt_tokens", self.prompt_tokens, "token counts must be >= 0")
+        for name in ("prompt_tokens", "completion_tokens"):
+            count = getattr(self, name)
+            if count is not None and count < 0:
+                raise FieldProblem(name, count, "token counts must be >= 0")
         return self
 
     @classmethod

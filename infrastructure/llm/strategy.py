@@ -7,12 +7,17 @@ HOLD decision that names the failure (``failure_kind``/``failure_detail``); ``de
 for them. Transient errors (timeouts, connection errors, 429, 5xx) are retried here with exponential
 backoff (the SDK's own retries are off, so the attempts are ours to count and test). Identical
 prompts within the cache TTL reuse the earlier decision, marked ``cached=True``.
+
+Tokens come from the response's ``usage`` block; a response without one records the tokens as
+unknown (None). The cost is priced from ``prices`` (per million tokens, by model name); a model
+without a price records its cost as unknown (None), never at another model's price.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 import re
 import string
 import threading
@@ -29,13 +34,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from domain.decision import DecisionContext, StrategyDecision
 from domain.decision import FailureKind, TradeAction, TradeActionKind
+from infrastructure.llm.pricing import DEFAULT_PRICES, PerMillionTokens, decision_cost
 
-__all__ = ["LLMStrategy", "DEFAULT_PROMPT_TEMPLATE", "render_prompt"]
+__all__ = ["LLMStrategy", "DEFAULT_PROMPT_TEMPLATE", "render_prompt", "llm_strategy_from_settings"]
 
 DEFAULT_PROMPT_TEMPLATE = Path(__file__).with_name("prompts") / "decision.txt"
-# gpt-4o-mini list prices, USD per 1,000 tokens.
-GPT_4O_MINI_INPUT_PER_1K = Decimal("0.00015")
-GPT_4O_MINI_OUTPUT_PER_1K = Decimal("0.0006")
 
 PROMPT_FIELDS = frozenset({
     "product", "granularity", "candle_time", "close", "indicators", "position_side", "position_quantity",
@@ -71,13 +74,13 @@ class LLMStrategy:
         now: Callable[[], datetime] | None = None,
         prompt_template: Path | str | None = None,
         candles_in_prompt: int = 24,
-        input_price_per_1k: Decimal = GPT_4O_MINI_INPUT_PER_1K,
-        output_price_per_1k: Decimal = GPT_4O_MINI_OUTPUT_PER_1K,
+        prices: Mapping[str, PerMillionTokens] | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
     ) -> None:
         """``now`` is the clock of the cache TTL (default: the UTC wall clock); ``backoff_initial``
-        and ``backoff_max`` bound the waits between retries (seconds)."""
+        and ``backoff_max`` bound the waits between retries (seconds); ``prices`` (per million
+        tokens, by model; default ``DEFAULT_PRICES``, the settings pass ``llm.prices``) price each call."""
         if max_retries < 0:
             raise ValueError(f"max_retries={max_retries!r}: must be >= 0")
         if candles_in_prompt < 1:
@@ -87,8 +90,7 @@ class LLMStrategy:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.candles_in_prompt = candles_in_prompt
-        self.input_price_per_1k = Decimal(input_price_per_1k)
-        self.output_price_per_1k = Decimal(output_price_per_1k)
+        self.prices = dict(DEFAULT_PRICES if prices is None else prices)
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.template = _load_template(Path(prompt_template) if prompt_template else DEFAULT_PROMPT_TEMPLATE)
@@ -168,9 +170,10 @@ class LLMStrategy:
         return min(self.backoff_initial * 2 ** (state.attempt_number - 1), self.backoff_max)
 
     def _spend(self, usage: dict) -> dict:
-        prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        completion_tokens = int(usage.get("completion_tokens") or 0)
-        cost = (prompt_tokens * self.input_price_per_1k + completion_tokens * self.output_price_per_1k) / 1000
+        # No usage block (or no count in it): the tokens are unknown, and so is the cost.
+        prompt_tokens = _count(usage.get("prompt_tokens"))
+        completion_tokens = _count(usage.get("completion_tokens"))
+        cost = decision_cost(self.prices, self.model, prompt_tokens, completion_tokens)
         return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost": cost}
 
     def _failed(self, base: StrategyDecision, kind: FailureKind, detail: str, started: float,
@@ -295,6 +298,13 @@ def _show(value: float | bool | str | None) -> str:
     return str(value)
 
 
+def _count(value: object) -> int | None:
+    """A token count from the usage block; None when absent or not a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
 def _hold(rationale: str) -> TradeAction:
     return TradeAction(action=TradeActionKind.HOLD, size_pct=0, rationale=rationale[:200])
 
@@ -358,3 +368,25 @@ def _describe(exc: BaseException, attempts: int) -> str:
         message = re.sub(r"^Error code: \d+ - ", "", exc.message)
         return f"HTTP {exc.status_code} {type(exc).__name__}{tries}: {message}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def llm_strategy_from_settings(llm, now: Callable[[], datetime] | None = None) -> LLMStrategy:
+    """The ``llm`` strategy as the ``[llm]`` settings section describes it, prices included.
+
+    The composition root builds the strategy through this, so ``llm.prices`` reaches the cost.
+    """
+    return LLMStrategy(
+        api_key=llm.api_key.get_secret_value() if llm.api_key else "not-needed",
+        model=llm.model,
+        base_url=llm.base_url,
+        timeout=llm.request_timeout,
+        max_retries=llm.max_retries,
+        max_tokens=llm.max_tokens,
+        temperature=llm.temperature,
+        enable_caching=llm.enable_caching,
+        cache_ttl_seconds=llm.cache_ttl_seconds,
+        prompt_template=llm.prompt_template,
+        candles_in_prompt=llm.candles_in_prompt,
+        prices=llm.prices,
+        now=now,
+    )

@@ -346,6 +346,8 @@ def _plain(value: Any) -> Any:
         return value.as_posix()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):  # keyed tables: llm.prices, products
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, str):
         return _URL_PASSWORD.sub(r"\1****@", value)
     return value

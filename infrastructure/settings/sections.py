@@ -91,6 +91,20 @@ class RiskSection(Section):
     default_take_profit_pct: Decimal = _percent("4", "take profit used when a decision gives none", le=1000)
 
 
+class LlmPrice(Section):
+    """One model's list price, USD per million tokens (``[llm.prices."MODEL"]``)."""
+
+    input_per_million: Decimal = Field(ge=0, le=10000, description="USD per million prompt tokens")
+    output_per_million: Decimal = Field(ge=0, le=10000, description="USD per million completion tokens")
+
+
+def _default_llm_prices() -> dict[str, LlmPrice]:
+    from infrastructure.llm.pricing import DEFAULT_PRICES
+
+    return {name: LlmPrice(input_per_million=p.input_per_million, output_per_million=p.output_per_million)
+            for name, p in DEFAULT_PRICES.items()}
+
+
 class LlmSection(Section):
     """The language model that makes decisions when ``trading.strategy = "llm"``."""
 
@@ -106,6 +120,18 @@ class LlmSection(Section):
     cache_ttl_seconds: int = Field(300, ge=0, le=86400, description="lifetime of a cached decision")
     prompt_template: Path | None = Field(None, description="prompt file; unset means the bundled one")
     candles_in_prompt: int = Field(24, ge=1, le=1000, description="recent candles shown to the model")
+    prices: dict[str, LlmPrice] = Field(
+        default_factory=_default_llm_prices,
+        description="USD per million input/output tokens by model; a model without a price records cost as unknown",
+    )
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: object) -> object:
+        # A table in the file or the environment adds or overrides models; the defaults stay.
+        if isinstance(value, dict):
+            return {**_default_llm_prices(), **value}
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -5,6 +5,9 @@ the fallback action and size 0). ``risk_assessments``: one row per
 ``RiskAssessed``. ``llm_stats``: a view over ``decisions`` aggregated per run,
 strategy and model (calls, failures, latency p50/p95, tokens, cost), so it is
 always exactly as current as ``decisions`` and costs nothing per batch.
+Tokens are NULL when the model's response reported no usage, cost is NULL when
+it is unknown (no usage, or no price for the model); ``llm_stats`` counts such
+decisions (``usage_unknown``, ``cost_unknown``) and sums the known ones.
 """
 
 from __future__ import annotations
@@ -55,9 +58,9 @@ class DecisionsProjection:
                 failure_kind VARCHAR,
                 failure_detail VARCHAR,
                 latency_ms {MONEY} NOT NULL,
-                prompt_tokens BIGINT NOT NULL,
-                completion_tokens BIGINT NOT NULL,
-                cost {MONEY} NOT NULL,
+                prompt_tokens BIGINT,
+                completion_tokens BIGINT,
+                cost {MONEY},
                 prompt_hash VARCHAR,
                 cached BOOLEAN NOT NULL,
                 notification_id BIGINT NOT NULL
@@ -77,8 +80,10 @@ class DecisionsProjection:
                 notification_id BIGINT NOT NULL
             )"""
         )
+        for column in ("prompt_tokens", "completion_tokens", "cost"):  # files made when these were NOT NULL
+            con.execute(f"ALTER TABLE decisions ALTER COLUMN {column} DROP NOT NULL")
         con.execute(
-            f"""CREATE VIEW IF NOT EXISTS llm_stats AS
+            f"""CREATE OR REPLACE VIEW llm_stats AS
             SELECT run_id, strategy, model,
                    count(*) AS calls,
                    count(*) FILTER (WHERE failed) AS failures,
@@ -87,7 +92,9 @@ class DecisionsProjection:
                    quantile_disc(latency_ms, 0.95) AS latency_p95_ms,
                    CAST(sum(prompt_tokens) AS BIGINT) AS prompt_tokens,
                    CAST(sum(completion_tokens) AS BIGINT) AS completion_tokens,
-                   CAST(sum(cost) AS {MONEY}) AS cost
+                   CAST(coalesce(sum(cost), 0) AS {MONEY}) AS cost,
+                   count(*) FILTER (WHERE NOT failed AND prompt_tokens IS NULL) AS usage_unknown,
+                   count(*) FILTER (WHERE NOT failed AND cost IS NULL) AS cost_unknown
             FROM decisions
             GROUP BY run_id, strategy, model"""
         )
@@ -102,8 +109,8 @@ class DecisionsProjection:
             f"""INSERT INTO decisions
             SELECT d.originator_id, d.run_id, d.occurred_at, d.strategy, d.model, d.product, d.candle_start, d.action,
                    d.size_pct, d.take_profit_pct, d.stop_loss_pct, coalesce(d.rationale, ''), false, NULL, NULL,
-                   coalesce(d.latency_ms, 0), coalesce(d.prompt_tokens, 0), coalesce(d.completion_tokens, 0),
-                   coalesce(d.cost, 0), d.prompt_hash, coalesce(d.cached, false), notification_id
+                   coalesce(d.latency_ms, 0), d.prompt_tokens, d.completion_tokens,
+                   d.cost, d.prompt_hash, coalesce(d.cached, false), notification_id
             FROM (SELECT notification_id, payload, json_transform(payload, {_MADE}) AS d
                   FROM batch_events WHERE notification_id > ? AND event_type = 'DecisionMade')
             """,

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.http import schemas
 from api.http.auth import VIEWER
@@ -154,6 +154,8 @@ class LlmStatus(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cost: str
+    usage_unknown: int = Field(0, description="decisions whose response reported no token usage (not counted in the tokens)")
+    cost_unknown: int = Field(0, description="decisions whose cost is unknown (no usage, or no price for the model in llm.prices)")
     last_failure: dict[str, Any] | None
     recent_actions: dict[str, int]
 
@@ -168,13 +170,15 @@ async def llm_status(request: Request, run_id: uuid.UUID | None = RunId, _caller
         view = {"strategy": node.settings.trading.strategy, "provider": llm.provider, "model": llm.model,
                 "endpoint": llm.base_url or "https://api.openai.com/v1", "api_key_set": llm.api_key is not None,
                 "run": run, "calls": 0, "failures": 0, "cached": 0, "success_rate_pct": None, "latency_p50_ms": None,
-                "latency_p95_ms": None, "prompt_tokens": 0, "completion_tokens": 0, "cost": "0", "last_failure": None,
+                "latency_p95_ms": None, "prompt_tokens": 0, "completion_tokens": 0, "cost": "0", "usage_unknown": 0,
+                "cost_unknown": 0, "last_failure": None,
                 "recent_actions": {}}
         if run is None:
             return view
         stats = node.access.one("SELECT sum(calls) AS calls, sum(failures) AS failures, sum(cached) AS cached, "
                                 "max(latency_p50_ms) AS p50, max(latency_p95_ms) AS p95, sum(prompt_tokens) AS pt, "
-                                "sum(completion_tokens) AS ct, sum(cost) AS cost FROM llm_stats WHERE run_id = ?::UUID",
+                                "sum(completion_tokens) AS ct, sum(cost) AS cost, sum(usage_unknown) AS usage_unknown, "
+                                "sum(cost_unknown) AS cost_unknown FROM llm_stats WHERE run_id = ?::UUID",
                                 [run["run_id"]])
         if stats and stats["calls"]:
             calls, failures = int(stats["calls"]), int(stats["failures"] or 0)
@@ -182,7 +186,8 @@ async def llm_status(request: Request, run_id: uuid.UUID | None = RunId, _caller
                         success_rate_pct=money(round((calls - failures) * 100 / calls, 2)),
                         latency_p50_ms=money(stats["p50"]), latency_p95_ms=money(stats["p95"]),
                         prompt_tokens=int(stats["pt"] or 0), completion_tokens=int(stats["ct"] or 0),
-                        cost=money(stats["cost"] or 0))
+                        cost=money(stats["cost"] or 0), usage_unknown=int(stats["usage_unknown"] or 0),
+                        cost_unknown=int(stats["cost_unknown"] or 0))
         failure = node.access.one("SELECT occurred_at, failure_kind, failure_detail FROM decisions WHERE run_id = ?::UUID "
                                   "AND failed ORDER BY notification_id DESC LIMIT 1", [run["run_id"]])
         if failure:
