@@ -19,13 +19,12 @@ import math
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from application.ports import DecisionModel, ExchangeGateway, ExecutionReport, IdSource, OrderRequest, ReportKind
 from application.trading_app import TradingApplication
-from domain.accounting import Portfolio
 from domain.account import Account
 from domain.control import TRADING_CONTROL_ID, Run, RunMode, Severity, TradingControl, run_control_id
 from domain.decision import DecisionContext, Decision, FailureKind, StrategyDecision, TradeAction, TradeActionKind
@@ -33,6 +32,7 @@ from domain.events import DomainEvent, EventMeta
 from domain.market import Candle, CandleRecord, candle_id
 from domain.order import Order, OrderSide, OrderType
 from domain.risk import RiskLimits, RiskState, assess, halt_lapsed, position_size, unhalted_emergency_stop
+from domain.run_book import RunBook
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -135,21 +135,22 @@ class TradingLoop:
         self.run_id = run_id
         self.ids = ids
         self.mode = RunMode(mode)
-        self.portfolio = Portfolio()
+        self.book = RunBook(limit_pct=settings.limits.max_daily_loss_pct,
+                            rapid_loss_window=timedelta(minutes=settings.limits.rapid_loss_window_minutes),
+                            keep_closed_days=False)
         self.summary = RunSummary()
         self.open_orders: dict[uuid.UUID, Order] = {}
         self._order_decisions: dict[uuid.UUID, uuid.UUID | None] = {}
         self._pending: list[DomainEvent] = []
         self._recent: deque[Candle] = deque(maxlen=max(settings.candles_in_context, 1))
-        self._equity_window: deque[tuple[datetime, Decimal]] = deque()
-        self._day: date | None = None
-        self._day_start_equity = ZERO
-        self._breached_on: date | None = None
-        self._peak_equity = ZERO
-        self._mark: Decimal | None = None
         self._since_flush = 0
         self._run: Run | None = None
         self._control: TradingControl | None = None
+
+    @property
+    def portfolio(self):
+        """Cash and positions of the run (``domain.accounting.Portfolio``, inside the run book)."""
+        return self.book.portfolio
 
     # --- recording -------------------------------------------------------------
 
@@ -191,9 +192,8 @@ class TradingLoop:
         account = Account.open_account(f"run-{self.run_id}", self.settings.quote_currency, meta)
         account.deposit(initial_balance, meta)
         self._take(account)
-        self.portfolio.deposit(initial_balance)
+        self.book.deposit(at, initial_balance)
         self.summary.initial_equity = initial_balance
-        self._peak_equity = initial_balance
         self.flush()
 
     def finish(self, at: datetime, status: str = "completed", reason: str = "end of data") -> RunSummary:
@@ -206,13 +206,9 @@ class TradingLoop:
         self.summary.wins = self.portfolio.wins
         self.summary.realized_pnl = self.portfolio.realized_pnl
         self.summary.fees = self.portfolio.fees_paid
-        self.summary.final_equity = self._equity()
+        self.summary.final_equity = self.book.equity()
+        self.summary.max_drawdown_pct = self.book.max_drawdown_pct
         return self.summary
-
-    def _equity(self) -> Decimal:
-        if self._mark is None:
-            return self.portfolio.cash
-        return self.portfolio.equity({self.settings.product: self._mark})
 
     # --- one candle ----------------------------------------------------------------------
 
@@ -225,10 +221,10 @@ class TradingLoop:
         ))
         self.summary.candles += 1
         self._recent.append(candle)
+        self.book.step(at, candle.product, candle.close)
         for report in self.exchange.on_candle(candle):
             self._apply_report(report, candle)
-        self._mark = candle.close
-        equity = self._track_equity(at)
+        equity = self.book.decided(at)  # the run's equity point: after the candle's fills, before deciding
         self._check_halts(at, equity)
 
         values = self.indicators.on_candle(candle)
@@ -279,13 +275,13 @@ class TradingLoop:
             action = action.model_copy(update={"stop_loss_pct": float(s.default_stop_loss_pct)})
         position = self.portfolio.position(s.product)
         state = RiskState(
-            now=at, equity=equity, cash=self.portfolio.cash, day_start_equity=self._day_start_equity,
-            open_positions=self.portfolio.open_positions, position_quantity=position.quantity,
-            exposure=self.portfolio.exposure({s.product: candle.close}),
-            consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self._equity_window),
+            now=at, equity=equity, cash=self.portfolio.cash, day_start_equity=self.book.day_start_equity,
+            open_positions=self.book.open_positions, position_quantity=position.quantity,
+            exposure=self.book.exposure(),
+            consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self.book.recent_equity),
             halted=bool(self._control and self._control.halted),
             halted_at=self._control.halted_at if self._control else None,
-            daily_loss_breached_on=self._breached_on,
+            daily_loss_breached_on=self.book.daily_loss_breached_on,
             position_notional=abs(position.quantity * candle.close), leverage=s.leverage,
         )
         verdict = assess(action, state, s.limits)
@@ -293,7 +289,7 @@ class TradingLoop:
         decision.assess(meta, **verdict.event_fields())
         (assessed,) = self._take(decision)
         if verdict.rule == "max_daily_loss":
-            self._breached_on = at.date()
+            self.book.refused_for_daily_loss(at)
         if not verdict.approved or (verdict.approved_size_pct <= 0 and action.action is not TradeActionKind.CLOSE):
             return
         if action.action is TradeActionKind.CLOSE:
@@ -350,7 +346,7 @@ class TradingLoop:
         elif kind is ReportKind.FILL:
             if order.fill(meta, fill_id=report.fill_id, quantity=report.quantity, price=report.price, fee=report.fee,
                           fee_currency=report.fee_currency, liquidity=report.liquidity):
-                self.portfolio.apply_fill(order.product, order.side, report.quantity, report.price, report.fee)
+                self.book.fill(report.occurred_at, order.product, order.side, report.quantity, report.price, report.fee)
                 self.summary.fills += 1
         elif kind is ReportKind.CANCELLED:
             order.cancel(meta, report.reason or "cancelled")
@@ -374,7 +370,7 @@ class TradingLoop:
         """Candles before the run (history fetched at start): context and mark only, no decisions."""
         for candle in candles:
             self._recent.append(candle)
-            self._mark = candle.close
+            self.book.mark(candle.product, candle.close)
 
     def restore(self, positions: dict[str, Any], orders: list[Order],
                 decisions: dict[uuid.UUID, uuid.UUID | None] | None = None) -> None:
@@ -414,42 +410,25 @@ class TradingLoop:
 
     # --- the trading day, drawdown and halts -------------------------------------------
 
-    def _track_equity(self, at: datetime) -> Decimal:
-        equity = self._equity()
-        if self._day != at.date():
-            self._day = at.date()
-            self._day_start_equity = equity
-        since = at - timedelta(minutes=self.settings.limits.rapid_loss_window_minutes)
-        window = self._equity_window
-        window.append((at, equity))
-        while window and window[0][0] < since:
-            window.popleft()
-        if equity > self._peak_equity:
-            self._peak_equity = equity
-        elif equity < self._peak_equity and self._peak_equity > 0:  # at the peak the drawdown is 0
-            drawdown = (self._peak_equity - equity) / self._peak_equity * HUNDRED
-            if drawdown > self.summary.max_drawdown_pct:
-                self.summary.max_drawdown_pct = drawdown
-        return equity
-
     def _check_halts(self, at: datetime, equity: Decimal) -> None:
         control = self._control
         limits = self.settings.limits
         if control is not None and control.halted:
             state = RiskState(
-                now=at, equity=equity, cash=self.portfolio.cash, day_start_equity=self._day_start_equity,
-                consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self._equity_window),
+                now=at, equity=equity, cash=self.portfolio.cash, day_start_equity=self.book.day_start_equity or ZERO,
+                consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self.book.recent_equity),
                 halted=True, halted_at=control.halted_at,
             )
             # Halts the loop itself made lapse after the cooldown; an operator's wait for an operator.
             if control.halted_by_risk and halt_lapsed(state, limits):
                 control.resume("cooldown elapsed after an automatic halt", self._meta(at, actor="risk"))
                 self._take(control)
+                self.book.resumed(at)
                 self.portfolio.reset_loss_streak()
             return
         # emergency_stop of the unhalted book, without a RiskState per candle (``at`` is the close of
         # a candle whose CandleClosed was just validated, so it is UTC-aware as RiskState requires).
-        reason = unhalted_emergency_stop(at, equity, self._equity_window, self.portfolio.consecutive_losses, limits)
+        reason = unhalted_emergency_stop(at, equity, self.book.recent_equity, self.portfolio.consecutive_losses, limits)
         if reason is None:
             return
         meta = self._meta(at, actor="risk")
@@ -457,6 +436,7 @@ class TradingLoop:
             control = self._control = TradingControl.start(meta, self._control_id)
         control.halt(reason, Severity.P1, meta)
         self._take(control)
+        self.book.halted(at)
         self.summary.halts += 1
         for report in self.exchange.cancel_all(at):
             self._apply_report(report, None)

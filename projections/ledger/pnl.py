@@ -1,19 +1,20 @@
-"""Daily P&L and the equity curve of every run (the ledger of projections/ledger/positions.py).
+"""Daily P&L and the equity curve of every run (the money ledger: projections/ledger/walk.py).
 
-``equity_curve``: one row per candle of the run ("step", see positions.py):
-the candle's ``close`` and the run's ``cash``, ``position_quantity`` and
+``equity_curve``: one row per candle of the run ("step", see walk.py): the
+candle's ``close`` and the run's ``cash``, ``position_quantity`` and
 ``equity`` = cash + quantity * close after every fill the run made on that
 candle (fills dated at its close), ``peak_equity`` (highest equity of the
 curve so far) and ``drawdown_pct`` = (peak - equity) / peak * 100. The last
 row's equity is the run's final equity (RunSummary.final_equity).
 
-``pnl_daily``: one row per run and UTC day: the day's gross ``realized_pnl``
-and ``fees`` (of the fills dated that day), ``net_pnl`` = realized - fees,
-``unrealized_pnl`` and ``equity`` at the day's last event (so at its last
-close), ``day_start_equity`` (the equity at the decision on the day's first
-candle, as risk measures the daily loss), and ``trades``/``wins``: round trips
-closed that day and those whose realized P&L minus all their fees was > 0
-(domain/accounting.py). Summed over the days they equal the run's totals.
+``pnl_daily``: one row per run and UTC day with the day's figures as the run
+book defines them (``domain.run_book.DayFigures``, the same names on every
+surface): ``day_start_equity``, ``end_equity``, ``day_pnl``, ``realized_pnl``,
+``fees``, ``daily_loss_pct``, ``worst_daily_loss_pct``, ``max_drawdown_pct``,
+``risk_score`` (and ``risk_level``); beside them ``unrealized_pnl`` and
+``equity`` (= end_equity) at the day's last event, ``net_pnl`` = realized - fees,
+and ``trades``/``wins``: round trips closed that day and those whose realized
+P&L minus all their fees was > 0 (domain/accounting.py).
 
 A candle's day is the UTC date of its close (the event's occurred_at), as in
 the trading loop: the 23:00 candle belongs to the next day.
@@ -21,14 +22,13 @@ the trading loop: the 23:00 candle belongs to the next day.
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 
 import duckdb
 
-from domain.accounting import FillEffect
 from projections.engine.base import MONEY
-from projections.ledger.positions import ZERO, Book, Event, Ledger, arrow, replace
+from projections.ledger.book import ZERO, Book, Event, arrow, replace
+from projections.ledger.walk import Ledger
 
 HUNDRED = Decimal(100)
 
@@ -38,15 +38,18 @@ class PnlProjection(Ledger):
 
     name = "pnl"
     outputs = ("pnl_daily", "equity_curve")
-    x_keys = ("day", "last", "peak")
+    x_keys = ("last", "peak")
 
     def create_outputs(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"""CREATE TABLE IF NOT EXISTS pnl_daily (
-                run_id UUID NOT NULL, day DATE NOT NULL, realized_pnl {MONEY} NOT NULL,
-                unrealized_pnl {MONEY} NOT NULL, fees {MONEY} NOT NULL, net_pnl {MONEY} NOT NULL,
-                day_start_equity {MONEY} NOT NULL, equity {MONEY} NOT NULL, trades INTEGER NOT NULL,
-                wins INTEGER NOT NULL, updated_at TIMESTAMPTZ NOT NULL, last_notification_id BIGINT NOT NULL)"""
+                run_id UUID NOT NULL, day DATE NOT NULL, day_start_equity {MONEY} NOT NULL,
+                end_equity {MONEY} NOT NULL, day_pnl {MONEY} NOT NULL, realized_pnl {MONEY} NOT NULL,
+                fees {MONEY} NOT NULL, daily_loss_pct {MONEY} NOT NULL, worst_daily_loss_pct {MONEY} NOT NULL,
+                max_drawdown_pct {MONEY} NOT NULL, risk_score INTEGER NOT NULL, risk_level VARCHAR NOT NULL,
+                unrealized_pnl {MONEY} NOT NULL, net_pnl {MONEY} NOT NULL, equity {MONEY} NOT NULL,
+                trades INTEGER NOT NULL, wins INTEGER NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+                last_notification_id BIGINT NOT NULL)"""
         )
         con.execute(
             f"""CREATE TABLE IF NOT EXISTS equity_curve (
@@ -58,7 +61,7 @@ class PnlProjection(Ledger):
 
     def begin(self, con: duckdb.DuckDBPyConnection) -> None:
         self.curve: dict[tuple[str, str, int], tuple] = {}
-        self.days: dict[tuple[str, str], tuple] = {}
+        self.days: dict[tuple[str, object], tuple] = {}
         self.pending: dict[str, tuple[int, int]] = {}  # run -> (at, nid) of the last event of its day row
 
     def thaw(self, book: Book) -> None:
@@ -68,9 +71,6 @@ class PnlProjection(Ledger):
                 x[key] = Decimal(x[key])
 
     # --- hooks ---------------------------------------------------------------------------------
-
-    def on_day(self, book: Book, event: Event) -> None:
-        book.x["day"] = ["0", "0", 0, 0]  # realized, fees, trades, wins of the current day
 
     def on_step(self, book: Book, event: Event) -> None:
         x = book.x
@@ -82,30 +82,27 @@ class PnlProjection(Ledger):
         self._day(book, event)
 
     def on_decision(self, book: Book, event: Event) -> None:
-        self._day(book, event)  # the day's start equity may have just been taken
+        self._day(book, event)
 
-    def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None:
-        realized, fees, trades, wins = book.x["day"]
-        trip = effect.round_trip
-        book.x["day"] = [
-            str(Decimal(realized) + effect.realized_pnl), str(Decimal(fees) + effect.fee),
-            trades + (trip is not None), wins + (trip is not None and trip.won),
-        ]
+    def on_fill(self, book: Book, event: Event, effect) -> None:
         self._revise(book, event)
 
     def on_cash(self, book: Book, event: Event) -> None:
         self._revise(book, event)
 
+    def on_update(self, book: Book, event: Event) -> None:
+        self._day(book, event)
+
     # --- rows ------------------------------------------------------------------------------------
 
     def _revise(self, book: Book, event: Event) -> None:
-        step = book.step
+        step = book.candle
         if step is not None and event.at <= step.at:  # dated at the current candle: part of its row
             self._curve(book)
         self._day(book, event)
 
     def _curve(self, book: Book) -> None:
-        step = book.step
+        step = book.candle
         equity = book.equity()
         book.x["last"] = equity
         before = book.x.get("peak")
@@ -118,7 +115,7 @@ class PnlProjection(Ledger):
         )
 
     def _day(self, book: Book, event: Event) -> None:
-        if book.day is not None:  # the day's row as at this event, written out by flush
+        if book.current is not None:  # the day's row as at this event, written out by flush
             self.pending[book.run] = (event.at, event.nid)
 
     def flush(self, book: Book) -> None:
@@ -126,16 +123,17 @@ class PnlProjection(Ledger):
         pending = self.pending.pop(book.run, None)
         if pending is None:
             return
-        realized, fees, trades, wins = book.x["day"]
-        realized, fees = Decimal(realized), Decimal(fees)
-        self.days[(book.run, book.day)] = (
-            book.run, date.fromisoformat(book.day), realized, book.unrealized(), fees, realized - fees,
-            book.day_start_equity, book.equity(), trades, wins, *pending,
+        f = book.day_figures()
+        self.days[(book.run, f.day)] = (
+            book.run, f.day, f.day_start_equity, f.end_equity, f.day_pnl, f.realized_pnl, f.fees, f.daily_loss_pct,
+            f.worst_daily_loss_pct, f.max_drawdown_pct, f.risk_score, f.risk_level, f.unrealized_pnl,
+            f.realized_pnl - f.fees, f.end_equity, f.trades, f.wins, *pending,
         )
 
     def write(self, con: duckdb.DuckDBPyConnection) -> None:
-        names = ("run_id", "day", "realized_pnl", "unrealized_pnl", "fees", "net_pnl", "day_start_equity", "equity",
-                 "trades", "wins", "updated_at", "last_notification_id")
+        names = ("run_id", "day", "day_start_equity", "end_equity", "day_pnl", "realized_pnl", "fees",
+                 "daily_loss_pct", "worst_daily_loss_pct", "max_drawdown_pct", "risk_score", "risk_level",
+                 "unrealized_pnl", "net_pnl", "equity", "trades", "wins", "updated_at", "last_notification_id")
         rows = [self.days[k] for k in sorted(self.days)]
         replace(con, "pnl_daily", ["run_id", "day"], arrow(names, rows, {"day": "date", "updated_at": "time"}))
         names = ("run_id", "product", "candle_start", "candle_end", "close", "cash", "position_quantity", "equity",

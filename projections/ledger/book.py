@@ -1,0 +1,218 @@
+"""The money ledger's book of one run (a ``domain.run_book.RunBook`` that a projection keeps between pages),
+the rows the walk reads, and the helpers that write DuckDB rows exactly."""
+
+from __future__ import annotations
+
+import json
+from collections import namedtuple
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Context, Decimal, localcontext
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from domain.accounting import Portfolio, Position
+from domain.run_book import RunBook
+
+ZERO = Decimal(0)
+_SCALE = Decimal(1).scaleb(-18)
+_WIDE = Context(prec=60)  # enough digits to round any DECIMAL(38, 18) value to 18 decimals exactly
+DAY_US = 86_400_000_000
+MONEY_TYPE = pa.decimal128(38, 18)
+TIME_TYPE = pa.timestamp("us", tz="UTC")
+GLOBAL = "*"  # the state row of facts that belong to no run (e.g. configuration)
+
+# One batch row as the ledger reads it: Decimals still as exact strings, times in epoch
+# microseconds (at = occurred_at; start = a candle's start; candle_start = a decision's candle).
+# A run's CandleClosed row also carries the decision that follows it directly in the walk when that
+# decision names the same run, product and candle (dnid, dat, dtype; None otherwise): see Ledger.apply.
+Event = namedtuple(
+    "Event", "nid type stream run at product granularity start close candle_start side quantity price fee "
+    "fill_id amount path new_value rule limit_pct dnid dat dtype",
+    defaults=(None, None, None),
+)
+
+
+# The decision that rides on its run's candle, as the on_decision hooks read it.
+Decided = namedtuple("Decided", "nid type run at product candle_start")
+
+
+
+@dataclass(slots=True)
+class Candle:
+    """The run's current candle ("step"): its product, start, close time (at) and close."""
+
+    product: str
+    start: int
+    at: int
+    close: Decimal
+    nid: int
+
+
+@dataclass
+class Book(RunBook):
+    """One run's books (the domain's ``RunBook``) and where the walk is in time.
+
+    ``x``: a projection's own state (JSON-able; Decimals saved as str); ``day_end`` (not saved): epoch
+    microseconds where the current day ends, once known; ``assessed_limit``: the daily-loss limit named by
+    the run's latest ``max_daily_loss`` refusal; ``config_limit`` (the global book only): the limit set by
+    ``ConfigChanged`` of ``risk.max_daily_loss_pct``.
+    """
+
+    run: str = ""
+    product: str | None = None
+    granularity: str | None = None
+    candle: Candle | None = None
+    x: dict[str, Any] = field(default_factory=dict)
+    assessed_limit: str | None = None
+    config_limit: str | None = None
+    day_end: int | None = None
+    keep_closed_days: bool = False
+
+    # --- persistence ------------------------------------------------------------------
+
+    def dump(self, keys: tuple[str, ...] | None = None) -> str:
+        """The book as JSON; ``keys``: only those entries of ``x`` (None: all)."""
+        p = self.portfolio
+        positions = {
+            name: [str(v) for v in (q.quantity, q.entry_cost, q.realized_pnl, q.fees, q._trip_pnl, q._trip_fees,
+                                    q._trip_quantity)]
+            for name, q in p.positions.items()
+        }
+        c = self.candle
+        return json.dumps({
+            "product": self.product, "granularity": self.granularity,
+            "portfolio": [str(v) for v in (p.cash, p.deposited, p.withdrawn, p.realized_pnl, p.fees_paid)]
+            + [p.trades, p.wins, p.consecutive_losses],
+            "positions": positions, "marks": {k: str(v) for k, v in self.marks.items()},
+            "step": None if c is None else [c.product, c.start, c.at, str(c.close), c.nid],
+            "book": self.state(), "assessed_limit": self.assessed_limit, "config_limit": self.config_limit,
+            "x": {k: str(v) if isinstance(v, Decimal) else v for k, v in self.x.items() if keys is None or k in keys},
+        }, sort_keys=True)
+
+    @classmethod
+    def load(cls, run: str, text: str) -> Book:
+        s = json.loads(text)
+        portfolio = Portfolio()
+        money_, counts = s["portfolio"][:5], s["portfolio"][5:]
+        portfolio.cash, portfolio.deposited, portfolio.withdrawn, portfolio.realized_pnl, portfolio.fees_paid = map(
+            Decimal, money_)
+        portfolio.trades, portfolio.wins, portfolio.consecutive_losses = counts
+        for name, values in s["positions"].items():
+            q = portfolio.positions[name] = Position(name)
+            (q.quantity, q.entry_cost, q.realized_pnl, q.fees, q._trip_pnl, q._trip_fees,
+             q._trip_quantity) = map(Decimal, values)
+        c = s["step"]
+        book = cls(portfolio=portfolio, marks={k: Decimal(v) for k, v in s["marks"].items()}, run=run,
+                   product=s["product"], granularity=s["granularity"],
+                   candle=None if c is None else Candle(c[0], c[1], c[2], Decimal(c[3]), c[4]), x=s["x"],
+                   assessed_limit=s.get("assessed_limit"), config_limit=s.get("config_limit"))
+        if s.get("book") is not None:
+            book.restore_state(s["book"])
+            if book.current is not None:
+                book.day_end = day_end(book.current.day)
+        return book
+
+
+# --- helpers shared by the money projections ------------------------------------------------
+
+
+def money(value: Decimal | None) -> Decimal | None:
+    """A Decimal as DECIMAL(38, 18) holds it: rounded half-even only past 18 decimals."""
+    if value is None or value.as_tuple().exponent >= -18:
+        return value
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return value.quantize(_SCALE)
+
+
+def utc_day(micros: int) -> date:
+    return datetime.fromtimestamp(micros / 1_000_000, timezone.utc).date()
+
+
+_DAYS: dict[int, str] = {}
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def day_end(day: date) -> int:
+    """Epoch microseconds where the UTC day ``day`` ends."""
+    return (day.toordinal() - _EPOCH + 1) * DAY_US
+
+
+def iso_day(micros: int) -> str:
+    """``utc_day(micros).isoformat()``, remembered per day."""
+    number = micros // DAY_US
+    day = _DAYS.get(number)
+    if day is None:
+        day = _DAYS[number] = utc_day(number * DAY_US).isoformat()
+    return day
+
+
+def replace(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], rows: pa.Table) -> None:
+    """Upsert: delete the rows with the same key columns, insert ``rows`` (by column name)."""
+    if rows.num_rows == 0:
+        return
+    view = f"_new_{table}"
+    con.register(view, rows)
+    try:
+        if keys:
+            match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM n.{k}" for k in keys)
+            con.execute(f"DELETE FROM {table} AS t USING {view} AS n WHERE {match}")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+    finally:
+        con.unregister(view)
+
+
+def exact_text(value: Decimal | None) -> str | None:
+    """A Decimal as text DuckDB casts to DECIMAL(38, 18) exactly: ``money(value)``, printed."""
+    if value is None:
+        return None
+    text = str(value)
+    point = text.find(".")
+    if "E" in text or (point >= 0 and len(text) - point > 19):
+        return str(value.quantize(_SCALE, context=_WIDE))
+    return text
+
+
+_LONG = r"E|\.[0-9]{19}"  # the printed Decimals that need exact_text's rounding (or are exponent-printed)
+
+
+def money_texts(values: list[Decimal | None]) -> pa.Array:
+    """``exact_text`` of each value as an arrow string column (printing all, rounding only those that need it)."""
+    texts = [None if v is None else str(v) for v in values]
+    column = pa.array(texts, pa.string())
+    long = pc.match_substring_regex(column, _LONG)
+    if pc.any(long).as_py():
+        for i in pc.indices_nonzero(long).to_pylist():
+            texts[i] = exact_text(values[i])
+        column = pa.array(texts, pa.string())
+    return column
+
+
+def arrow(names: tuple[str, ...], rows: list[tuple], kinds: dict[str, str] | None = None) -> pa.Table:
+    """Rows to a pyarrow table: ``time`` columns from epoch microseconds; Decimals as exact text
+    (``exact_text``), which the INSERT into a DECIMAL(38, 18) column casts (faster than arrow decimals)."""
+    kinds = kinds or {}
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    arrays = []
+    for name, values in zip(names, columns):
+        values = list(values)
+        kind = kinds.get(name)
+        if kind == "time":
+            arrays.append(pa.array(values, pa.int64()).cast(TIME_TYPE))
+        elif kind == "date":
+            arrays.append(pa.array(values, pa.date32()))
+        elif any(isinstance(v, Decimal) for v in values):
+            arrays.append(money_texts(values))
+        elif any(isinstance(v, bool) for v in values):
+            arrays.append(pa.array(values, pa.bool_()))
+        elif any(isinstance(v, int) for v in values):
+            arrays.append(pa.array(values, pa.int64()))
+        else:
+            arrays.append(pa.array(values, pa.string()))
+    return pa.Table.from_arrays(arrays, names=list(names))
+
+
