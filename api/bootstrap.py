@@ -1,15 +1,24 @@
-"""The composition root: the only place that picks concrete adapters."""
+"""The composition root: the only place that picks concrete adapters.
+
+The CLI, the REST app, bench/ and the tests build what they run through these functions: the event
+store (``open_store``, ``scratch_store``), the clock and ids (``wall_clock``, ``random_ids``), the
+strategy (``decision_model``), the venues (``paper_exchange``, ``replay_exchange``,
+``coinbase_venue`` and its parts), the read model (``readmodel``) and the health watch with its
+alert sinks (``health_watch``). Heavy adapters are imported inside the function that builds them,
+so `tradecore --help` does not load them.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from application.errors import StoreUnavailable
 from application.health.api_calls import ApiCallMeter
 from application.health.watch import HealthThresholds, HealthWatch, Threshold, market_data_threshold
-from application.ports import AlertSink, Clock
+from application.ports import AlertSink, Clock, IdSource
 from application.trading_app import TradingApplication
 from infrastructure.eventstore.mapper import EventMapper
 from infrastructure.eventstore.store import StoreURLError, eventsourcing_env, parse_store_url, store_setup_lock
@@ -31,6 +40,50 @@ def open_store(url: str = DEFAULT_STORE_URL, batch_size: int = 1000) -> TradingA
         raise
     except Exception as exc:  # connection refused, bad credentials, unreadable file
         raise StoreUnavailable(f"cannot open the event store {location.redacted()}: {exc}") from exc
+
+
+def scratch_store() -> TradingApplication:
+    """A throwaway in-memory store (eventsourcing POPO) that also keeps, in ``recorded``, what was written.
+
+    Verify and what-if re-execute a day into it, so the real log and read model are never written.
+    """
+
+    class ScratchStore(TradingApplication):
+        def record_in_order(self, events):
+            self.recorded.extend(events)
+            super().record_in_order(events)
+
+    store = ScratchStore(env={"TRADECORE_PERSISTENCE_MODULE": "eventsourcing.popo"}, mapper=EventMapper())
+    store.recorded = []
+    return store
+
+
+def wall_clock() -> Clock:
+    """UTC wall-clock time for live commands (backtests and replays inject the candles' time)."""
+    from infrastructure.clock import SystemClock
+
+    return SystemClock()
+
+
+def random_ids() -> IdSource:
+    """Random ids for live commands (backtests and replays inject their own)."""
+    from infrastructure.clock import RandomIds
+
+    return RandomIds()
+
+
+def readmodel(settings=None, *, path: str | Path | None = None, read_only: bool = False):
+    """The DuckDB read model at ``path`` (default ``readmodel.path``), owned by this process.
+
+    Raises ``projections.engine.runner.ReadModelLocked`` when another process owns the file.
+    """
+    from projections.engine.runner import open_readmodel
+
+    if path is None:
+        if settings is None:
+            raise ValueError("readmodel() needs the settings or a path")
+        path = settings.readmodel.path
+    return open_readmodel(path, read_only=read_only)
 
 
 def code_version() -> str:
@@ -91,6 +144,14 @@ def paper_exchange(settings, id_prefix: str = "paper"):
         allow_shorts=settings.trading.allow_shorts,
         id_prefix=id_prefix,
     )
+
+
+def replay_exchange(settings, log):
+    """The paper exchange for re-executing a recorded day, with the venue id prefix the run used."""
+    from application.replay.rerun import recorded_venue_prefix
+
+    prefix = recorded_venue_prefix(log) or f"paper-{log.run.run_id.hex[:8]}"
+    return paper_exchange(settings, id_prefix=prefix)
 
 
 class MissingSetting(ValueError):
@@ -167,6 +228,37 @@ def coinbase_gateway(settings, client):
     from infrastructure.venues.coinbase.execution import CoinbaseGateway
 
     return CoinbaseGateway(client, fill_wait=settings.exchange.fill_wait_seconds)
+
+
+@dataclass
+class CoinbaseVenue:
+    """What a paper or live run trades on: Coinbase candles, and fills from the paper exchange or Coinbase.
+
+    ``account`` is the venue to reconcile with (the Coinbase gateway in a live run, None in paper).
+    """
+
+    market: object
+    candles: object
+    gateway: object
+    account: object | None
+
+    def warmup(self, product: str, granularity: str, count: int) -> list:
+        """The ``count`` closed candles before the venue's current time, to warm the indicators up."""
+        from infrastructure.venues.coinbase.market_data import history
+
+        now: datetime = self.market.server_time()
+        return history(self.market, product, granularity, count, now)
+
+
+def coinbase_venue(settings, *, live: bool, product: str, granularity: str, paper_prefix: str = "paper",
+                   meter=None) -> CoinbaseVenue:
+    """Coinbase candles (public, or authenticated in a live run) with paper fills, or real orders when ``live``."""
+    market = coinbase_client(settings, authenticated=live, meter=meter)
+    candles = coinbase_candles(settings, market, product=product, granularity=granularity)
+    if live:
+        gateway = coinbase_gateway(settings, coinbase_client(settings, meter=meter))
+        return CoinbaseVenue(market, candles, gateway, gateway)
+    return CoinbaseVenue(market, candles, paper_exchange(settings, id_prefix=paper_prefix), None)
 
 
 # --- the health watch ------------------------------------------------------------

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -27,12 +25,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store, resolve_store_url
+from api.cli.recorded_settings import config_note, run_settings, what_if_changes
 
 console = Console(soft_wrap=True, highlight=False)
-
-# Settings a what-if may change, and those the run's own RunStarted fixes.
-RUN_FIXED = ("trading.product", "trading.granularity")
-
 
 def register(app: typer.Typer) -> None:
     app.command("replay")(replay_command)
@@ -67,110 +62,6 @@ def _run_id(text: str | None) -> uuid.UUID | None:
         fail(f"--run {text!r} is not a run id (a UUID, as printed by `tradecore backtest`)")
 
 
-def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-# --- the configuration the run had ------------------------------------------------------------
-
-
-def _recorded_config(log) -> tuple[dict[str, str], str]:
-    """Overrides from the log as the run started: a baseline with the run's hash, else the recorded changes."""
-    from api.config_view import is_secret_path
-    from application.operations.config_service import overrides_from
-
-    run = log.run
-    for e in reversed(log.config_before_run):
-        if type(e).__name__ == "ConfigBaselineSet" and run and e.config_hash == run.config_hash:
-            values = {k: v for k, v in e.values.items() if not is_secret_path(k) and not k.startswith("eventstore.")}
-            return values, "the config baseline with the run's hash"
-    return overrides_from(log.config_before_run), "defaults, --config, environment and the changes recorded before the run"
-
-
-def _plain_value(value: str) -> Any:
-    # Canonical strings of flatten_config: JSON for numbers/booleans/null/lists, plain text otherwise.
-    try:
-        return json.loads(value)
-    except (ValueError, TypeError):
-        return value
-
-
-def run_settings(log, config: Path | None, store_url: str):
-    """The settings in effect for the run, and whether their hash is the one its RunStarted recorded."""
-    from infrastructure.settings.loading import config_hash
-
-    recorded, source = _recorded_config(log)
-    run = log.run
-    overrides: dict[str, Any] = {k: _plain_value(v) for k, v in recorded.items()}
-    overrides["eventstore.url"] = store_url
-    if run is not None:
-        overrides.update({"trading.product": run.product, "trading.granularity": run.granularity,
-                          "trading.strategy": run.strategy if run.strategy in ("rules", "llm") else None,
-                          "trading.initial_balance": run.initial_balance})
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    settings, dropped = _load_tolerant(config, overrides)
-    for path in dropped:
-        overrides.pop(path, None)
-    if dropped:
-        source += f"; ignored recorded settings this version refuses: {', '.join(dropped)}"
-    digest = config_hash(settings)
-    matched = run is not None and digest == run.config_hash
-    return settings, overrides, source, matched, digest
-
-
-def _load_tolerant(config: Path | None, overrides: dict[str, Any]):
-    """Settings with the recorded overrides; a recorded one this version no longer accepts is dropped, not fatal."""
-    from infrastructure.settings.loading import ConfigurationError, load_settings
-
-    try:
-        return load_settings(config_file=config, overrides=overrides), []
-    except ConfigurationError as exc:
-        dropped = sorted({e.path for e in exc.errors if e.path in overrides})
-    if not dropped:
-        return load_cli_settings(config, overrides), []
-    kept = {k: v for k, v in overrides.items() if k not in dropped}
-    return load_cli_settings(config, kept), dropped
-
-
-def _config_note(run, source: str, matched: bool, digest: str) -> str:
-    if run is None:
-        return ""
-    if matched:
-        return f"config in effect: hash {digest[:12]} matches the run's RunStarted ({source})"
-    return (f"warning: the config rebuilt from {source} has hash {digest[:12]}, the run recorded "
-            f"{run.config_hash[:12]}: pass the --config file (and environment) the run used")
-
-
-def scratch_store():
-    """A throwaway in-memory store (eventsourcing POPO) that also keeps what was recorded into it."""
-    from application.trading_app import TradingApplication
-    from infrastructure.eventstore.mapper import EventMapper
-
-    class ScratchStore(TradingApplication):
-        def record_in_order(self, events):
-            self.recorded.extend(events)
-            super().record_in_order(events)
-
-    store = ScratchStore(env={"TRADECORE_PERSISTENCE_MODULE": "eventsourcing.popo"}, mapper=EventMapper())
-    store.recorded = []
-    return store
-
-
-def replay_exchange(settings, log):
-    """The paper exchange for a re-execution, with the venue id prefix the run used."""
-    from api.bootstrap import paper_exchange
-    from application.replay.rerun import recorded_venue_prefix
-
-    prefix = recorded_venue_prefix(log) or f"paper-{log.run.run_id.hex[:8]}"
-    return paper_exchange(settings, id_prefix=prefix)
-
-
 # --- the command ------------------------------------------------------------------------------
 
 
@@ -203,7 +94,7 @@ def replay_command(
     start, end = _clock(the_day, since, "--from"), _clock(the_day, until, "--to")
     instant = _clock(the_day, at, "--at")
     if what_if is not None:
-        what_if_overrides = _what_if_file(what_if)
+        what_if_overrides = what_if_changes(what_if)
     url = resolve_store_url(store, config)
     with opened_store(url) as trading:
         try:
@@ -216,7 +107,7 @@ def replay_command(
         where = parse_store_url(url).redacted()
         fail(f"nothing was recorded on {the_day} in {where}" + (f" for {product}" if product else ""))
     settings, overrides, source, matched, digest = run_settings(log, config, url)
-    note = _config_note(log.run, source, matched, digest)
+    note = config_note(log.run, source, matched, digest)
     from api.bootstrap import risk_limits
 
     limits = risk_limits(settings)
@@ -324,7 +215,7 @@ def _state_at(log, instant: datetime, limits, as_json: bool, note: str) -> None:
 
 
 def _verify(log, settings, limits, as_json: bool, note: str, url: str) -> None:
-    from api.bootstrap import loop_settings
+    from api.bootstrap import loop_settings, replay_exchange, scratch_store
     from application.replay.verify import verify_day
 
     if log.run is None:
@@ -373,31 +264,10 @@ def _chain_note(url: str) -> str:
             "the log was edited after it was written (tradecore audit verify)")
 
 
-def _what_if_file(path: Path) -> dict[str, Any]:
-    """The what-if TOML, validated with the settings loader: a bad key or value exits 2 naming it."""
-    from infrastructure.settings.loading import ConfigurationError, load_settings
-
-    if not path.is_file():
-        fail(f"--what-if {path}: file not found")
-    try:
-        load_settings(config_file=path, env={})
-    except ConfigurationError as exc:
-        lines = "\n".join(f"  {problem}" for problem in exc.errors)
-        fail(f"--what-if {path} is not valid settings:\n{lines}")
-    data = tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
-    flat = _flat(data)
-    fixed = [k for k in flat if k in RUN_FIXED or k.startswith("eventstore.")]
-    if fixed:
-        fail(f"--what-if {path}: {', '.join(fixed)} cannot change in a what-if (the recorded candles fix them)")
-    if not flat:
-        fail(f"--what-if {path} changes nothing")
-    return flat
-
-
 def _what_if(log, settings, limits, overrides, path: Path, changes: dict[str, Any], config, as_json: bool,
              note: str) -> None:
     from api.config_view import masked_secret
-    from api.bootstrap import MissingSetting, decision_model, loop_settings, risk_limits
+    from api.bootstrap import MissingSetting, decision_model, loop_settings, replay_exchange, scratch_store
     from application.trading.backtest import IncrementalIndicators
     from application.replay.rerun import WarmIndicators
     from application.replay.whatif import what_if_day

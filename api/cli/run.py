@@ -94,12 +94,12 @@ def run_command(
     from api.bootstrap import (
         MissingSetting,
         code_version,
-        coinbase_candles,
-        coinbase_client,
-        coinbase_gateway,
+        coinbase_venue,
         decision_model,
+        health_watch,
         loop_settings,
-        paper_exchange,
+        random_ids,
+        wall_clock,
     )
     from application.health.api_calls import ApiCallMeter
     from application.trading.backtest import IncrementalIndicators
@@ -107,10 +107,7 @@ def run_command(
     from application.trading.live_runner import LiveRunner
     from application.ports import VenueError
     from domain.control import RunMode
-    from infrastructure.clock import RandomIds, SystemClock
-    from infrastructure.venues.coinbase.market_data import history
     from infrastructure.eventstore.store import parse_store_url
-    from api.bootstrap import health_watch
     from infrastructure.settings.loading import config_hash
 
     if mode not in ("paper", "live"):
@@ -136,20 +133,10 @@ def run_command(
             fail(str(exc))
         run_id = uuid.uuid4()
         s = loop_settings(settings)
-        authenticated = mode == "live"
-        clock = SystemClock()
+        clock = wall_clock()
         meter = ApiCallMeter(clock, timedelta(minutes=settings.monitoring.api_window_minutes))
-        market_client = coinbase_client(settings, authenticated=authenticated, meter=meter)
-        candles = coinbase_candles(settings, market_client, product=s.product, granularity=s.granularity)
-        if run_mode is RunMode.LIVE:
-            gateway = coinbase_gateway(settings, coinbase_client(settings, meter=meter))
-            venue = gateway
-        else:
-            gateway, venue = paper_exchange(settings, id_prefix=f"paper-{run_id.hex[:8]}"), None
-
-        def warmup():
-            now = market_client.server_time()
-            return history(market_client, s.product, s.granularity, settings.data.candle_limit, now)
+        venue = coinbase_venue(settings, live=run_mode is RunMode.LIVE, product=s.product, granularity=s.granularity,
+                               paper_prefix=f"paper-{run_id.hex[:8]}", meter=meter)
 
         services: list = []
         if not no_health:
@@ -158,10 +145,11 @@ def run_command(
         if not no_api and importlib.util.find_spec("api.http.server") is not None:
             services.append(ReadNodeService(settings.eventstore.url, settings, host, port))
         runner = LiveRunner(
-            trading, mode=run_mode, exchange=gateway, candles=candles, history=warmup, strategy=model,
-            indicators=IncrementalIndicators(), settings=s, clock=clock, ids=RandomIds(),
+            trading, mode=run_mode, exchange=venue.gateway, candles=venue.candles,
+            history=lambda: venue.warmup(s.product, s.granularity, settings.data.candle_limit), strategy=model,
+            indicators=IncrementalIndicators(), settings=s, clock=clock, ids=random_ids(),
             config_hash=config_hash(settings), code_version=code_version(),
-            initial_balance=settings.trading.initial_balance, venue=venue, run_id=run_id, tick_seconds=tick,
+            initial_balance=settings.trading.initial_balance, venue=venue.account, run_id=run_id, tick_seconds=tick,
             services=services, on_event=lambda text: console.print(text),
         )
         stop = threading.Event()

@@ -74,11 +74,10 @@ def create_app(
     from api.http.health import router as health_router
     from api.http.metrics import NodeMetrics, install_metrics
     from api.http.readcache import ReadCache
-    from api.bootstrap import code_version
-    from infrastructure.clock import RandomIds, SystemClock
+    from api.bootstrap import code_version, random_ids, wall_clock
 
     node = NodeContext(
-        store=store, access=access, settings=settings, clock=clock or SystemClock(), ids=ids or RandomIds(),
+        store=store, access=access, settings=settings, clock=clock or wall_clock(), ids=ids or random_ids(),
         tokens=TokenBook(settings.system.api_tokens), open_endpoints=frozenset(settings.system.api_open_endpoints),
         projector=projector, config_file=config_file, config_flags=dict(config_flags or {}), version=code_version(),
     )

@@ -142,15 +142,15 @@ def start_read_node(
     """
     import uvicorn
 
+    from api.bootstrap import open_store, readmodel
     from api.http.app import ProjectorStatus, create_app
     from api.http.readmodel import ReadModelAccess
-    from api.bootstrap import open_store
     from projections.engine import runner
 
     path = str(readmodel_path or settings.readmodel.path)
     store = open_store(store_url)
     try:
-        con = runner.open_readmodel(path)
+        con = readmodel(settings, path=path)
     except BaseException:
         store.close()
         raise
