@@ -26,7 +26,9 @@ AsOfOption = Annotated[
     Optional[str],
     typer.Option("--as-of", help="Answer from the read model as it stood at a notification id or an ISO time (built in memory)"),
 ]
-READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+# Analyst SQL: one plain query (SELECT, WITH ... SELECT, FROM ..., VALUES, DESCRIBE, SHOW, SUMMARIZE),
+# as DuckDB's own parser classifies it. EXPLAIN is refused: EXPLAIN ANALYZE runs its statement.
+READ_ONLY_STATEMENTS = {"SELECT"}
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +37,9 @@ def register(app: typer.Typer) -> None:
 
 
 @contextlib.contextmanager
-def _read_model(store: str | None, config: Path | None, as_of: str | None, readmodel: Path | None = None) -> Iterator[Any]:
+def _read_model(
+    store: str | None, config: Path | None, as_of: str | None, readmodel: Path | None = None, sandboxed: bool = False
+) -> Iterator[Any]:
     from projections.reading.access import NoReadModel, notification_at, open_for_reading
 
     settings = load_cli_settings(config, {"eventstore.url": store})
@@ -44,7 +48,7 @@ def _read_model(store: str | None, config: Path | None, as_of: str | None, readm
         if as_of is not None:
             until = _as_of_id(trading, as_of, notification_at)
         try:
-            model = open_for_reading(trading, readmodel or settings.readmodel.path, settings.readmodel.batch_size, until)
+            model = open_for_reading(trading, readmodel or settings.readmodel.path, settings.readmodel.batch_size, until, sandboxed)
         except NoReadModel as exc:
             fail(str(exc))
         try:
@@ -154,7 +158,7 @@ def query_command(
     store: StoreOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run read-only SQL on the read model; a statement that would write is refused and changes nothing."""
+    """Run one read-only query on the read model: anything but a plain SELECT is refused, and files stay out of reach."""
     import duckdb
 
     if fmt not in ("table", "csv", "json", "parquet"):
@@ -169,12 +173,15 @@ def query_command(
         fail(f"give exactly one statement, not {len(statements)}")
     kind = statements[0].type.name
     if kind not in READ_ONLY_STATEMENTS:
-        fail(f"refused: {kind} statements would change the read model; `tradecore query` runs read-only SQL (SELECT)")
-    with _read_model(store, config, as_of) as model:
+        fail(f"refused: {kind} statements are not allowed; `tradecore query` runs one plain query (SELECT or WITH ... SELECT)")
+    # The connection itself is sealed too: read-only, no file or network access, configuration locked.
+    with _read_model(store, config, as_of, sandboxed=True) as model:
         # Belt and braces: the statement runs in a transaction that is always rolled back.
         model.con.execute("BEGIN TRANSACTION")
         try:
             table = model.con.sql(sql).to_arrow_table()
+        except duckdb.PermissionException as exc:
+            fail(f"refused: {exc}; `tradecore query` reads only the read-model tables, never files")
         except duckdb.Error as exc:
             fail(f"query failed: {exc}")
         finally:

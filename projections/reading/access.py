@@ -91,25 +91,52 @@ def notification_at(store: Any, moment: datetime, page: int = 10_000) -> int:
     return best
 
 
-def open_for_reading(store: Any, path: str | Path, batch_size: int, as_of: int | None = None) -> ReadModel:
-    """A read-model connection for a report or query (see the module docstring)."""
+def open_for_reading(
+    store: Any, path: str | Path, batch_size: int, as_of: int | None = None, sandboxed: bool = False
+) -> ReadModel:
+    """A read-model connection for a report or query (see the module docstring).
+
+    ``sandboxed`` (for analyst SQL): the file or snapshot is opened read-only and
+    every connection gets ``seal_for_analysts``, so a query can neither write nor
+    reach anything outside the read model.
+    """
     if as_of is not None:
         con = runner.open_readmodel(":memory:")
         prefix = LogPrefix(store, as_of)
         runner.catch_up(prefix, con, runner.ALL_PROJECTIONS, batch_size)
+        if sandboxed:
+            seal_for_analysts(con)
         return ReadModel(con, f"the log as of notification {prefix.max_notification_id()} (built in memory)", prefix.max_notification_id())
     try:
         con = runner.open_readmodel(path)
+        runner.catch_up(store, con, runner.ALL_PROJECTIONS, batch_size)
+        if sandboxed:  # caught up: reopen it read-only for the analyst's statement
+            con.close()
+            con = runner.open_readmodel(path, read_only=True)
     except runner.ReadModelLocked as locked:
         snapshot = snapshot_path(path)
         if not snapshot.exists():
             raise NoReadModel(f"{locked}; and it has published no snapshot at {snapshot} yet") from None
         con = duckdb.connect(str(snapshot), read_only=True)
         con.execute("SET TimeZone = 'UTC'")
+        if sandboxed:
+            seal_for_analysts(con)
         position = _position(con)
         return ReadModel(con, f"snapshot {snapshot} (published by the process that owns {path})", position)
-    runner.catch_up(store, con, runner.ALL_PROJECTIONS, batch_size)
+    if sandboxed:
+        seal_for_analysts(con)
     return ReadModel(con, f"{path} (caught up with the log)", _position(con))
+
+
+def seal_for_analysts(con: duckdb.DuckDBPyConnection) -> None:
+    """No files, no network, no extensions, and no way to undo that on this connection.
+
+    DuckDB's ``enable_external_access=false`` stops COPY, ATTACH, INSTALL/LOAD and the
+    file table functions (read_csv, glob, read_text, ...); ``lock_configuration``
+    then refuses every SET/RESET, so a statement cannot turn it back on.
+    """
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def _position(con: duckdb.DuckDBPyConnection) -> int:
