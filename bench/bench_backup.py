@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from api.bootstrap import open_store
+from api.bootstrap import open_store, readmodel
 from bench.bench_projections import build_log
 from infrastructure.backup.operations import create_backup, restore_archive, verify_archive
 from infrastructure.backup.storage import LocalArchives
@@ -84,7 +84,7 @@ def run(target_events: int = 1_000_000) -> dict:
         restore_seconds, restore_cpu = time.perf_counter() - began, time.process_time() - cpu
         app = open_store(target)
         try:
-            con = runner.open_readmodel(tmp / "restored.duckdb")
+            con = readmodel(path=tmp / "restored.duckdb")
             runner.rebuild(app, con, runner.ALL_PROJECTIONS, 20_000)
             con.close()
         finally:

@@ -41,6 +41,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from api import bootstrap
 from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
 from application.trading.backtest import run_backtest
 from domain.events import EventMeta
@@ -113,7 +114,7 @@ def time_rebuild(url: str, readmodel: Path, batch_size: int, projections=runner.
     try:
         gc.collect()
         began = time.perf_counter()
-        con = runner.open_readmodel(readmodel)
+        con = bootstrap.readmodel(path=readmodel)
         read = runner.rebuild(app, con, projections, batch_size, report=report)
         con.close()
         return time.perf_counter() - began, read
@@ -124,7 +125,7 @@ def time_rebuild(url: str, readmodel: Path, batch_size: int, projections=runner.
 def measure_lag(url: str, readmodel: Path, seconds: float = 10.0, rate: int = 1000, poll_ms: int = 100) -> dict:
     """p50/p99 ms from an append returning to its page being committed in DuckDB."""
     writer_app, reader_app = open_store(url), open_store(url)
-    con = runner.open_readmodel(readmodel)
+    con = bootstrap.readmodel(path=readmodel)
     runner.catch_up(reader_app, con, runner.ALL_PROJECTIONS, 5000)  # start level with the log
     appended: list[tuple[int, float]] = []  # (last notification id of a batch, when its append returned)
     visible: list[tuple[int, float]] = []  # (position committed, when)

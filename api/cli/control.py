@@ -32,10 +32,10 @@ def _actor(actor: str | None) -> str:
 
 
 def _controls(trading):
+    from api.bootstrap import random_ids, wall_clock
     from application.operations.controls import OperatorControls
-    from infrastructure.clock import RandomIds, SystemClock
 
-    return OperatorControls(trading, SystemClock(), RandomIds())
+    return OperatorControls(trading, wall_clock(), random_ids())
 
 
 def _record(store: str | None, config, action):

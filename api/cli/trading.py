@@ -246,12 +246,13 @@ def _demo_read_model(store: str, path: Path) -> None:
     """Build the demo's DuckDB read model from its log and print what it holds."""
     import time
 
+    from api.bootstrap import readmodel
     from projections.engine import runner
     from projections.reading.reports import performance_report
 
     started = time.perf_counter()
     with opened_store(store) as trading:
-        con = runner.open_readmodel(path)
+        con = readmodel(path=path)
         try:
             events = runner.catch_up(trading, con, runner.ALL_PROJECTIONS, 20_000)
             tables = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
