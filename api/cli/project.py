@@ -52,7 +52,7 @@ def project_command(
     gives the same tables (compare with --checksum). DuckDB lets one process
     own the file: a second `project` on the same file is refused.
     """
-    from api.bootstrap import readmodel
+    from api import bootstrap
     from projections.engine import runner
 
     settings = load_cli_settings(config)
@@ -66,7 +66,7 @@ def project_command(
     with opened_store(resolve_store_url(store, config)) as trading:
         last_id = trading.max_notification_id()
         try:
-            con = readmodel(path=path)
+            con = bootstrap.readmodel(path=path)
         except runner.ReadModelLocked as exc:
             fail(str(exc))
         try:
