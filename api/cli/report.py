@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store, parse_utc
+from api.presentation import plain
 
 console = Console(soft_wrap=True)
 report_app = typer.Typer(help="Reports from the read model (daily, performance).", no_args_is_help=True)
@@ -65,7 +66,7 @@ def _as_of_id(trading: Any, text: str, notification_at: Any) -> int:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return plain(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     return str(value)
@@ -203,12 +204,13 @@ def _write(table: Any, fmt: str, output: Path | None) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(table.column_names)
-        writer.writerows([[_json_default(v) if v is not None and not isinstance(v, (int, float, str, bool)) else v for v in row.values()] for row in rows])
+        # Full precision, positional notation: 0 and 0.00000001, never 0E-18; empty for NULL.
+        writer.writerows([[plain(v) for v in row.values()] for row in rows])
         text = buffer.getvalue()
     else:
         pretty = Table(*table.column_names)
         for row in rows:
-            pretty.add_row(*("" if v is None else str(v) for v in row.values()))
+            pretty.add_row(*(plain(v) for v in row.values()))
         if output is None:
             console.print(pretty)
             console.print(f"[dim]{len(rows)} row(s)[/dim]")

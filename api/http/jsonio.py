@@ -9,14 +9,14 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from api.presentation import plain_number
+
 
 def money(value: Any) -> str | None:
     """A Decimal as a plain string without exponent or trailing zeros (None stays None)."""
     if value is None:
         return None
-    d = value if isinstance(value, Decimal) else Decimal(str(value))
-    text = format(d.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+    return plain_number(value if isinstance(value, (Decimal, int, float)) else Decimal(str(value)))
 
 
 def _default(obj: Any) -> Any:

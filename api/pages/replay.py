@@ -12,10 +12,12 @@
 from __future__ import annotations
 
 import html
+import math
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from api.presentation import plain, plain_figures, plain_number
 from application.replay.timeline import Timeline
 
 WIDTH = 1200
@@ -25,7 +27,18 @@ PLOT_W = WIDTH - LEFT - RIGHT
 
 
 def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
+    # Text from the log (summaries, rationales) may carry figures in exponent form: written plainly.
+    return html.escape(plain_figures(plain(text, words=True, none="-")), quote=True)
+
+
+def _n(value: Any) -> str:
+    """A figure of the book (a Decimal, or the book's text of one) as people write it, escaped."""
+    if isinstance(value, str):
+        try:
+            value = Decimal(value)
+        except InvalidOperation:
+            return _e(value)
+    return _e(value)
 
 
 class _Scale:
@@ -71,10 +84,10 @@ def render_page(timeline: Timeline, note: str = "", figures: str = "") -> str:
     info = (f"{_e(run.mode)} {_e(run.product)} {_e(run.granularity)} strategy {_e(run.strategy)}, run {_e(run.run_id)} "
             f"({_e(timeline.chosen_because)})" if run else "no run traded on this day")
     end = timeline.end_state
-    summary = (f"equity {_e(end.get('equity'))}, realized {_e(end.get('realized_pnl'))}, unrealized "
-               f"{_e(end.get('unrealized_pnl'))}, fees {_e(end.get('fees'))}, daily loss used "
-               f"{_e(end.get('daily_loss_used_pct'))}% of {_e(end.get('daily_loss_limit_pct'))}%, max drawdown "
-               f"{_e(end.get('day_max_drawdown_pct'))}%, halted {_e(end.get('halted'))}")
+    summary = (f"equity {_n(end.get('equity'))}, realized {_n(end.get('realized_pnl'))}, unrealized "
+               f"{_n(end.get('unrealized_pnl'))}, fees {_n(end.get('fees'))}, daily loss used "
+               f"{_n(end.get('daily_loss_used_pct'))}% of {_n(end.get('daily_loss_limit_pct'))}%, max drawdown "
+               f"{_n(end.get('day_max_drawdown_pct'))}%, halted {_e(bool(end.get('halted')))}")
     counts = {}
     for row in timeline.rows:
         counts[row.category] = counts.get(row.category, 0) + 1
@@ -86,11 +99,14 @@ def render_page(timeline: Timeline, note: str = "", figures: str = "") -> str:
 
 def _grid(price: _Scale, height: int) -> str:
     out = []
+    step = (price.hi - price.lo) / 5
+    # Enough decimals to tell the lines apart (a product priced at 0.0016 needs six, BTC-USD two).
+    places = max(2, 1 - math.floor(math.log10(step))) if step > 0 else 2
     for i in range(6):
-        value = price.lo + (price.hi - price.lo) * i / 5
+        value = price.lo + step * i
         y = price(value)
         out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                   f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,.2f}</text>')
+                   f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,.{places}f}</text>')
     return "".join(out)
 
 
@@ -114,7 +130,7 @@ def _candles(candles: list[Any], x, price: _Scale, span: float) -> str:
         up = cl >= o
         top, bottom = price(max(o, cl)), price(min(o, cl))
         out.append(
-            f'<g class="candle {"up" if up else "down"}" data-tip="{_e(f"{c.start:%H:%M} O {c.open} H {c.high} L {c.low} C {c.close} V {c.volume}")}">'
+            f'<g class="candle {"up" if up else "down"}" data-tip="{_e(f"{c.start:%H:%M} O {plain_number(c.open)} H {plain_number(c.high)} L {plain_number(c.low)} C {plain_number(c.close)} V {plain_number(c.volume)}")}">'
             f'<line x1="{cx:.2f}" x2="{cx:.2f}" y1="{price(hi):.2f}" y2="{price(lo):.2f}"/>'
             f'<rect x="{cx - width / 2:.2f}" y="{top:.2f}" width="{width:.2f}" height="{max(bottom - top, 0.8):.2f}"/></g>')
     out.append("</g>")
@@ -156,7 +172,7 @@ def _markers(timeline: Timeline, x, price: _Scale, decisions: dict, verdicts: di
                 shape = {"LONG": "up", "SHORT": "down"}.get(action, "square")
                 y = (lows.get(at, price.lo) if action == "LONG" else highs.get(at, price.hi) if action == "SHORT"
                      else closes.get(at, price.lo))
-                tip = f"{at:%H:%M} {action} {e.size_pct}% [{e.strategy}] rationale: {e.rationale}{vtext}"
+                tip = f"{at:%H:%M} {action} {plain_number(e.size_pct)}% [{e.strategy}] rationale: {e.rationale}{vtext}"
             yy = price(y) + (12 if shape == "up" else -12 if shape == "down" else 0)
             refused = verdict is not None and not verdict.event.approved
             layers["decision"].append(_marker("decision refused" if refused else "decision", shape, cx, yy, tip))
@@ -201,9 +217,9 @@ def _pnl_panel(timeline: Timeline, x, day_start: datetime) -> str:
         f'<text class="axis" x="{LEFT - 6}" y="{zero + 4:.1f}" text-anchor="end">0</text>'
         f'<path class="pnl-line" d="{pnl_path}"/></svg>'
         f'<svg id="daily-loss" class="chart" viewBox="0 0 {WIDTH} {h}" width="{WIDTH}" height="{h}" role="img" aria-label="daily loss">'
-        f'<text class="axis" x="{LEFT}" y="11">daily loss used % vs the limit ({limit}%)</text>'
+        f'<text class="axis" x="{LEFT}" y="11">daily loss used % vs the limit ({plain_number(limit)}%)</text>'
         f'<line class="limit-line" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{loss(limit):.1f}" y2="{loss(limit):.1f}"/>'
-        f'<text class="axis" x="{LEFT - 6}" y="{loss(limit) + 4:.1f}" text-anchor="end">{limit}%</text>'
+        f'<text class="axis" x="{LEFT - 6}" y="{loss(limit) + 4:.1f}" text-anchor="end">{plain_number(limit)}%</text>'
         f'<path class="loss-line" d="{loss_path}"/>{_time_axis(x, h, day_start)}</svg>')
 
 
@@ -212,12 +228,12 @@ def _table(timeline: Timeline) -> str:
     for row in timeline.rows:
         quiet = row.category == "candle" or (row.type == "DecisionMade" and row.event.action.value == "HOLD")
         s = row.state or {}
-        pos = ", ".join(p["quantity"] for p in s.get("position", [])) or "0"
+        pos = ", ".join(_n(p["quantity"]) for p in s.get("position", [])) or "0"
         rows.append(
             f'<tr class="{row.category}{" quiet" if quiet else ""}"><td>{row.at:%H:%M:%S}</td><td>{row.notification_id}</td>'
             f'<td>{_e(row.type)}</td><td>{_e(row.actor)}</td><td class="text">{_e(row.summary)}</td>'
-            f'<td>{_e(pos)}</td><td>{_e(s.get("equity"))}</td><td>{_e(s.get("realized_pnl"))}</td>'
-            f'<td>{_e(s.get("unrealized_pnl"))}</td><td>{_e(s.get("daily_loss_used_pct"))}%</td>'
+            f'<td>{pos}</td><td>{_n(s.get("equity"))}</td><td>{_n(s.get("realized_pnl"))}</td>'
+            f'<td>{_n(s.get("unrealized_pnl"))}</td><td>{_n(s.get("daily_loss_used_pct"))}%</td>'
             f'<td>{"HALTED" if s.get("halted") else ""}</td></tr>')
     return ('<table id="events"><thead><tr><th>time</th><th>#</th><th>event</th><th>actor</th><th>what</th>'
             '<th>position</th><th>equity</th><th>realized</th><th>unrealized</th><th>daily loss</th><th>halt</th>'
