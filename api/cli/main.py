@@ -33,7 +33,7 @@ console = Console(soft_wrap=True)
 COMMAND_MODULES = (
     "api.cli.trading", "api.cli.project", "api.cli.report", "api.cli.control",
     "api.cli.replay", "api.cli.backup", "api.cli.serve", "api.cli.run",
-    "api.cli.health", "api.cli.data",
+    "api.cli.health", "api.cli.data", "api.cli.doctor", "api.cli.logs",
 )
 
 
@@ -212,6 +212,9 @@ def audit_export(
 
 def main() -> None:
     """Console-script entry point."""
+    from infrastructure.monitoring.logs import configure_from_environment
+
+    configure_from_environment()  # JSON lines on stderr; `run` and `serve` switch to their log file
     _mount_optional()
     try:
         app()

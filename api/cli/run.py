@@ -10,6 +10,7 @@ Unless `--no-api`, the REST API (a read node) runs in the same process.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import signal
 import threading
 import uuid
@@ -25,8 +26,24 @@ from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, o
 console = Console(soft_wrap=True, highlight=False)
 
 
+log = logging.getLogger("tradecore.run")
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run_command)
+
+
+def _start_logging(settings, run_id: uuid.UUID, mode: str, model):
+    """The run's log file (JSON lines, secrets masked), its run id and product on every line, metrics by mode."""
+    from infrastructure.monitoring.calls import CALLS
+    from infrastructure.monitoring.logs import bind, configure_logging, current_log_file
+
+    configure_logging(settings, long_running=True)
+    bind(run_id=run_id, product=settings.trading.product, mode=mode)
+    CALLS.set_mode(mode)
+    log.info("%s run %s starting: %s %s, strategy %s%s", mode, run_id, settings.trading.product,
+             settings.trading.granularity, model.name, f" ({settings.llm.model})" if model.name == "llm" else "")
+    return current_log_file()
 
 
 def live_refusals(settings, live_flag: bool) -> list[str]:
@@ -83,8 +100,8 @@ def run_command(
     initial_balance: Annotated[Optional[Decimal], typer.Option("--initial-balance", help="Paper starting cash")] = None,
     no_api: Annotated[bool, typer.Option("--no-api", help="Do not start the REST API")] = False,
     no_health: Annotated[bool, typer.Option("--no-health", help="Do not run the health watch and alerts")] = False,
-    host: Annotated[str, typer.Option(help="REST API bind address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="REST API port")] = 8080,
+    host: Annotated[Optional[str], typer.Option(help="REST API bind address (default system.api_host)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="REST API port (default system.api_port)")] = None,
     tick: Annotated[float, typer.Option(help="Seconds between control/venue polls while no candle closes")] = 1.0,
     store: StoreOption = None,
     config: ConfigOption = None,
@@ -108,6 +125,7 @@ def run_command(
     from application.ports import VenueError
     from domain.control import RunMode
     from infrastructure.eventstore.store import parse_store_url
+    from infrastructure.monitoring.calls import MeteredDecisionModel
     from infrastructure.settings.loading import config_hash
 
     if mode not in ("paper", "live"):
@@ -132,6 +150,11 @@ def run_command(
         except MissingSetting as exc:
             fail(str(exc))
         run_id = uuid.uuid4()
+        log_file = _start_logging(settings, run_id, mode, model)
+        if model.name == "llm":
+            model = MeteredDecisionModel(model)  # each decision's latency and failure kind: metrics and the log
+        host = host or settings.system.api_host
+        port = settings.system.api_port if port is None else port
         s = loop_settings(settings)
         clock = wall_clock()
         meter = ApiCallMeter(clock, timedelta(minutes=settings.monitoring.api_window_minutes))
@@ -150,7 +173,7 @@ def run_command(
             indicators=IncrementalIndicators(), settings=s, clock=clock, ids=random_ids(),
             config_hash=config_hash(settings), code_version=code_version(),
             initial_balance=settings.trading.initial_balance, venue=venue.account, run_id=run_id, tick_seconds=tick,
-            services=services, on_event=lambda text: console.print(text),
+            services=services, on_event=lambda text: (console.print(text), log.info("%s", text)),
         )
         stop = threading.Event()
 
@@ -160,17 +183,25 @@ def run_command(
 
         previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         console.print(f"{mode} run {run_id} on {parse_store_url(settings.eventstore.url).redacted()}; "
-                      f"venue {settings.exchange.base_url}, feed {settings.exchange.ws_url}")
+                      f"venue {settings.exchange.base_url}, feed {settings.exchange.ws_url}"
+                      + (f"; log {log_file}" if log_file else ""))
         try:
             report = runner.run(stop)
         except VenueError as exc:
+            log.error("run %s: the venue failed: %s", run_id, exc)
             fail(f"the venue failed: {exc}", 1)
         except ValueError as exc:
+            log.error("run %s refused: %s", run_id, exc)
             fail(str(exc), 2)
+        except BaseException:
+            log.exception("run %s failed", run_id)
+            raise
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     summary = report.summary
+    log.info("run %s %s: %d candle(s), %d decision(s), %d order(s), %d fill(s), %d rejected", run_id, report.status,
+             summary.candles, summary.decisions, summary.orders, summary.fills, summary.rejected)
     console.print(f"run {run_id} {report.status}: {summary.candles} candle(s), {summary.decisions} decision(s), "
                   f"{summary.orders} order(s), {summary.fills} fill(s), {summary.rejected} rejected")
     for note in report.notes:

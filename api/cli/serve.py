@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ from rich.console import Console
 from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings
 
 err = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("tradecore.serve")
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +56,9 @@ def serve_command(
         trading.close()
     host = host or settings.system.api_host
     port = settings.system.api_port if port is None else port
+    from infrastructure.monitoring.logs import configure_logging
+
+    configure_logging(settings, long_running=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -61,9 +66,13 @@ def serve_command(
         node = start_read_node(url, settings, host, port, readmodel_path=str(readmodel) if readmodel else None,
                                project=not no_project, config_file=config, config_flags=flags, access_log=access_log)
     except ReadModelLocked as exc:
+        log.error("read node not started: %s", exc)
         fail(str(exc))
     except OSError as exc:
+        log.error("read node not started: cannot listen on %s:%s: %s", host, port, exc)
         fail(f"cannot listen on {host}:{port}: {exc}")
+    log.info("read node serving %s (store %s, read model %s, projector %s)", node.url, parse_store_url(url).redacted(),
+             node.readmodel_path, "off" if no_project else "on")
     import gc
 
     gc.collect()
@@ -80,5 +89,6 @@ def serve_command(
     finally:
         died = not node.alive and not stop.is_set()
         node.stop()
+    (log.error if died else log.info)("read node %s %s", node.url, "stopped unexpectedly" if died else "stopped")
     if died:
         fail("the read node stopped unexpectedly (see the log above)", code=1)

@@ -40,7 +40,10 @@ class NodeMetrics:
         self.registry.register(_TradingCollector(self))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """This node's figures, then the venue and LLM call figures of this process (empty in `serve`)."""
+        from infrastructure.monitoring.calls import CALLS
+
+        return generate_latest(self.registry) + CALLS.render()
 
 
 def _latest_run_figures(access) -> dict[str, Any]:
@@ -50,9 +53,11 @@ def _latest_run_figures(access) -> dict[str, Any]:
                                    "positions": [], "equity": None}
         if run is None:
             return figures
-        day = access.one("SELECT net_pnl, equity FROM pnl_daily WHERE run_id = ? ORDER BY day DESC LIMIT 1", [run["run_id"]])
+        # The run book's day_pnl (end_equity - day_start_equity) of the latest day, as pnl_daily holds it.
+        day = access.one("SELECT day_pnl, end_equity FROM pnl_daily WHERE run_id = ? ORDER BY day DESC LIMIT 1",
+                         [run["run_id"]])
         if day:
-            figures["daily_pnl"], figures["equity"] = float(day["net_pnl"]), float(day["equity"])
+            figures["daily_pnl"], figures["equity"] = float(day["day_pnl"]), float(day["end_equity"])
         totals = access.one("SELECT coalesce(sum(trades), 0) AS trades, coalesce(sum(wins), 0) AS wins FROM pnl_daily "
                             "WHERE run_id = ?", [run["run_id"]])
         if totals and totals["trades"]:
@@ -64,6 +69,15 @@ def _latest_run_figures(access) -> dict[str, Any]:
         return figures
 
     return access.cached(("metrics", "run"), compute)
+
+
+def _current_run_fills(access) -> tuple[str, int]:
+    """(mode, fills) of the latest paper or live run; ("none", 0) when there is none (backtests never count)."""
+    run = access.one("SELECT run_id, mode FROM runs WHERE mode IN ('paper', 'live') "
+                     "ORDER BY started_at DESC, run_id DESC LIMIT 1")
+    if run is None:
+        return "none", 0
+    return run["mode"], int(access.scalar("SELECT count(*) FROM fills WHERE run_id = ?", [run["run_id"]]) or 0)
 
 
 class _TradingCollector:
@@ -95,14 +109,14 @@ class _TradingCollector:
             pass
         try:
             figures = _latest_run_figures(access)
-            fills = access.cached(("metrics", "fills"), lambda: access.scalar("SELECT count(*) FROM fills"))
+            fills = access.cached(("metrics", "fills"), lambda: _current_run_fills(access))
             decisions = access.cached(("metrics", "decisions"), lambda: access.rows(
                 "SELECT CASE WHEN failed THEN 'FAILED' ELSE action END AS action, count(*) AS n "
                 "FROM decisions GROUP BY 1 ORDER BY 1"))
         except Exception:  # noqa: BLE001 - a read model still being created has no figures yet
             figures, fills, decisions = None, None, []
         if figures is not None:
-            yield _gauge("trading_bot_daily_pnl", "net P&L of the latest run's latest UTC day (quote currency)",
+            yield _gauge("trading_bot_daily_pnl", "day_pnl (end_equity - day_start_equity) of the latest run's latest UTC day (quote currency)",
                          figures["daily_pnl"], ("mode",), (figures["mode"],))
             if figures["equity"] is not None:
                 yield _gauge("trading_bot_equity", "equity of the latest run (quote currency)", figures["equity"],
@@ -114,8 +128,9 @@ class _TradingCollector:
             yield positions
             yield _gauge("trading_bot_trade_success_rate", "winning share of the latest run's closed round trips (0-1)",
                          figures["win_rate"], ("mode",), (figures["mode"],))
-            trades = CounterMetricFamily("trading_bot_trades", "fills executed (all runs in the log)")
-            trades.add_metric([], float(fills or 0))
+            trades = CounterMetricFamily("trading_bot_trades", "fills of the current (latest) paper or live run",
+                                         labels=["mode"])
+            trades.add_metric([fills[0]], float(fills[1]))
             yield trades
             by_action = CounterMetricFamily("trading_bot_decisions", "decisions by action (FAILED: fell back to HOLD)",
                                             labels=["action"])

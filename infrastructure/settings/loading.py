@@ -30,6 +30,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 from infrastructure.settings.sections import (
     SECRET_FIELD_NAMES,
     PLAIN_FIELD_NAMES,
+    AlertingSection,
     BackupSection,
     DataSection,
     EventStoreSection,
@@ -116,6 +117,7 @@ class Settings(BaseSettings):
     paper: PaperSection = PaperSection()
     system: SystemSection = SystemSection()
     monitoring: MonitoringSection = MonitoringSection()
+    alerting: AlertingSection = AlertingSection()
     eventstore: EventStoreSection = EventStoreSection()
     readmodel: ReadModelSection = ReadModelSection()
     backup: BackupSection = BackupSection()

@@ -30,6 +30,15 @@ GRANULARITY_SECONDS: dict[str, int] = {
 Granularity = Literal["1m", "5m", "15m", "30m", "1h", "2h", "6h", "1d"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
+def _indicator_warmup_min() -> int:
+    from domain.indicators.params import IndicatorParams
+
+    return IndicatorParams().warmup_bars
+
+
+INDICATOR_WARMUP_MIN = _indicator_warmup_min()
+"""Candles the indicators need before every column is valid (59 with the default parameters)."""
+
 _PRODUCT = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
 
 
@@ -178,9 +187,19 @@ class DataSection(Section):
     """Market data: how much history, how fresh, where from."""
 
     candle_limit: int = Field(200, ge=1, le=10000, description="candles loaded per product")
-    data_cache_ttl_seconds: int = Field(30, ge=0, le=3600, description="seconds fetched candles are reused")
-    indicator_warmup: int = Field(50, ge=0, le=5000, description="candles before indicators are trusted")
-    bundled: bool = Field(True, description="use the bundled BTC-USD 1h history instead of the network")
+    indicator_warmup: int = Field(
+        INDICATOR_WARMUP_MIN, ge=0, le=5000, description="candles before indicators are trusted (at least what they need)"
+    )
+
+    @field_validator("indicator_warmup")
+    @classmethod
+    def _enough_for_the_indicators(cls, value: int) -> int:
+        if value < INDICATOR_WARMUP_MIN:
+            raise ValueError(
+                f"must be at least {INDICATOR_WARMUP_MIN}: the indicators' longest lookback "
+                f"(domain/indicators/params.py warmup_bars); fewer candles would trust half-formed values"
+            )
+        return value
 
 
 class PaperSection(Section):
@@ -213,11 +232,14 @@ class SystemSection(Section):
     """Process-wide behaviour: logging, loop pace, the REST API, alerts."""
 
     log_level: LogLevel = Field("INFO", description="root log level")
-    log_retention_days: int = Field(7, ge=1, le=3650, description="days log files are kept before rotation")
+    log_file: str | None = Field(
+        None, min_length=1,
+        description="JSON-lines log file; unset: var/logs/tradecore.log for run/serve, stderr for other commands; - : stderr",
+    )
+    log_max_mb: int = Field(10, ge=1, le=10240, description="size at which the log file is rotated, MB")
+    log_retention_days: int = Field(7, ge=1, le=3650, description="days rotated log files are kept")
     dry_run: bool = Field(True, description="in live mode, decide and record but send no orders")
     update_frequency_seconds: float = Field(60, gt=0, le=86400, description="seconds between trading-loop ticks")
-    parallel_processing: bool = Field(False, description="compute indicators and prompts in worker threads")
-    max_worker_threads: int = Field(4, ge=1, le=64, description="worker threads when parallel")
     api_host: str = Field("127.0.0.1", min_length=1, description="REST API bind address")
     api_port: int = Field(8080, ge=1, le=65535, description="REST API port")
     api_tokens: list[ApiToken] = Field(default_factory=list, description="REST API bearer tokens (env: JSON list)")
@@ -261,6 +283,9 @@ class MonitoringSection(Section):
     market_data_stale_seconds: int = Field(30, ge=1, description="market-data latency that raises an alert")
     llm_response_rate_min_pct: Decimal = _percent("90", "LLM success rate below which an alert is raised")
     trade_success_rate_min_pct: Decimal = _percent("40", "win rate below which an alert is raised")
+    trade_success_rate_window: int = Field(
+        20, ge=1, le=10000, description="closed trades the success rate is judged over (fewer: not judged)"
+    )
     projector_lag_alert_seconds: int = Field(
         30, ge=1, le=86400, description="seconds the read model may trail the log before health is degraded"
     )
@@ -299,6 +324,55 @@ class MonitoringSection(Section):
             if (getattr(self, target) - getattr(self, alert)) * sign > 0:
                 word = "above" if sign > 0 else "below"
                 raise ValueError(f"{target} ({getattr(self, target)}) is {word} {alert} ({getattr(self, alert)})")
+        return self
+
+
+class AlertingSection(Section):
+    """Where notifications go besides the webhook (``system.alert_webhook_url``): email, and the daily summary."""
+
+    smtp_host: str | None = Field(None, min_length=1, description="SMTP server for alert email; unset: no email")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port (587: submission with STARTTLS)")
+    smtp_user: str | None = Field(None, min_length=1, description="SMTP login; unset: no login")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password")
+    smtp_starttls: bool = Field(True, description="upgrade the SMTP connection with STARTTLS before logging in")
+    smtp_timeout_seconds: float = Field(10, gt=0, le=120, description="seconds per SMTP conversation")
+    email_from: str | None = Field(None, min_length=3, description="sender address of alert email")
+    email_to: list[str] = Field(default_factory=list, description="recipients of P0/P1 alert email (env: JSON list)")
+    daily_summary_at: str | None = Field(
+        None, description="UTC time HH:MM the day's trading summary is posted to the webhook; unset: none"
+    )
+    delivery_attempts: int = Field(4, ge=1, le=20, description="attempts per notification before it is recorded as failed")
+    retry_wait_seconds: float = Field(1.0, gt=0, le=600, description="first wait between attempts (doubles each time)")
+
+    @field_validator("email_to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @field_validator("email_to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        bad = [a for a in value if "@" not in a]
+        if bad:
+            raise ValueError(f"not an email address: {', '.join(bad)}")
+        return value
+
+    @field_validator("daily_summary_at")
+    @classmethod
+    def _hh_mm(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+        if not match:
+            raise ValueError("must be a UTC time HH:MM, e.g. 18:00")
+        return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+    @model_validator(mode="after")
+    def _complete_email(self) -> "AlertingSection":
+        if self.smtp_host and (not self.email_to or not self.email_from):
+            raise ValueError("alerting.smtp_host is set: alerting.email_from and alerting.email_to are needed too")
+        if self.smtp_password is not None and not self.smtp_user:
+            raise ValueError("alerting.smtp_password is set without alerting.smtp_user")
         return self
 
 
@@ -360,6 +434,7 @@ SECTIONS: dict[str, type[Section]] = {
     "paper": PaperSection,
     "system": SystemSection,
     "monitoring": MonitoringSection,
+    "alerting": AlertingSection,
     "eventstore": EventStoreSection,
     "readmodel": ReadModelSection,
     "backup": BackupSection,

@@ -371,8 +371,8 @@ def test_metrics_use_the_dashboards_names_and_label_durations_by_endpoint(node):
                  "trading_bot_decisions_total{action=\"HOLD\"}",
                  'trading_bot_api_request_duration_seconds_count{endpoint="/positions",method="GET",status="200"}'):
         assert name in text, name
-    fills = node.con.execute("SELECT count(*) FROM fills").fetchone()[0]
-    assert f"trading_bot_trades_total {float(fills)}" in text
+    assert node.con.execute("SELECT count(*) FROM fills").fetchone()[0] > 0  # the backtest's fills...
+    assert 'trading_bot_trades_total{mode="none"} 0.0' in text  # ...are not the current paper/live run's trades
 
 
 def test_replay_answers_the_days_timeline_as_json(node):

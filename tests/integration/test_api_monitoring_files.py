@@ -32,6 +32,12 @@ def test_every_grafana_panel_queries_metrics_that_metrics_exposes(tmp_path):
     node = Node(url, path)
     try:
         node.client.get("/positions", headers=auth("viewer"))  # one request, so the histogram has a series
+        from infrastructure.monitoring.calls import CALLS
+
+        CALLS.venue_call("coinbase", "get_public_candles", 0.05)  # venue and LLM calls of this process
+        CALLS.venue_call("coinbase", "get_public_candles", 0.01, error=RuntimeError("429"), error_kind="rate_limited",
+                         rate_limit_wait=1.0)
+        CALLS.llm_call("gpt-4o-mini", 0.8, failure_kind="timeout")
         exposed = exposed_names(node.client.get("/metrics").text)
     finally:
         node.close()
@@ -45,6 +51,13 @@ def test_every_grafana_panel_queries_metrics_that_metrics_exposes(tmp_path):
             for name in re.findall(r"trading_bot_[a-z_]+", target["expr"]):
                 queried.add(re.sub(r"_(bucket|sum|count)$", "", name))
     assert queried - exposed == set()
+    titles = {panel["title"]: panel for panel in dashboard["panels"]}
+    outside = " ".join(target["expr"] for target in titles["API Response Times"]["targets"])
+    assert "trading_bot_venue_request_duration_seconds" in outside and "trading_bot_llm_request_duration_seconds" in outside
+    assert "trading_bot_api_request_duration_seconds" not in outside
+    rest = titles["tradecore REST API"]
+    assert rest["gridPos"]["y"] == titles["API Response Times"]["gridPos"]["y"]  # side by side
+    assert "trading_bot_api_request_duration_seconds" in rest["targets"][0]["expr"]
     assert MANUAL_NAMES <= queried | {"trading_bot_api_request_duration_seconds"}
 
 

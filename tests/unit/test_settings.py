@@ -60,12 +60,9 @@ def test_defaults_with_empty_env_match_the_documented_values():
 def test_operations_manual_env_names_are_read():
     env = {
         "SYSTEM__LOG_LEVEL": "DEBUG",
-        "SYSTEM__PARALLEL_PROCESSING": "true",
-        "SYSTEM__MAX_WORKER_THREADS": "4",
         "SYSTEM__UPDATE_FREQUENCY_SECONDS": "60.0",
         "DATA__CANDLE_LIMIT": "300",
-        "DATA__DATA_CACHE_TTL_SECONDS": "30",
-        "DATA__INDICATOR_WARMUP": "50",
+        "DATA__INDICATOR_WARMUP": "60",
         "LLM__MAX_TOKENS": "900",
         "LLM__REQUEST_TIMEOUT": "20",
         "LLM__ENABLE_CACHING": "false",
@@ -74,9 +71,8 @@ def test_operations_manual_env_names_are_read():
         "EVENTSTORE__URL": "postgresql://bot@db:5432/tradecore",
     }
     s = load_settings(env=env)
-    assert s.system.log_level == "DEBUG" and s.system.parallel_processing is True
-    assert s.system.max_worker_threads == 4 and s.system.update_frequency_seconds == 60.0
-    assert (s.data.candle_limit, s.data.data_cache_ttl_seconds, s.data.indicator_warmup) == (300, 30, 50)
+    assert s.system.log_level == "DEBUG" and s.system.update_frequency_seconds == 60.0
+    assert (s.data.candle_limit, s.data.indicator_warmup) == (300, 60)
     llm = s.llm
     assert (llm.max_tokens, llm.request_timeout, llm.enable_caching, llm.cache_ttl_seconds) == (900, 20, False, 300)
     assert s.risk.max_daily_loss_pct == Decimal("2.5")
@@ -393,3 +389,28 @@ def test_every_setting_is_documented():
     env_names = [path.upper().replace(".", "__") for path in flatten_config(load_settings(env={}))]
     missing = [name for name in env_names if f"`{name}`" not in doc]
     assert missing == []
+
+
+def test_indicator_warmup_below_what_the_indicators_need_is_refused_naming_the_minimum():
+    from domain.indicators.params import IndicatorParams
+
+    need = IndicatorParams().warmup_bars
+    assert need == 59 and load_settings(env={}).data.indicator_warmup == need
+    errors = settings_errors(env={"DATA__INDICATOR_WARMUP": str(need - 9)})
+    assert [e.path for e in errors] == ["data.indicator_warmup"]
+    assert f"at least {need}" in errors[0].reason
+
+
+def test_settings_the_manual_names_but_nothing_reads_are_gone():
+    for name in ("SYSTEM__PARALLEL_PROCESSING", "SYSTEM__MAX_WORKER_THREADS", "DATA__DATA_CACHE_TTL_SECONDS"):
+        errors = settings_errors(env={name: "1"})
+        assert errors and "unknown setting" in errors[0].reason, name
+
+
+def test_alerting_email_needs_sender_and_recipients_and_summary_time_is_hh_mm():
+    errors = settings_errors(env={"ALERTING__SMTP_HOST": "mail.example.com"})
+    assert any("email_from" in e.reason for e in errors)
+    ok = load_settings(env={"ALERTING__SMTP_HOST": "mail.example.com", "ALERTING__EMAIL_FROM": "bot@example.com",
+                            "ALERTING__EMAIL_TO": "a@example.com, b@example.com", "ALERTING__DAILY_SUMMARY_AT": "7:05"})
+    assert ok.alerting.email_to == ["a@example.com", "b@example.com"] and ok.alerting.daily_summary_at == "07:05"
+    assert settings_errors(env={"ALERTING__DAILY_SUMMARY_AT": "25:00"})[0].path == "alerting.daily_summary_at"

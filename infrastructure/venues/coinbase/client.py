@@ -17,13 +17,17 @@ from typing import Any
 
 from coinbase.rest import RESTClient
 
-from application.ports import VenueDataError
+from application.ports import VenueDataError, VenueRateLimited
 from domain.market import Candle
-from infrastructure.venues.coinbase.errors import RetryPolicy, retrying
+from infrastructure.monitoring.calls import CALLS
+from infrastructure.venues.coinbase.errors import RetryPolicy, retrying, translate
 from infrastructure.venues.coinbase.schemas import parse_candle, venue_granularity
 
 MAX_CANDLES_PER_REQUEST = 350
 """Coinbase refuses candle requests spanning more than 350 buckets."""
+
+_ERROR_KINDS = {"VenueRateLimited": "rate_limited", "VenueAuthError": "auth", "VenueClientError": "client",
+                "VenueServerError": "server", "VenueUnavailable": "unavailable", "VenueDataError": "data"}
 
 for _name in ("coinbase.RESTClient", "coinbase.WSClient"):
     # The SDK logs every HTTP error body itself at ERROR; we report translated errors instead.
@@ -56,19 +60,41 @@ class CoinbaseClient:
 
     def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         fn = getattr(self.rest, method)
+        attempts = [0]
 
         def attempt() -> Any:
+            attempts[0] += 1
             started = time.perf_counter()
             try:
                 result = fn(*args, **kwargs)
-            except Exception:
+            except Exception as exc:
                 self._measured(False, started)
+                self._observed(method, what, started, attempts[0], exc)
                 raise
             self._measured(True, started)
+            self._observed(method, what, started, attempts[0], None)
             return result
 
         response = retrying(self.retry, what, attempt)
         return response.to_dict() if hasattr(response, "to_dict") else dict(response)
+
+    def _observed(self, endpoint: str, what: str, started: float, attempt: int, exc: BaseException | None) -> None:
+        # Prometheus figures and the log line of this attempt (infrastructure/monitoring/calls.py).
+        seconds = time.perf_counter() - started
+        if exc is None:
+            CALLS.venue_call("coinbase", endpoint, seconds, attempt=attempt)
+            return
+        try:
+            error = translate(exc, what)
+        except Exception:  # noqa: BLE001 - not a venue error: re-raised by the caller as it is
+            error = exc
+        kind = _ERROR_KINDS.get(type(error).__name__, "error")
+        wait = None
+        if isinstance(error, VenueRateLimited) and attempt < self.retry.attempts:
+            wait = min(error.retry_after if error.retry_after is not None else
+                       self.retry.initial_wait * 2 ** (attempt - 1), self.retry.max_rate_limit_wait)
+        CALLS.venue_call("coinbase", endpoint, seconds, attempt=attempt, error=error, error_kind=kind,
+                         rate_limit_wait=wait)
 
     def _measured(self, ok: bool, started: float) -> None:
         if self.meter is not None:
