@@ -53,13 +53,38 @@ from typing import Any
 from domain.accounting import FillEffect, Portfolio, Position
 from domain.order import OrderSide
 
-__all__ = ["DEFAULT_DAILY_LOSS_LIMIT_PCT", "DRAWDOWN_SCALE_PCT", "DayFigures", "RunBook", "risk_score"]
+__all__ = ["DAY_FIGURE_NAMES", "DEFAULT_DAILY_LOSS_LIMIT_PCT", "DRAWDOWN_SCALE_PCT", "DayFigures", "RunBook", "risk_score",
+           "shown_day_figures"]
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 DEFAULT_DAILY_LOSS_LIMIT_PCT = Decimal(3)
 DRAWDOWN_SCALE_PCT = Decimal(10)
 """The drawdown that counts as the full 30 points of the risk score."""
+
+
+DAY_FIGURE_NAMES = ("day_start_equity", "end_equity", "day_pnl", "realized_pnl", "fees", "daily_loss_pct",
+                    "worst_daily_loss_pct", "max_drawdown_pct", "risk_score")
+"""The day figures every surface shows, by these names (replay, reports, pnl_daily, the REST API, metrics)."""
+_MONEY_NAMES = ("day_start_equity", "end_equity", "day_pnl", "realized_pnl", "fees")
+CENT = Decimal("0.01")
+PCT_PLACES = Decimal("0.0001")
+
+
+def shown_day_figures(values: Any) -> dict[str, Any]:
+    """The named day figures as people and tools read them: money to the cent, percentages to 0.0001, as text
+    (``values``: a mapping or object with the nine names, exact Decimals or their text)."""
+    get = values.get if isinstance(values, dict) else (lambda name: getattr(values, name))
+    out: dict[str, Any] = {}
+    for name in DAY_FIGURE_NAMES:
+        value = get(name)
+        if name == "risk_score":
+            out[name] = None if value is None else int(value)
+        elif value is None:
+            out[name] = None
+        else:
+            out[name] = format(Decimal(value).quantize(CENT if name in _MONEY_NAMES else PCT_PLACES), "f")
+    return out
 
 
 def risk_score(pct_of_limit_used: Decimal, drawdown_pct: Decimal, exposure_pct: Decimal, breached: bool,
@@ -111,17 +136,9 @@ class DayFigures:
     daily_loss_breached: bool = False
     halted: bool = False
 
-    NAMES = ("day_start_equity", "end_equity", "day_pnl", "realized_pnl", "fees", "daily_loss_pct",
-             "worst_daily_loss_pct", "max_drawdown_pct", "risk_score")
-
-    def named(self, money: Any = str, pct: Any = str) -> dict[str, Any]:
-        """The nine named figures (``money``/``pct`` format them; default: exact text)."""
-        return {
-            "day_start_equity": money(self.day_start_equity), "end_equity": money(self.end_equity),
-            "day_pnl": money(self.day_pnl), "realized_pnl": money(self.realized_pnl), "fees": money(self.fees),
-            "daily_loss_pct": pct(self.daily_loss_pct), "worst_daily_loss_pct": pct(self.worst_daily_loss_pct),
-            "max_drawdown_pct": pct(self.max_drawdown_pct), "risk_score": self.risk_score,
-        }
+    def shown(self) -> dict[str, Any]:
+        """The nine named figures as people read them (``shown_day_figures``)."""
+        return shown_day_figures(self)
 
 
 def loss_pct(start: Decimal | None, equity: Decimal) -> Decimal:

@@ -156,16 +156,18 @@ def _is_quiet(row) -> bool:
 def _figures_line(figures) -> str:
     f = figures
     return (f"day: {f.trades} trade(s) closed ({f.wins} won), realized {f.realized_pnl}, fees {f.fees}, net {f.net_pnl}; "
-            f"day P&L {f.day_pnl}, end equity {f.end_equity}, max drawdown {f.max_drawdown_pct}%; {f.orders} order(s), "
-            f"{f.fills} fill(s), {f.refusals} risk refusal(s), {f.halts} halt(s)")
+            f"start equity {f.day_start_equity}, end equity {f.end_equity}, day P&L {f.day_pnl}, daily loss "
+            f"{f.daily_loss_pct}% (worst {f.worst_daily_loss_pct}%), max drawdown {f.max_drawdown_pct}%, risk score "
+            f"{f.risk_score} {f.risk_level}; {f.orders} order(s), {f.fills} fill(s), {f.refusals} risk refusal(s), "
+            f"{f.halts} halt(s)")
 
 
 def _timeline(log, limits, start, end, as_json: bool, html: Path | None, note: str, brief: bool = False) -> None:
     from application.replay.timeline import book_before_first_step, build_timeline
-    from application.replay.whatif import day_figures
+    from application.replay.whatif import day_outcome
 
     timeline = build_timeline(log, limits, since=start, until=end)
-    figures = day_figures(*book_before_first_step(log, limits))[0] if log.run else None
+    figures = day_outcome(*book_before_first_step(log, limits))[0] if log.run else None
     if html is not None:
         from api.pages.replay import render_page
 

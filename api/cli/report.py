@@ -113,7 +113,7 @@ def daily_command(
     console.print(f"  daily P&L {t['daily_pnl']} (realized {t['realized_pnl']}, unrealized {t['unrealized_pnl']}, fees {t['fees']}), equity {t['equity']}")
     held = ", ".join(f"{p['product']} {p['quantity']} @ {p['average_entry']}" for p in t["current_positions"]) or "none"
     console.print(f"  open positions: {held}")
-    console.print(f"  daily loss used {r['daily_loss_used_pct']}% of {r['max_daily_loss_pct']}% ({r['pct_of_limit_used']}% of the limit), risk score {r['risk_score']} ({r['risk_score_value']})")
+    console.print(f"  daily loss used {r['daily_loss_used_pct']}% of {r['max_daily_loss_pct']}% ({r['pct_of_limit_used']}% of the limit), risk score {r['risk_score']} ({r['risk_level']})")
     console.print("  recommendations:")
     for i, text in enumerate(report["recommendations"], 1):
         console.print(f"    {i}. {text}", markup=False)

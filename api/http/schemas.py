@@ -56,6 +56,10 @@ class RiskMetrics(BaseModel):
     day: str | None
     equity: Money | None
     day_start_equity: Money | None
+    end_equity: Money | None
+    day_pnl: Money | None
+    realized_pnl: Money | None
+    fees: Money | None
     daily_loss_pct: Money | None
     worst_daily_loss_pct: Money | None
     max_daily_loss_pct: Money
@@ -65,7 +69,8 @@ class RiskMetrics(BaseModel):
     exposure_pct: Money | None
     open_positions: int
     drawdown_pct: Money | None
-    max_drawdown_pct: Money | None
+    max_drawdown_pct: Money | None = Field(None, description="the day's max drawdown (from the day's running peak)")
+    run_max_drawdown_pct: Money | None = Field(None, description="the run's max drawdown over its equity curve")
     peak_equity: Money | None
     risk_score: int | None
     risk_level: str | None
@@ -74,12 +79,21 @@ class RiskMetrics(BaseModel):
 
 
 class PnlDay(BaseModel):
+    """One UTC day of a run: the run book's day figures (domain/run_book.py), by the names every surface uses."""
+
     day: str
-    realized_pnl: Money
-    unrealized_pnl: Money
-    fees: Money
-    net_pnl: Money
     day_start_equity: Money
+    end_equity: Money
+    day_pnl: Money
+    realized_pnl: Money
+    fees: Money
+    daily_loss_pct: Money
+    worst_daily_loss_pct: Money
+    max_drawdown_pct: Money
+    risk_score: int
+    risk_level: str
+    unrealized_pnl: Money
+    net_pnl: Money
     equity: Money
     trades: int
     wins: int

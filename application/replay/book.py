@@ -1,13 +1,13 @@
 """The state of one run at any instant, recomputed from its events (for replays).
 
-``ReplayBook`` folds a run's events in log order, the way the trading loop
-keeps its own write-side state: cash and positions from deposits and fills
-(``domain.accounting.Portfolio``), the mark from the run's candles, the UTC
-trading day and its starting equity, halts on the run's control stream,
-working orders, the stop loss / take profit armed on the position, open
-incidents and the configuration ledger. ``snapshot()`` is what an operator
-asks for: position, realized and unrealized P&L, daily loss used vs the limit,
-halts, the config in effect.
+``ReplayBook`` folds a run's events in log order. The run's books (cash,
+positions, the UTC day and its figures, drawdown, halts) are the domain's
+``RunBook`` (domain/run_book.py), the same fold the trading loop and the money
+projections use; beside them it keeps what only a replay shows: working
+orders, the stop loss / take profit armed on the position, open incidents and
+the configuration ledger. ``snapshot()`` is what an operator asks for:
+position, realized and unrealized P&L, the day's figures (``day_figures``, by
+the names every surface uses), halts, the config in effect.
 
 It never reads the read model (which may be owned by another process and
 lags); it is a pure function of the events it is given.
@@ -19,16 +19,17 @@ import copy
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from domain.accounting import MissingMark, Portfolio
+from domain.accounting import Portfolio
 from domain.brackets import Bracket, bracket_after_fill
 from domain.control import TRADING_CONTROL_ID, run_control_id
 from domain.events import DomainEvent
 from domain.order import OrderSide
 from domain.risk import RiskLimits
+from domain.run_book import DayFigures, RunBook
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -108,15 +109,9 @@ class ReplayBook:
         self.run = run
         self.limits = limits or RiskLimits()
         self.candle_closes = candle_closes if candle_closes is not None else {}
-        self.portfolio = Portfolio()
-        self.marks: dict[str, Decimal] = {}
+        self.books = self._new_books()
         self.at: datetime | None = None
-        self.day: date | None = None
-        self.day_start_equity: Decimal | None = None
-        self.day_peak_equity: Decimal | None = None
-        self.day_max_drawdown_pct = ZERO
-        self.peak_equity = ZERO
-        self.equity_points: deque[tuple[datetime, Decimal]] = deque(maxlen=2048)
+        self.step_start: datetime | None = None  # the candle of the run's current step
         self.recent_starts: deque[datetime] = deque(maxlen=max(recent_candles, 1))
         self.orders: dict[uuid.UUID, OrderView] = {}
         self.bracket: Bracket | None = None
@@ -147,6 +142,37 @@ class ReplayBook:
         self.runs_started = 0
         self._counts_at_run_start = (0, 0, 0, 0)
 
+    def _new_books(self) -> RunBook:
+        return RunBook(limit_pct=self.limits.max_daily_loss_pct,
+                       rapid_loss_window=timedelta(minutes=self.limits.rapid_loss_window_minutes),
+                       keep_closed_days=False)
+
+    @property
+    def portfolio(self) -> Portfolio:
+        return self.books.portfolio
+
+    @property
+    def marks(self) -> dict[str, Decimal]:
+        return self.books.marks
+
+    @property
+    def day_start_equity(self) -> Decimal | None:
+        return self.books.day_start_equity
+
+    @property
+    def day(self):
+        """The UTC day the run's books stand in (None before the run's first event)."""
+        return self.books.day
+
+    def day_figures(self) -> DayFigures | None:
+        """The run's figures of the day it stands in (None before its first event)."""
+        return None if self.books.current is None else self.books.day_figures()
+
+    def start_day(self, at: datetime) -> None:
+        """The replayed day begins at ``at`` (00:00 UTC): the day before is closed."""
+        self.books.roll(at)
+        self.at = at
+
     def clone(self) -> ReplayBook:
         """An independent copy (the what-if and the recorded day start from the same state)."""
         return copy.deepcopy(self)
@@ -164,33 +190,24 @@ class ReplayBook:
     def _candle(self, e: Any) -> None:
         if self.run is not None and (e.product, e.granularity) != (self.run.product, self.run.granularity):
             return
-        self.marks[e.product] = e.close
         self.candle_closes.setdefault(e.start, e.close)
+        if self.run is not None and e.run_id == self.run.run_id and name_of(e) == "CandleClosed":
+            self.books.step(e.occurred_at, e.product, e.close)  # the run's own candle: its step
+            self.step_start = e.start
 
     def _decision(self, e: Any) -> None:
-        # One decision per candle step: the loop's equity point, the day start and drawdown are taken here,
-        # after the candle's own fills and halts and before anything the decision causes.
-        close = self.candle_closes.get(e.candle_start)
-        if close is not None:
-            self.marks[e.product] = close
+        # One decision per candle step: the run's equity point (domain/run_book.py), after the candle's own
+        # fills and halts and before anything the decision causes.
+        at = e.occurred_at
+        if self.run is not None and e.product == self.run.product and self.step_start != e.candle_start:
+            close = self.candle_closes.get(e.candle_start)  # the run's candle was recorded before (not by it)
+            if close is not None:
+                self.books.step(at, e.product, close)
+                self.step_start = e.candle_start
         self.last_candle_start = e.candle_start
         self.recent_starts.append(e.candle_start)
         self.decisions += 1
-        equity = self.equity()
-        at = e.occurred_at
-        if self.day != at.date():
-            self.day = at.date()
-            self.day_start_equity = equity
-            self.day_peak_equity = equity
-            self.day_max_drawdown_pct = ZERO
-        self.equity_points.append((at, equity))
-        if equity > self.peak_equity:
-            self.peak_equity = equity
-        if self.day_peak_equity is not None:
-            self.day_peak_equity = max(self.day_peak_equity, equity)
-            if self.day_peak_equity > 0:
-                dd = (self.day_peak_equity - equity) / self.day_peak_equity * HUNDRED
-                self.day_max_drawdown_pct = max(self.day_max_drawdown_pct, dd)
+        self.books.decided(at)
         if name_of(e) == "DecisionMade":
             self.last_decision = {"id": str(e.originator_id), "at": at.isoformat(), "action": e.action.value,
                                   "size_pct": _s(e.size_pct), "rationale": e.rationale, "failed": False}
@@ -202,14 +219,17 @@ class ReplayBook:
         self.runs_started += 1
         self._counts_at_run_start = (self.decisions, self.orders_placed, self.fills, self.orders_accepted)
         if self.portfolio.deposited or self.portfolio.positions:
-            # A live restart (application/trading/live_runner.py): a new ledger with the positions carried over; its
+            # A live restart (application/trading/live_runner.py): new books with the positions carried over; its
             # cash is the run's own starting cash (the deposit that follows). Other modes start flat.
             carried = {p: pos for p, pos in self.portfolio.positions.items() if pos.is_held}
-            self.portfolio = Portfolio()
+            marks = dict(self.marks)
+            self.books = self._new_books()
             if e.mode.value == "live":
                 self.portfolio.positions.update(carried)
+                self.marks.update(marks)
             else:
                 self.bracket = None
+            self.step_start = None
 
     @property
     def run_counts(self) -> tuple[int, int, int, int]:
@@ -219,10 +239,14 @@ class ReplayBook:
                 self.orders_accepted - base[3])
 
     def _deposit(self, e: Any) -> None:
-        self.portfolio.deposit(e.amount)
+        self.books.deposit(e.occurred_at, e.amount)
 
     def _withdraw(self, e: Any) -> None:
-        self.portfolio.withdraw(e.amount)
+        self.books.withdraw(e.occurred_at, e.amount)
+
+    def _risk(self, e: Any) -> None:
+        if e.rule == "max_daily_loss":
+            self.books.refused_for_daily_loss(e.occurred_at)
 
     def _order_placed(self, e: Any) -> None:
         self.orders_placed += 1
@@ -261,7 +285,7 @@ class ReplayBook:
         self.fills += 1
         view.filled = e.cumulative_quantity
         before = self.portfolio.position(view.product).quantity
-        effect = self.portfolio.apply_fill(view.product, view.side, e.quantity, e.price, e.fee)
+        effect = self.books.fill(e.occurred_at, view.product, view.side, e.quantity, e.price, e.fee)
         self.realized_total += effect.realized_pnl
         self.fees_total += e.fee
         if effect.round_trip is not None:
@@ -285,11 +309,15 @@ class ReplayBook:
             if mine:
                 self.halts += 1
                 self.halted, self.halt_reason, self.halted_at, self.halted_by = True, e.reason, e.occurred_at, e.actor
+                if e.run_id is not None and e.run_id == self.run.run_id:
+                    self.books.halted(e.occurred_at)
             if e.originator_id == TRADING_CONTROL_ID:
                 self.global_halted, self.global_halt_reason = True, e.reason
         elif name == "TradingResumed":
             if mine:
                 self.halted, self.halt_reason = False, None
+                if e.run_id is not None and e.run_id == self.run.run_id:
+                    self.books.resumed(e.occurred_at)
                 if self.halted_by == "risk" and e.actor == "risk":
                     self.portfolio.reset_loss_streak()  # what the loop does when its own halt lapses
             if e.originator_id == TRADING_CONTROL_ID:
@@ -318,23 +346,13 @@ class ReplayBook:
     # --- queries -----------------------------------------------------------------------
 
     def equity(self) -> Decimal:
-        try:
-            return self.portfolio.equity(self.marks)
-        except MissingMark:
-            return self.portfolio.cash
+        return self.books.equity()
 
     def unrealized_pnl(self) -> Decimal:
-        total = ZERO
-        for product, position in self.portfolio.positions.items():
-            if position.is_held and product in self.marks:
-                total += position.unrealized_pnl(self.marks[product])
-        return total
+        return self.books.unrealized_pnl()
 
     def daily_loss_pct(self) -> Decimal:
-        start = self.day_start_equity
-        if not start or start <= 0:
-            return ZERO
-        return (start - self.equity()) / start * HUNDRED
+        return self.books.daily_loss_pct()
 
     @property
     def working_orders(self) -> list[OrderView]:
@@ -366,6 +384,7 @@ class ReplayBook:
             "unrealized_pnl": _s(_q(self.unrealized_pnl())),
             "day_start_equity": _s(_q(self.day_start_equity)),
             "day_pnl": _s(_q(equity - self.day_start_equity) if self.day_start_equity is not None else None),
+            "max_drawdown_pct": _s(self.books.max_drawdown_pct.quantize(_PCT)),
             "daily_loss_used_pct": _s(loss.quantize(_PCT)),
             "daily_loss_limit_pct": _s(self.limits.max_daily_loss_pct),
             "halted": halted,
@@ -389,12 +408,19 @@ class ReplayBook:
             state["halted_at"] = self.halted_at.isoformat() if self.halted and self.halted_at else None
             state["halted_by"] = self.halted_by if self.halted else None
             state["wins"] = p.wins
-            state["day_max_drawdown_pct"] = _s(self.day_max_drawdown_pct.quantize(_PCT))
+            figures = self.day_figures()
+            state["day_max_drawdown_pct"] = None if figures is None else _s(figures.max_drawdown_pct.quantize(_PCT))
+            state["day_figures"] = None if figures is None else day_figures_json(figures)
             state["last_decision"] = self.last_decision
             state["limits"] = {k: _s(v) if isinstance(v, Decimal) else v for k, v in vars(self.limits).items()}
             state["config_recorded"] = dict(sorted(self.config_values.items()))
             state["run"] = self.run.as_dict() if self.run else None
         return state
+
+
+def day_figures_json(figures: DayFigures) -> dict[str, Any]:
+    """The named day figures for people and tools: money to the cent, percentages to 0.0001."""
+    return {"day": figures.day.isoformat(), **figures.shown(), "risk_level": figures.risk_level}
 
 
 def name_of(event: DomainEvent) -> str:
@@ -417,6 +443,7 @@ _HANDLERS = {
     "DecisionFailed": ReplayBook._decision,
     "FundsDeposited": ReplayBook._deposit,
     "FundsWithdrawn": ReplayBook._withdraw,
+    "RiskAssessed": ReplayBook._risk,
     "OrderPlaced": ReplayBook._order_placed,
     **{name: ReplayBook._order_event for name in ORDER_TYPES - {"OrderPlaced"}},
     **{name: ReplayBook._control for name in CONTROL_TYPES},

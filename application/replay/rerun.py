@@ -208,8 +208,7 @@ def _rebuild(events: list[DomainEvent]) -> Any:
 
 
 # The loop state start() sets up and a mid-run start must put back (see the module docstring).
-SEEDED_LOOP_STATE = ("portfolio", "open_orders", "_order_decisions", "_recent", "_equity_window", "_peak_equity",
-                     "_mark", "_control", "summary")
+SEEDED_LOOP_STATE = ("book", "open_orders", "_order_decisions", "_recent", "_control", "summary")
 
 
 def _seed(loop: TradingLoop, exchange: SeedableExchange, book: ReplayBook, inputs: DayInputs,
@@ -218,16 +217,12 @@ def _seed(loop: TradingLoop, exchange: SeedableExchange, book: ReplayBook, input
     if missing or not hasattr(loop.ids, "count"):
         raise RuntimeError(f"TradingLoop no longer has {', '.join(missing) or 'ids.count'}: "
                            "application/replay/rerun.py must seed the loop's new state")
-    loop.portfolio = book.clone().portfolio
+    loop.book = book.clone().books  # the run's books as recorded up to the first step (domain/run_book.py)
+    loop.book.limit_pct = settings.limits.max_daily_loss_pct
     loop.open_orders = {o.order_id: _rebuild(o.events) for o in book.working_orders if o.events}
     loop._order_decisions = {oid: o.decision_id for oid, o in book.orders.items()}
     loop._recent.extend(inputs.history[-settings.candles_in_context:])
-    first = inputs.candles[0].end if inputs.candles else None
-    if first is not None:
-        span = timedelta(minutes=settings.limits.rapid_loss_window_minutes)
-        loop._equity_window.extend((at, eq) for at, eq in book.equity_points if at >= first - span)
-    loop._peak_equity = book.peak_equity
-    loop._mark = book.marks.get(settings.product)
+    loop.book.rapid_loss_window = timedelta(minutes=settings.limits.rapid_loss_window_minutes)
     loop._control_id = book.run.control_id
     loop._control = _rebuild(book.control_events) if book.control_events else None
     loop.summary.initial_equity = book.equity()

@@ -244,10 +244,7 @@ def book_at_day_start(log: DayLog, limits: RiskLimits | None = None) -> ReplayBo
     book = ReplayBook(log.run, limits, log.candle_closes())
     for le in log.before:
         book.apply(le.event)
-    # The trading day begins at the run's first candle of the day: until then no daily figures.
-    book.day_start_equity = book.day_peak_equity = None
-    book.day_max_drawdown_pct = Decimal(0)
-    book.at = log.day_start
+    book.start_day(log.day_start)  # the day before is closed; the day's start equity is taken at its first step
     return book
 
 

@@ -1,9 +1,11 @@
 """``replay --what-if``: the recorded day beside the same day re-run with changed settings.
 
 Both sides start from the run's recorded state at 00:00 UTC and are measured
-the same way (``ReplayBook``): trades closed, realized P&L, fees, net P&L,
-equity at the end, the day's P&L and maximum drawdown, halts, orders, fills,
-risk refusals. The first decision that differed is the first candle where the
+the same way (``ReplayBook``, whose books are the domain's ``RunBook``): the
+day's figures by the names every surface uses (day_start_equity, end_equity,
+day_pnl, realized_pnl, fees, daily_loss_pct, worst_daily_loss_pct,
+max_drawdown_pct, risk_score) and beside them trades closed, net P&L, halts,
+orders, fills, risk refusals. The first decision that differed is the first candle where the
 action, the risk verdict or the orders it led to are not the same.
 """
 
@@ -22,17 +24,22 @@ CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
-class DayFigures:
-    """What a day came to, for one side of the comparison."""
+class DayOutcome:
+    """What a day came to, for one side of the comparison (money to the cent, percentages to 0.0001)."""
 
-    trades: int
-    wins: int
+    day_start_equity: Decimal
+    end_equity: Decimal
+    day_pnl: Decimal
     realized_pnl: Decimal
     fees: Decimal
-    net_pnl: Decimal
-    day_pnl: Decimal
-    end_equity: Decimal
+    daily_loss_pct: Decimal
+    worst_daily_loss_pct: Decimal
     max_drawdown_pct: Decimal
+    risk_score: int
+    risk_level: str
+    trades: int
+    wins: int
+    net_pnl: Decimal
     halts: int
     orders: int
     fills: int
@@ -43,21 +50,18 @@ class DayFigures:
         return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in vars(self).items()}
 
 
-def day_figures(start: ReplayBook, events: list[DomainEvent]) -> tuple[DayFigures, dict[datetime, tuple]]:
+def day_outcome(start: ReplayBook, events: list[DomainEvent]) -> tuple[DayOutcome, dict[datetime, tuple]]:
     """Fold the day's events into a copy of the start state; also the per-candle outcomes."""
     book = start.clone()
-    trades0, wins0, realized0, fees0 = book.trades_total, book.wins_total, book.realized_total, book.fees_total
+    trades0, wins0 = book.trades_total, book.wins_total
     halts0, orders0, fills0 = book.halts, book.orders_placed, book.fills
     refusals = 0
     steps: dict[datetime, list] = {}
     current: list | None = None
-    day_start_equity: Decimal | None = None
     for e in events:
         name = name_of(e)
         book.apply(e)
         if name in DECISION_TYPES:
-            if day_start_equity is None:
-                day_start_equity = book.day_start_equity
             action = e.action.value if name == "DecisionMade" else f"FAILED->{e.fallback_action.value}"
             current = [action, None, []]
             steps[e.candle_start] = current
@@ -69,14 +73,16 @@ def day_figures(start: ReplayBook, events: list[DomainEvent]) -> tuple[DayFigure
         elif name == "OrderPlaced" and current is not None:
             current[2].append((e.side.value, str(e.quantity)))
     p = book.portfolio
-    end_equity = book.equity()
-    base = day_start_equity if day_start_equity is not None else start.equity()
-    realized, fees = book.realized_total - realized0, book.fees_total - fees0
-    figures = DayFigures(
-        trades=book.trades_total - trades0, wins=book.wins_total - wins0, realized_pnl=realized.quantize(CENT),
-        fees=fees.quantize(CENT), net_pnl=(realized - fees).quantize(CENT),
-        day_pnl=(end_equity - base).quantize(CENT), end_equity=end_equity.quantize(CENT),
-        max_drawdown_pct=book.day_max_drawdown_pct.quantize(_PCT), halts=book.halts - halts0,
+    f = book.day_figures()
+    if f is None:
+        raise ValueError("the run has no day to measure")
+    figures = DayOutcome(
+        day_start_equity=f.day_start_equity.quantize(CENT), end_equity=f.end_equity.quantize(CENT),
+        day_pnl=f.day_pnl.quantize(CENT), realized_pnl=f.realized_pnl.quantize(CENT), fees=f.fees.quantize(CENT),
+        daily_loss_pct=f.daily_loss_pct.quantize(_PCT), worst_daily_loss_pct=f.worst_daily_loss_pct.quantize(_PCT),
+        max_drawdown_pct=f.max_drawdown_pct.quantize(_PCT), risk_score=f.risk_score, risk_level=f.risk_level,
+        trades=book.trades_total - trades0, wins=book.wins_total - wins0,
+        net_pnl=(f.realized_pnl - f.fees).quantize(CENT), halts=book.halts - halts0,
         orders=book.orders_placed - orders0, fills=book.fills - fills0, refusals=refusals,
         end_position=sum((pos.quantity for pos in p.positions.values()), Decimal(0)),
     )
@@ -85,8 +91,8 @@ def day_figures(start: ReplayBook, events: list[DomainEvent]) -> tuple[DayFigure
 
 @dataclass(frozen=True)
 class WhatIfReport:
-    recorded: DayFigures
-    what_if: DayFigures
+    recorded: DayOutcome
+    what_if: DayOutcome
     first_difference: dict[str, Any] | None
     changed_settings: dict[str, tuple[str | None, str | None]]
 
@@ -112,8 +118,8 @@ def _step_text(step: tuple | None) -> str:
 def compare_days(start: ReplayBook, recorded: list[DomainEvent], what_if: list[DomainEvent],
                  changed_settings: dict[str, tuple[str | None, str | None]]) -> WhatIfReport:
     """Recorded vs what-if figures, and the first candle whose decision, verdict or orders differ."""
-    rec, rec_steps = day_figures(start, recorded)
-    alt, alt_steps = day_figures(start, what_if)
+    rec, rec_steps = day_outcome(start, recorded)
+    alt, alt_steps = day_outcome(start, what_if)
     first = None
     for at in sorted(set(rec_steps) | set(alt_steps)):
         a, b = rec_steps.get(at), alt_steps.get(at)

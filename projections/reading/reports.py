@@ -17,6 +17,8 @@ from typing import Any
 
 import duckdb
 
+from domain.run_book import shown_day_figures
+
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 
@@ -24,7 +26,6 @@ HUNDRED = Decimal(100)
 SUCCESS_RATE_ALERT_PCT = Decimal(40)
 LOSS_LIMIT_WARN_PCT = Decimal(80)
 DECISION_FAILURE_ALERT_PCT = Decimal(10)
-DRAWDOWN_SCALE_PCT = Decimal(10)  # an intraday drawdown of 10% scores the maximum
 
 
 class NoData(LookupError):
@@ -80,21 +81,6 @@ def _q(value: Decimal | None, places: str = "0.01") -> str | None:
     return None if value is None else str(Decimal(value).quantize(Decimal(places)))
 
 
-def risk_score(pct_of_limit_used: Decimal, drawdown_pct: Decimal, exposure_pct: Decimal, breached: bool, halted: bool) -> tuple[int, str]:
-    """0-100 and LOW/MEDIUM/HIGH/CRITICAL: half daily-loss use, 30% drawdown, 20% exposure."""
-    clamp = lambda x: max(ZERO, min(HUNDRED, x))  # noqa: E731
-    score = (
-        Decimal("0.5") * clamp(pct_of_limit_used)
-        + Decimal("0.3") * clamp(drawdown_pct / DRAWDOWN_SCALE_PCT * HUNDRED)
-        + Decimal("0.2") * clamp(exposure_pct)
-    )
-    value = int(score.to_integral_value())
-    level = "LOW" if value < 25 else "MEDIUM" if value < 50 else "HIGH" if value < 75 else "CRITICAL"
-    if (breached or halted) and level in ("LOW", "MEDIUM"):
-        level = "HIGH"
-    return value, level
-
-
 def daily_report(con: duckdb.DuckDBPyConnection, day: date | None = None, run_id: str | None = None) -> dict[str, Any]:
     """The daily report of one run for one UTC day (default: the run's latest day)."""
     run = choose_run(con, run_id, day)
@@ -120,13 +106,6 @@ def daily_report(con: duckdb.DuckDBPyConnection, day: date | None = None, run_id
         "AND NOT approved GROUP BY rule ORDER BY n DESC, rule",
         [run.run_id, day],
     )
-    # The day's own drawdown: from the day's running peak, not the run's all-time one.
-    drawdown = con.execute(
-        "SELECT coalesce(max((peak - equity) / peak * 100), 0) FROM ("
-        " SELECT equity, max(equity) OVER (ORDER BY candle_start ROWS UNBOUNDED PRECEDING) AS peak"
-        " FROM equity_curve WHERE run_id::VARCHAR = ? AND candle_end::DATE = ?) WHERE peak > 0",
-        [run.run_id, day],
-    ).fetchone()[0]
     # A backtest's halts are its own; paper and live also answer to the operator's halts (no run id).
     scope = "run_id::VARCHAR = ?" if run.mode == "backtest" else "(run_id::VARCHAR = ? OR run_id IS NULL)"
     halts = _rows(
@@ -144,25 +123,24 @@ def daily_report(con: duckdb.DuckDBPyConnection, day: date | None = None, run_id
     )
     trades, wins = int(p["trades"]), int(p["wins"])
     success = _pct(Decimal(wins), Decimal(trades))
-    equity = Decimal(p["equity"])
+    # Every figure of the day is the run book's (domain/run_book.py), as pnl_daily and risk_usage hold it.
+    equity = Decimal(p["end_equity"])
     exposure = Decimal(risk.get("exposure") or ZERO)
-    worst = Decimal(risk.get("worst_daily_loss_pct") or ZERO)
-    limit = Decimal(risk.get("max_daily_loss_pct") or ZERO)
-    used = max(ZERO, worst / limit * HUNDRED) if limit else ZERO  # the day's worst, as a share of the limit
+    used = Decimal(risk.get("pct_of_limit_used") or ZERO)  # the day's worst loss, as a share of the limit
     breached = bool(risk.get("max_daily_loss_breached"))
-    halted = any(h["action"] == "halt" for h in halts)
-    score, level = risk_score(used, Decimal(drawdown), _pct(exposure, equity) or ZERO, breached, halted)
     total_decisions = sum(d["n"] for d in decisions)
     failed_decisions = sum(d["n"] for d in decisions if d["failed"])
     report = {
         "date": day.isoformat(),
         "run": {"run_id": run.run_id, "mode": run.mode, "product": run.product, "strategy": run.strategy, "status": run.status},
+        "day_figures": {**shown_day_figures(p), "risk_level": p["risk_level"]},
         "trading_summary": {
             "trades_executed": int(fills[0]),
             "round_trips_closed": trades,
             "wins": wins,
             "success_rate_pct": _q(success),
-            "daily_pnl": _q(p["net_pnl"]),
+            "daily_pnl": _q(p["day_pnl"]),
+            "net_pnl": _q(p["net_pnl"]),
             "realized_pnl": _q(p["realized_pnl"]),
             "unrealized_pnl": _q(p["unrealized_pnl"]),
             "fees": _q(p["fees"]),
@@ -174,16 +152,17 @@ def daily_report(con: duckdb.DuckDBPyConnection, day: date | None = None, run_id
             ],
         },
         "risk_analysis": {
-            "daily_loss_used_pct": _q(risk.get("worst_daily_loss_pct")),
+            "daily_loss_used_pct": _q(p["worst_daily_loss_pct"]),
+            "daily_loss_pct": _q(p["daily_loss_pct"]),
             "max_daily_loss_pct": _q(risk.get("max_daily_loss_pct")),
             "pct_of_limit_used": _q(used),
             "limit_breached": breached,
             "exposure": _q(exposure),
-            "max_drawdown_pct": _q(drawdown),
+            "max_drawdown_pct": _q(p["max_drawdown_pct"]),
             "open_positions": int(risk.get("open_positions") or 0),
-            "risk_score": level,
-            "risk_score_value": score,
-            "risk_score_basis": "0.5 x daily-loss limit used + 0.3 x drawdown (10% = full) + 0.2 x exposure/equity; a breach or halt is at least HIGH",
+            "risk_score": int(p["risk_score"]),
+            "risk_level": p["risk_level"],
+            "risk_score_basis": "0.5 x daily-loss limit used (worst loss / limit) + 0.3 x the day's max drawdown (10% = full) + 0.2 x exposure/equity; a breach or halt is at least HIGH (domain/run_book.py risk_score)",
         },
         "decisions": {
             "total": total_decisions,
@@ -231,7 +210,8 @@ def performance_report(con: duckdb.DuckDBPyConnection, days: int = 30, run_id: s
     run = choose_run(con, run_id, None)
     table = _rows(
         con,
-        "SELECT day, day_start_equity, equity, net_pnl, realized_pnl, unrealized_pnl, fees, trades, wins FROM pnl_daily "
+        "SELECT day, day_start_equity, equity, day_pnl, max_drawdown_pct, risk_score, net_pnl, realized_pnl, unrealized_pnl, "
+        "fees, trades, wins FROM pnl_daily "
         "WHERE run_id::VARCHAR = ? ORDER BY day DESC LIMIT ?",
         [run.run_id, days],
     )[::-1]
@@ -260,7 +240,8 @@ def performance_report(con: duckdb.DuckDBPyConnection, days: int = 30, run_id: s
         "net_pnl": _q(sum((Decimal(r["net_pnl"]) for r in table), ZERO)),
         "fees": _q(sum((Decimal(r["fees"]) for r in table), ZERO)),
         "days": [
-            {"day": r["day"].isoformat(), "equity": _q(r["equity"]), "net_pnl": _q(r["net_pnl"]), "fees": _q(r["fees"]),
+            {"day": r["day"].isoformat(), "equity": _q(r["equity"]), "day_pnl": _q(r["day_pnl"]), "net_pnl": _q(r["net_pnl"]),
+             "fees": _q(r["fees"]), "max_drawdown_pct": _q(r["max_drawdown_pct"]), "risk_score": int(r["risk_score"]),
              "trades": int(r["trades"]), "wins": int(r["wins"])}
             for r in table
         ],

@@ -41,7 +41,8 @@ def test_daily_report_json_has_the_manuals_sections_and_is_written_to_reports(mo
     trading, risk = report["trading_summary"], report["risk_analysis"]
     assert {"trades_executed", "success_rate_pct", "daily_pnl", "current_positions"} <= set(trading)
     assert {"daily_loss_used_pct", "max_daily_loss_pct", "risk_score"} <= set(risk)
-    assert risk["risk_score"] in ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+    assert risk["risk_level"] in ("LOW", "MEDIUM", "HIGH", "CRITICAL") and 0 <= risk["risk_score"] <= 100
+    assert report["day_figures"]["risk_score"] == risk["risk_score"]
     assert report["recommendations"] and all(isinstance(r, str) and r for r in report["recommendations"])
     written = json.loads((tmp_path / "daily_report_20180116.json").read_text())
     assert written["trading_summary"] == trading

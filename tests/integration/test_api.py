@@ -131,7 +131,11 @@ def test_risk_metrics_report_the_daily_loss_limit_and_drawdown(node):
     assert body["max_daily_loss_pct"] == "3"
     assert body["day"] == "2018-01-21"
     assert Decimal(body["equity"]) > 0
-    assert Decimal(body["max_drawdown_pct"]) > 0
+    assert Decimal(body["run_max_drawdown_pct"]) > 0  # the run's, over its equity curve
+    assert Decimal(body["max_drawdown_pct"]) >= 0  # the day's (the run book's figure)
+    day = node.client.get("/pnl/daily?from=2018-01-21&to=2018-01-21", headers=auth("viewer")).json()["items"][0]
+    for name in ("max_drawdown_pct", "day_pnl", "end_equity", "worst_daily_loss_pct", "risk_score"):
+        assert body[name] == day[name], name
     assert body["risk_level"] in ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 
 

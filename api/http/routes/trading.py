@@ -53,9 +53,7 @@ async def positions(request: Request, run_id: uuid.UUID | None = RunId,
 
 
 def risk_view(node, run_id) -> dict:
-    from api.http.health import control_state
-    from projections.reading.reports import risk_score
-
+    """The run's latest UTC day as the run book measured it (pnl_daily and risk_usage rows; domain/run_book.py)."""
     access, settings = node.access, node.settings
     run = choose_run(node, run_id)
     limits = {
@@ -65,39 +63,35 @@ def risk_view(node, run_id) -> dict:
         "max_consecutive_losses": settings.risk.max_consecutive_losses,
     }
     view = {"run": run, "as_of_position": access.position, "day": None, "equity": None, "day_start_equity": None,
+            "end_equity": None, "day_pnl": None, "realized_pnl": None, "fees": None,
             "daily_loss_pct": None, "worst_daily_loss_pct": None, "max_daily_loss_pct": settings.risk.max_daily_loss_pct,
             "pct_of_limit_used": None, "daily_loss_breached": False, "exposure": None, "exposure_pct": None,
-            "open_positions": 0, "drawdown_pct": None, "max_drawdown_pct": None, "peak_equity": None,
-            "risk_score": None, "risk_level": None, "refusals_today": {}, "limits": limits}
+            "open_positions": 0, "drawdown_pct": None, "max_drawdown_pct": None, "run_max_drawdown_pct": None,
+            "peak_equity": None, "risk_score": None, "risk_level": None, "refusals_today": {}, "limits": limits}
     if run is None:
         return view
     usage = access.one("SELECT * FROM risk_usage WHERE run_id = ?::UUID ORDER BY day DESC LIMIT 1", [run["run_id"]])
+    day = usage and access.one("SELECT * FROM pnl_daily WHERE run_id = ?::UUID AND day = ?", [run["run_id"], usage["day"]])
     curve = access.one(
         "SELECT equity, peak_equity, drawdown_pct, (SELECT max(drawdown_pct) FROM equity_curve WHERE run_id = ?::UUID) AS worst "
         "FROM equity_curve WHERE run_id = ?::UUID ORDER BY candle_start DESC LIMIT 1", [run["run_id"], run["run_id"]])
-    if usage:
-        limit = Decimal(usage["max_daily_loss_pct"] or settings.risk.max_daily_loss_pct)
-        worst = Decimal(usage["worst_daily_loss_pct"] or ZERO)
-        used = max(ZERO, worst / limit * HUNDRED) if limit else ZERO
+    if usage and day:
         equity = Decimal(usage["equity"] or ZERO)
         exposure = Decimal(usage["exposure"] or ZERO)
         exposure_pct = exposure / equity * HUNDRED if equity else None
-        view.update(day=usage["day"].isoformat(), equity=usage["equity"], day_start_equity=usage["day_start_equity"],
-                    daily_loss_pct=usage["daily_loss_pct"], worst_daily_loss_pct=usage["worst_daily_loss_pct"],
-                    max_daily_loss_pct=limit, pct_of_limit_used=used.quantize(Decimal("0.01")),
-                    daily_loss_breached=bool(usage["max_daily_loss_breached"]), exposure=exposure,
-                    exposure_pct=None if exposure_pct is None else exposure_pct.quantize(Decimal("0.0001")),
-                    open_positions=int(usage["open_positions"] or 0))
+        view.update(day=usage["day"].isoformat(), equity=day["end_equity"], end_equity=day["end_equity"],
+                    day_start_equity=day["day_start_equity"], day_pnl=day["day_pnl"], realized_pnl=day["realized_pnl"],
+                    fees=day["fees"], daily_loss_pct=day["daily_loss_pct"],
+                    worst_daily_loss_pct=day["worst_daily_loss_pct"], max_daily_loss_pct=usage["max_daily_loss_pct"],
+                    pct_of_limit_used=usage["pct_of_limit_used"], daily_loss_breached=bool(usage["max_daily_loss_breached"]),
+                    exposure=exposure, exposure_pct=None if exposure_pct is None else exposure_pct.quantize(Decimal("0.0001")),
+                    open_positions=int(usage["open_positions"] or 0), max_drawdown_pct=day["max_drawdown_pct"],
+                    risk_score=int(day["risk_score"]), risk_level=day["risk_level"])
         refusals = access.rows("SELECT rule, count(*) AS n FROM risk_assessments WHERE run_id = ?::UUID AND NOT approved "
                                "AND occurred_at::DATE = ? GROUP BY rule ORDER BY rule", [run["run_id"], usage["day"]])
         view["refusals_today"] = {r["rule"] or "unknown": int(r["n"]) for r in refusals}
     if curve:
-        view.update(drawdown_pct=curve["drawdown_pct"], max_drawdown_pct=curve["worst"], peak_equity=curve["peak_equity"])
-    if usage:
-        halted = control_state(node)["halted"] if run["mode"] != "backtest" else False
-        score, level = risk_score(Decimal(view["pct_of_limit_used"]), Decimal(curve["drawdown_pct"] if curve else ZERO),
-                                  Decimal(view["exposure_pct"] or ZERO), view["daily_loss_breached"], halted)
-        view.update(risk_score=score, risk_level=level)
+        view.update(drawdown_pct=curve["drawdown_pct"], run_max_drawdown_pct=curve["worst"], peak_equity=curve["peak_equity"])
     return view
 
 
@@ -121,7 +115,8 @@ async def pnl_daily(request: Request, run_id: uuid.UUID | None = RunId,
         if run is None:
             return {"run": None, "items": [], "next_from": None}
         rows = node.access.rows(
-            "SELECT day, realized_pnl, unrealized_pnl, fees, net_pnl, day_start_equity, equity, trades, wins FROM pnl_daily "
+            "SELECT day, day_start_equity, end_equity, day_pnl, realized_pnl, fees, daily_loss_pct, worst_daily_loss_pct, "
+            "max_drawdown_pct, risk_score, risk_level, unrealized_pnl, net_pnl, equity, trades, wins FROM pnl_daily "
             "WHERE run_id = ?::UUID AND day >= ? AND day <= ? ORDER BY day LIMIT ?",
             [run["run_id"], date_from or date(1, 1, 1), date_to or date(9999, 12, 31), limit + 1])
         more = len(rows) > limit

@@ -110,10 +110,12 @@ async function showRisk() {
   const arc = $("loss-gauge-arc");
   arc.setAttribute("d", share > 0 ? `M10 60 A50 50 0 0 1 ${x.toFixed(2)} ${y.toFixed(2)}` : "");
   arc.setAttribute("class", "gauge-fill" + (used >= 100 ? " bad" : used >= 80 ? " warn" : ""));
-  $("loss-gauge-text").textContent = num(used, 0) + "%";
-  $("loss-note").textContent = "worst loss " + num(risk.worst_daily_loss_pct) + "% of " + num(risk.max_daily_loss_pct) + "% allowed"
+  // The loss itself against the limit (the arc is the share of the limit used at the day's worst).
+  $("loss-gauge-text").textContent = num(risk.worst_daily_loss_pct) + "% / " + num(risk.max_daily_loss_pct) + "%";
+  $("loss-note").textContent = "daily loss now " + num(risk.daily_loss_pct) + "%, worst " + num(risk.worst_daily_loss_pct)
+    + "% of the " + num(risk.max_daily_loss_pct) + "% limit (" + num(used, 0) + "% of the limit used)"
     + (risk.daily_loss_breached ? " · BREACHED" : "");
-  $("risk-level").textContent = risk.risk_level || "–";
+  $("risk-level").textContent = risk.risk_level ? risk.risk_level + " · " + risk.risk_score : "–";
   $("risk-note").textContent = "exposure " + num(risk.exposure) + " · open positions " + risk.open_positions;
 }
 
@@ -121,9 +123,10 @@ async function showPnl() {
   const page = await api("/pnl/daily?limit=1000");
   const last = page.items[page.items.length - 1];
   const el = $("daily-pnl");
-  el.textContent = last ? num(last.net_pnl) : "–";
-  if (last) signed(el, last.net_pnl);
-  $("pnl-day").textContent = last ? last.day + " · fees " + num(last.fees) + " · trades " + last.trades : "no P&L yet";
+  el.textContent = last ? num(last.day_pnl) : "–";
+  if (last) signed(el, last.day_pnl);
+  $("pnl-day").textContent = last ? last.day + " · realized " + num(last.realized_pnl) + " · fees " + num(last.fees)
+    + " · trades " + last.trades : "no P&L yet";
 }
 
 async function showEquityCurve() {
