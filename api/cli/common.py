@@ -25,7 +25,8 @@ err = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a clear error and exit (2: bad input or unusable store, 1: a check failed)."""
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    # One line, as written: no wrapping at the terminal's width, no markup read into the message.
+    err.print(f"error: {message}".replace("\n", " "), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -45,8 +46,8 @@ def load_cli_settings(config: Path | None, overrides: dict | None = None):
     try:
         return load_settings(config_file=config, overrides=overrides)
     except ConfigurationError as exc:
-        lines = "\n".join(f"  {problem}" for problem in exc.errors)
-        fail(f"invalid configuration:\n{lines}\n(run `tradecore config validate` for details)")
+        problems = "; ".join(str(problem) for problem in exc.errors)
+        fail(f"invalid configuration: {problems} (run `tradecore config validate` for details)")
 
 
 def resolve_store_url(store: str | None, config: Path | None) -> str:

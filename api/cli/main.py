@@ -26,6 +26,14 @@ app = typer.Typer(
 audit_app = typer.Typer(help="Tamper evidence and exports for auditors.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="On failure show the Python traceback (also SYSTEM__LOG_LEVEL=DEBUG); may stand anywhere")] = False,
+) -> None:
+    # main() takes --debug out of the arguments wherever it stands (api/cli/errors.py); this lists it in --help.
+    pass
+
 console = Console(soft_wrap=True)
 
 
@@ -216,11 +224,9 @@ def main() -> None:
 
     configure_from_environment()  # JSON lines on stderr; `run` and `serve` switch to their log file
     _mount_optional()
-    try:
-        app()
-    except StoreUnavailable as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        sys.exit(2)
+    from api.cli.errors import run_guarded
+
+    run_guarded(app)  # every failure ends as one line; a traceback only with --debug
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,9 @@ the entry point; the parts live beside it:
 
 from __future__ import annotations
 
+import csv
+import gzip
+import zlib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -49,10 +52,18 @@ def read_candle_file(
     Raises
     ------
     ValueError
-        For an unsupported granularity or file type, a column that is missing or ambiguous, or a
-        file without candle rows. Bad rows are not errors: they come back in ``rejected``.
+        For an unsupported granularity or file type, a column that is missing or ambiguous, a
+        file without candle rows, or one that is not readable CSV, gzip or UTF-8 text (a field
+        over 131,072 characters, random bytes). Bad rows are not errors: they come back in ``rejected``.
     """
     path = Path(path)
     step_us = parse_granularity(granularity) // timedelta(microseconds=1)
-    raw = read_rows(path, dict(columns or {}))
+    try:
+        raw = read_rows(path, dict(columns or {}))
+    except csv.Error as exc:  # e.g. a field over the csv module's 131,072-character limit
+        raise ValueError(f"{path}: not a candle CSV file ({exc})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path}: not a readable gzip file ({exc}); give the plain CSV or a .gz written by gzip") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; a candle CSV is text (or gzipped text)") from None
     return validate(raw, step_us, granularity.strip())
