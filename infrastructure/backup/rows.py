@@ -30,7 +30,7 @@ SCHEMA = pa.schema(
         ("originator_version", pa.int64()),
         ("topic", pa.string()),
         ("state", pa.binary()),  # the stored bytes, verbatim
-        ("link", pa.binary()),  # the chain link written with the event (32 bytes)
+        ("link", pa.binary()),  # the chain link written with the event (33 bytes; 32 for version 1 links)
     ]
 )
 

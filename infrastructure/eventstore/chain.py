@@ -1,24 +1,39 @@
 """Tamper evidence: a hash chain over the notification log.
 
-Each stored event gets a link, written in the same transaction as the event:
+Each stored event gets a link, written in the same transaction as the event.
+Version 2 (every link written now) covers the exact stored value of every
+column, with its storage type and length, so no edit of any column can keep
+its link:
 
-    link(n) = sha256(link(n-1) | notification id | originator id | version | topic | state)
+    link(n) = 0x02 | sha256(link(n-1) | id as 8 bytes | field(originator id) | field(version)
+                            | field(topic) | field(state))
+    field(v) = type tag (t text, b blob, i integer, r real, n null) | 8-byte length | bytes
 
-(DESIGN.md names id, topic and state; the stream position is added so an edit
-of the originator columns is caught too.) The chain lives in its own table,
-``<events table>_chain``. ``verify_chain`` walks both tables in notification
-order and names the first notification id where they disagree: an edited or
-reordered event (its link does not match), a deleted one (a link without an
-event) or an inserted one (an event without a link).
+The text is the stored text (SQLite: 32 lowercase hex digits for a stream id;
+PostgreSQL's uuid column gives the same 32 digits, so a log moved between the
+backends keeps its links), an integer its decimal digits, a blob its bytes.
 
-Anyone who can rewrite both tables can rebuild the chain; that is why backup
-manifests and audit exports carry the chain head, to be compared with a copy
-kept elsewhere.
+Version 1 links (32 bytes, no tag byte; logs written before version 2) are
+still verified: ``sha256(link(n-1) | "id|oid|version|topic|" | state)``, and
+a version 1 row must hold exactly what the version 1 writer stored (a stream
+id of 32 lowercase hex digits, an integer version, text topic, blob state),
+so re-spelling a stream id is caught there too. A version 1 link after a
+version 2 one is a downgrade and fails.
+
+The chain lives in its own table, ``<events table>_chain``. ``verify_chain``
+walks both tables in notification order and names the first notification id
+where they disagree: an edited or reordered event (its link does not match),
+a deleted one (a link without an event, or a gap in the ids where the next
+link no longer follows), or an inserted one (an event without a link).
+
+Anyone who can rewrite both tables can rebuild the chain; that is why signed
+anchors of the chain head and backup manifests are kept outside the store.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,15 +45,67 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 GENESIS = bytes(32)
+CHAIN_VERSION = 2
+_V2 = b"\x02"
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
-def chain_link(previous: bytes, notification_id: int, originator_id: Any, version: int, topic: str, state: bytes) -> bytes:
-    """One link of the chain (see the module docstring)."""
-    oid = originator_id.hex if isinstance(originator_id, UUID) else str(originator_id).replace("-", "")
+def _field(value: Any) -> bytes:
+    """One column as stored: type tag, 8-byte length, bytes (see the module docstring)."""
+    if isinstance(value, str):
+        tag, data = b"t", value.encode("utf-8", "surrogatepass")
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        tag, data = b"b", bytes(value)
+    elif isinstance(value, bool):  # never stored by the recorders; keep it apart from 0/1
+        tag, data = b"?", b"%d" % value
+    elif isinstance(value, int):
+        tag, data = b"i", b"%d" % value
+    elif isinstance(value, UUID):  # PostgreSQL's uuid column: the text SQLite stores for it
+        tag, data = b"t", value.hex.encode()
+    elif isinstance(value, float):
+        tag, data = b"r", repr(value).encode()
+    elif value is None:
+        tag, data = b"n", b""
+    else:
+        tag, data = b"x", repr(value).encode()
+    return tag + len(data).to_bytes(8, "big") + data
+
+
+def chain_link(previous: bytes, notification_id: int, originator_id: Any, version: Any, topic: Any, state: Any) -> bytes:
+    """One version 2 link of the chain over the columns exactly as stored (see the module docstring)."""
+    h = hashlib.sha256(previous)
+    h.update(notification_id.to_bytes(8, "big"))
+    h.update(_field(originator_id) + _field(version) + _field(topic) + _field(state))
+    return _V2 + h.digest()
+
+
+def chain_link_v1(previous: bytes, notification_id: int, originator_id: Any, version: Any, topic: Any, state: Any) -> bytes | None:
+    """The version 1 link of a row, or None when the row is not what the version 1 writer stored."""
+    if isinstance(originator_id, UUID):
+        oid = originator_id.hex
+    elif isinstance(originator_id, str) and _HEX32.fullmatch(originator_id):
+        oid = originator_id
+    else:
+        return None
+    if type(version) is not int or not isinstance(topic, str) or not isinstance(state, (bytes, bytearray, memoryview)):
+        return None
     h = hashlib.sha256(previous)
     h.update(b"%d|%s|%d|%s|" % (notification_id, oid.encode(), version, topic.encode()))
     h.update(state)
     return h.digest()
+
+
+def link_matches(previous: bytes, notification_id: int, row: tuple, link: bytes) -> bool | None:
+    """Whether ``link`` is the stored link of ``row`` (oid, version, topic, state) after ``previous``.
+
+    Returns True or False for a version 2 link, and None when a version 1 link
+    matches (the caller decides whether version 1 is still allowed there).
+    """
+    if len(link) == 33 and link[:1] == _V2:
+        return chain_link(previous, notification_id, *row) == link
+    if len(link) == 32 and chain_link_v1(previous, notification_id, *row) == link:
+        return None
+    return False
 
 
 @dataclass(frozen=True)
@@ -102,16 +169,26 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         )
         found = c.fetchone()
         previous = found[0] if found else GENESIS
-        # chain_link inlined (one hash call per event; the topic encoded once per batch).
+        # chain_link inlined (one hash call per event): the recorder stores the oid
+        # as text, the version as an integer, the topic as text, the state as a blob.
         sha256 = hashlib.sha256
-        topic_bytes: dict[str, bytes] = {}
+        topic_fields: dict[str, bytes] = {}
         links = []
         for nid, (oid, version, topic, state) in zip(ids, rows):
-            encoded_topic = topic_bytes.get(topic)
-            if encoded_topic is None:
-                encoded_topic = topic_bytes[topic] = topic.encode()
-            previous = sha256(
-                b"%s%d|%s|%d|%s|%s" % (previous, nid, str(oid).replace("-", "").encode(), version, encoded_topic, state)
+            topic_field = topic_fields.get(topic)
+            if topic_field is None:
+                topic_field = topic_fields[topic] = _field(topic)
+            oid_bytes = oid.encode()
+            version_bytes = b"%d" % version
+            previous = _V2 + sha256(
+                b"%s%s%s%s%s%s%s%s%s%s%s"
+                % (
+                    previous, nid.to_bytes(8, "big"),
+                    b"t", len(oid_bytes).to_bytes(8, "big"), oid_bytes,
+                    b"i", len(version_bytes).to_bytes(8, "big"), version_bytes,
+                    topic_field,
+                    b"b" + len(state).to_bytes(8, "big"), state,
+                )
             ).digest()
             links.append((nid, previous))
         c.executemany(f"INSERT INTO {self.chain_table_name} VALUES (?, ?)", links)
@@ -256,6 +333,7 @@ def verify_chain(recorder: Any) -> ChainReport:
     previous = GENESIS
     checked = 0
     last_id = 0
+    seen_v2 = False
     for event_id, link_id, oid, version, topic, state, link in recorder.iter_chain_rows():
         if link_id is None:
             return ChainReport(
@@ -264,13 +342,27 @@ def verify_chain(recorder: Any) -> ChainReport:
             )
         if event_id is None:
             return ChainReport(False, checked, previous.hex(), last_id, link_id, f"notification {link_id} is missing (deleted)")
-        expected = chain_link(previous, event_id, oid, version, topic, bytes(state))
-        if bytes(link) != expected:
+        link = bytes(link)
+        matched = link_matches(previous, event_id, (oid, version, topic, state), link)
+        if matched is None and seen_v2:
+            matched = False  # a version 1 link after version 2 ones: a rewrite with the weaker formula
+        if matched is False:
+            if event_id > last_id + 1:
+                # The ids jump and the link no longer follows: events were deleted together with their links.
+                gap = f"{last_id + 1}" if event_id == last_id + 2 else f"{last_id + 1}..{event_id - 1}"
+                noun = "notification" if event_id == last_id + 2 else "notifications"
+                verb = "is" if event_id == last_id + 2 else "are"
+                return ChainReport(
+                    False, checked, previous.hex(), last_id, last_id + 1,
+                    f"{noun} {gap} {verb} missing (deleted with {'its chain link' if verb == 'is' else 'their chain links'}): "
+                    f"the link of notification {event_id} does not follow notification {last_id or 'the start'}",
+                )
             return ChainReport(
                 False, checked, previous.hex(), last_id, event_id,
                 f"notification {event_id} does not match its chain link (edited or reordered)",
             )
-        previous = expected
+        seen_v2 = seen_v2 or matched is True
+        previous = link
         checked += 1
         last_id = event_id
     return ChainReport(True, checked, previous.hex(), last_id)
