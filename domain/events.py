@@ -108,7 +108,7 @@ _registry: dict[str, type[DomainEvent]] = {}
 
 
 EVENT_MODULES = ("domain.market", "domain.decision", "domain.order", "domain.account", "domain.config",
-                 "domain.control", "domain.alerts")
+                 "domain.control", "domain.alerts", "domain.product")
 """Every module that defines events (imported on demand, so the catalogue is always whole)."""
 
 
