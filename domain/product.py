@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 SpecSource = Literal["venue", "settings", "inferred"]
+SPEC_SOURCES = ("venue", "settings", "inferred")
 _PRODUCT_ID = re.compile(r"^([A-Z0-9]{2,12})-([A-Z0-9]{2,12})$")
 
 
@@ -176,10 +177,12 @@ class ProductSpecRecorded(DomainEvent):
     base_increment: Positive
     min_base_size: NonNegative
     min_quote_funds: NonNegative
-    source: SpecSource
+    source: str  # venue | settings | inferred
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.source not in SPEC_SOURCES:
+            raise FieldProblem("source", self.source, f"must be one of {', '.join(SPEC_SOURCES)}")
         try:
             self.spec()
         except InvalidProduct as exc:

@@ -26,6 +26,7 @@ STREAMS: list[tuple[str, str, str]] = [
     ("Configuration", "domain.config", "One ledger stream for the whole bot."),
     ("Control, incidents and runs", "domain.control", "One control stream; one stream per incident and per run."),
     ("Health alerts", "domain.alerts", "One stream per health check: raised once per failure, resolved once on recovery."),
+    ("Products", "domain.product", "One stream per product: its spec (currencies, increments, minimums) each time it changed."),
 ]
 
 _VALIDATOR_NAMES = {
