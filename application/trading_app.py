@@ -1,7 +1,11 @@
-"""The one eventsourcing Application that owns the log: a command per event kind.
+"""The one eventsourcing Application that owns the log, and the one way to write to it.
 
-Commands read as get -> change -> save; several aggregates in one save are one
-transaction. Library errors are translated here: a stale write becomes
+The trading loop, reconciliation and the health watch change aggregates (orders, decisions, runs,
+accounts, the run's control) and append what they collected with ``record_in_order``: the events of
+several aggregates, in the order they happened, in one transaction. The commands here are the writes
+that do not come from the loop: candles from imports and feeds, operator controls, incidents,
+configuration changes, balance reconciliation and closing an abandoned run. Each reads as
+get -> change -> save. Library errors are translated here: a stale write becomes
 ``ConcurrencyConflict``, a missing stream ``NotFound``.
 """
 
@@ -23,10 +27,8 @@ from application.errors import ConcurrencyConflict, NotFound
 from domain.account import Account, account_id
 from domain.config import CONFIG_LEDGER_ID, ConfigLedger
 from domain.control import TRADING_CONTROL_ID, Incident, Run, Severity, TradingControl
-from domain.decision import Decision
 from domain.events import DomainEvent, EventMeta
 from domain.market import Candle, CandleClosed, CandleConflict, CandleRecord, candle_id
-from domain.order import Order
 
 
 @dataclass
@@ -118,7 +120,10 @@ class TradingApplication(Application):
         try:
             self._put(kept)
         except IntegrityError as exc:
-            raise ConcurrencyConflict(f"another writer recorded some of these events first ({exc})") from None
+            streams = ", ".join(dict.fromkeys(f"{type(e).__name__} {e.originator_id}" for e in kept))
+            raise ConcurrencyConflict(
+                f"another writer changed the stream of {streams} first; nothing of this batch was recorded ({exc})"
+            ) from None
 
     # --- market ----------------------------------------------------------
 
@@ -181,78 +186,6 @@ class TradingApplication(Application):
         result.recorded += len(fresh)
         result.corrected += len(corrections)
 
-    def get_candle(self, product: str, granularity: str, start: datetime) -> CandleRecord:
-        return self._get("candle", candle_id(product, granularity, start))
-
-    # --- decisions and risk ------------------------------------------------
-
-    def record_decision(self, decision_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Decision:
-        decision = Decision.make(decision_id, meta, **fields)
-        self._save(decision)
-        return decision
-
-    def record_decision_failure(self, decision_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Decision:
-        decision = Decision.fail(decision_id, meta, **fields)
-        self._save(decision)
-        return decision
-
-    def record_risk_verdict(self, decision_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Decision:
-        decision: Decision = self._get("decision", decision_id)
-        decision.assess(meta, **fields)
-        self._save(decision)
-        return decision
-
-    def get_decision(self, decision_id: uuid.UUID) -> Decision:
-        return self._get("decision", decision_id)
-
-    # --- orders ------------------------------------------------------------
-
-    def place_order(self, order_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Order:
-        order = Order.place(order_id, meta, **fields)
-        self._save(order)
-        return order
-
-    def get_order(self, order_id: uuid.UUID) -> Order:
-        return self._get("order", order_id)
-
-    def submit_order(self, order_id: uuid.UUID, meta: EventMeta) -> Order:
-        order = self.get_order(order_id)
-        order.submit(meta)
-        self._save(order)
-        return order
-
-    def accept_order(self, order_id: uuid.UUID, meta: EventMeta, venue_order_id: str) -> Order:
-        order = self.get_order(order_id)
-        order.accept(meta, venue_order_id)
-        self._save(order)
-        return order
-
-    def fill_order(self, order_id: uuid.UUID, meta: EventMeta, **fill: Any) -> bool:
-        """Record a fill; False when this fill_id was recorded before."""
-        order = self.get_order(order_id)
-        if not order.fill(meta, **fill):
-            return False
-        self._save(order)
-        return True
-
-    def cancel_order(self, order_id: uuid.UUID, meta: EventMeta, reason: str) -> Order:
-        order = self.get_order(order_id)
-        order.cancel(meta, reason)
-        self._save(order)
-        return order
-
-    def reject_order(self, order_id: uuid.UUID, meta: EventMeta, reason: str) -> Order:
-        order = self.get_order(order_id)
-        order.reject(meta, reason)
-        self._save(order)
-        return order
-
-    def expire_order(self, order_id: uuid.UUID, meta: EventMeta, reason: str = "time in force elapsed") -> Order:
-        order = self.get_order(order_id)
-        order.expire(meta, reason)
-        self._save(order)
-        return order
-
     # --- account -------------------------------------------------------------
 
     def _account(self, name: str, currency: str, meta: EventMeta) -> Account:
@@ -260,18 +193,6 @@ class TradingApplication(Application):
             return self.repository.get(account_id(name))
         except AggregateNotFoundError:
             return Account.open_account(name, currency, meta)
-
-    def deposit(self, amount: Decimal, meta: EventMeta, account: str = "main", currency: str = "USD") -> Account:
-        acct = self._account(account, currency, meta)
-        acct.deposit(amount, meta)
-        self._save(acct)
-        return acct
-
-    def withdraw(self, amount: Decimal, meta: EventMeta, available: Decimal, account: str = "main", currency: str = "USD") -> Account:
-        acct = self._get("account", account_id(account))
-        acct.withdraw(amount, meta, available)
-        self._save(acct)
-        return acct
 
     def reconcile_balance(
         self, currency: str, recorded: Decimal, venue: Decimal, meta: EventMeta, account: str = "main"
@@ -309,12 +230,6 @@ class TradingApplication(Application):
         ledger.set_baseline(values, config_hash, meta, reason)
         self._save(ledger)
 
-    def get_config_ledger(self) -> ConfigLedger | None:
-        try:
-            return self.repository.get(CONFIG_LEDGER_ID)
-        except AggregateNotFoundError:
-            return None
-
     # --- control, incidents, runs -------------------------------------------
 
     def _control(self, meta: EventMeta) -> TradingControl:
@@ -322,12 +237,6 @@ class TradingApplication(Application):
             return self.repository.get(TRADING_CONTROL_ID)
         except AggregateNotFoundError:
             return TradingControl.start(meta)
-
-    def halt_trading(self, reason: str, severity: Severity | str, meta: EventMeta) -> TradingControl:
-        control = self._control(meta)
-        control.halt(reason, severity, meta)
-        self._save(control)
-        return control
 
     def operator_halt(self, reason: str, severity: Severity | str, meta: EventMeta) -> tuple[TradingControl, bool]:
         """An operator's halt (a P0 also requests cancel-all); returns the control and whether it was already halted."""
@@ -364,11 +273,6 @@ class TradingApplication(Application):
         incident.resolve(note, meta)
         self._save(incident)
         return incident
-
-    def start_run(self, run_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Run:
-        run = Run.begin(run_id, meta, **fields)
-        self._save(run)
-        return run
 
     def end_run(self, run_id: uuid.UUID, status: str, reason: str, meta: EventMeta) -> Run:
         run = self._get("run", run_id)

@@ -35,7 +35,7 @@ def store(tmp_path_factory) -> str:
     app = open_store(url)
     app.record_candles([Candle("BTC-USD", "1h", T0 + timedelta(hours=i), D("10"), D("12"), D("9"), D("11"), D("1"))
                         for i in range(48)], EventMeta(T0, actor="market"))  # each dated at its close: T0+1h .. T0+48h
-    app.halt_trading("audit drill", "P2", EventMeta(T0 + timedelta(hours=49), actor="operator:test"))
+    app.operator_halt("audit drill", "P2", EventMeta(T0 + timedelta(hours=49), actor="operator:test"))
     app.close()
     return url
 

@@ -38,7 +38,7 @@ def seed(url: str, product: str, count: int, halt: bool = True) -> None:
         EventMeta(T0, actor="market"),
     )
     control = EventMeta(T0, actor="operator:test")
-    app.halt_trading("drill", "P2", control) if halt else app.resume_trading("drill over", control)
+    app.operator_halt("drill", "P2", control) if halt else app.resume_trading("drill over", control)
     app.close()
 
 

@@ -28,7 +28,7 @@ def seeded(tmp_path) -> str:
     run_id, correlation = uuid.uuid4(), uuid.uuid4()
     meta = EventMeta(T0, actor="system", run_id=run_id, correlation_id=correlation)
     app.record_candles([Candle("BTC-USD", "1h", T0 + timedelta(hours=i), D("100"), D("110"), D("90"), D("105"), D("1")) for i in range(10)], meta)
-    app.halt_trading("drill", "P1", EventMeta(T0 + timedelta(hours=11), actor="operator:alice", correlation_id=correlation))
+    app.operator_halt("drill", "P1", EventMeta(T0 + timedelta(hours=11), actor="operator:alice", correlation_id=correlation))
     app.close()
     return url
 

@@ -13,13 +13,15 @@ from api.bootstrap import decision_model, loop_settings, open_store, paper_excha
 from application.trading.backtest import IncrementalIndicators, candles_of, run_backtest
 from application.health.watch import HealthSample, HealthThresholds, HealthWatch, Threshold, evaluate
 from application.trading.loop import DeterministicIds, TradingLoop
-from domain.control import RunMode
+from domain.control import Run, RunMode
+from domain.decision import Decision
 from domain.events import EventMeta
 from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from infrastructure.monitoring.probe import HealthProbe, RunFollower
 from api.bootstrap import health_thresholds
 from infrastructure.settings.loading import load_settings
 from projections.engine import runner
+from tests.support.recording import record
 
 PAPER = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
 BACKTEST = uuid.UUID("00000000-0000-4000-8000-0000000000b1")
@@ -118,16 +120,17 @@ def test_llm_response_rate_counts_made_and_failed_decisions_in_the_window(tmp_pa
     store = open_store(f"sqlite:///{tmp_path}/events.db")
     t0 = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
     try:
-        store.start_run(PAPER, EventMeta(t0, run_id=PAPER), mode=RunMode.PAPER, product="BTC-USD", granularity="1h",
-                        strategy="llm", config_hash="x", code_version="t", initial_balance=D(1000))
+        record(store, Run.begin(PAPER, EventMeta(t0, run_id=PAPER), mode=RunMode.PAPER, product="BTC-USD",
+                                granularity="1h", strategy="llm", config_hash="x", code_version="t",
+                                initial_balance=D(1000)))
         for hour in range(10):
             at = t0 + timedelta(hours=hour + 1)
             meta = EventMeta(at, actor="strategy:llm", run_id=PAPER)
             common = dict(strategy="llm", product="BTC-USD", candle_start=at - timedelta(hours=1))
             if hour in (3, 7):
-                store.record_decision_failure(uuid.uuid4(), meta, kind="timeout", detail="slow", **common)
+                record(store, Decision.fail(uuid.uuid4(), meta, kind="timeout", detail="slow", **common))
             else:
-                store.record_decision(uuid.uuid4(), meta, action="HOLD", size_pct=D(0), **common)
+                record(store, Decision.make(uuid.uuid4(), meta, action="HOLD", size_pct=D(0), **common))
         clock = FixedClock(t0 + timedelta(hours=11))
         probe = HealthProbe(store, clock, data_path=tmp_path, llm_min_decisions=5)
         assert probe.sample().llm_response_rate == D(80)

@@ -16,9 +16,11 @@ from api.http import create_app
 from api.http.readmodel import ReadModelAccess
 from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
 from application.trading.backtest import run_backtest
+from domain.control import Run
 from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from infrastructure.settings.loading import load_settings
 from projections.engine import runner
+from tests.support.recording import record
 
 RUN = uuid.UUID("00000000-0000-4000-8000-0000000000a7")
 TOKENS = {"viewer": "viewer-token-1", "auditor": "auditor-token-1", "operator": "operator-token-1"}
@@ -313,8 +315,8 @@ def test_put_config_validates_and_records_a_config_change_by_the_token(node):
 
 def test_health_is_degraded_while_the_read_model_trails_the_log_and_answers_follow_the_position(node):
     before = node.client.get("/positions", headers=auth("viewer")).json()["as_of_position"]
-    node.store.start_run(uuid.uuid4(), _meta(), mode="paper", product="BTC-USD", granularity="1h", strategy="rules",
-                         config_hash="x", code_version="test")
+    record(node.store, Run.begin(uuid.uuid4(), _meta(), mode="paper", product="BTC-USD", granularity="1h",
+                                 strategy="rules", config_hash="x", code_version="test"))
     health = node.client.get("/health").json()
     assert health["status"] == "degraded" and health["checks"]["projector_lag_events"] == 1
     node.catch_up()
@@ -351,8 +353,8 @@ def test_an_active_health_alert_degrades_health_a_p0_makes_it_unhealthy_and_a_re
 def test_fresh_market_data_of_an_active_paper_run_is_healthy(node):
     from domain.market import Candle
 
-    node.store.start_run(uuid.uuid4(), _meta(), mode="paper", product="BTC-USD", granularity="1h", strategy="rules",
-                         config_hash="x", code_version="test")
+    record(node.store, Run.begin(uuid.uuid4(), _meta(), mode="paper", product="BTC-USD", granularity="1h",
+                                 strategy="rules", config_hash="x", code_version="test"))
     start = NOW.replace(minute=0) - timedelta(hours=1)
     node.store.record_candles([Candle("BTC-USD", "1h", start, Decimal(1), Decimal(2), Decimal(1), Decimal(2), Decimal(5))],
                               _meta())

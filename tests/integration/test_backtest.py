@@ -170,7 +170,7 @@ def test_operator_halt_of_live_trading_does_not_stop_a_backtest(tmp_path, histor
 
     url = f"sqlite:///{tmp_path}/bt.db"
     app = open_store(url)
-    app.halt_trading("exchange maintenance", "P1", EventMeta(T0, actor="operator:alice"))
+    app.operator_halt("exchange maintenance", "P1", EventMeta(T0, actor="operator:alice"))
     app.close()
     again, summary = backtest(url, history.iloc[:800])
     assert summary.orders > 0

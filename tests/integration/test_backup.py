@@ -18,6 +18,7 @@ import pytest
 
 from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
 from application.trading.backtest import run_backtest
+from domain.config import CONFIG_LEDGER_ID
 from domain.events import EventMeta
 from domain.market import Candle
 from infrastructure.backup.archive import ArchiveProblem
@@ -120,8 +121,9 @@ def test_a_full_restore_keeps_ids_and_chain_and_gives_the_same_read_model(tmp_pa
         original = open_store(source)
         order_id = next(e.event.originator_id for e in original.iter_log() if e.event.event_type == "OrderFilled")
         # aggregates load from the restored streams, at the same versions
-        assert app.get_config_ledger().version == original.get_config_ledger().version >= 2
-        assert app.get_order(order_id).version == original.get_order(order_id).version >= 3
+        ledger = app.repository.get(CONFIG_LEDGER_ID)
+        assert ledger.version == original.repository.get(CONFIG_LEDGER_ID).version >= 2
+        assert app.repository.get(order_id).version == original.repository.get(order_id).version >= 3
         original.close()
     finally:
         app.close()
@@ -296,7 +298,7 @@ def test_sqlite_to_postgresql_and_back_is_the_migration_path(tmp_path, source, s
     app = open_store(pg)
     try:
         assert verify_chain(app.recorder).ok
-        assert app.get_config_ledger() is not None
+        assert app.repository.get(CONFIG_LEDGER_ID) is not None
         app.record_candles(candles("NEW-USD", T0, 3), EventMeta(T0, actor="market"))  # the sequence continues
         assert app.max_notification_id() == len(raw_rows(source)) + 3
         assert verify_chain(app.recorder).ok

@@ -135,7 +135,7 @@ def test_a_fill_listed_twice_is_reported_once_and_recorded_once(stand, app):
         order.fill(meta, fill_id=report.fill_id, quantity=report.quantity, price=report.price, fee=report.fee,
                    fee_currency=report.fee_currency, liquidity=report.liquidity)
     app.record_in_order(order.collect_events())
-    stored = app.get_order(request.order_id)
+    stored = app.repository.get(request.order_id)
     assert stored.status is OrderStatus.FILLED and stored.filled_quantity == Decimal("0.5")
     assert len(stored.fill_ids) == 1
 
@@ -162,7 +162,7 @@ def test_a_partial_fill_then_a_cancel_leaves_the_rest_unfilled(stand, app):
                fee_currency=fill.fee_currency, liquidity=fill.liquidity)
     order.cancel(meta, reports[2].reason)
     app.record_in_order(order.collect_events())
-    stored = app.get_order(order_id)
+    stored = app.repository.get(order_id)
     assert stored.status is OrderStatus.CANCELLED and stored.filled_quantity == Decimal("0.4")
     assert stand.orders[accepted.venue_order_id].status == "CANCELLED"
 

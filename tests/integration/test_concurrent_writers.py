@@ -11,9 +11,10 @@ from pathlib import Path
 
 from api.bootstrap import open_store
 from domain.events import EventMeta
-from domain.order import OrderStatus
+from domain.order import Order, OrderStatus
 from infrastructure.eventstore.chain import verify_chain
 from tests.conftest import T0
+from tests.support.recording import record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ from domain.events import EventMeta
 url, order_id, action, sync = sys.argv[1], uuid.UUID(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
 app = open_store(url)
 meta = EventMeta(datetime(2024, 1, 1, tzinfo=timezone.utc), actor=action)
-order = app.get_order(order_id)
+order = app.repository.get(order_id)
 (sync / f"ready-{action}").touch()
 deadline = time.time() + 30
 while not (sync / "go").exists():
@@ -39,7 +40,7 @@ if action == "submit":
 else:
     order.cancel(meta, "operator")
 try:
-    app._save(order)
+    app.record_in_order(order.collect_events())
     print("saved")
 except ConcurrencyConflict as exc:
     print("conflict:", exc)
@@ -50,7 +51,7 @@ app.close()
 def test_two_processes_writing_one_order_one_gets_conflict(store_url, tmp_path):
     app = open_store(store_url)
     order_id = uuid.uuid4()
-    app.place_order(order_id, EventMeta(T0), product="BTC-USD", side="BUY", order_type="MARKET", quantity=D("1"))
+    record(app, Order.place(order_id, EventMeta(T0), product="BTC-USD", side="BUY", order_type="MARKET", quantity=D("1")))
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, store_url, str(order_id), action, str(tmp_path)],
@@ -67,8 +68,8 @@ def test_two_processes_writing_one_order_one_gets_conflict(store_url, tmp_path):
     outputs = [p.communicate(timeout=60) for p in procs]
     results = [out.strip() for out, _ in outputs]
     assert sorted(r.split(":")[0] for r in results) == ["conflict", "saved"], outputs
-    assert any("another writer changed Order" in r for r in results)
-    order = app.get_order(order_id)
+    assert any("another writer changed" in r and "Order" in r for r in results)
+    order = app.repository.get(order_id)
     assert order.version == 2
     assert order.status in (OrderStatus.SUBMITTED, OrderStatus.CANCELLED)
     winner = "submit" if results[0].startswith("saved") else "cancel"

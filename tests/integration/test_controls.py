@@ -10,9 +10,11 @@ import pytest
 
 from application.operations.controls import ControlWatch, OperatorControls, working_orders
 from application.trading.loop import DeterministicIds
-from domain.control import AlreadyHalted, NotHalted, RunMode, Severity
+from domain.control import AlreadyHalted, NotHalted, Run, RunMode, Severity
 from domain.events import DomainError, EventMeta
+from domain.order import Order
 from tests.conftest import T0
+from tests.support.recording import record
 
 
 class SteppingClock:
@@ -116,13 +118,14 @@ def test_a_watch_starting_under_a_p0_halt_cancels_once(app, controls):
 def _order(app, run_id, *, fill: bool = False):
     order_id = uuid.uuid4()
     meta = EventMeta(T0, "system", None, None, run_id)
-    app.place_order(order_id, meta, product="BTC-USD", side="BUY", order_type="LIMIT",
-                    quantity=Decimal("0.1"), limit_price=Decimal("40000"))
-    app.submit_order(order_id, meta)
-    app.accept_order(order_id, meta, venue_order_id=f"v-{order_id}")
+    order = Order.place(order_id, meta, product="BTC-USD", side="BUY", order_type="LIMIT",
+                        quantity=Decimal("0.1"), limit_price=Decimal("40000"))
+    order.submit(meta)
+    order.accept(meta, venue_order_id=f"v-{order_id}")
     if fill:
-        app.fill_order(order_id, meta, fill_id="f1", quantity=Decimal("0.1"), price=Decimal("40000"),
-                       fee=Decimal("4"), fee_currency="USD", liquidity="MAKER")
+        order.fill(meta, fill_id="f1", quantity=Decimal("0.1"), price=Decimal("40000"),
+                   fee=Decimal("4"), fee_currency="USD", liquidity="MAKER")
+    record(app, order)
     return order_id
 
 
@@ -130,8 +133,8 @@ def test_working_orders_are_those_of_paper_and_live_runs_still_open(app):
     runs = {}
     for mode in (RunMode.BACKTEST, RunMode.PAPER):
         run_id = uuid.uuid4()
-        app.start_run(run_id, EventMeta(T0, "system", run_id, None, run_id), mode=mode, product="BTC-USD",
-                      granularity="ONE_HOUR", strategy="rules", config_hash="h", code_version="t")
+        record(app, Run.begin(run_id, EventMeta(T0, "system", run_id, None, run_id), mode=mode, product="BTC-USD",
+                              granularity="ONE_HOUR", strategy="rules", config_hash="h", code_version="t"))
         runs[mode] = run_id
     _order(app, runs[RunMode.BACKTEST])
     working = _order(app, runs[RunMode.PAPER])

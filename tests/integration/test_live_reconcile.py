@@ -84,12 +84,12 @@ def test_every_difference_with_the_venue_is_recorded_as_an_event(app, stand, ven
     assert {o.id for o in book.working} == {never_sent.id, partly_filled_then_cancelled.id, resting.id}
     result = reconcile_live(app, book, venue, meta_factory(new_run), ("BTC-USD",))
 
-    assert app.get_order(never_sent.id).status is OrderStatus.CANCELLED
-    assert "never reached the venue" in app.get_order(never_sent.id).reason
-    cancelled = app.get_order(partly_filled_then_cancelled.id)
+    assert app.repository.get(never_sent.id).status is OrderStatus.CANCELLED
+    assert "never reached the venue" in app.repository.get(never_sent.id).reason
+    cancelled = app.repository.get(partly_filled_then_cancelled.id)
     assert cancelled.status is OrderStatus.CANCELLED and cancelled.filled_quantity == Decimal("0.25")
     assert cancelled.venue_order_id == venue_id
-    kept = app.get_order(resting.id)
+    kept = app.repository.get(resting.id)
     assert kept.status is OrderStatus.ACCEPTED and kept.venue_order_id == stand.by_client[resting.client_order_id]
     assert result.fills_discovered == 1 and result.orders_reconciled == 4
     kinds = [type(e.event).__name__ for e in app.iter_log() if e.event.run_id == new_run]
@@ -122,7 +122,7 @@ def test_a_fill_found_since_the_last_recorded_fill_is_discovered_once(app, stand
     first = reconcile_live(app, rebuild_book(app, RunMode.LIVE), venue, meta_factory(uuid.uuid4()), ("BTC-USD",))
     second = reconcile_live(app, rebuild_book(app, RunMode.LIVE), venue, meta_factory(uuid.uuid4()), ("BTC-USD",))
     assert (first.fills_discovered, second.fills_discovered) == (1, 0)
-    assert app.get_order(order.id).status is OrderStatus.FILLED
+    assert app.repository.get(order.id).status is OrderStatus.FILLED
 
 
 def test_paper_orders_of_a_dead_process_are_cancelled_and_its_run_closed(app):
@@ -134,7 +134,7 @@ def test_paper_orders_of_a_dead_process_are_cancelled_and_its_run_closed(app):
     assert close_abandoned_runs(app, RunMode.PAPER, current, meta_factory(current)) == [dead]
     result = reconcile_paper(app, rebuild_book(app, RunMode.PAPER), meta_factory(current))
     assert result.orders_reconciled == 1
-    assert app.get_order(order.id).status is OrderStatus.CANCELLED
+    assert app.repository.get(order.id).status is OrderStatus.CANCELLED
     assert [e.event.status for e in app.iter_log() if type(e.event).__name__ == "RunEnded"] == ["abandoned"]
 
 

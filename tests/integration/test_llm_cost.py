@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from api.bootstrap import open_store
 from api.http import create_app
 from api.http.readmodel import ReadModelAccess
-from domain.decision import DecisionMade
+from domain.control import Run
+from domain.decision import Decision, DecisionMade
 from domain.events import EventMeta
 from infrastructure.eventstore.mapper import EventMapper, encode_event
 from infrastructure.llm.strategy import llm_strategy_from_settings
@@ -24,6 +25,7 @@ from infrastructure.settings.loading import load_settings
 from projections.engine import runner
 from tests.integration.test_api import api_settings, auth
 from tests.integration.test_llm_strategy import GOOD, T0, context, reply, server, strategy  # noqa: F401 (fixture)
+from tests.support.recording import record
 
 RUN = uuid.UUID("00000000-0000-4000-8000-0000000000c5")
 
@@ -88,15 +90,16 @@ def test_llm_status_counts_decisions_without_usage_and_without_price(server, tmp
                strategy(server, model="mystery-model").decide(context(cash=D("8000")))]
     url = f"sqlite:///{tmp_path / 'events.db'}"
     store = open_store(url)
-    store.start_run(RUN, EventMeta(T0, run_id=RUN, correlation_id=RUN), mode="paper", product="BTC-USD",
-                    granularity="1h", strategy="llm", config_hash="c", code_version="t", initial_balance=D(10000))
+    record(store, Run.begin(RUN, EventMeta(T0, run_id=RUN, correlation_id=RUN), mode="paper", product="BTC-USD",
+                            granularity="1h", strategy="llm", config_hash="c", code_version="t",
+                            initial_balance=D(10000)))
     for i, d in enumerate(decided):
         a = d.action
-        store.record_decision(uuid.uuid4(), EventMeta(T0 + timedelta(hours=i), "strategy:llm", run_id=RUN),
-                              strategy="llm", model=d.model, prompt_hash=d.prompt_hash, product="BTC-USD",
-                              candle_start=T0 + timedelta(hours=i), action=a.action, size_pct=D(a.size_pct),
-                              rationale=a.rationale, prompt_tokens=d.prompt_tokens,
-                              completion_tokens=d.completion_tokens, cost=d.cost)
+        record(store, Decision.make(uuid.uuid4(), EventMeta(T0 + timedelta(hours=i), "strategy:llm", run_id=RUN),
+                                    strategy="llm", model=d.model, prompt_hash=d.prompt_hash, product="BTC-USD",
+                                    candle_start=T0 + timedelta(hours=i), action=a.action, size_pct=D(a.size_pct),
+                                    rationale=a.rationale, prompt_tokens=d.prompt_tokens,
+                                    completion_tokens=d.completion_tokens, cost=d.cost))
     con = runner.open_readmodel(tmp_path / "readmodel.duckdb")
     runner.catch_up(store, con, runner.ALL_PROJECTIONS, 1000)
     rows = con.execute("SELECT prompt_tokens, cost FROM decisions ORDER BY candle_start").fetchall()

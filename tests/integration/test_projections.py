@@ -12,8 +12,11 @@ import pytest
 
 from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
 from application.trading.backtest import run_backtest
+from domain.control import Run
+from domain.decision import Decision
 from domain.events import EventMeta
 from domain.market import Candle
+from domain.order import Order
 from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from infrastructure.settings.loading import load_settings
 from projections.engine import runner
@@ -21,6 +24,7 @@ from projections.tables.control import ConfigProjection, ControlProjection, Runs
 from projections.tables.decisions import DecisionsProjection
 from projections.tables.market import CandlesProjection
 from projections.tables.orders import OrdersProjection
+from tests.support.recording import record
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 RUN = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -40,34 +44,38 @@ def candle(hour: int, close: str) -> Candle:
 
 
 def write_known_log(app) -> None:
-    """Every kind of event, with values the assertions below name."""
-    app.start_run(RUN, at(0), mode="backtest", product="BTC-USD", granularity="1h", strategy="llm",
-                  config_hash="c0", code_version="1.2.3", initial_balance=D("10000"))
+    """Every kind of event, with values the assertions below name, written as production writes them."""
+    record(app, Run.begin(RUN, at(0), mode="backtest", product="BTC-USD", granularity="1h", strategy="llm",
+                          config_hash="c0", code_version="1.2.3", initial_balance=D("10000")))
     app.record_candles([candle(0, "105"), candle(1, "101.5")], at(0, "market"))
     app.record_candles([candle(1, "102.25")], at(2, "market"), on_conflict="correct")
-    app.record_decision(DECISION, at(1, "strategy:llm"), strategy="llm", model="gpt-x", prompt_hash="ph1",
-                        product="BTC-USD", candle_start=T0, inputs={"rsi": 31.5}, action="LONG", size_pct=D("25"),
-                        take_profit_pct=D("4"), stop_loss_pct=D("2"), rationale="oversold", latency_ms=D("850"),
-                        prompt_tokens=1200, completion_tokens=80, cost=D("0.0123"), cached=False)
-    app.record_risk_verdict(DECISION, at(1, "risk"), approved=True, rule="ok", requested_size_pct=D("25"),
-                            approved_size_pct=D("20"), message="trimmed", numbers={"equity": D("10000")})
-    app.record_decision_failure(FAILED, at(2, "strategy:llm"), strategy="llm", model="gpt-x", product="BTC-USD",
-                                candle_start=T0 + timedelta(hours=1), kind="timeout", detail="no answer in 30s",
-                                latency_ms=D("30000"))
-    app.place_order(FILLED, at(1), product="BTC-USD", side="BUY", order_type="MARKET", quantity=D("0.3"),
-                    stop_loss_price=D("98"), take_profit_price=D("109"), decision_id=DECISION)
-    app.submit_order(FILLED, at(1))
-    app.accept_order(FILLED, at(1, "exchange"), "venue-1")
-    app.fill_order(FILLED, at(1, "exchange"), fill_id="f1", quantity=D("0.1"), price=D("100"), fee=D("0.06"),
-                   fee_currency="USD", liquidity="TAKER")
-    app.fill_order(FILLED, at(2, "exchange"), fill_id="f2", quantity=D("0.2"), price=D("101.5"), fee=D("0.12"),
-                   fee_currency="USD", liquidity="MAKER")
-    app.place_order(REJECTED, at(2), product="BTC-USD", side="SELL", order_type="LIMIT", quantity=D("1"),
-                    limit_price=D("120"))
-    app.reject_order(REJECTED, at(2, "exchange"), "insufficient funds")
-    app.place_order(CANCELLED, at(3), product="BTC-USD", side="BUY", order_type="LIMIT", quantity=D("1"),
-                    limit_price=D("80"))
-    app.cancel_order(CANCELLED, at(3, "operator:ann"), "stale")
+    decision = Decision.make(DECISION, at(1, "strategy:llm"), strategy="llm", model="gpt-x", prompt_hash="ph1",
+                             product="BTC-USD", candle_start=T0, inputs={"rsi": 31.5}, action="LONG", size_pct=D("25"),
+                             take_profit_pct=D("4"), stop_loss_pct=D("2"), rationale="oversold", latency_ms=D("850"),
+                             prompt_tokens=1200, completion_tokens=80, cost=D("0.0123"), cached=False)
+    decision.assess(at(1, "risk"), approved=True, rule="ok", requested_size_pct=D("25"),
+                    approved_size_pct=D("20"), message="trimmed", numbers={"equity": D("10000")})
+    record(app, decision)
+    record(app, Decision.fail(FAILED, at(2, "strategy:llm"), strategy="llm", model="gpt-x", product="BTC-USD",
+                              candle_start=T0 + timedelta(hours=1), kind="timeout", detail="no answer in 30s",
+                              latency_ms=D("30000")))
+    filled = Order.place(FILLED, at(1), product="BTC-USD", side="BUY", order_type="MARKET", quantity=D("0.3"),
+                         stop_loss_price=D("98"), take_profit_price=D("109"), decision_id=DECISION)
+    filled.submit(at(1))
+    filled.accept(at(1, "exchange"), "venue-1")
+    filled.fill(at(1, "exchange"), fill_id="f1", quantity=D("0.1"), price=D("100"), fee=D("0.06"),
+                fee_currency="USD", liquidity="TAKER")
+    record(app, filled)
+    filled.fill(at(2, "exchange"), fill_id="f2", quantity=D("0.2"), price=D("101.5"), fee=D("0.12"),
+                fee_currency="USD", liquidity="MAKER")
+    rejected = Order.place(REJECTED, at(2), product="BTC-USD", side="SELL", order_type="LIMIT", quantity=D("1"),
+                           limit_price=D("120"))
+    rejected.reject(at(2, "exchange"), "insufficient funds")
+    record(app, filled, rejected)
+    cancelled = Order.place(CANCELLED, at(3), product="BTC-USD", side="BUY", order_type="LIMIT", quantity=D("1"),
+                            limit_price=D("80"))
+    cancelled.cancel(at(3, "operator:ann"), "stale")
+    record(app, cancelled)
     ops = EventMeta(T0 + timedelta(hours=4), "operator:ann")
     app.set_config_baseline({"risk.max_daily_loss_pct": "5", "llm.api_key": "set:ab12", "trading.product": "BTC-USD"},
                             "h1", ops, reason="approved")
@@ -75,7 +83,7 @@ def write_known_log(app) -> None:
     app.change_config("llm.api_key", "set:cd34", "rotated", "h3", ops)
     app.change_config("trading.product", "ETH-USD", "try", "h4", ops)
     app.change_config("trading.product", "BTC-USD", "back", "h5", ops)
-    app.halt_trading("drawdown", "P1", ops)
+    app.operator_halt("drawdown", "P1", ops)
     app.resume_trading("checked", ops)
     app.open_incident(INCIDENT, ops, severity="P2", kind="venue", details="timeouts")
     app.resolve_incident(INCIDENT, "venue recovered", EventMeta(T0 + timedelta(hours=5), "operator:bob"))
@@ -196,7 +204,7 @@ def test_a_failure_inside_apply_keeps_nothing_of_that_page_and_the_position_stay
     runner.catch_up(log, con, MINE, 10)  # everything applied once
     before = runner.table_digests(con, MINE)
     position = runner.positions(con)["orders"]
-    log.place_order(uuid.UUID(int=99), at(9), product="BTC-USD", side="BUY", order_type="MARKET", quantity=D("1"))
+    record(log, Order.place(uuid.UUID(int=99), at(9), product="BTC-USD", side="BUY", order_type="MARKET", quantity=D("1")))
     with pytest.raises(runner.ProjectionFailed, match="orders.*stays at"):
         runner.catch_up(log, con, (MINE[0], Exploding()), 10)
     assert runner.positions(con)["orders"] == position

@@ -10,12 +10,14 @@ import pytest
 
 from api.bootstrap import open_store
 from application.errors import ConcurrencyConflict, NotFound
-from domain.control import AlreadyHalted
+from domain.config import CONFIG_LEDGER_ID
+from domain.control import AlreadyHalted, Run
 from domain.events import EventMeta, EventValidationError
-from domain.market import Candle
-from domain.order import IllegalOrderTransition, OrderStatus
+from domain.market import Candle, candle_id
+from domain.order import IllegalOrderTransition, Order, OrderStatus
 from infrastructure.eventstore.chain import verify_chain
 from tests.conftest import T0
+from tests.support.recording import funded_account, record
 
 
 def candles(n, start=T0, close="105"):
@@ -27,15 +29,17 @@ def candles(n, start=T0, close="105"):
 
 def place(app, meta, qty="1"):
     order_id = uuid.uuid4()
-    app.place_order(order_id, meta, product="BTC-USD", side="BUY", order_type="MARKET", quantity=D(qty))
+    record(app, Order.place(order_id, meta, product="BTC-USD", side="BUY", order_type="MARKET", quantity=D(qty)))
     return order_id
 
 
 def fill(app, order_id, meta, fill_id, qty):
-    return app.fill_order(
-        order_id, meta, fill_id=fill_id, quantity=D(qty), price=D("100.5"), fee=D("0.06"),
-        fee_currency="USD", liquidity="TAKER",
-    )
+    """Apply a fill to the stored order and record it; False when this fill_id was applied before."""
+    order = app.repository.get(order_id)
+    applied = order.fill(meta, fill_id=fill_id, quantity=D(qty), price=D("100.5"), fee=D("0.06"),
+                         fee_currency="USD", liquidity="TAKER")
+    record(app, order)
+    return applied
 
 
 def test_candles_recorded_in_batches_read_back_in_time_order(app, meta):
@@ -69,8 +73,8 @@ def test_different_candle_recorded_as_correction_when_asked(app, meta):
     app.record_candles(candles(2), meta)
     result = app.record_candles(candles(2, close="107"), meta, on_conflict="correct")
     assert result.corrected == 2
-    record = app.get_candle("BTC-USD", "1h", T0)
-    assert record.values[3] == D("107") and record.corrections == 1
+    stored = app.repository.get(candle_id("BTC-USD", "1h", T0))
+    assert stored.values[3] == D("107") and stored.corrections == 1
     corrected = [e.event for e in app.read_log(0, 100) if e.event.event_type == "CandleCorrected"]
     assert corrected[0].previous_close == D("105")
 
@@ -91,12 +95,14 @@ def test_invalid_candle_is_refused_before_anything_is_written(app, meta):
 
 def test_order_lifecycle_and_duplicate_fill(app, meta):
     order_id = place(app, meta, "1")
-    app.submit_order(order_id, meta)
-    app.accept_order(order_id, meta, "venue-7")
+    order = app.repository.get(order_id)
+    order.submit(meta)
+    order.accept(meta, "venue-7")
+    record(app, order)
     assert fill(app, order_id, meta, "f-1", "0.25") is True
     assert fill(app, order_id, meta, "f-1", "0.25") is False
     assert fill(app, order_id, meta, "f-2", "0.75") is True
-    order = app.get_order(order_id)
+    order = app.repository.get(order_id)
     assert order.status is OrderStatus.FILLED and order.filled_quantity == D("1")
     types = [e.event.event_type for e in app.read_log(0, 100)]
     assert types == ["OrderPlaced", "OrderSubmitted", "OrderAccepted", "OrderPartiallyFilled", "OrderFilled"]
@@ -104,26 +110,32 @@ def test_order_lifecycle_and_duplicate_fill(app, meta):
 
 def test_illegal_transition_raises_and_records_nothing(app, meta):
     order_id = place(app, meta)
+    order = app.repository.get(order_id)
     with pytest.raises(IllegalOrderTransition):
-        app.accept_order(order_id, meta, "v")
+        order.accept(meta, "v")
+    record(app, order)
     assert len(app.read_log(0, 10)) == 1
 
 
-def test_unknown_order_is_not_found(app, meta):
+def test_unknown_run_or_incident_is_not_found(app, meta):
     with pytest.raises(NotFound):
-        app.submit_order(uuid.uuid4(), meta)
+        app.end_run(uuid.uuid4(), "completed", "end of data", meta)
+    with pytest.raises(NotFound):
+        app.resolve_incident(uuid.uuid4(), "never opened", meta)
 
 
 def test_stale_writer_gets_conflict_and_nothing_is_lost(store_url, meta):
     first, second = open_store(store_url), open_store(store_url)
     try:
         order_id = place(first, meta)
-        stale = second.get_order(order_id)
-        first.submit_order(order_id, meta)
+        stale = second.repository.get(order_id)
+        fresh = first.repository.get(order_id)
+        fresh.submit(meta)
+        record(first, fresh)
         stale.cancel(meta, "operator")
         with pytest.raises(ConcurrencyConflict, match="another writer"):
-            second._save(stale)
-        assert first.get_order(order_id).status is OrderStatus.SUBMITTED
+            record(second, stale)
+        assert first.repository.get(order_id).status is OrderStatus.SUBMITTED
         assert verify_chain(first.recorder).ok
     finally:
         first.close()
@@ -131,22 +143,23 @@ def test_stale_writer_gets_conflict_and_nothing_is_lost(store_url, meta):
 
 
 def test_halt_resume_config_incident_run_account_commands(app, meta):
-    app.halt_trading("manual check", "P1", meta)
+    app.operator_halt("manual check", "P1", meta)
     with pytest.raises(AlreadyHalted):
-        app.halt_trading("again", "P1", meta)
+        app.operator_halt("again", "P1", meta)
     app.resume_trading("checked", meta)
     assert app.change_config("risk.max_daily_loss_pct", "3", "initial", "h1", meta) is True
     assert app.change_config("risk.max_daily_loss_pct", "3", "same", "h1", meta) is False
     app.set_config_baseline({"risk.max_daily_loss_pct": "3"}, "h1", meta)
     app.change_config("risk.max_daily_loss_pct", "2", "tighter", "h2", meta)
-    assert app.get_config_ledger().drift() == {"risk.max_daily_loss_pct": ("3", "2")}
+    assert app.repository.get(CONFIG_LEDGER_ID).drift() == {"risk.max_daily_loss_pct": ("3", "2")}
     incident_id = uuid.uuid4()
     app.open_incident(incident_id, meta, severity="P2", kind="feed", details="gap")
     app.resolve_incident(incident_id, "backfilled", meta)
     run_id = uuid.uuid4()
-    app.start_run(run_id, meta, mode="backtest", product="BTC-USD", granularity="1h", strategy="rules", config_hash="h2", code_version="0.1.0")
+    record(app, Run.begin(run_id, meta, mode="backtest", product="BTC-USD", granularity="1h", strategy="rules",
+                          config_hash="h2", code_version="0.1.0"))
     app.end_run(run_id, "completed", "end of data", meta)
-    app.deposit(D("10000"), meta)
+    record(app, funded_account("main", D("10000"), meta))
     types = [e.event.event_type for e in app.read_log(0, 100)]
     assert types == [
         "ControlStarted", "TradingHalted", "TradingResumed", "ConfigLedgerStarted", "ConfigChanged",
@@ -159,7 +172,7 @@ def test_halt_resume_config_incident_run_account_commands(app, meta):
 def test_envelope_survives_the_round_trip(app):
     run_id, correlation = uuid.uuid4(), uuid.uuid4()
     meta = EventMeta(T0, actor="operator:alice", correlation_id=correlation, causation_id=None, run_id=run_id)
-    app.halt_trading("x", "P0", meta)
+    app.operator_halt("x", "P1", meta)
     event = app.read_log(0, 10)[-1].event
     assert (event.actor, event.correlation_id, event.run_id, event.occurred_at) == ("operator:alice", correlation, run_id, T0)
 

@@ -31,7 +31,7 @@ def seed(url: str) -> None:
         [Candle("BTC-USD", "1h", T0 + timedelta(hours=i), D("100"), D("110"), D("90"), D(str(100 + i)), D("1")) for i in range(6)],
         meta,
     )
-    app.halt_trading("drill", "P2", meta)
+    app.operator_halt("drill", "P2", meta)
     assert verify_chain(app.recorder).ok
     app.close()
 
