@@ -126,7 +126,11 @@ class TradingLoop:
         run_id: uuid.UUID,
         ids: IdSource,
         mode: RunMode | str = RunMode.BACKTEST,
+        record_candles: bool = True,
     ):
+        """``record_candles=False``: the candles are already in the log (a backtest reads them from it),
+        so ``step`` records no CandleClosed; paper and live record each candle as it closes."""
+        self.record_candles = record_candles
         self.store = store
         self.exchange = exchange
         self.strategy = strategy
@@ -215,10 +219,11 @@ class TradingLoop:
     def step(self, candle: Candle) -> StrategyDecision:
         """Everything the loop does on one closed candle."""
         at = candle.end
-        self._pending.append(CandleRecord.closed_event(
-            candle, EventMeta(at, "market", None, None, self.run_id),
-            candle_id(candle.product, candle.granularity, candle.start),
-        ))
+        if self.record_candles:
+            self._pending.append(CandleRecord.closed_event(
+                candle, EventMeta(at, "market", None, None, self.run_id),
+                candle_id(candle.product, candle.granularity, candle.start),
+            ))
         self.summary.candles += 1
         self._recent.append(candle)
         self.book.step(at, candle.product, candle.close)
