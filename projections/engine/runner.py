@@ -14,65 +14,40 @@ rebuild) apply a page as one walk in one transaction that moves their three
 positions; that job starts first, being the longest of a page.
 ``rebuild`` resets positions to 0 and catches up;
 ``checksums`` hashes every table in a total order, so catch-up == rebuild.
+
+The parts: pages.py (reading pages, the read-ahead and apply threads), tracking.py (the file and
+the positions), checksums.py; this module applies pages and re-exports what callers use.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from projections.engine import checksums as checksums_
+from projections.engine.base import Projection
+from projections.engine.pages import Page, Pipeline
+from projections.engine.tracking import TRACKING, ReadModelLocked, ensure, move, open_readmodel, positions, restart
 from projections.ledger import pnl, risk_usage
-from projections.tables import alerts, control, decisions, market, orders
 from projections.ledger import positions as positions_
-from projections.engine.base import PAGE, Projection
+from projections.tables import alerts, control, decisions, market, orders
 
-TRACKING = "projection_tracking"
-_TRACKING_DDL = f"""CREATE TABLE IF NOT EXISTS {TRACKING} (
-    name VARCHAR PRIMARY KEY,
-    last_notification_id BIGINT NOT NULL,
-    updated_at TIMESTAMPTZ      -- wall clock of the last move; never checksummed
-)"""
-
-# DuckDB evaluates only the columns a query reads, after its WHERE on
-# notification_id / event_type. Bulk projections take their envelope fields in
-# their own json_transform instead: one parse per event.
-_BATCH_VIEW = """CREATE OR REPLACE TEMP VIEW batch_events AS
-SELECT notification_id, topic, event_type,
-       CAST(json_extract_string(payload, '$.originator_id') AS UUID) AS stream_id,
-       CAST(json_extract(payload, '$.originator_version') AS BIGINT) AS version,
-       CAST(json_extract_string(payload, '$.occurred_at') AS TIMESTAMPTZ) AS occurred_at,
-       json_extract_string(payload, '$.actor') AS actor,
-       CAST(json_extract_string(payload, '$.correlation_id') AS UUID) AS correlation_id,
-       CAST(json_extract_string(payload, '$.causation_id') AS UUID) AS causation_id,
-       CAST(json_extract_string(payload, '$.run_id') AS UUID) AS run_id,
-       payload
-FROM batch_rows"""
+__all__ = [
+    "ALL_PROJECTIONS", "TRACKING", "CatchUpReport", "ProjectionFailed", "ProjectionProgress", "ReadModelLocked",
+    "UnknownProjection", "by_name", "catch_up", "checksums", "ensure", "follow", "open_readmodel", "positions",
+    "rebuild", "table_digests",
+]
 
 ALL_PROJECTIONS: tuple[Projection, ...] = tuple(
     p for module in (market, decisions, orders, control, positions_, pnl, risk_usage, alerts)
     for p in module.PROJECTIONS
 )
 """Every projection, in the order a page is applied."""
-
-APPLY_THREADS = 3
-"""Projections applied at once (on two cores, three beat two by a little and one by a third)."""
-
-
-class ReadModelLocked(RuntimeError):
-    """The DuckDB file is open in another process (DuckDB allows one writer per file)."""
 
 
 class ProjectionFailed(RuntimeError):
@@ -104,33 +79,6 @@ class CatchUpReport:
     pages: int = 0
 
 
-# --- the file and the positions ---------------------------------------------------
-
-
-def open_readmodel(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (creating it and its folder) the read-model file, in UTC.
-
-    A file held by another process raises ReadModelLocked naming the file and that process.
-    """
-    target = Path(path)
-    if str(path) != ":memory:" and not read_only:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
-            raise
-        pid = re.search(r"PID (\d+)", str(exc))
-        raise ReadModelLocked(
-            f"the read model {target} is in use by another tradecore process{f' (PID {pid.group(1)})' if pid else ''}: "
-            "DuckDB lets one process own the file; stop that process (or read through its API) and try again"
-        ) from None
-    con.execute("SET TimeZone = 'UTC'")
-    if not read_only:  # fewer, larger checkpoints: each rewrites the tables' last, partly filled row groups
-        con.execute("SET checkpoint_threshold = '256MB'")
-    return con
-
-
 def by_name(names: Iterable[str] | None, projections: Sequence[Projection] = ALL_PROJECTIONS) -> list[Projection]:
     """The projections named (all when None); an unknown name raises UnknownProjection."""
     if names is None:
@@ -140,174 +88,6 @@ def by_name(names: Iterable[str] | None, projections: Sequence[Projection] = ALL
     if unknown:
         raise UnknownProjection(f"unknown projection(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return [known[n] for n in names]
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def positions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Each tracked projection's last applied notification id."""
-    con.execute(_TRACKING_DDL)
-    return dict(con.execute(f"SELECT name, last_notification_id FROM {TRACKING}").fetchall())
-
-
-def ensure(con: duckdb.DuckDBPyConnection, projections: Sequence[Projection]) -> dict[str, int]:
-    """Create missing tables and tracking rows; returns the positions.
-
-    A projection without a tracking row starts from 0 with its tables dropped
-    and created again, so stale rows never survive.
-    """
-    tracked = positions(con)
-    for projection in projections:
-        if projection.name in tracked:
-            projection.create(con)
-        else:
-            _restart(con, projection)
-            tracked[projection.name] = 0
-    return {p.name: tracked[p.name] for p in projections}
-
-
-def _restart(con: duckdb.DuckDBPyConnection, projection: Projection) -> None:
-    """Drop and create its tables and set its position to 0, in one transaction."""
-    con.begin()
-    try:
-        projection.drop(con)
-        projection.create(con)
-        con.execute(f"DELETE FROM {TRACKING} WHERE name = ?", [projection.name])
-        con.execute(f"INSERT INTO {TRACKING} VALUES (?, 0, ?)", [projection.name, _now()])
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-
-
-# --- pages ------------------------------------------------------------------------
-
-
-@dataclass
-class _Page:
-    """One page of the log as an arrow table, with its event-type counts."""
-
-    table: pa.Table
-    first: int
-    last: int
-    counts: Counter
-
-    def counts_after(self, position: int) -> Counter:
-        if position < self.first:
-            return self.counts
-        later = self.table.filter(pc.greater(self.table.column("notification_id"), position))
-        return Counter(later.column("event_type").to_pylist())
-
-
-def _read_page(select: Callable[..., list], after: int, batch_size: int) -> _Page | None:
-    rows = select(after, batch_size)
-    if not rows:
-        return None
-    ids, topics, states = zip(*rows)
-    topic_codes = pa.array(topics, pa.string()).dictionary_encode()
-    names = pa.array([t.rpartition(":")[2] for t in topic_codes.dictionary.to_pylist()], pa.string())
-    payload = pa.array(states, pa.binary()).cast(pa.string())
-    table = pa.Table.from_arrays(
-        [pa.array(ids, pa.int64()), topic_codes, pa.DictionaryArray.from_arrays(topic_codes.indices, names),
-         pa.ExtensionArray.from_storage(pa.json_(), payload)],
-        names=["notification_id", "topic", "event_type", "payload"],
-    )
-    counts: Counter = Counter()
-    for name, n in zip(names.to_pylist(), np.bincount(topic_codes.indices.to_numpy(), minlength=len(names))):
-        counts[name] += int(n)
-    return _Page(table, ids[0], ids[-1], counts)
-
-
-class _Pipeline:
-    """Reads the next page while one is applied; applies projections side by side.
-
-    Each apply thread has its own cursor that sees the page as the arrow table
-    ``batch_rows`` (scanned in place) under its own ``batch_events`` view; the
-    concurrent transactions write different tables and tracking rows.
-    """
-
-    def __init__(self, store: Any, con: duckdb.DuckDBPyConnection, batch_size: int,
-                 projections: Sequence[Projection] = ()):
-        self._select, self._con, self._batch_size = store.recorder.select_log_rows, con, batch_size
-        # What a page read ahead is prepared for (work derived from the page alone, see Ledger.prepare):
-        # one projection per walk group suffices, the group's members share it.
-        groups: dict[Any, Any] = {}
-        for projection in projections:
-            if callable(getattr(projection, "prepare", None)):
-                groups.setdefault(getattr(projection, "walk_group", None) or projection.name, projection)
-        self._prepare = list(groups.values())
-        self._reader: ThreadPoolExecutor | None = None
-        self._appliers: ThreadPoolExecutor | None = None
-        self._ahead: tuple[int, Future] | None = None
-        self._local, self._cursors = threading.local(), []
-
-    def read(self, after: int, positions: dict[str, int] | None = None) -> _Page | None:
-        """The page after ``after``; the next one is read (and prepared for the projections of ``positions``
-        that will be at its start once this page is applied, i.e. not ahead of it) meanwhile."""
-        page = None
-        if self._ahead is not None:
-            (at, future), self._ahead = self._ahead, None
-            page = future.result() if at == after else None
-        page = page or _read_page(self._select, after, self._batch_size)
-        if page is not None and page.table.num_rows == self._batch_size:
-            self._reader = self._reader or ThreadPoolExecutor(1, thread_name_prefix="projector-read")
-            due = [p for p in self._prepare if positions is None or positions.get(p.name, 0) <= page.last]
-            self._ahead = (page.last, self._reader.submit(self._read_ahead, page.last, due))
-        return page
-
-    def _read_ahead(self, after: int, prepare: Sequence[Projection]) -> _Page | None:
-        """Read the page after ``after`` and prepare it for ``prepare``, which will apply it from ``after``."""
-        page = _read_page(self._select, after, self._batch_size)
-        if page is not None and prepare:
-            try:
-                cursor = self._cursor(page.table)
-                PAGE.table = page.table
-                for projection in prepare:
-                    projection.prepare(cursor, after)
-            except Exception:  # noqa: BLE001 - applying the page computes it again and reports a failure
-                pass
-            finally:
-                PAGE.table = None
-        return page
-
-    def _cursor(self, page: pa.Table) -> duckdb.DuckDBPyConnection:
-        local = self._local
-        if getattr(local, "cursor", None) is None:
-            local.cursor, local.page = self._con.cursor(), None
-            local.cursor.execute("SET TimeZone = 'UTC'")
-            self._cursors.append(local.cursor)
-        if local.page is not page:
-            local.cursor.register("batch_rows", page)
-            if local.page is None:
-                local.cursor.execute(_BATCH_VIEW)
-            local.page = page
-        return local.cursor
-
-    def run(self, page: pa.Table, jobs: list[Callable[[duckdb.DuckDBPyConnection], None]]) -> list[BaseException | None]:
-        """Run each job with a cursor that sees the page; returns each one's exception or None."""
-        def one(job: Callable[[duckdb.DuckDBPyConnection], None]) -> BaseException | None:
-            PAGE.table = page  # lets projections share work derived from the page (projections.engine.base.shared)
-            try:
-                job(self._cursor(page))
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller, in order
-                return exc
-            finally:
-                PAGE.table = None
-            return None
-
-        if len(jobs) == 1:
-            return [one(jobs[0])]
-        self._appliers = self._appliers or ThreadPoolExecutor(APPLY_THREADS, thread_name_prefix="projector-apply")
-        return list(self._appliers.map(one, jobs))
-
-    def close(self) -> None:
-        for pool in (self._reader, self._appliers):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        for cursor in self._cursors:
-            cursor.close()
 
 
 # --- catching up --------------------------------------------------------------------
@@ -337,7 +117,7 @@ def _catch_up(
     for name, position in at.items():
         report.projections.setdefault(name, ProjectionProgress()).position = position
     read = 0
-    pipeline = _Pipeline(store, con, batch_size, projections)
+    pipeline = Pipeline(store, con, batch_size, projections)
     try:
         while projections and (stop is None or not stop.is_set()):
             page = pipeline.read(min(at.values()), at)
@@ -355,8 +135,8 @@ def _catch_up(
 
 
 def _apply(
-    con: duckdb.DuckDBPyConnection, pipeline: _Pipeline, projections: Sequence[Projection], at: dict[str, int],
-    page: _Page, report: CatchUpReport,
+    con: duckdb.DuckDBPyConnection, pipeline: Pipeline, projections: Sequence[Projection], at: dict[str, int],
+    page: Page, report: CatchUpReport,
 ) -> None:
     due: list[tuple[Projection, int, int]] = []
     idle: list[str] = []
@@ -371,8 +151,7 @@ def _apply(
                 idle.append(projection.name)
     if idle:  # nothing to apply: only their positions move, in one statement
         con.begin()
-        con.execute(f"UPDATE {TRACKING} SET last_notification_id = ?, updated_at = ? WHERE name IN "
-                    f"({', '.join('?' * len(idle))})", [page.last, _now(), *idle])
+        move(con, idle, page.last)
         con.commit()
         for name in idle:
             at[name] = page.last
@@ -419,8 +198,7 @@ def _apply_page(
             members[0].apply(con, position)
         else:
             positions_.apply_together(con, position, members)
-        con.execute(f"UPDATE {TRACKING} SET last_notification_id = ?, updated_at = ? WHERE list_contains(?, name)",
-                    [last, _now(), [m.name for m in members]])
+        move(con, [m.name for m in members], last)
         con.commit()
     except BaseException as exc:
         con.rollback()
@@ -446,7 +224,7 @@ def rebuild(
     chosen = by_name(names, projections)
     positions(con)
     for projection in chosen:
-        _restart(con, projection)
+        restart(con, projection)
     return catch_up(store, con, chosen, batch_size, report=report, on_page=on_page)
 
 
@@ -473,32 +251,13 @@ def follow(
     return total
 
 
-# --- checksums ------------------------------------------------------------------------
-
-
 def table_digests(
     con: duckdb.DuckDBPyConnection, projections: Sequence[Projection] = ALL_PROJECTIONS
 ) -> dict[str, tuple[str, int]]:
-    """(sha256 hex, row count) of each existing projected table.
-
-    Each row is rendered as text (DECIMAL, UUID and UTC times print exactly)
-    and hashed with md5; the row hashes are sorted (a total order of the
-    table's content, whatever its physical order) and their concatenation is
-    hashed with sha256. ``projection_tracking`` is left out: it holds wall-clock times.
-    """
-    con.execute("SET TimeZone = 'UTC'")
-    there = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
-        "AND table_schema = 'main'").fetchall()}
-    out: dict[str, tuple[str, int]] = {}
-    for table in (t for p in projections for t in p.tables if t in there):
-        out[table] = tuple(con.execute(
-            "SELECT sha256(coalesce(string_agg(h, '' ORDER BY h), '')), count(*) "
-            f'FROM (SELECT md5(CAST(t AS VARCHAR)) AS h FROM "{table}" AS t)'
-        ).fetchall()[0])
-    return out
+    """(sha256 hex, row count) of each existing projected table (see projections/engine/checksums.py)."""
+    return checksums_.table_digests(con, projections)
 
 
 def checksums(con: duckdb.DuckDBPyConnection, projections: Sequence[Projection] = ALL_PROJECTIONS) -> dict[str, str]:
     """sha256 hex of each projected table's rows (see ``table_digests``)."""
-    return {table: digest for table, (digest, _) in table_digests(con, projections).items()}
+    return checksums_.checksums(con, projections)

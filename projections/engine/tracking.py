@@ -1,0 +1,102 @@
+"""The read-model file and where each projection stands in the log.
+
+``projection_tracking`` holds one row per projection: the last notification id it applied. A
+projection's rows and its row here move in the same DuckDB transaction (see runner.py), so a crash
+never applies an event twice or skips one. A projection without a row starts from 0 with its tables
+dropped and created again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from projections.engine.base import Projection
+
+__all__ = ["TRACKING", "ReadModelLocked", "ensure", "move", "now", "open_readmodel", "positions", "restart"]
+
+TRACKING = "projection_tracking"
+_TRACKING_DDL = f"""CREATE TABLE IF NOT EXISTS {TRACKING} (
+    name VARCHAR PRIMARY KEY,
+    last_notification_id BIGINT NOT NULL,
+    updated_at TIMESTAMPTZ      -- wall clock of the last move; never checksummed
+)"""
+
+
+class ReadModelLocked(RuntimeError):
+    """The DuckDB file is open in another process (DuckDB allows one writer per file)."""
+
+
+def open_readmodel(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating it and its folder) the read-model file, in UTC.
+
+    A file held by another process raises ReadModelLocked naming the file and that process.
+    """
+    target = Path(path)
+    if str(path) != ":memory:" and not read_only:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        pid = re.search(r"PID (\d+)", str(exc))
+        raise ReadModelLocked(
+            f"the read model {target} is in use by another tradecore process{f' (PID {pid.group(1)})' if pid else ''}: "
+            "DuckDB lets one process own the file; stop that process (or read through its API) and try again"
+        ) from None
+    con.execute("SET TimeZone = 'UTC'")
+    if not read_only:  # fewer, larger checkpoints: each rewrites the tables' last, partly filled row groups
+        con.execute("SET checkpoint_threshold = '256MB'")
+    return con
+
+
+def now() -> datetime:
+    """The wall clock written beside a position (never checksummed)."""
+    return datetime.now(timezone.utc)
+
+
+def positions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Each tracked projection's last applied notification id."""
+    con.execute(_TRACKING_DDL)
+    return dict(con.execute(f"SELECT name, last_notification_id FROM {TRACKING}").fetchall())
+
+
+def ensure(con: duckdb.DuckDBPyConnection, projections: Sequence[Projection]) -> dict[str, int]:
+    """Create missing tables and tracking rows; returns the positions.
+
+    A projection without a tracking row starts from 0 with its tables dropped
+    and created again, so stale rows never survive.
+    """
+    tracked = positions(con)
+    for projection in projections:
+        if projection.name in tracked:
+            projection.create(con)
+        else:
+            restart(con, projection)
+            tracked[projection.name] = 0
+    return {p.name: tracked[p.name] for p in projections}
+
+
+def restart(con: duckdb.DuckDBPyConnection, projection: Projection) -> None:
+    """Drop and create its tables and set its position to 0, in one transaction."""
+    con.begin()
+    try:
+        projection.drop(con)
+        projection.create(con)
+        con.execute(f"DELETE FROM {TRACKING} WHERE name = ?", [projection.name])
+        con.execute(f"INSERT INTO {TRACKING} VALUES (?, 0, ?)", [projection.name, now()])
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
+def move(con: duckdb.DuckDBPyConnection, names: Sequence[str], last: int) -> None:
+    """Set the positions of ``names`` to ``last`` (inside the caller's transaction)."""
+    con.execute(f"UPDATE {TRACKING} SET last_notification_id = ?, updated_at = ? WHERE list_contains(?, name)",
+                [last, now(), list(names)])
