@@ -20,11 +20,11 @@ from application.health.api_calls import ApiCallMeter
 from application.health.watch import HealthThresholds, HealthWatch, Threshold, market_data_threshold
 from application.ports import AlertSink, Clock, IdSource
 from application.trading_app import TradingApplication
+from domain.market import granularity_delta
 from infrastructure.eventstore.mapper import EventMapper
 from infrastructure.eventstore.store import StoreURLError, eventsourcing_env, parse_store_url, store_setup_lock
 from infrastructure.monitoring.alert_sinks import FanOutAlertSink, LogAlertSink, WebhookAlertSink
 from infrastructure.monitoring.probe import HealthProbe
-from infrastructure.settings.sections import GRANULARITY_SECONDS
 
 DEFAULT_STORE_URL = "sqlite:///var/events.db"
 
@@ -274,7 +274,8 @@ def health_thresholds(settings, granularity: str | None = None) -> HealthThresho
         api_error_rate=Threshold(m.api_error_rate_alert_pct, m.api_error_rate_target_pct),
         api_response_time=Threshold(Decimal(m.api_response_alert_ms), Decimal(m.api_response_target_ms)),
         market_data_age=market_data_threshold(
-            GRANULARITY_SECONDS[granularity or settings.trading.granularity], settings.system.update_frequency_seconds,
+            int(granularity_delta(granularity or settings.trading.granularity).total_seconds()),
+            settings.system.update_frequency_seconds,
             m.market_data_target_seconds, m.market_data_stale_seconds,
         ),
         llm_response_rate=Threshold(m.llm_response_rate_min_pct, m.llm_response_rate_target_pct, higher_is_worse=False),

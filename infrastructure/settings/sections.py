@@ -17,17 +17,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-GRANULARITY_SECONDS: dict[str, int] = {
-    "1m": 60,
-    "5m": 300,
-    "15m": 900,
-    "30m": 1800,
-    "1h": 3600,
-    "2h": 7200,
-    "6h": 21600,
-    "1d": 86400,
-}
-Granularity = Literal["1m", "5m", "15m", "30m", "1h", "2h", "6h", "1d"]
+from domain.market import GRANULARITIES
+
+# One table of bar sizes: the domain's. These are views of it for settings.
+GRANULARITY_SECONDS: dict[str, int] = {name: int(step.total_seconds()) for name, step in GRANULARITIES.items()}
+Granularity = Literal[tuple(GRANULARITIES)]  # type: ignore[valid-type]  # the names of domain.market.GRANULARITIES
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 def _indicator_warmup_min() -> int:
