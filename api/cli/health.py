@@ -49,9 +49,8 @@ def health_command(
 
     Exit code (one-shot): 0 healthy, 1 degraded or unhealthy, 2 bad input or unusable store.
     """
-    from application.health.watch import evaluate
     from infrastructure.clock import SystemClock
-    from api.bootstrap import health_probe, health_thresholds, health_watch
+    from api.bootstrap import health_watch
 
     if interval is not None and not watch:
         fail("--interval needs --watch")
@@ -62,14 +61,26 @@ def health_command(
     with opened_store(settings.eventstore.url) as trading:
         try:
             if not watch:
-                report = evaluate(health_probe(settings, trading, clock, cpu_interval=0.3, measure_process=False).sample(),
-                                  health_thresholds(settings))
+                report = one_shot(settings, trading, clock)
                 _print_report(report, as_json)
                 raise typer.Exit(0 if report.overall == "healthy" else 1)
             _watch(health_watch(settings, trading, clock), interval or settings.monitoring.check_interval_seconds,
                    ticks, as_json)
         except StoreUnavailable as exc:
             fail(str(exc))
+
+
+def one_shot(settings, trading, clock):
+    """The one verdict (application/health/verdict.py), as a one-shot command can measure it."""
+    from api.bootstrap import health_probe, health_thresholds
+    from application.health.verdict import active_alerts, alerts_check, read_model_check, report_with, store_check
+
+    probe = health_probe(settings, trading, clock, cpu_interval=0.3, measure_process=False)
+    extra = [store_check(True, f" (last notification {trading.max_notification_id()})"),
+             read_model_check("skipped", "Read model lag not measured: only a read node owns a read model "
+                              "(GET /health of tradecore serve or tradecore run)"),
+             alerts_check(active_alerts(trading))]
+    return report_with(probe, lambda g: health_thresholds(settings, g), extra)
 
 
 def _watch(watch, interval: float, ticks: int, as_json: bool) -> None:

@@ -49,6 +49,7 @@ class NodeContext:
     started: float = field(default_factory=time.monotonic)
     version: str = "0+unknown"
     metrics: Any = None
+    health_probe: Any = None  # built on the first /health (api/http/health.py)
 
 
 def create_app(

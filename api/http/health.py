@@ -1,11 +1,13 @@
 """`/health` and `/health/detailed`: is the bot's read side fit to be trusted, and if not, why.
 
-healthy: the store answers, the read model keeps up with the log, market
-data of an active paper/live run is fresh and trading is not halted.
-degraded (HTTP 200): the read model trails the log longer than
-``monitoring.projector_lag_alert_seconds``, market data is stale, or trading
-is halted. unhealthy (HTTP 503): the store cannot be reached or the projector
-stopped. Every reason is a sentence an operator can act on.
+The verdict is the one ``tradecore health`` gives (application/health/verdict.py):
+the same probe and thresholds (machine, disk, the active paper/live run's
+market data, daily loss and LLM response rate, halts), the store, the health
+watch's active alerts, and, here only, the read model's lag behind the log.
+healthy: every check is ok or skipped. degraded (HTTP 200): a check warns or a
+P2/P3 one fails, or trading is halted. unhealthy (HTTP 503): a P0/P1 check
+fails (the store cannot be reached, the projector stopped, the disk is full).
+Every reason is a sentence an operator can act on.
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ class HealthChecks(BaseModel):
 
 
 class Health(BaseModel):
-    """The overall state and the reasons for it."""
+    """The overall state and the reasons for it; ``verdict``: every check as `tradecore health` prints it."""
 
     status: Literal["healthy", "degraded", "unhealthy"]
     reasons: list[str]
     checked_at: str
     checks: HealthChecks
+    verdict: list[dict[str, Any]] = []
 
 
 class HealthDetailed(Health):
@@ -101,21 +104,34 @@ def control_state(node) -> dict[str, Any]:
     }
 
 
+def _probe(node):
+    """The node's health probe (built once: its run follower reads only what was appended since)."""
+    probe = getattr(node, "health_probe", None)
+    if probe is None:
+        from api.bootstrap import health_probe
+
+        probe = node.health_probe = health_probe(node.settings, node.store, node.clock, measure_process=False)
+    return probe
+
+
 def assess(node, detailed: bool = False) -> tuple[dict[str, Any], int]:
-    """The health document and its HTTP status (503 when unhealthy)."""
+    """The health document and its HTTP status (503 when unhealthy): the one verdict of
+    application/health/verdict.py, with this read node's own read-model check."""
+    from api.bootstrap import health_thresholds
+    from application.health.verdict import active_alerts, alerts_check, read_model_check, report_with, store_check
+    from domain.control import Severity
+
     now = node.clock.now()
-    status, reasons = "healthy", []
     components: dict[str, Any] = {}
     checks: dict[str, Any] = {"store_reachable": False, "projector_lag_events": None, "projector_lag_seconds": None,
                               "market_data_age_seconds": None, "halted": None}
     began = time.perf_counter()
-    max_id = None
+    max_id, store_error = None, ""
     try:
         max_id = node.store.max_notification_id()
         checks["store_reachable"] = True
     except Exception as exc:  # noqa: BLE001 - any failure to answer is "unreachable", with its message
-        status = _worse(status, "unhealthy")
-        reasons.append(f"event store unreachable: {type(exc).__name__}: {exc}")
+        store_error = f"{type(exc).__name__}: {exc}"
     components["store"] = {"reachable": checks["store_reachable"], "last_notification_id": max_id,
                            "latency_ms": round((time.perf_counter() - began) * 1000, 3)}
 
@@ -131,19 +147,20 @@ def assess(node, detailed: bool = False) -> tuple[dict[str, Any], int]:
     checks["projector_lag_events"], checks["projector_lag_seconds"] = lag, lag_seconds
     limit = node.settings.monitoring.projector_lag_alert_seconds
     if projector is not None and projector.error:
-        status = _worse(status, "unhealthy")
-        reasons.append(f"projector stopped: {projector.error}")
+        read_model = read_model_check("critical", f"Projector stopped: {projector.error}", Severity.P1)
     elif projector is not None and not projector.running:
-        status = _worse(status, "unhealthy")
-        reasons.append("projector is not running: the read model no longer follows the log")
-    elif lag:
-        if projector is None:
-            status = _worse(status, "degraded")
-            reasons.append(f"read model trails the log by {lag} event(s) and no projector runs in this process")
-        elif lag_seconds is None or lag_seconds > limit:
-            status = _worse(status, "degraded")
-            behind = "since start" if lag_seconds is None else f"for {lag_seconds:.0f}s"
-            reasons.append(f"projector lag {lag} event(s) {behind} (alert after {limit}s)")
+        read_model = read_model_check("critical", "Projector is not running: the read model no longer follows the log",
+                                      Severity.P1)
+    elif lag is None:
+        read_model = read_model_check("skipped", "Read model lag not measured: the store did not answer")
+    elif lag and projector is None:
+        read_model = read_model_check("warn", f"Read model trails the log by {lag} event(s) and no projector runs "
+                                              "in this process")
+    elif lag and (lag_seconds is None or lag_seconds > limit):
+        behind = "since start" if lag_seconds is None else f"for {lag_seconds:.0f}s"
+        read_model = read_model_check("warn", f"Projector lag {lag} event(s) {behind} (alert after {limit}s)")
+    else:
+        read_model = read_model_check("ok", f"Read model at notification {position} ({lag or 0} behind)")
     components["projector"] = {
         "running": None if projector is None else projector.running, "position": position,
         "lag_events": lag, "lag_seconds": lag_seconds, "caught_up_at": iso(projector.caught_up_at) if projector else None,
@@ -151,56 +168,47 @@ def assess(node, detailed: bool = False) -> tuple[dict[str, Any], int]:
         **({"projections": node.access.projection_positions()} if detailed else {}),
     }
 
-    run = None
-    try:
-        run = active_run(node)
-        candles = last_candles(node)
-    except Exception as exc:  # noqa: BLE001 - a read model being built is reported, not fatal
-        candles = []
-        status = _worse(status, "degraded")
-        reasons.append(f"read model not readable yet: {exc}")
-    market: dict[str, Any] = {"active_run": run, "products": []}
-    for candle in candles:
-        age = candle_age_seconds(node, candle, now)
-        stale = age > stale_after_seconds(node, candle["granularity"])
-        market["products"].append({"product": candle["product"], "granularity": candle["granularity"],
-                                   "last_candle_start": iso(candle["start"]), "close": money(candle["close"]),
-                                   "age_seconds": round(age, 3), "stale": stale})
-        if run is not None and candle["product"] == run["product"] and candle["granularity"] == run["granularity"]:
-            checks["market_data_age_seconds"] = round(age, 3)
-            if stale:
-                status = _worse(status, "degraded")
-                reasons.append(f"market data stale: last {candle['product']} {candle['granularity']} candle closed "
-                               f"{age:.0f}s ago (alert after {stale_after_seconds(node, candle['granularity']):.0f}s)")
-    if run is not None and checks["market_data_age_seconds"] is None:
-        status = _worse(status, "degraded")
-        reasons.append(f"no market data yet for the active {run['mode']} run on {run['product']}")
-    components["market_data"] = market
-
+    extra = [store_check(checks["store_reachable"], f" (last notification {max_id})" if max_id is not None
+                         else store_error), read_model]
+    alerts: list = []
     if checks["store_reachable"]:
         try:
-            control = control_state(node)
-            checks["halted"] = control["halted"]
-            components["controls"] = control
-            if control["halted"]:
-                status = _worse(status, "degraded")
-                reasons.append(f"trading halted ({control['severity']}) by {control['by']} since {control['since']}: "
-                               f"{control['reason']}")
-        except Exception as exc:  # noqa: BLE001
-            status = _worse(status, "degraded")
-            reasons.append(f"control state unreadable: {exc}")
+            alerts = active_alerts(node.store)
+        except Exception:  # noqa: BLE001 - unreadable alert streams count as none (the store check says why)
+            alerts = []
+        extra.append(alerts_check(alerts))
+        try:
+            report = report_with(_probe(node), lambda g: health_thresholds(node.settings, g), extra)
+        except Exception as exc:  # noqa: BLE001 - the store answered the head but not the log
+            extra[0] = store_check(False, f"{type(exc).__name__}: {exc}")
+            from application.health.watch import HealthReport
+
+            report = HealthReport(now, tuple(extra))
+    else:
+        from application.health.watch import HealthReport
+
+        report = HealthReport(now, tuple(extra))
+    status = report.overall
+    by_name = {c.name: c for c in report.checks}
+    if "market_data_age" in by_name and by_name["market_data_age"].value is not None:
+        checks["market_data_age_seconds"] = float(by_name["market_data_age"].value)
+    if "trading_halted" in by_name and by_name["trading_halted"].value is not None:
+        checks["halted"] = by_name["trading_halted"].value == 1
+    reasons = [c.message for c in report.checks if c.status in ("warn", "critical")]
+    if checks["store_reachable"]:
+        try:
+            components["controls"] = control_state(node)
+        except Exception:  # noqa: BLE001 - the trading_halted check already says what it could
+            pass
     try:
-        alerts = active_alerts(node)
-    except Exception:  # noqa: BLE001 - a read model without the alerts table yet: nothing to add
-        alerts = []
-    for alert in alerts:
-        # The health watch judged the manual's thresholds (memory, CPU, disk, API, LLM, daily loss):
-        # a P0 alert makes the bot unhealthy, any other active one degraded.
-        status = _worse(status, "unhealthy" if alert["severity"] == "P0" else "degraded")
-        reasons.append(f"alert {alert['check_name']} ({alert['severity']}) active since {iso(alert['raised_at'])}: "
-                       f"{alert['message']}")
-    components["alerts"] = [{"check": a["check_name"], "severity": a["severity"], "status": a["check_status"],
-                             "since": iso(a["raised_at"]), "message": a["message"]} for a in alerts]
+        components["market_data"] = {"active_run": active_run(node), "products": [
+            {"product": c["product"], "granularity": c["granularity"], "last_candle_start": iso(c["start"]),
+             "close": money(c["close"]), "age_seconds": round(candle_age_seconds(node, c, now), 3)}
+            for c in last_candles(node)]}
+    except Exception:  # noqa: BLE001 - a read model being built
+        components["market_data"] = {"active_run": None, "products": []}
+    components["alerts"] = [{"check": check, "severity": severity.value, "since": since}
+                            for check, severity, since in alerts]
     if detailed:
         process = psutil.Process(os.getpid())
         components["process"] = {
@@ -212,7 +220,8 @@ def assess(node, detailed: bool = False) -> tuple[dict[str, Any], int]:
             "projector_lag_alert_seconds": limit,
             "market_data_stale_seconds": node.settings.monitoring.market_data_stale_seconds,
         }
-    document = {"status": status, "reasons": reasons or ["all checks passed"], "checked_at": iso(now), "checks": checks}
+    document = {"status": status, "reasons": reasons or ["all checks passed"], "checked_at": iso(now), "checks": checks,
+                "verdict": [c.to_dict() for c in report.checks]}
     if detailed:
         document["components"] = components
     return document, 503 if status == "unhealthy" else 200

@@ -94,6 +94,8 @@ CHECKS: tuple[CheckSpec, ...] = (
               "tradecore resume --reason '...'.", states=("trading is running", "trading is halted")),
 )
 CHECKS_BY_NAME: dict[str, CheckSpec] = {c.name: c for c in CHECKS}
+DEGRADES_ONLY = frozenset({"trading_halted"})
+"""Checks whose failure pages (their severity) but leaves the bot degraded, never unhealthy."""
 
 
 def market_data_threshold(granularity_s: float, tick_s: float, target_s: float, alert_s: float) -> Threshold:
@@ -169,8 +171,10 @@ class HealthReport:
 
     @property
     def overall(self) -> Overall:
-        """unhealthy: a P0/P1 check is critical; degraded: anything else warns or fails; else healthy."""
-        if any(c.status == "critical" and c.severity in (Severity.P0, Severity.P1) for c in self.checks):
+        """unhealthy: a P0/P1 check is critical (a trading halt, being deliberate, only degrades); degraded:
+        anything else warns or fails; else healthy."""
+        if any(c.status == "critical" and c.severity in (Severity.P0, Severity.P1) and c.name not in DEGRADES_ONLY
+               for c in self.checks):
             return "unhealthy"
         if any(c.status in ("warn", "critical") for c in self.checks):
             return "degraded"

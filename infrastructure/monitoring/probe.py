@@ -2,8 +2,9 @@
 
 Trading measurements come from the log itself, not from the DuckDB read model
 (which another process may own): the active run is the latest paper or live
-run that has not ended, and ``RunFollower`` replays its deposits, fills,
-candles and decisions the way the trading loop keeps its books. It is
+run that has not ended, and ``RunFollower`` folds its deposits, fills,
+candles and decisions through the domain's ``RunBook`` (domain/run_book.py), the
+one fold the trading loop, replay and the money projections use. It is
 incremental: the first sample finds the run through its few ``RunStarted``
 events and reads from the run's start; later samples read only the events
 appended since, with a topic filter, so a check costs milliseconds.
@@ -11,10 +12,8 @@ appended since, with a topic filter, so a check costs milliseconds.
 - market-data age: now - the close of the latest candle the run has seen (its
   own CandleClosed, one it decided on, or a warm-up candle recorded just before
   its RunStarted); another run's candles (a backtest's) do not count;
-- daily loss: (start-of-day equity - equity now) / start-of-day equity * 100,
-  realized and unrealized, marked at the last close, where the start-of-day
-  equity is taken, as the loop does, at the decision on the day's first candle
-  (so it equals the ``risk_usage`` read model's ``daily_loss_pct``). Positions
+- daily loss: the run book's ``daily_loss_pct`` now (so it equals the
+  ``risk_usage`` and ``pnl_daily`` read models' ``daily_loss_pct``). Positions
   a live run carried over from earlier runs (application/trading/reconciliation.py) are
   not in its fills, so they are not in this figure;
 - LLM response rate: DecisionMade / (DecisionMade + DecisionFailed) of the run
@@ -31,7 +30,7 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -42,11 +41,11 @@ from application.health.watch import HealthSample
 from application.ports import Clock
 from application.trading_app import TradingApplication
 from domain.account import FundsDeposited, FundsWithdrawn, account_id
-from domain.accounting import MissingMark, Portfolio
 from domain.control import RunEnded, RunMode, RunStarted
 from domain.decision import DecisionFailed, DecisionMade
 from domain.market import CandleClosed, CandleCorrected
 from domain.order import OrderFilled, OrderPartiallyFilled, OrderPlaced
+from domain.run_book import RunBook
 from infrastructure.settings.sections import GRANULARITY_SECONDS
 
 log = logging.getLogger("tradecore.health")
@@ -63,8 +62,9 @@ FOLLOWED_TOPICS = RUN_TOPICS + tuple(get_topic(c) for c in (
 
 
 @dataclass
-class RunBook:
-    """The books of one paper/live run, rebuilt from its events."""
+class FollowedRun:
+    """A paper/live run as the follower knows it: its identity, its books (the domain's ``RunBook``, the
+    fold the loop, replay and the projections use) and what the health checks read."""
 
     run_id: uuid.UUID
     mode: RunMode
@@ -73,26 +73,33 @@ class RunBook:
     strategy: str
     started_at: datetime
     ended: bool = False
-    portfolio: Portfolio = field(default_factory=Portfolio)
+    books: RunBook = field(default_factory=lambda: RunBook(keep_closed_days=False))
     orders: dict[uuid.UUID, tuple[str, str]] = field(default_factory=dict)  # order id -> (product, side)
-    marks: dict[str, Decimal] = field(default_factory=dict)
     last_close_at: datetime | None = None
-    day: date | None = None
-    day_start_equity: Decimal | None = None
+    step_start: datetime | None = None
     decisions: deque[tuple[datetime, bool]] = field(default_factory=lambda: deque(maxlen=100_000))
 
-    def equity(self) -> Decimal | None:
-        """Cash plus positions marked at the last close; None while an open position has no mark yet."""
-        try:
-            return self.portfolio.equity(self.marks)
-        except MissingMark:
-            return None
+    @property
+    def portfolio(self):
+        return self.books.portfolio
+
+    @property
+    def marks(self) -> dict[str, Decimal]:
+        return self.books.marks
+
+    @property
+    def day_start_equity(self) -> Decimal | None:
+        return self.books.day_start_equity
+
+    def equity(self) -> Decimal:
+        return self.books.equity()
 
     def daily_loss_pct(self) -> Decimal | None:
-        start, equity = self.day_start_equity, self.equity()
-        if start is None or start <= 0 or equity is None:
+        """The run book's daily loss now; None before the run's first equity point of the day."""
+        day = self.books.current
+        if day is None or not day.started:
             return None
-        return ((start - equity) / start * HUNDRED).quantize(Decimal("0.0001"))
+        return self.books.daily_loss_pct().quantize(Decimal("0.0001"))
 
 
 class RunFollower:
@@ -102,11 +109,11 @@ class RunFollower:
         self.store = store
         self.page = page
         self.cursor = 0
-        self.run: RunBook | None = None
+        self.run: FollowedRun | None = None
         self._started = False
         self._lock = threading.Lock()
 
-    def refresh(self) -> RunBook | None:
+    def refresh(self) -> FollowedRun | None:
         """Read what was appended since the last refresh; returns the active run's books (or None)."""
         with self._lock:
             if not self._started:
@@ -149,14 +156,14 @@ class RunFollower:
             if logged.notification_id < start_id and event.product == run.product \
                     and event.granularity == run.granularity:
                 if run.last_close_at is None or event.occurred_at >= run.last_close_at:
-                    run.marks[event.product] = event.close
+                    run.books.mark(event.product, event.close)
                     run.last_close_at = event.occurred_at
 
     def _apply(self, event) -> None:
         if isinstance(event, RunStarted):
             if event.mode in LIVE_MODES:
-                self.run = RunBook(event.originator_id, event.mode, event.product, event.granularity,
-                                   event.strategy, event.occurred_at)
+                self.run = FollowedRun(event.originator_id, event.mode, event.product, event.granularity,
+                                       event.strategy, event.occurred_at)
             return
         run = self.run
         if run is None:
@@ -170,7 +177,11 @@ class RunFollower:
             end = event.occurred_at  # a candle's event is dated at its close
             if run.last_close_at is not None and end < run.last_close_at:
                 return  # an older candle recorded late is not the latest price
-            run.marks[event.product] = event.close
+            if event.run_id == run.run_id and isinstance(event, CandleClosed):
+                run.books.step(end, event.product, event.close)  # the run's own candle: its step
+                run.step_start = event.start
+            else:
+                run.books.mark(event.product, event.close)
             run.last_close_at = end
             return
         if event.run_id != run.run_id:
@@ -182,11 +193,12 @@ class RunFollower:
             if event.product != run.product:
                 return
             close = event.candle_start + _step(run)
-            if run.day != close.date():
-                # The loop takes the day's starting equity on its first candle, after that candle's
-                # fills and before its decision: here.
-                run.day = close.date()
-                run.day_start_equity = run.equity()  # None (not measurable today) without a mark
+            if run.step_start != event.candle_start:  # its candle was recorded earlier by someone else
+                mark = run.books.marks.get(event.product)
+                if mark is not None:
+                    run.books.step(event.occurred_at, event.product, mark)
+                run.step_start = event.candle_start
+            run.books.decided(event.occurred_at)  # the run's equity point (domain/run_book.py)
             # The run decided on this candle even if its CandleClosed was recorded earlier by someone else.
             if run.last_close_at is None or close > run.last_close_at:
                 run.last_close_at = close
@@ -195,18 +207,18 @@ class RunFollower:
         elif isinstance(event, (OrderFilled, OrderPartiallyFilled)):
             placed = run.orders.get(event.originator_id)
             if placed is not None:
-                run.portfolio.apply_fill(placed[0], placed[1], event.quantity, event.price, event.fee)
+                run.books.fill(event.occurred_at, placed[0], placed[1], event.quantity, event.price, event.fee)
         elif isinstance(event, FundsDeposited) and event.originator_id == account_id(f"run-{run.run_id}"):
-            run.portfolio.deposit(event.amount)
+            run.books.deposit(event.occurred_at, event.amount)
         elif isinstance(event, FundsWithdrawn) and event.originator_id == account_id(f"run-{run.run_id}"):
-            run.portfolio.withdraw(event.amount)
+            run.books.withdraw(event.occurred_at, event.amount)
 
 
-def _step(run: RunBook) -> timedelta:
+def _step(run: FollowedRun) -> timedelta:
     return timedelta(seconds=GRANULARITY_SECONDS.get(run.granularity, 3600))
 
 
-def _grace(run: RunBook) -> timedelta:
+def _grace(run: FollowedRun) -> timedelta:
     # A run's first candle may have closed a little before RunStarted was recorded.
     return 2 * _step(run)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.machine import CALM_MACHINE
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = [{"name": "ops-alice", "token": "e2e-operator-token", "role": "operator"},
@@ -29,7 +30,7 @@ def free_port() -> int:
 
 def environment(tmp_path: Path) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "USER": "alice",
-            "SYSTEM__API_TOKENS": json.dumps(TOKENS)}
+            "SYSTEM__API_TOKENS": json.dumps(TOKENS), **CALM_MACHINE}
 
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
