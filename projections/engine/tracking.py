@@ -74,12 +74,34 @@ def ensure(con: duckdb.DuckDBPyConnection, projections: Sequence[Projection]) ->
     """
     tracked = positions(con)
     for projection in projections:
-        if projection.name in tracked:
+        if projection.name in tracked and not shape_changed(con, projection):
             projection.create(con)
-        else:
+        else:  # new, or its tables were made by another version of it: rebuilt from the log
             restart(con, projection)
             tracked[projection.name] = 0
     return {p.name: tracked[p.name] for p in projections}
+
+
+def shape_changed(con: duckdb.DuckDBPyConnection, projection: Projection) -> bool:
+    """Whether a table of ``projection`` in the file lacks a column (or has another type) that this version
+    of the projection creates: such a read model is rebuilt rather than written with the wrong shape."""
+    fresh = duckdb.connect(":memory:")
+    try:
+        projection.create(fresh)
+        wanted = _columns(fresh)
+    finally:
+        fresh.close()
+    have = _columns(con)
+    return any(table in have and not columns <= have[table] for table, columns in wanted.items())
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[tuple[str, str]]]:
+    shape: dict[str, set[tuple[str, str]]] = {}
+    for table, column, kind in con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall():
+        shape.setdefault(table, set()).add((column, kind))
+    return shape
 
 
 def restart(con: duckdb.DuckDBPyConnection, projection: Projection) -> None:
