@@ -1,0 +1,74 @@
+"""CLI: `tradecore logs analyze`: what the log and the event log say about a period.
+
+Reads the log file and its rotations (``system.log_file``, default var/logs/tradecore.log) and
+the event store; prints the text form (or --json) and writes reports/log_analysis_YYYYMMDD.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store, parse_utc
+
+logs_app = typer.Typer(help="Read tradecore's logs: errors, outside calls, decisions and trades of a period.",
+                       no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(logs_app, name="logs")
+
+
+@logs_app.command("analyze")
+def analyze_command(
+    since: Annotated[Optional[str], typer.Option(help="From this ISO time (default: 24 hours ago)")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Until this ISO time, exclusive (default: now)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the analysis as JSON")] = False,
+    log_file: Annotated[Optional[Path], typer.Option("--log-file", help="Log file (default system.log_file or "
+                                                     "var/logs/tradecore.log); its rotations are read too")] = None,
+    reports: Annotated[Path, typer.Option("--reports", help="Folder of the report file")] = Path("reports"),
+    store: StoreOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Errors and warnings by kind, venue/LLM calls per endpoint (p50/p95/max, error rate), decisions, trades, P&L."""
+    from application.operations.log_analysis import analyse, read_lines, render_text
+    from application.operations.trade_record import trade_record
+    from infrastructure.monitoring.logs import DEFAULT_LOG_FILE, STDERR, log_files
+
+    now = datetime.now(timezone.utc)
+    end = parse_utc(until, "--until") if until else now
+    start = parse_utc(since, "--since") if since else end - timedelta(hours=24)
+    if start >= end:
+        fail(f"--since {start.isoformat()} is not before --until {end.isoformat()}")
+    settings = load_cli_settings(config, {"eventstore.url": store} if store else None)
+    configured = settings.system.log_file
+    path = log_file or (Path(configured) if configured and configured != STDERR else DEFAULT_LOG_FILE)
+    files = log_files(path)
+    lines: list[str] = []
+    for file in files:
+        try:
+            lines.extend(file.read_text(encoding="utf-8", errors="replace").splitlines())
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc}")
+    records, unreadable = read_lines(lines, start, end)
+    with opened_store(settings.eventstore.url) as trading:
+        record = trade_record(trading, start, end)
+    report = analyse(records, record, since=start, until=end, files=[str(f) for f in files], unreadable=unreadable)
+    target = reports / f"log_analysis_{end:%Y%m%d}.json"
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc}")
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    if not files:
+        sys.stdout.write(f"no log file at {path} (set SYSTEM__LOG_FILE or --log-file); the event log is analysed alone\n")
+    sys.stdout.write(render_text(report))
+    sys.stdout.write(f"report written to {target}\n")
