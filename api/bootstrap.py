@@ -172,25 +172,11 @@ def decision_model(settings, strategy: str | None = None, now=None):
             allow_shorts=settings.trading.allow_shorts,
         )
     if name == "llm":
-        from infrastructure.llm.strategy import LLMStrategy
+        from infrastructure.llm.strategy import llm_strategy_from_settings
 
-        llm = settings.llm
-        if llm.api_key is None and not llm.base_url:
+        if settings.llm.api_key is None and not settings.llm.base_url:
             raise MissingSetting("the llm strategy needs LLM__API_KEY (or LLM__BASE_URL for a local OpenAI-compatible server)")
-        return LLMStrategy(
-            api_key=llm.api_key.get_secret_value() if llm.api_key else "not-needed",
-            model=llm.model,
-            base_url=llm.base_url,
-            timeout=llm.request_timeout,
-            max_retries=llm.max_retries,
-            max_tokens=llm.max_tokens,
-            temperature=llm.temperature,
-            enable_caching=llm.enable_caching,
-            cache_ttl_seconds=llm.cache_ttl_seconds,
-            prompt_template=llm.prompt_template,
-            candles_in_prompt=llm.candles_in_prompt,
-            now=now,
-        )
+        return llm_strategy_from_settings(settings.llm, now=now)
     raise MissingSetting(f"unknown strategy {name!r}: use rules or llm")
 
 
