@@ -22,15 +22,8 @@ from decimal import Decimal
 
 import pandas as pd
 
-from api.bootstrap import (
-    decision_model,
-    loop_settings,
-    open_store,
-    paper_exchange,
-    replay_exchange,
-    risk_limits,
-    scratch_store,
-)
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange, risk_limits
+from api.bootstrap import replay_exchange, scratch_store
 from application.trading.backtest import run_backtest
 from application.replay.timeline import build_timeline, load_day
 from application.replay.verify import verify_day

@@ -11,15 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from api.bootstrap import (
-    decision_model,
-    loop_settings,
-    open_store,
-    paper_exchange,
-    replay_exchange,
-    risk_limits,
-    scratch_store,
-)
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange, risk_limits
+from api.bootstrap import replay_exchange, scratch_store
 from application.trading.backtest import run_backtest
 from application.operations.controls import OperatorControls
 from application.replay.timeline import ReplayError, build_timeline, load_day, state_at

@@ -8,15 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from api.bootstrap import (
-    decision_model,
-    loop_settings,
-    open_store,
-    paper_exchange,
-    replay_exchange,
-    risk_limits,
-    scratch_store,
-)
+from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange, risk_limits
+from api.bootstrap import replay_exchange, scratch_store
 from application.trading.backtest import IncrementalIndicators, candles_of
 from application.operations.controls import OperatorControls
 from application.replay.timeline import build_timeline, load_day
