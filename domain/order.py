@@ -1,7 +1,7 @@
 """The Order aggregate: an explicit state machine over its events.
 
     PLACED -> SUBMITTED -> ACCEPTED -> PARTIALLY_FILLED -> FILLED
-    any open state -> CANCELLED | REJECTED | EXPIRED (per the table below)
+    any open state -> CANCELLED | REJECTED | EXPIRED (the table: domain/order_states.py)
 
 Fills carry a venue ``fill_id``; a fill seen twice is applied once. A fill that
 would take the filled quantity past the order's quantity is refused.
@@ -11,62 +11,16 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from enum import Enum
 from typing import ClassVar
 
 from pydantic import model_validator
 
 from domain.aggregate import Aggregate, StartingEvent
 from domain.events import DomainError, DomainEvent, EventMeta, FieldProblem, NonNegative, Positive
-
-
-class OrderSide(str, Enum):
-    BUY = "BUY"
-    SELL = "SELL"
-
-
-class OrderType(str, Enum):
-    MARKET = "MARKET"
-    LIMIT = "LIMIT"
-
-
-class Liquidity(str, Enum):
-    MAKER = "MAKER"
-    TAKER = "TAKER"
-
-
-class OrderStatus(str, Enum):
-    PLACED = "PLACED"
-    SUBMITTED = "SUBMITTED"
-    ACCEPTED = "ACCEPTED"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    FILLED = "FILLED"
-    CANCELLED = "CANCELLED"
-    REJECTED = "REJECTED"
-    EXPIRED = "EXPIRED"
-
-
-S = OrderStatus
-TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    S.PLACED: frozenset({S.SUBMITTED, S.REJECTED, S.CANCELLED}),
-    # A venue may report a fill before (or instead of) an explicit acceptance.
-    S.SUBMITTED: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED, S.EXPIRED}),
-    S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),
-    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),
-    S.FILLED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.REJECTED: frozenset(),
-    S.EXPIRED: frozenset(),
-}
-TERMINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
-
-
-class IllegalOrderTransition(DomainError):
-    """The order cannot go from its current status to the requested one."""
-
-    def __init__(self, order_id: uuid.UUID, current: OrderStatus, target: OrderStatus):
-        self.order_id, self.current, self.target = order_id, current, target
-        super().__init__(f"order {order_id}: illegal transition {current.value} -> {target.value}")
+from domain.order_states import (  # noqa: F401  (the state machine, re-exported: domain.order is its public face)
+    STATUS_AFTER, TERMINAL, TERMINAL_EVENTS, TRANSITIONS, IllegalOrderTransition, Liquidity, OrderSide, OrderStatus,
+    OrderType,
+)
 
 
 class Overfill(DomainError):

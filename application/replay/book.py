@@ -27,7 +27,7 @@ from domain.accounting import Portfolio
 from domain.brackets import Bracket, bracket_after_fill
 from domain.control import TRADING_CONTROL_ID, run_control_id
 from domain.events import DomainEvent
-from domain.order import OrderSide
+from domain.order_states import STATUS_AFTER, TERMINAL, OrderSide
 from domain.risk import RiskLimits
 from domain.run_book import DayFigures, RunBook
 
@@ -36,7 +36,7 @@ HUNDRED = Decimal(100)
 CENT = Decimal("0.01")
 _PCT = Decimal("0.0001")
 
-TERMINAL_STATUSES = frozenset({"FILLED", "CANCELLED", "REJECTED", "EXPIRED"})
+TERMINAL_STATUSES = frozenset(status.value for status in TERMINAL)  # the Order transition table's
 FILL_TYPES = frozenset({"OrderPartiallyFilled", "OrderFilled", "FillDiscovered"})
 ORDER_TYPES = frozenset({
     "OrderPlaced", "OrderSubmitted", "OrderAccepted", "OrderPartiallyFilled", "OrderFilled", "OrderCancelled",
@@ -44,11 +44,7 @@ ORDER_TYPES = frozenset({
 })
 DECISION_TYPES = frozenset({"DecisionMade", "DecisionFailed"})
 CONTROL_TYPES = frozenset({"ControlStarted", "TradingHalted", "TradingResumed", "CancelAllRequested"})
-_STATUS_AFTER = {
-    "OrderPlaced": "PLACED", "OrderSubmitted": "SUBMITTED", "OrderAccepted": "ACCEPTED",
-    "OrderPartiallyFilled": "PARTIALLY_FILLED", "OrderFilled": "FILLED", "OrderCancelled": "CANCELLED",
-    "OrderRejected": "REJECTED", "OrderExpired": "EXPIRED",
-}
+_STATUS_AFTER = {name: status.value for name, status in STATUS_AFTER.items()}
 
 
 @dataclass(frozen=True)

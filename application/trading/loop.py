@@ -14,7 +14,6 @@ backtest, where the exchange is in memory.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import uuid
 from collections import deque
@@ -29,6 +28,7 @@ from domain.account import Account
 from domain.control import TRADING_CONTROL_ID, Run, RunMode, Severity, TradingControl, run_control_id
 from domain.decision import DecisionContext, Decision, FailureKind, StrategyDecision, TradeAction, TradeActionKind
 from domain.events import DomainEvent, EventMeta
+from domain.ids import DeterministicIds  # noqa: F401  (re-exported: callers build a run's ids here)
 from domain.market import Candle, CandleRecord, candle_id
 from domain.order import Order, OrderSide, OrderType
 from domain.risk import RiskLimits, RiskState, assess, halt_lapsed, position_size, unhalted_emergency_stop
@@ -43,35 +43,6 @@ class IndicatorSource(Protocol):
     """Indicator values for each closed candle, in order."""
 
     def on_candle(self, candle: Candle) -> dict[str, float | bool | None]: ...
-
-
-class DeterministicIds:
-    """Ids derived from a seed and a counter: a replay with the same seed gets the same ids."""
-
-    def __init__(self, seed: uuid.UUID):
-        self.seed = seed
-        self.count = 0
-        self._seed_bytes = (seed, seed.bytes)
-
-    def new_id(self) -> uuid.UUID:
-        """``uuid.uuid5(seed, str(count))``, built without uuid5's per-call import and UUID checks."""
-        self.count += 1
-        if self._seed_bytes[0] is not self.seed:
-            self._seed_bytes = (self.seed, self.seed.bytes)
-        digest = _sha1(self._seed_bytes[1] + str(self.count).encode()).digest()
-        value = (int.from_bytes(digest[:16], "big") & _CLEAR_VERSION_VARIANT) | _VERSION_5_VARIANT
-        new_id = _new_uuid(uuid.UUID)
-        _set(new_id, "int", value)
-        _set(new_id, "is_safe", _SAFE_UNKNOWN)
-        return new_id
-
-
-_sha1 = hashlib.sha1
-_new_uuid = object.__new__
-_set = object.__setattr__
-_SAFE_UNKNOWN = uuid.SafeUUID.unknown
-_CLEAR_VERSION_VARIANT = ~(0xF << 76) & ~(0xC000 << 48)
-_VERSION_5_VARIANT = (5 << 76) | (0x8000 << 48)
 
 
 @dataclass(frozen=True)

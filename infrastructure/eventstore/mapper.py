@@ -28,6 +28,7 @@ from eventsourcing.persistence import Mapper, MapperDeserialisationError, Stored
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.events import DomainEvent
+from domain.ids import uuid_from_int
 
 
 class NoTranscoder:
@@ -69,17 +70,13 @@ def encode_event(event: DomainEvent) -> bytes:
 # from its annotations; a class with a field this cannot convert falls back to
 # pydantic validation.
 
-_UUID_NEW = object.__new__
 _SET = object.__setattr__
 _UUID = uuid.UUID
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown  # an enum member lookup costs as much as the rest
 
 
 def _fast_uuid(text: str) -> uuid.UUID:
-    value = _UUID_NEW(_UUID)
-    _SET(value, "int", int(text.replace("-", ""), 16))
-    _SET(value, "is_safe", _SAFE_UNKNOWN)
-    return value
+    return uuid_from_int(int(text.replace("-", ""), 16))
 
 
 def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

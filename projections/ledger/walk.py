@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 
 from domain.account import account_id
 from domain.accounting import FillEffect
+from domain.order_states import TERMINAL_EVENTS
 from projections.engine.base import shared
 from projections.ledger.book import DAY_US, GLOBAL, Book, Candle, Decided, Event, arrow, day_end, replace, utc_day
 from domain.run_book import DEFAULT_DAILY_LOSS_LIMIT_PCT
@@ -54,7 +55,7 @@ LIMIT_PATH = "risk.max_daily_loss_pct"
 
 DECISIONS = ("DecisionMade", "DecisionFailed")
 FILLS = ("OrderPartiallyFilled", "OrderFilled", "FillDiscovered")  # a discovered fill books like any fill
-TERMINAL = ("OrderFilled", "OrderCancelled", "OrderRejected", "OrderExpired")
+TERMINAL = TERMINAL_EVENTS  # the events after which an order is done (domain/order_states.py)
 LEDGER_TYPES = (
     "RunStarted", "FundsDeposited", "FundsWithdrawn", "OrderPlaced", *FILLS, "OrderCancelled", "OrderRejected",
     "OrderExpired", "CandleClosed", "CandleCorrected", "DecisionMade", "DecisionFailed", "RiskAssessed",
