@@ -305,3 +305,48 @@ def health_watch(settings, store: TradingApplication, clock: Clock, *, api_meter
         sink if sink is not None else alert_sink(settings, source=f"{settings.trading.mode} {settings.trading.product}"),
         clock, scope=scope,
     )
+
+
+# --- notifications (incidents, routed alerts, the daily summary) -------------------------------
+def notification_sink(settings, source: str = ""):
+    """Every configured channel behind the severity router and the background delivery (never blocks).
+
+    The log always hears everything; the webhook every severity; email (``[alerting]``) P0/P1 only.
+    """
+    from infrastructure.monitoring.alert_sinks import FanOutAlertSink as _FanOut
+    from infrastructure.monitoring.notify import BackgroundDelivery, EmailAlertSink, SeverityRouter
+
+    webhook = None
+    url = settings.system.alert_webhook_url
+    if url is not None:
+        m = settings.monitoring
+        webhook = WebhookAlertSink(url.get_secret_value(), timeout=m.webhook_timeout_seconds,
+                                   retries=m.webhook_retries, source=source)
+    others = []
+    a = settings.alerting
+    if a.smtp_host:
+        others.append(EmailAlertSink(a.smtp_host, a.smtp_port, sender=a.email_from, recipients=a.email_to,
+                                     user=a.smtp_user, password=a.smtp_password.get_secret_value() if a.smtp_password else None,
+                                     starttls=a.smtp_starttls, timeout=a.smtp_timeout_seconds, source=source))
+    delivery = BackgroundDelivery(SeverityRouter(webhook, others), attempts=a.delivery_attempts,
+                                  first_wait=a.retry_wait_seconds)
+
+    class _LogAndDeliver(_FanOut):
+        def stop(self) -> None:
+            delivery.stop()
+
+    return _LogAndDeliver([LogAlertSink(), delivery])
+
+
+def operations_notifier(settings, store: TradingApplication, clock: Clock, sink=None):
+    """The run's notifier: incidents at once, the trade-success-rate alert, the daily summary."""
+    from datetime import time as _time
+
+    from application.operations.notifications import NotifierSettings, OperationsNotifier
+
+    at = settings.alerting.daily_summary_at
+    summary = _time(int(at[:2]), int(at[3:])) if at else None
+    rules = NotifierSettings(settings.monitoring.trade_success_rate_min_pct, settings.monitoring.trade_success_rate_window,
+                             summary, check_every_seconds=settings.monitoring.check_interval_seconds)
+    source = f"{settings.trading.mode} {settings.trading.product}"
+    return OperationsNotifier(store, sink if sink is not None else notification_sink(settings, source), clock, rules)

@@ -115,6 +115,8 @@ def run_command(
         decision_model,
         health_watch,
         loop_settings,
+        notification_sink,
+        operations_notifier,
         random_ids,
         wall_clock,
     )
@@ -163,8 +165,11 @@ def run_command(
 
         services: list = []
         if not no_health:
-            services.append(HealthService(health_watch(settings, trading, clock, api_meter=meter),
+            # one sink for alerts and incidents: routed by severity (email for P0/P1), delivered off the loop
+            sink = notification_sink(settings, source=f"{mode} {settings.trading.product}")
+            services.append(HealthService(health_watch(settings, trading, clock, api_meter=meter, sink=sink),
                                           settings.monitoring.check_interval_seconds))
+            services.append(operations_notifier(settings, trading, clock, sink=sink))
         if not no_api and importlib.util.find_spec("api.http.server") is not None:
             services.append(ReadNodeService(settings.eventstore.url, settings, host, port))
         runner = LiveRunner(
