@@ -58,11 +58,18 @@ def resolve_store_url(store: str | None, config: Path | None) -> str:
 
 
 @contextlib.contextmanager
-def opened_store(url: str) -> Iterator[TradingApplication]:
-    """Open the store for one command and always close it."""
+def opened_store(url: str, read_only: bool = False) -> Iterator[TradingApplication]:
+    """Open the store for one command and always close it.
+
+    ``read_only``: the store must exist already; a missing SQLite file or PostgreSQL
+    schema is one error naming the (redacted) URL, never a new empty store.
+    """
     from api.bootstrap import open_store
+    from infrastructure.eventstore.store import parse_store_url, require_existing_store
 
     try:
+        if read_only:
+            require_existing_store(parse_store_url(url))
         trading = open_store(url)
     except StoreURLError as exc:
         fail(str(exc))

@@ -313,7 +313,7 @@ def drift_command(
     """
     config_file, flags = _cli_flags(ctx, config, store)
     url = _load_or_exit(config_file, flags).eventstore.url
-    with opened_store(url) as trading:
+    with opened_store(url, read_only=True) as trading:
         events = ledger_events(trading)
     settings = effective_settings(config_file, flags, overrides_from(events))
     report = config_drift(events, flatten_config(settings), config_hash(settings))

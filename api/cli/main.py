@@ -86,7 +86,7 @@ def events_command(
         topics = [_topic(known[t]) for t in type_]
     shown = 0
     last_id = after
-    with opened_store(resolve_store_url(store, config)) as trading:
+    with opened_store(resolve_store_url(store, config), read_only=True) as trading:
         for logged in trading.iter_log(after=after, topics=topics):
             last_id = logged.notification_id
             event = logged.event
@@ -148,7 +148,7 @@ def audit_verify(
     if export is not None:
         _verify_export(export, as_json)
         return
-    with opened_store(resolve_store_url(store, config)) as trading:
+    with opened_store(resolve_store_url(store, config), read_only=True) as trading:
         report = verify_chain(trading.recorder)
     if as_json:
         print(json.dumps(report.__dict__))
@@ -202,7 +202,7 @@ def audit_export(
     if output.is_dir():
         fail(f"--output {output} is a directory; name a file")
     url = resolve_store_url(store, config)
-    with opened_store(url) as trading:
+    with opened_store(url, read_only=True) as trading:
         try:
             exported = export_log(trading, output, events_format=format_, now=SystemClock().now(), start=start, end=end,
                                   source=parse_store_url(url).redacted(), code_version=code_version())

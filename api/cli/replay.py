@@ -96,7 +96,7 @@ def replay_command(
     if what_if is not None:
         what_if_overrides = what_if_changes(what_if)
     url = resolve_store_url(store, config)
-    with opened_store(url) as trading:
+    with opened_store(url, read_only=True) as trading:
         try:
             log = load_day(trading, the_day, run_id=run_id, product=product)
         except ReplayError as exc:
@@ -258,7 +258,7 @@ def _chain_note(url: str) -> str:
     """Whether the log itself was edited: a divergence then says more about the log than the code."""
     from infrastructure.eventstore.chain import verify_chain
 
-    with opened_store(url) as trading:
+    with opened_store(url, read_only=True) as trading:
         chain = verify_chain(trading.recorder)
     if chain.ok:
         return f"the log's hash chain is intact ({chain.checked} events): the log was not edited"

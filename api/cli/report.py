@@ -44,7 +44,7 @@ def _read_model(
     from projections.reading.access import NoReadModel, notification_at, open_for_reading
 
     settings = load_cli_settings(config, {"eventstore.url": store})
-    with opened_store(settings.eventstore.url) as trading:
+    with opened_store(settings.eventstore.url, read_only=True) as trading:
         until = None
         if as_of is not None:
             until = _as_of_id(trading, as_of, notification_at)

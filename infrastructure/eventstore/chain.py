@@ -237,8 +237,17 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     """
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events"):
+        # No library setting may route writes around the chain (see eventstore.store).
+        if getattr(datastore, "enable_db_functions", False):
+            raise ValueError("POSTGRES_ENABLE_DB_FUNCTIONS would write events without chain links; it is refused")
+        if getattr(datastore, "originator_id_type", "uuid") != "uuid":
+            raise ValueError("ORIGINATOR_ID_TYPE must be uuid: the chain covers stream ids as stored in a uuid column")
+        chain_table_name = f"{events_table_name}_chain"
+        for name in (events_table_name, chain_table_name):
+            if len(name.encode()) > 63:  # PostgreSQL would cut it silently, and two long names could collide
+                raise ValueError(f"table name {name!r} is longer than PostgreSQL's 63 bytes; use a shorter application name")
         super().__init__(datastore, events_table_name=events_table_name)
-        self.chain_table_name = f"{events_table_name}_chain"
+        self.chain_table_name = chain_table_name
         schema = Identifier(self.datastore.schema)
         chain = Identifier(self.chain_table_name)
         self.sql_create_statements.append(

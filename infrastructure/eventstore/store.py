@@ -11,12 +11,13 @@ persistence module, its settings, and our chained recorder classes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 from eventsourcing.utils import get_topic
 
@@ -54,30 +55,81 @@ class StoreLocation:
         return f"postgresql://{user}{self.host}:{self.port}/{self.dbname}{schema}"
 
 
+PG_NAME_LIMIT = 63  # PostgreSQL cuts identifiers longer than NAMEDATALEN - 1 bytes, silently
+PG_EVENTS_TABLE = "tradecore_events"  # the library names it after the application
+URL_PARAMETERS = {"schema"}
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for messages."""
+    try:
+        parsed = urlparse(url)
+        if parsed.password:
+            netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+            return parsed._replace(netloc=netloc).geturl()
+    except ValueError:
+        pass
+    return url
+
+
+def check_pg_name(name: str, what: str, url: str) -> None:
+    """Refuse a PostgreSQL identifier that is empty or longer than 63 bytes (PostgreSQL would cut it)."""
+    size = len(name.encode())
+    if not name or size > PG_NAME_LIMIT:
+        raise StoreURLError(
+            f"{redact_url(url)!r}: {what} {name!r} is {size} bytes; PostgreSQL names are 1 to {PG_NAME_LIMIT} bytes "
+            "and a longer one would be cut silently (and could collide with another); choose a shorter name"
+        )
+
+
 def parse_store_url(url: str) -> StoreLocation:
-    """Parse and check a store URL; a bad one raises StoreURLError naming the problem."""
+    """Parse and check a store URL; a bad one raises StoreURLError naming the problem.
+
+    Refused: unknown URL parameters (``?shema=x`` must not write into ``public``), parameters
+    on a SQLite URL, a repeated or empty schema, and names PostgreSQL would cut (63 bytes),
+    including the chain table derived from the events table.
+    """
     if not isinstance(url, str) or not url:
         raise StoreURLError("event store URL is empty")
+    shown = redact_url(url)
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
         if not path:
             raise StoreURLError(f"{url!r}: no database file after sqlite:///")
+        if "?" in path or "#" in path:
+            raise StoreURLError(f"{url!r}: a sqlite URL takes no parameters (sqlite:///PATH); remove what follows '?'")
         return StoreLocation(url=url, backend="sqlite", sqlite_path=path)
     parsed = urlparse(url)
     if parsed.scheme in ("postgresql", "postgres"):
         dbname = parsed.path.lstrip("/")
         if not dbname:
-            raise StoreURLError(f"{url!r}: no database name (postgresql://user@host:port/DBNAME)")
+            raise StoreURLError(f"{shown!r}: no database name (postgresql://user@host:port/DBNAME)")
         if not parsed.hostname:
-            raise StoreURLError(f"{url!r}: no host")
-        query = parse_qs(parsed.query)
-        schema = query.get("schema", [None])[0]
-        if schema is not None and not schema.replace("_", "").isalnum():
-            raise StoreURLError(f"{url!r}: schema {schema!r} must be letters, digits and underscores")
+            raise StoreURLError(f"{shown!r}: no host")
+        if parsed.fragment:
+            raise StoreURLError(f"{shown!r}: unexpected '#{parsed.fragment}'")
+        try:
+            pairs = parse_qsl(parsed.query, keep_blank_values=True, strict_parsing=bool(parsed.query))
+        except ValueError:
+            raise StoreURLError(f"{shown!r}: cannot read the parameters {parsed.query!r} (use ?schema=NAME)") from None
+        unknown = sorted({key for key, _ in pairs} - URL_PARAMETERS)
+        if unknown:
+            raise StoreURLError(
+                f"{shown!r}: unknown URL parameter(s) {', '.join(unknown)}; the only one is schema (?schema=NAME)"
+            )
+        schemas = [value for key, value in pairs if key == "schema"]
+        if len(schemas) > 1:
+            raise StoreURLError(f"{shown!r}: schema is given {len(schemas)} times; give it once")
+        schema = schemas[0] if schemas else None
+        if schema is not None:
+            if not schema.replace("_", "").isalnum() or not schema.isascii():
+                raise StoreURLError(f"{shown!r}: schema {schema!r} must be ASCII letters, digits and underscores")
+            check_pg_name(schema, "schema", url)
+        check_pg_name(PG_EVENTS_TABLE + "_chain", "chain table", url)
         try:
             port = parsed.port or 5432
         except ValueError:
-            raise StoreURLError(f"{url!r}: bad port") from None
+            raise StoreURLError(f"{shown!r}: bad port") from None
         return StoreLocation(
             url=url,
             backend="postgresql",
@@ -88,7 +140,50 @@ def parse_store_url(url: str) -> StoreLocation:
             dbname=dbname,
             schema=schema,
         )
-    raise StoreURLError(f"{url!r}: unsupported scheme; use sqlite:///PATH or postgresql://user@host:port/db")
+    raise StoreURLError(f"{shown!r}: unsupported scheme; use sqlite:///PATH or postgresql://user@host:port/db")
+
+
+class StoreMissing(StoreURLError):
+    """A read-only command was pointed at a store that does not exist; the message names the URL."""
+
+
+def require_existing_store(location: StoreLocation) -> None:
+    """Raise StoreMissing unless the store holds a tradecore event log already.
+
+    Read-only commands (audit verify, events, replay, report, query, config drift,
+    health) call this first, so a typo in the URL is an error, never a new empty
+    store that then "verifies".
+    """
+    hint = "check the URL (read-only commands never create a store)"
+    if location.backend == "sqlite":
+        if location.is_memory:
+            return
+        path = Path(location.sqlite_path)
+        if not path.is_file():
+            raise StoreMissing(f"no event store at {location.redacted()}: {path} does not exist; {hint}")
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)) as conn:
+                found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreMissing(f"no event store at {location.redacted()}: {path} is not a SQLite database ({exc}); {hint}") from None
+        if not found:
+            raise StoreMissing(f"no event store at {location.redacted()}: {path} holds no event log; {hint}")
+        return
+    from application.errors import StoreUnavailable
+
+    try:
+        with _pg_connect(location) as conn:
+            schema = location.schema or "public"
+            events = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{PG_EVENTS_TABLE}"',)).fetchone()[0]
+    except Exception as exc:  # connection refused, bad credentials, no such database
+        raise StoreUnavailable(f"cannot open the event store {location.redacted()}: {exc}") from None
+    if events is None:
+        raise StoreMissing(
+            f"no event store at {location.redacted()}: schema {location.schema or 'public'!r} holds no event log "
+            f"(no table {PG_EVENTS_TABLE}); {hint}"
+        )
 
 
 def prepare_sqlite_file(path: str) -> None:
@@ -146,12 +241,62 @@ def store_setup_lock(location: StoreLocation) -> Iterator[None]:
 _SETUP_LOCK_KEY = 0x7472_6164_6563  # "tradec"
 
 
+class LibrarySettingRefused(StoreURLError):
+    """An eventsourcing setting in the environment would change how events are written; the message names it."""
+
+
+# eventsourcing reads these from os.environ (``NAME`` or ``<APP>_NAME``). Each would change how or
+# where rows are written, or would be silently ignored by tradecore's own mapper while the operator
+# believes it is in force, so a value other than tradecore's is refused rather than overridden.
+_TRUE = {"y", "yes", "t", "true", "on", "1"}
+REFUSED_LIBRARY_SETTINGS: dict[str, tuple[str, object]] = {
+    # name: (why, the predicate of a refused value)
+    "POSTGRES_ENABLE_DB_FUNCTIONS": ("writes events through stored functions that bypass the hash chain", lambda v: v.lower() in _TRUE),
+    "IS_SNAPSHOTTING_ENABLED": ("aggregates would be read from snapshots, which the hash chain does not cover", lambda v: v.lower() in _TRUE),
+    "ORIGINATOR_ID_TYPE": ("stream ids must be stored as uuid, the form the hash chain covers", lambda v: v.lower() != "uuid"),
+    "CIPHER_TOPIC": ("tradecore's mapper stores events as plain JSON and would ignore it (no encryption would happen)", bool),
+    "CIPHER_KEY": ("tradecore's mapper stores events as plain JSON and would ignore it (no encryption would happen)", bool),
+    "COMPRESSOR_TOPIC": ("tradecore's mapper stores events as plain JSON and would ignore it", bool),
+    "TRANSCODER_TOPIC": ("tradecore's mapper stores events as plain JSON and would ignore it", bool),
+    "MAPPER_TOPIC": ("tradecore's mapper is fixed (events are stored as plain JSON)", bool),
+}
+# Settings tradecore always sets itself (the URL decides them); a different value in the
+# environment is refused too, since it would mean the operator expects another store.
+_PINNED_BY_URL = ("PERSISTENCE_MODULE", "APPLICATION_RECORDER_TOPIC", "POSTGRES_SCHEMA", "SQLITE_DBNAME")
+
+
+def refuse_library_overrides(pinned: dict[str, str], app_name: str, environ: dict[str, str] | None = None) -> None:
+    """Raise LibrarySettingRefused when the environment carries an eventsourcing setting that would
+    change how rows are written (see REFUSED_LIBRARY_SETTINGS) or contradicts the store URL."""
+    environ = os.environ if environ is None else environ
+    for name in (*REFUSED_LIBRARY_SETTINGS, *_PINNED_BY_URL):
+        for key in (f"{app_name.upper()}_{name}", name):
+            value = environ.get(key)
+            if value is None or value == "":
+                continue
+            if name in REFUSED_LIBRARY_SETTINGS:
+                why, refused = REFUSED_LIBRARY_SETTINGS[name]
+                if refused(value):  # type: ignore[operator]
+                    raise LibrarySettingRefused(
+                        f"the environment sets {key}={value if 'KEY' not in name else '(set)'}: {why}; "
+                        f"unset it (tradecore pins how events are written)"
+                    )
+            elif name in pinned and value != pinned[name]:
+                raise LibrarySettingRefused(
+                    f"the environment sets {key}={value}, but the event store URL says {pinned[name]}; "
+                    "unset it (the store is chosen by EVENTSTORE__URL / --store only)"
+                )
+
+
 def eventsourcing_env(location: StoreLocation, app_name: str) -> dict[str, str]:
-    """The eventsourcing settings for this store (prefixed, so they win over os.environ)."""
+    """The eventsourcing settings for this store (prefixed, so they win over os.environ).
+
+    Every library setting that changes how rows are written is pinned here, and
+    a contradicting value in the environment is refused (``refuse_library_overrides``)
+    before anything is created.
+    """
     prefix = app_name.upper() + "_"
     if location.backend == "sqlite":
-        if not location.is_memory:
-            prepare_sqlite_file(location.sqlite_path)
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": location.sqlite_path if not location.is_memory else "file:tradecore?mode=memory&cache=shared",
@@ -159,7 +304,6 @@ def eventsourcing_env(location: StoreLocation, app_name: str) -> dict[str, str]:
             "APPLICATION_RECORDER_TOPIC": get_topic(ChainedSQLiteRecorder),
         }
     else:
-        ensure_postgres_schema(location)
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": location.dbname,
@@ -171,5 +315,25 @@ def eventsourcing_env(location: StoreLocation, app_name: str) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "APPLICATION_RECORDER_TOPIC": get_topic(ChainedPostgresRecorder),
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            "POSTGRES_GET_PASSWORD_TOPIC": "",
         }
+    env.update(
+        {
+            "ORIGINATOR_ID_TYPE": "uuid",
+            "IS_SNAPSHOTTING_ENABLED": "n",
+            "CIPHER_TOPIC": "",
+            "CIPHER_KEY": "",
+            "COMPRESSOR_TOPIC": "",
+            "TRANSCODER_TOPIC": "",
+            "MAPPER_TOPIC": "",
+            "CREATE_TABLE": "y",
+        }
+    )
+    refuse_library_overrides(env, app_name)
+    if location.backend == "sqlite":
+        if not location.is_memory:
+            prepare_sqlite_file(location.sqlite_path)
+    else:
+        ensure_postgres_schema(location)
     return {prefix + key: value for key, value in env.items()}
