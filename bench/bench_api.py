@@ -94,7 +94,7 @@ def run() -> dict:
     cli = [sys.executable, "-m", "api.cli.main"]
     server = None
     try:
-        subprocess.run([*cli, "backtest", "--from", CANDLES_FROM, "--to", CANDLES_TO, "--store", store, "--json"],
+        subprocess.run([*cli, "backtest", "--bundled", "--from", CANDLES_FROM, "--to", CANDLES_TO, "--store", store, "--json"],
                        cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
         port = _free_port()
         server = subprocess.Popen([*cli, "serve", "--port", str(port), "--store", store, "--readmodel", str(work / "rm.duckdb")],

@@ -1,11 +1,19 @@
-"""CLI: `data import`, `backtest` and `demo`."""
+"""CLI: `backtest` and `demo`: the trading loop over the candles the log holds.
+
+`backtest --product P --granularity G [--from] [--to]` runs over the CandleClosed/CandleCorrected
+events recorded for P and G (import them with `data import`, download them with `data fetch`).
+`--data FILE` imports the file first (the same report as `data import`) and, without --from/--to,
+runs over the file's span; `--bundled` imports the bundled BTC-USD 1h set first. When the log holds
+no candles, or too few for the range and the indicators' warm-up, the command says what the log
+holds and how to get more, exits 2 and records no run. A backtest records no candle again.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import uuid
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,96 +23,31 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store, parse_utc
-from domain.events import EventMeta
+from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store
+from api.cli.data import checked_product, date_bound, import_file, read_file
+from api.cli.errors import CommandFailed
+from api.presentation import plain_number
 
 console = Console(soft_wrap=True)
-data_app = typer.Typer(help="Market data: import candle files into the log.", no_args_is_help=True)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 DEMO_DIR = Path("var/demo")
+BUNDLED = ("BTC-USD", "1h")
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(data_app, name="data")
     app.command("backtest")(backtest_command)
     app.command("demo")(demo_command)
 
 
-def _parse_columns(items: list[str] | None) -> dict[str, str]:
-    mapping = {}
-    for item in items or []:
-        name, sep, column = item.partition("=")
-        if not sep or not name.strip() or not column.strip():
-            fail(f"--columns {item!r}: expected NAME=COLUMN, e.g. volume=VolumeFrom")
-        mapping[name.strip().lower()] = column.strip()
-    return mapping
+def _money(value: Decimal, spec) -> str:
+    """A figure in the run's quote currency, to the product's price step (at least cents)."""
+    places = max(2, -spec.quote_increment.normalize().as_tuple().exponent) if spec is not None else 2
+    return f"{value:,.{places}f}"
 
 
-def _read(path: Path, granularity: str, columns: dict[str, str] | None = None):
-    from infrastructure.candles.files import read_candle_file
-
-    if not path.exists():
-        fail(f"candle file {path} does not exist")
-    try:
-        return read_candle_file(path, granularity=granularity, columns=columns)
-    except ValueError as exc:
-        fail(f"{path}: {exc}")
-
-
-def _candles(frame, product: str, granularity: str):
-    from application.trading.backtest import candles_of
-
-    return candles_of(frame, product, granularity)
-
-
-@data_app.command("import")
-def import_command(
-    file: Annotated[Path, typer.Argument(help="CSV (optionally .gz) or Parquet file of candles")],
-    product: Annotated[str, typer.Option(help="Product the candles are of")] = "BTC-USD",
-    granularity: Annotated[str, typer.Option(help="Bar size: 1m 5m 15m 30m 1h 2h 6h 1d")] = "1h",
-    columns: Annotated[Optional[list[str]], typer.Option("--columns", help="Map a column: volume=VolumeFrom (repeatable)")] = None,
-    corrections: Annotated[bool, typer.Option("--corrections", help="Record a differing candle as CandleCorrected instead of refusing it")] = False,
-    store: StoreOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """Import candles: bad rows are reported by line and never enter the log; re-imports change nothing."""
-    settings = load_cli_settings(config, {"eventstore.url": store})
-    parsed = _read(file, granularity, _parse_columns(columns))
-    candles = _candles(parsed.frame, product, granularity)
-    with opened_store(settings.eventstore.url) as trading:
-        at = candles[-1].end if candles else datetime.now(timezone.utc)
-        result = trading.record_candles(candles, EventMeta(at, actor="import"), on_conflict="correct" if corrections else "refuse")
-    for row in parsed.rejected:
-        console.print(f"[yellow]rejected[/yellow] line {row.line}: {row.reason}", highlight=False)
-    for conflict in result.conflicts:
-        console.print(f"[yellow]refused[/yellow] {conflict}", highlight=False)
-    for gap in parsed.gaps:
-        console.print(
-            f"[dim]warning: gap of {gap.missing_bars} bar(s) between {gap.after.isoformat()} and {gap.before.isoformat()}[/dim]",
-            highlight=False,
-        )
-    console.print(
-        f"{file}: {parsed.source_rows} rows read, {result.recorded} imported, "
-        f"{result.duplicates + parsed.duplicates} duplicates skipped, {result.corrected} corrected, "
-        f"{len(parsed.rejected)} rejected, {len(result.conflicts)} refused (differ from the recorded candle), "
-        f"{len(parsed.gaps)} gap(s); store {settings.eventstore.url}",
-        highlight=False,
-    )
-    if parsed.rejected or result.conflicts:
-        raise typer.Exit(1)
-
-
-def _parse_bound(text: str | None, option: str, end: bool) -> datetime | None:
-    """A date (whole UTC day, --to inclusive) or an ISO time (exact)."""
-    if text is None:
-        return None
-    value = parse_utc(text, option, "a date (YYYY-MM-DD) or an ISO-8601 time")
-    if len(text) == 10:  # a whole day
-        return value + timedelta(days=1) if end else value
-    return value
-
-
-def _summary_table(summary, store_url: str, run_id: uuid.UUID, elapsed: float) -> Table:
+def _summary_table(summary, store_url: str, run_id: uuid.UUID, elapsed: float, spec) -> Table:
+    quote = spec.quote_currency if spec is not None else ""
     table = Table(title=f"backtest run {run_id}", show_header=False)
     rows = [
         ("candles", f"{summary.candles:,}"),
@@ -112,13 +55,14 @@ def _summary_table(summary, store_url: str, run_id: uuid.UUID, elapsed: float) -
         ("orders / fills / rejected", f"{summary.orders} / {summary.fills} / {summary.rejected}"),
         ("trades (round trips)", str(summary.trades)),
         ("win rate", f"{summary.win_rate_pct:.1f}%"),
-        ("realized P&L", f"{summary.realized_pnl:,.2f}"),
-        ("fees", f"{summary.fees:,.2f}"),
+        ("realized P&L", f"{_money(summary.realized_pnl, spec)} {quote}"),
+        ("fees", f"{_money(summary.fees, spec)} {quote}"),
         ("max drawdown", f"{summary.max_drawdown_pct:.2f}%"),
         ("halts", str(summary.halts)),
-        ("initial equity", f"{summary.initial_equity:,.2f}"),
-        ("final equity", f"{summary.final_equity:,.2f}"),
-        ("events written", f"{summary.events:,} in {elapsed:.1f}s ({summary.candles / elapsed:,.0f} candles/s)"),
+        ("initial equity", f"{_money(summary.initial_equity, spec)} {quote}"),
+        ("final equity", f"{_money(summary.final_equity, spec)} {quote}"),
+        ("events written", f"{summary.events:,} ({summary.events / max(summary.candles, 1):.2f} per candle) in "
+                           f"{elapsed:.1f}s ({summary.candles / max(elapsed, 1e-9):,.0f} candles/s)"),
         ("store", store_url),
     ]
     for name, value in rows:
@@ -126,15 +70,25 @@ def _summary_table(summary, store_url: str, run_id: uuid.UUID, elapsed: float) -
     return table
 
 
-def _summary_json(summary, store_url: str, run_id: uuid.UUID) -> dict:
+def _summary_json(summary, store_url: str, run_id: uuid.UUID, spec) -> dict:
     return {
-        "run_id": str(run_id), "store": store_url, "candles": summary.candles, "decisions": summary.decisions,
+        "run_id": str(run_id), "store": store_url, "product": spec.product_id, "quote_currency": spec.quote_currency,
+        "candles": summary.candles, "decisions": summary.decisions,
         "orders": summary.orders, "fills": summary.fills, "rejected": summary.rejected, "trades": summary.trades,
-        "wins": summary.wins, "win_rate_pct": str(summary.win_rate_pct.quantize(Decimal("0.01"))),
-        "realized_pnl": str(summary.realized_pnl), "fees": str(summary.fees),
-        "max_drawdown_pct": str(summary.max_drawdown_pct.quantize(Decimal("0.0001"))), "halts": summary.halts,
-        "initial_equity": str(summary.initial_equity), "final_equity": str(summary.final_equity), "events": summary.events,
+        "wins": summary.wins, "win_rate_pct": plain_number(summary.win_rate_pct.quantize(Decimal("0.01"))),
+        "realized_pnl": plain_number(summary.realized_pnl), "fees": plain_number(summary.fees),
+        "max_drawdown_pct": plain_number(summary.max_drawdown_pct.quantize(Decimal("0.0001"))), "halts": summary.halts,
+        "initial_equity": plain_number(summary.initial_equity), "final_equity": plain_number(summary.final_equity),
+        "events": summary.events,
     }
+
+
+def _more_candles_hint(product: str, granularity: str) -> str:
+    hint = (f"get more with `tradecore data import FILE --product {product} --granularity {granularity}` or "
+            f"`tradecore data fetch --product {product} --granularity {granularity} --from YYYY-MM-DD --to YYYY-MM-DD`")
+    if (product, granularity) == BUNDLED:
+        hint += ", or pass --bundled to import the bundled 2017-2019 set"
+    return hint
 
 
 def run_backtest_command(
@@ -148,36 +102,29 @@ def run_backtest_command(
     from api.cli.config import effective_settings
     from api.bootstrap import MissingSetting, code_version, decision_model, loop_settings, paper_exchange
     from application.operations.config_service import recorded_overrides
-    from application.trading.backtest import run_backtest
+    from application.trading.backtest import NotEnoughCandles, plan_backtest, run_planned_backtest
+    from application.trading.candle_history import logged_candles
+    from application.trading.products import product_spec_for
     from infrastructure.candles.files import bundled_candles_path
     from infrastructure.eventstore.store import parse_store_url
     from infrastructure.settings.loading import config_hash
 
+    if data is not None and bundled:
+        fail("give either --data FILE or --bundled, not both")
+    if product is not None:
+        product = checked_product(product)
     overrides = {"eventstore.url": store, "trading.product": product, "trading.granularity": granularity,
                  "trading.strategy": strategy, "trading.initial_balance": initial_balance}
     settings = load_cli_settings(config, overrides)
-    if data is not None and bundled:
-        fail("give either --data FILE or --bundled, not both")
     product, granularity = settings.trading.product, settings.trading.granularity
-    if data is None:
-        if (product, granularity) != ("BTC-USD", "1h"):
-            fail(f"the bundled data is BTC-USD 1h; for {product} {granularity} pass --data FILE")
-        data = bundled_candles_path()
-    parsed = _read(data, granularity)
-    frame = parsed.frame
-    start, end = _parse_bound(date_from, "--from", False), _parse_bound(date_to, "--to", True)
-    if start is not None:
-        frame = frame[frame.index >= start]
-    if end is not None:
-        frame = frame[frame.index < end]
-    if frame.empty:
-        fail(f"no candles in {data} between {date_from or 'the start'} and {date_to or 'the end'}")
-    if parsed.rejected:
-        console.print(f"[yellow]{len(parsed.rejected)} bad row(s) in {data} skipped[/yellow] (first: line {parsed.rejected[0].line}: {parsed.rejected[0].reason})")
-    try:
-        model = decision_model(settings)
-    except MissingSetting as exc:
-        fail(str(exc))
+    start, end = date_bound(date_from, "--from", False), date_bound(date_to, "--to", True)
+    if start is not None and end is not None and start >= end:
+        fail(f"--from {date_from} is not before --to {date_to}")
+    if bundled and (product, granularity) != BUNDLED:
+        fail(f"the bundled set is BTC-USD 1h, not {product} {granularity}; for {product} use --data FILE, "
+             f"`tradecore data import` or `tradecore data fetch`")
+    source = bundled_candles_path() if bundled else data
+    parsed = read_file(source, granularity) if source is not None else None
     run_id = uuid.uuid4()
     store_url = parse_store_url(settings.eventstore.url).redacted()
     with opened_store(settings.eventstore.url) as trading:
@@ -187,39 +134,67 @@ def run_backtest_command(
             model = decision_model(settings)
         except MissingSetting as exc:
             fail(str(exc))
+        if parsed is not None:
+            imported, _ = import_file(trading, source, parsed, product, granularity, False, store_url,
+                                      out=err if as_json else console)  # --json: stdout is the summary only
+            if bundled:
+                from application.trading.products import record_spec
+                from domain.events import EventMeta
+                from infrastructure.candles.bundled import BUNDLED_SPEC
+
+                record_spec(trading, BUNDLED_SPEC, EventMeta(imported[-1].end, actor="import"))
+            if imported and start is None and end is None:  # the file's span, not everything the log holds
+                start, end = imported[0].start, imported[-1].end
+        logged = logged_candles(trading, product, granularity)
+        try:
+            plan = plan_backtest(logged, start, end, settings.data.indicator_warmup)
+        except NotEnoughCandles as exc:
+            fail(f"{exc}; {_more_candles_hint(product, granularity)}")
+        spec, warning = product_spec_for(trading, settings, product, plan.warmup + plan.candles)
+        if warning:
+            err.print(f"warning: {warning}", markup=False)
+        exchange = paper_exchange(settings, id_prefix=f"paper-{run_id.hex[:8]}")
+        if hasattr(exchange, "trade_by"):
+            exchange.trade_by(spec)
         started = time.perf_counter()
         progress = Progress(TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             console=Console(stderr=True), disable=as_json, transient=True)
-        with progress:
-            task = progress.add_task("candles", total=len(frame))
-            summary = run_backtest(
-                trading, frame, exchange=paper_exchange(settings, id_prefix=f"paper-{run_id.hex[:8]}"),
-                strategy=model, settings=loop_settings(settings, flush_every=500),
-                initial_balance=settings.trading.initial_balance, config_hash=config_hash(settings),
-                code_version=code_version(), run_id=run_id, progress=lambda n: progress.advance(task, n),
-            )
+        try:
+            with progress:
+                task = progress.add_task("candles", total=len(plan.candles))
+                summary = run_planned_backtest(
+                    trading, plan, exchange=exchange, strategy=model,
+                    settings=replace(loop_settings(settings, flush_every=500), quote_currency=spec.quote_currency),
+                    initial_balance=settings.trading.initial_balance, config_hash=config_hash(settings),
+                    code_version=code_version(), run_id=run_id, progress=lambda n: progress.advance(task, n),
+                )
+        except Exception as exc:
+            raise CommandFailed(
+                f"backtest run {run_id} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                f"the run is recorded as ended (failed) in {store_url}; run again with --debug for the traceback",
+            ) from exc
         elapsed = time.perf_counter() - started
     if as_json:
-        print(json.dumps(_summary_json(summary, store_url, run_id)))
+        print(json.dumps(_summary_json(summary, store_url, run_id, spec)))
     else:
-        console.print(_summary_table(summary, store_url, run_id, elapsed))
+        console.print(_summary_table(summary, store_url, run_id, elapsed, spec))
         console.print(f"events written to {store_url}")
 
 
 def backtest_command(
-    data: Annotated[Optional[Path], typer.Option("--data", help="Candle file (CSV/Parquet)")] = None,
-    bundled: Annotated[bool, typer.Option("--bundled", help="The bundled Coinbase BTC-USD 1h candles (the default)")] = False,
-    product: Annotated[Optional[str], typer.Option(help="Product (default trading.product)")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Import this candle file (CSV/Parquet) first, then run over its span")] = None,
+    bundled: Annotated[bool, typer.Option("--bundled", help="Import the bundled Coinbase BTC-USD 1h candles first")] = False,
+    product: Annotated[Optional[str], typer.Option(help="Product, BASE-QUOTE (default trading.product)")] = None,
     granularity: Annotated[Optional[str], typer.Option(help="Bar size (default trading.granularity)")] = None,
     date_from: Annotated[Optional[str], typer.Option("--from", help="First day (YYYY-MM-DD) or ISO time")] = None,
     date_to: Annotated[Optional[str], typer.Option("--to", help="Last day, inclusive (YYYY-MM-DD), or ISO time (exclusive)")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="rules or llm (default trading.strategy)")] = None,
-    initial_balance: Annotated[Optional[Decimal], typer.Option("--initial-balance", help="Starting cash (default 10000)")] = None,
+    initial_balance: Annotated[Optional[Decimal], typer.Option("--initial-balance", help="Starting funds in the product's quote currency (default 10000)")] = None,
     store: StoreOption = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
-    """Backtest a strategy over a candle history; every event is recorded in the store."""
+    """Backtest a strategy over the candles the log holds for a product and bar size; every event is recorded."""
     run_backtest_command(data=data, bundled=bundled, product=product, granularity=granularity, date_from=date_from,
                          date_to=date_to, strategy=strategy, initial_balance=initial_balance, store=store,
                          config=config, as_json=as_json)
@@ -233,7 +208,7 @@ def demo_command(
         shutil.rmtree(directory)  # the demo's scratch store only, never var/events.db
     directory.mkdir(parents=True)
     store = f"sqlite:///{directory / 'events.db'}"
-    console.print(f"demo: backtesting the bundled Coinbase BTC-USD 1h candles (2017-2019) into {store}")
+    console.print(f"demo: importing the bundled Coinbase BTC-USD 1h candles (2017-2019) into {store} and backtesting them")
     run_backtest_command(data=None, bundled=True, product="BTC-USD", granularity="1h", date_from=None, date_to=None,
                          strategy="rules", initial_balance=None, store=store, config=None, as_json=False)
     _demo_read_model(store, directory / "readmodel.duckdb")

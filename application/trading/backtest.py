@@ -1,23 +1,36 @@
 """Backtests: the trading loop over a recorded candle history.
 
+A backtest runs over the candles the log holds for a product and bar size
+(``plan_backtest`` picks the range and the indicators' warm-up before it, or
+says what the log holds when it is not enough; ``run_planned_backtest`` runs
+it and records no candle again). ``run_backtest`` runs over a frame of
+candles that are not in the log yet and records them as it goes.
+
 The history's indicators are computed once, vectorised (compute_indicators),
 and handed to the loop candle by candle; the live loop computes the same
 values incrementally (IndicatorState), and a test keeps the two equal.
+
+Every run ends: a failure, even one that came from writing a batch, records
+``RunEnded(status="failed", reason)`` before the error goes on.
 """
 
 from __future__ import annotations
 
 import gc
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 import pandas as pd
 
+from application.trading.candle_history import LoggedCandles
 from application.trading.loop import DeterministicIds, LoopSettings, RunSummary, TradingLoop
 from application.ports import DecisionModel, ExchangeGateway
 from application.trading_app import TradingApplication, paused_gc
 from domain.control import RunMode
+from domain.events import EventMeta
 from domain.indicators.cipher import IndicatorParams, IndicatorState, compute_indicators
 from domain.market import Candle
 
@@ -59,6 +72,69 @@ def _starts(frame: pd.DataFrame) -> list:
     return [ts.to_pydatetime() for ts in frame.index]
 
 
+def frame_of(candles: Sequence[Candle]) -> pd.DataFrame:
+    """Candles as the frame compute_indicators reads: Decimal OHLCV on a UTC DatetimeIndex."""
+    index = pd.DatetimeIndex([c.start for c in candles], name="start")
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+    return pd.DataFrame({name: [getattr(c, name) for c in candles] for name in ("open", "high", "low", "close", "volume")},
+                        index=index.tz_convert("UTC"))
+
+
+class NotEnoughCandles(ValueError):
+    """The log holds no candles, or too few, for the range and the indicators' warm-up."""
+
+    def __init__(self, logged: LoggedCandles, why: str):
+        self.logged = logged
+        super().__init__(f"{why}; {logged.describe()}")
+
+
+@dataclass
+class BacktestPlan:
+    """What a backtest over the log runs on: the range's candles and the warm-up candles before it."""
+
+    logged: LoggedCandles
+    candles: list[Candle]
+    warmup: list[Candle] = field(default_factory=list)
+
+
+def plan_backtest(logged: LoggedCandles, start: datetime | None, end: datetime | None, warmup_bars: int) -> BacktestPlan:
+    """The candles of ``[start, end)`` and up to ``warmup_bars`` before them; NotEnoughCandles when the
+    range is empty or the range and its warm-up together hold no more than ``warmup_bars`` candles."""
+    candles = logged.between(start, end)
+    span = f"between {start.isoformat() if start else 'the first candle'} and {end.isoformat() if end else 'the last'}"
+    if not candles:
+        raise NotEnoughCandles(logged, f"no {logged.product} {logged.granularity} candles {span}")
+    warmup = logged.before(candles[0].start, warmup_bars)
+    if len(warmup) + len(candles) <= warmup_bars:
+        raise NotEnoughCandles(
+            logged, f"too few {logged.product} {logged.granularity} candles {span}: {len(candles)} in the range and "
+                    f"{len(warmup)} before it, the indicators need more than {warmup_bars}")
+    return BacktestPlan(logged, candles, warmup)
+
+
+def run_planned_backtest(
+    store: TradingApplication,
+    plan: BacktestPlan,
+    *,
+    exchange: ExchangeGateway,
+    strategy: DecisionModel,
+    settings: LoopSettings,
+    initial_balance: Decimal,
+    config_hash: str,
+    code_version: str,
+    run_id: uuid.UUID,
+    progress: Callable[[int], None] | None = None,
+    indicator_params: IndicatorParams | None = None,
+) -> RunSummary:
+    """Run the loop over the plan's candles, which are in the log already: no CandleClosed is written."""
+    indicators = PrecomputedIndicators(compute_indicators(frame_of(plan.warmup + plan.candles), indicator_params))
+    loop = TradingLoop(store, exchange, strategy, indicators, settings, run_id, DeterministicIds(run_id),
+                       RunMode.BACKTEST, record_candles=False)
+    loop.warm(plan.warmup)
+    return _drive(loop, store, plan.candles, initial_balance, config_hash, code_version, progress)
+
+
 def run_backtest(
     store: TradingApplication,
     frame: pd.DataFrame,
@@ -79,6 +155,11 @@ def run_backtest(
     candles = candles_of(frame, settings.product, settings.granularity)
     indicators = PrecomputedIndicators(compute_indicators(frame, indicator_params))
     loop = TradingLoop(store, exchange, strategy, indicators, settings, run_id, DeterministicIds(run_id), RunMode.BACKTEST)
+    return _drive(loop, store, candles, initial_balance, config_hash, code_version, progress)
+
+
+def _drive(loop: TradingLoop, store: TradingApplication, candles: Sequence[Candle], initial_balance: Decimal,
+           config_hash: str, code_version: str, progress: Callable[[int], None] | None) -> RunSummary:
     loop.start(candles[0].start, initial_balance, config_hash, code_version, candles[0].start, candles[-1].end)
     status, reason = "completed", "end of data"
     try:
@@ -96,11 +177,27 @@ def run_backtest(
     except BaseException as exc:
         status, reason = ("stopped", "interrupted") if isinstance(exc, KeyboardInterrupt) else ("failed", repr(exc)[:300])
         at = candles[loop.summary.candles - 1].end if loop.summary.candles else candles[0].start
-        try:
-            loop.finish(at, status, reason)
-        except Exception as secondary:  # e.g. the store itself failed: report the first error, not this one
-            exc.add_note(f"recording RunEnded also failed: {secondary!r}")
+        _end_failed_run(loop, store, at, status, reason, exc)
         raise
     if progress is not None:
         progress(len(candles) % 500)
     return loop.finish(candles[-1].end, status, reason)
+
+
+def _end_failed_run(loop: TradingLoop, store: TradingApplication, at: datetime, status: str, reason: str,
+                    exc: BaseException) -> None:
+    """Record RunEnded for a run that failed. The loop's own finish writes what it still holds first;
+    when that write is what fails (a batch the store refuses, a full disk), RunEnded goes alone."""
+    try:
+        loop.finish(at, status, reason)
+        return
+    except Exception:  # noqa: BLE001 - the buffered batch cannot be written: end the run without it
+        pass
+    try:
+        run = store.repository.get(loop.run_id)
+        if run.ended:
+            return
+        run.end(status, reason, EventMeta(at, "system", loop.run_id, None, loop.run_id))
+        store.record_in_order(run.collect_events())
+    except Exception as secondary:  # e.g. the store itself is gone: report the first error, not this one
+        exc.add_note(f"recording RunEnded also failed: {secondary!r}")

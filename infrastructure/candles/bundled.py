@@ -7,9 +7,16 @@ layout, banner line and newest-first rows included, so the demo exercises the re
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
-__all__ = ["bundled_candles_path"]
+from domain.product import ProductSpec
+
+__all__ = ["BUNDLED_SPEC", "bundled_candles_path"]
+
+BUNDLED_SPEC = ProductSpec.for_product("BTC-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001"),
+                                       Decimal("1"), source="venue")
+"""Coinbase's listing of BTC-USD (price step, size step, minimum size and funds), recorded with the bundled set."""
 
 
 def bundled_candles_path() -> Path:

@@ -38,6 +38,7 @@ from infrastructure.settings.sections import (
     LlmSection,
     MonitoringSection,
     PaperSection,
+    ProductTables,
     ReadModelSection,
     RiskSection,
     SystemSection,
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     eventstore: EventStoreSection = EventStoreSection()
     readmodel: ReadModelSection = ReadModelSection()
     backup: BackupSection = BackupSection()
+    products: ProductTables = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from domain.market import GRANULARITIES
 
@@ -175,6 +175,26 @@ class ExchangeSection(Section):
         if not value.startswith(("wss://", "ws://")):
             raise ValueError("must start with wss:// (or ws:// for a local stub)")
         return value
+
+
+class ProductSettings(Section):
+    """A product's spec when the venue cannot be asked (``[products."XLM-USD"]``), in its own currencies."""
+
+    quote_increment: Decimal = Field(gt=0, description="price step in the quote currency, e.g. 0.000001")
+    base_increment: Decimal = Field(gt=0, description="size step in the base currency, e.g. 0.00000001")
+    min_base_size: Decimal = Field(Decimal(0), ge=0, description="smallest order size, base currency")
+    min_quote_funds: Decimal = Field(Decimal(0), ge=0, description="smallest order value, quote currency")
+
+
+def _product_keys(tables: dict[str, ProductSettings]) -> dict[str, ProductSettings]:
+    bad = [name for name in tables if not _PRODUCT.match(name)]
+    if bad:
+        raise ValueError(f"product table names must look like BASE-QUOTE in upper case, e.g. XLM-USD (not {', '.join(map(repr, bad))})")
+    return tables
+
+
+ProductTables = typing.Annotated[dict[str, ProductSettings], AfterValidator(_product_keys)]
+"""``[products."BASE-QUOTE"]`` tables: specs for products the venue cannot be asked about."""
 
 
 class DataSection(Section):

@@ -14,7 +14,7 @@ def days(tmp_path_factory):
     """A store with a two-day backtest and its read-model path."""
     base = tmp_path_factory.mktemp("sandbox")
     store = f"sqlite:///{base}/events.db"
-    result = cli("backtest", "--from", "2018-01-01", "--to", "2018-01-03", "--store", store, "--json")
+    result = cli("backtest", "--bundled", "--from", "2018-01-01", "--to", "2018-01-03", "--store", store, "--json")
     assert result.returncode == 0, result.stderr
     return store, {"READMODEL__PATH": str(base / "readmodel.duckdb")}, base
 
@@ -73,9 +73,9 @@ def test_a_query_cannot_read_host_files(days, tmp_path, sql, as_of):
 
 
 def test_plain_queries_still_answer(days):
-    assert json.loads(_query(days, "SELECT count(*) AS n FROM candles").stdout)["n"] == 72
-    with_clause = _query(days, "WITH c AS (SELECT * FROM candles) SELECT count(*) AS n FROM c")
+    assert json.loads(_query(days, "SELECT count(*) AS n FROM decisions").stdout)["n"] == 72
+    with_clause = _query(days, "WITH c AS (SELECT * FROM decisions) SELECT count(*) AS n FROM c")
     assert json.loads(with_clause.stdout)["n"] == 72
     assert "candles" in _query(days, "SHOW TABLES").stdout
     as_of = _query(days, "SELECT count(*) AS n FROM candles", "--as-of", "5")
-    assert as_of.returncode == 0 and json.loads(as_of.stdout)["n"] == 2
+    assert as_of.returncode == 0 and json.loads(as_of.stdout)["n"] == 5  # the log starts with the imported candles

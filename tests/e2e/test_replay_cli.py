@@ -27,7 +27,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def store(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("replay_cli") / "events.db"
     url = f"sqlite:///{path}"
-    done = cli("backtest", "--from", "2019-01-01", "--to", "2019-01-08", "--store", url, "--json")
+    done = cli("backtest", "--bundled", "--from", "2019-01-01", "--to", "2019-01-08", "--store", url, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["fills"] > 2
     return url
@@ -111,7 +111,7 @@ def test_what_if_prints_recorded_beside_what_if_and_a_bad_key_exits_2(store, tmp
 def test_bad_input_exits_2_with_the_reason(store):
     bad_date = cli("replay", "--date", "2019-13-01", "--store", store)
     assert bad_date.returncode == 2 and "--date" in bad_date.stderr
-    empty = cli("replay", "--date", "2018-01-01", "--store", store)
+    empty = cli("replay", "--date", "2016-01-01", "--store", store)  # before the bundled candles
     assert empty.returncode == 2 and "nothing was recorded" in empty.stderr
     bad_run = cli("replay", "--date", DAY, "--run", "not-a-uuid", "--store", store)
     assert bad_run.returncode == 2 and "--run" in bad_run.stderr

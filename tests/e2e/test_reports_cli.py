@@ -27,7 +27,7 @@ def month(tmp_path_factory):
     """A store with a backtest of January 2018 and its read-model path."""
     base = tmp_path_factory.mktemp("reports")
     store = f"sqlite:///{base}/events.db"
-    result = cli("backtest", "--from", "2018-01-01", "--to", "2018-01-31", "--store", store, "--json")
+    result = cli("backtest", "--bundled", "--from", "2018-01-01", "--to", "2018-01-31", "--store", store, "--json")
     assert result.returncode == 0, result.stderr
     return store, {"READMODEL__PATH": str(base / "readmodel.duckdb")}, base
 
@@ -69,8 +69,8 @@ def test_performance_report_per_day_table(month):
 
 def test_query_formats(month, tmp_path):
     store, env, _ = month
-    as_csv = cli("query", "SELECT count(*) AS n FROM candles", "--format", "csv", "--store", store, env=env)
-    assert as_csv.stdout.splitlines() == ["n", str(31 * 24)]
+    as_csv = cli("query", "SELECT count(*) AS n FROM decisions", "--format", "csv", "--store", store, env=env)
+    assert as_csv.stdout.splitlines() == ["n", str(31 * 24)]  # one decision per candle of the run
     out = tmp_path / "fills.parquet"
     as_parquet = cli("query", "SELECT * FROM fills ORDER BY notification_id", "--format", "parquet", "--output", str(out), "--store", store, env=env)
     assert as_parquet.returncode == 0, as_parquet.stderr
@@ -91,10 +91,10 @@ def test_query_refuses_writes_and_changes_nothing(month):
 def test_as_of_answers_from_the_log_as_it_stood_without_touching_the_live_model(month):
     store, env, _ = month
     live_before = cli("query", "SELECT min(last_notification_id) AS p FROM projection_tracking", "--format", "json", "--store", store, env=env).stdout
-    then = cli("query", "SELECT count(*) AS n FROM candles", "--as-of", "2018-01-02T00:00:00Z", "--format", "json", "--store", store, env=env)
-    assert json.loads(then.stdout)["n"] == 24  # the candles that had closed by then
+    then = cli("query", "SELECT count(*) AS n FROM decisions", "--as-of", "2018-01-02T00:00:00Z", "--format", "json", "--store", store, env=env)
+    assert json.loads(then.stdout)["n"] == 24  # the decisions on the candles that had closed by then
     by_id = cli("query", "SELECT count(*) AS n FROM candles", "--as-of", "3", "--format", "json", "--store", store, env=env)
-    assert json.loads(by_id.stdout)["n"] == 0  # RunStarted, AccountOpened, FundsDeposited
+    assert json.loads(by_id.stdout)["n"] == 3  # the log starts with the imported bundled candles
     live_after = cli("query", "SELECT min(last_notification_id) AS p FROM projection_tracking", "--format", "json", "--store", store, env=env).stdout
     assert live_before == live_after
     bad = cli("query", "SELECT 1", "--as-of", "last week", "--store", store, env=env)
@@ -104,7 +104,7 @@ def test_as_of_answers_from_the_log_as_it_stood_without_touching_the_live_model(
 def test_readers_work_while_a_follower_owns_the_read_model(tmp_path):
     store = f"sqlite:///{tmp_path}/events.db"
     env = {"READMODEL__PATH": str(tmp_path / "rm.duckdb")}
-    first = cli("backtest", "--from", "2018-03-01", "--to", "2018-03-02", "--store", store, "--json")
+    first = cli("backtest", "--bundled", "--from", "2018-03-01", "--to", "2018-03-02", "--store", store, "--json")
     assert first.returncode == 0, first.stderr
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENTSTORE__", "READMODEL__"))} | env
     owner = subprocess.Popen(
@@ -118,14 +118,14 @@ def test_readers_work_while_a_follower_owns_the_read_model(tmp_path):
             assert owner.poll() is None, owner.communicate()
             assert time.time() < deadline, "the owner never published a snapshot"
             time.sleep(0.1)
-        seen = cli("query", "SELECT count(*) AS n FROM candles", "--format", "json", "--store", store, env=env)
+        seen = cli("query", "SELECT count(*) AS n FROM decisions", "--format", "json", "--store", store, env=env)
         assert seen.returncode == 0, seen.stderr
         assert json.loads(seen.stdout)["n"] == 48
         more = cli("backtest", "--from", "2018-03-03", "--to", "2018-03-03", "--store", store, "--json")
         assert more.returncode == 0, more.stderr
         deadline, n = time.time() + 30, 0
         while n != 72 and time.time() < deadline:  # the snapshot catches up within seconds
-            n = json.loads(cli("query", "SELECT count(*) AS n FROM candles", "--format", "json", "--store", store, env=env).stdout)["n"]
+            n = json.loads(cli("query", "SELECT count(*) AS n FROM decisions", "--format", "json", "--store", store, env=env).stdout)["n"]
         assert n == 72
         report = cli("report", "daily", "--json", "--reports-dir", str(tmp_path), "--store", store, env=env)
         assert report.returncode == 0, report.stderr

@@ -55,7 +55,7 @@ def wait_caught_up(url: str, process: subprocess.Popen, seconds: float = 60) -> 
 @pytest.fixture
 def served(tmp_path):
     store = f"sqlite:///{tmp_path}/events.db"
-    backtest = cli(tmp_path, "backtest", "--from", "2018-01-01", "--to", "2018-01-14", "--store", store, "--json")
+    backtest = cli(tmp_path, "backtest", "--bundled", "--from", "2018-01-01", "--to", "2018-01-14", "--store", store, "--json")
     assert backtest.returncode == 0, backtest.stderr
     port = free_port()
     process = subprocess.Popen(

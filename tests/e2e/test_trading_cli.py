@@ -82,7 +82,7 @@ def test_backtest_on_bundled_month_prints_summary_and_names_store(tmp_path):
 
 
 def test_backtest_table_output(tmp_path):
-    result = cli("backtest", "--from", "2019-03-01", "--to", "2019-03-03", "--store", f"sqlite:///{tmp_path}/bt.db")
+    result = cli("backtest", "--bundled", "--from", "2019-03-01", "--to", "2019-03-03", "--store", f"sqlite:///{tmp_path}/bt.db")
     assert result.returncode == 0, result.stderr
     assert "final equity" in result.stdout and "events written to sqlite:///" in result.stdout
 
@@ -90,13 +90,20 @@ def test_backtest_table_output(tmp_path):
 def test_backtest_refuses_bad_input_clearly(tmp_path):
     store = f"sqlite:///{tmp_path}/bt.db"
     empty = cli("backtest", "--from", "2030-01-01", "--store", store)
-    assert empty.returncode == 2 and "no candles" in empty.stderr
+    assert empty.returncode == 2 and "the log holds no BTC-USD 1h candles" in empty.stderr
+    assert "data import" in empty.stderr and "--bundled" in empty.stderr and "Traceback" not in empty.stderr
+    later = cli("backtest", "--bundled", "--from", "2030-01-01", "--store", store)
+    assert later.returncode == 2 and "no BTC-USD 1h candles between 2030-01-01" in later.stderr
+    assert "the log holds 20,111 BTC-USD 1h candles from 2017-07-01" in later.stderr
+    assert [l for l in later.stderr.splitlines() if l.startswith("error:")] == [later.stderr.splitlines()[-1]]
     bad_date = cli("backtest", "--from", "last tuesday", "--store", store)
     assert bad_date.returncode == 2 and "--from 'last tuesday'" in bad_date.stderr
     no_key = cli("backtest", "--strategy", "llm", "--store", store)
     assert no_key.returncode == 2 and "LLM__API_KEY" in no_key.stderr
     other = cli("backtest", "--product", "ETH-USD", "--store", store)
-    assert other.returncode == 2 and "bundled data is BTC-USD 1h" in other.stderr
+    assert other.returncode == 2 and "the log holds no ETH-USD 1h candles" in other.stderr and "data fetch" in other.stderr
+    runs = cli("events", "--store", store, "--type", "RunStarted", "--json")
+    assert runs.stdout.strip() == ""  # a refused backtest records no run
 
 
 def test_demo_runs_the_bundled_backtest_into_a_fresh_store(tmp_path):
@@ -110,7 +117,7 @@ def test_recorded_config_change_reaches_the_backtest(tmp_path):
     store = f"sqlite:///{tmp_path}/bt.db"
     changed = cli("config", "set", "risk.max_position_size_pct", "10", "--reason", "smaller bets", "--store", store)
     assert changed.returncode == 0, changed.stderr
-    result = cli("backtest", "--from", "2018-01-01", "--to", "2018-01-31", "--store", store, "--json")
+    result = cli("backtest", "--bundled", "--from", "2018-01-01", "--to", "2018-01-31", "--store", store, "--json")
     assert result.returncode == 0, result.stderr
     verdicts = [json.loads(l)["payload"] for l in cli("events", "--store", store, "--type", "RiskAssessed", "--json", "--limit", "1000").stdout.splitlines()]
     entries = [v for v in verdicts if v["rule"] not in ("close", "no_position")]

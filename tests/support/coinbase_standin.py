@@ -145,6 +145,10 @@ class CoinbaseStandIn:
         self.fills: list[dict] = []
         self.pending_fills: list[tuple[str, Decimal, Decimal]] = []
         self.balances: dict[str, Decimal] = {"USD": Decimal("10000"), "BTC": Decimal("0")}
+        # The product endpoint's answers (strings, as the venue sends them), by product id.
+        self.product_specs: dict[str, dict] = {product: {
+            "price_increment": "0.01", "quote_increment": "0.01", "base_increment": "0.00000001",
+            "base_min_size": "0.00000001", "quote_min_size": "1"}}
         self.requests: list[tuple[str, str, int]] = []
         self.auth_failures: list[str] = []
         self.subscriptions: list[dict] = []
@@ -380,6 +384,13 @@ class CoinbaseStandIn:
                          "epochMillis": str(int(self.now.timestamp() * 1000))}, {}
         if path.endswith("/candles") and "/products/" in path:
             return self._candles(path.split("/")[-2], query)
+        if path.startswith((f"{PREFIX}/products/", f"{PREFIX}/market/products/")) and "/" not in path.split("/products/", 1)[1]:
+            product = path.rsplit("/", 1)[-1]
+            listed = self.product_specs.get(product)
+            if listed is None:
+                return 404, {"error": "NOT_FOUND", "message": f"product {product} not found"}, {}
+            return 200, {"product_id": product, "base_currency_id": product.split("-")[0],
+                         "quote_currency_id": product.split("-")[1], "status": "online", **listed}, {}
         if path == f"{PREFIX}/orders" and method == "POST":
             return self._create(body or {})
         if path == f"{PREFIX}/orders/batch_cancel" and method == "POST":

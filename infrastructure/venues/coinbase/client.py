@@ -19,9 +19,10 @@ from coinbase.rest import RESTClient
 
 from application.ports import VenueDataError, VenueRateLimited
 from domain.market import Candle
+from domain.product import ProductSpec
 from infrastructure.monitoring.calls import CALLS
 from infrastructure.venues.coinbase.errors import RetryPolicy, retrying, translate
-from infrastructure.venues.coinbase.schemas import parse_candle, venue_granularity
+from infrastructure.venues.coinbase.schemas import parse_candle, parse_product_spec, venue_granularity
 
 MAX_CANDLES_PER_REQUEST = 350
 """Coinbase refuses candle requests spanning more than 350 buckets."""
@@ -115,6 +116,11 @@ class CoinbaseClient:
         candles = [parse_candle(row, product, granularity) for row in rows]
         candles = [c for c in candles if start <= c.start < end]
         return sorted({c.start: c for c in candles}.values(), key=lambda c: c.start)
+
+    def product_spec(self, product: str) -> ProductSpec:
+        """The product as the venue lists it (increments, minimums): one request to its product endpoint."""
+        method = "get_product" if self.authenticated else "get_public_product"
+        return parse_product_spec(self._call(f"product {product}", method, product_id=product), product)
 
     # --- orders -------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Any
 from application.ports import VenueDataError, VenueFill, VenueOrder
 from domain.market import Candle
 from domain.order import Liquidity, OrderSide
+from domain.product import InvalidProduct, ProductSpec
 
 GRANULARITY_NAMES: dict[str, str] = {
     "1m": "ONE_MINUTE",
@@ -94,6 +95,28 @@ def parse_candle(payload: dict[str, Any], product: str, granularity: str) -> Can
                              f"{values['open']}/{values['close']}")
     return Candle(product, granularity, start, values["open"], values["high"], values["low"], values["close"],
                   values["volume"])
+
+
+def parse_product_spec(payload: dict[str, Any], product: str) -> ProductSpec:
+    """A product endpoint's answer as a spec: the price step (``price_increment``, else
+    ``quote_increment``), the size step, and the minimum size and funds."""
+    where = f"product {product}"
+    if payload.get("product_id") not in (None, product):
+        raise VenueDataError(f"{where}: the answer is for {payload.get('product_id')!r}")
+    step = decimal_field(payload, "price_increment", where, required=False) or \
+        decimal_field(payload, "quote_increment", where)
+    base_step = decimal_field(payload, "base_increment", where)
+    if step <= 0 or base_step <= 0:
+        raise VenueDataError(f"{where}: increments {step}/{base_step} must be > 0")
+    try:
+        return ProductSpec.for_product(
+            product, step, base_step,
+            decimal_field(payload, "base_min_size", where, required=False) or Decimal(0),
+            decimal_field(payload, "quote_min_size", where, required=False) or Decimal(0),
+            source="venue",
+        )
+    except InvalidProduct as exc:
+        raise VenueDataError(f"{where}: {exc}") from None
 
 
 def order_id_of(client_order_id: str | None) -> uuid.UUID | None:
