@@ -91,22 +91,26 @@ def masked_value(value: Any) -> str:
     return str(value)
 
 
-def print_effective_config(settings: Settings, console: Console) -> None:
-    """The effective configuration, one line (or table row) per setting, secrets masked."""
+def print_effective_config(settings: Settings, console: Console, sources: Mapping[str, str] | None = None) -> None:
+    """The effective configuration, one line (or table row) per setting, secrets masked, with each value's source."""
     config = effective_config(settings)
+    sources = sources or {}
     if console.is_terminal:
         title = f"config hash {config_hash(settings)}"
-        table = Table(Column("setting", no_wrap=True), Column("value", overflow="fold"), title=title)
+        table = Table(Column("setting", no_wrap=True), Column("value", overflow="fold"),
+                      Column("source", overflow="fold"), title=title)
         for section, fields in config.items():
-            for name, value in fields.items():
-                table.add_row(f"{section}.{name}", masked_value(value))
+            for name, value in (fields.items() if isinstance(fields, dict) else ()):
+                path = f"{section}.{name}"
+                table.add_row(path, masked_value(value), sources.get(path, "default"))
         console.print(table)
         return
     console.print(f"# config hash {config_hash(settings)}", markup=False, highlight=False)
     for section, fields in config.items():
         console.print(f"[{section}]", markup=False, highlight=False)
-        for name, value in fields.items():
-            console.print(f"{name} = {masked_value(value)}", markup=False, highlight=False, soft_wrap=True)
+        for name, value in (fields.items() if isinstance(fields, dict) else ()):
+            source = sources.get(f"{section}.{name}", "default")
+            console.print(f"{name} = {masked_value(value)}  # {source}", markup=False, highlight=False, soft_wrap=True)
 
 
 @config_app.command("validate")
@@ -126,19 +130,48 @@ def show_command(
     ctx: typer.Context,
     config: ConfigFileOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the effective config as JSON")] = False,
+    store: StoreOption = None,
 ) -> None:
-    """Print the effective configuration, with secrets replaced by a fingerprint (--json: as JSON)."""
-    config_file, overrides = _inputs(ctx, config)
-    console = Console()
-    try:
-        settings = load_settings(config_file, None, overrides)
-    except ConfigurationError as exc:
-        print_setting_errors(exc.errors, Console(stderr=True))
-        raise typer.Exit(2) from None
+    """Print the effective configuration (changes recorded with `config set` included) and each value's source.
+
+    Secrets are replaced by a fingerprint. The recorded changes are read from --store (default
+    EVENTSTORE__URL); a store that does not exist yet has none, and is not created.
+    """
+    config_file, flags = _cli_flags(ctx, config, store)
+    base = _load_or_exit(config_file, flags)
+    recorded, labels, note = _recorded_layer(base.eventstore.url)
+    settings = _load_or_exit(config_file, {**recorded, **flags})
+    from infrastructure.settings.loading import setting_sources
+
+    flag_labels = {path: "command-line flag" for path in flags}
+    sources = setting_sources(config_file, None, {**recorded, **flags}, override_labels={**labels, **flag_labels})
     if as_json:
-        typer.echo(json.dumps(effective_config(settings), indent=2))
+        extra = {"sources": sources, **({"note": note} if note else {})}
+        typer.echo(json.dumps({**effective_config(settings), **extra}, indent=2))
         return
-    print_effective_config(settings, console)
+    if note:
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
+    print_effective_config(settings, Console(), sources)
+
+
+def _recorded_layer(url: str) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """(recorded changes, their source labels, a note when the store could not be read)."""
+    from api.bootstrap import open_store
+    from application.operations.config_service import recorded_sources
+    from infrastructure.eventstore.store import parse_store_url
+
+    location = parse_store_url(url)
+    if location.backend == "sqlite" and not Path(location.sqlite_path).exists():
+        return {}, {}, None  # no store yet: nothing recorded (and none is created)
+    try:
+        trading = open_store(url)
+    except Exception as exc:  # noqa: BLE001 - shown without the log's changes, and said so
+        return {}, {}, f"recorded changes not shown: {exc}"
+    try:
+        events = ledger_events(trading)
+    finally:
+        trading.close()
+    return overrides_from(events), recorded_sources(events), None
 
 
 # ---- baseline, recorded changes and drift ------------------------------------------------------

@@ -50,6 +50,18 @@ def overrides_from(events: Iterable[DomainEvent]) -> dict[str, str]:
     return overrides
 
 
+def recorded_sources(events: Iterable[DomainEvent]) -> dict[str, str]:
+    """Dotted path -> "recorded change by ACTOR at TIME" for every change still in force (for `config show`)."""
+    sources: dict[str, str] = {}
+    for event in events:
+        if isinstance(event, ConfigChanged):
+            if event.new_value is None:
+                sources.pop(event.path, None)
+            else:
+                sources[event.path] = f"recorded change by {event.actor} at {event.occurred_at.isoformat()}"
+    return sources
+
+
 def recorded_overrides(trading: TradingApplication) -> dict[str, str]:
     """Dotted path -> canonical value of every setting changed through the log and still in force.
 

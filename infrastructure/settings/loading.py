@@ -196,21 +196,9 @@ def _resolve(
     config_file: Path | None, env: Mapping[str, str] | None, overrides: Mapping[str, Any] | None
 ) -> tuple[Settings | None, list[SettingError]]:
     errors: list[SettingError] = []
-    layers: list[tuple[str, dict[str, Any]]] = []
-    if config_file is not None:
-        file_data, file_error = _read_toml(Path(config_file))
-        if file_error:
-            errors.append(file_error)
-        layers.append((f"config file {config_file}", file_data))
-    layers.append(("environment", _MappingEnvSource(Settings, os.environ if env is None else env)()))
-    layers.append(("override", _nest(overrides or {})))
-
-    merged: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    for label, data in layers:
-        merged = _deep_merge(merged, data)
-        for path in _leaf_paths(data):
-            origins[path] = f"{label} {path.upper().replace('.', '__')}" if label == "environment" else label
+    merged, origins, file_error = _merged_layers(config_file, env, overrides)
+    if file_error:
+        errors.append(file_error)
 
     token = _MERGED_INPUT.set(merged)
     try:
@@ -221,6 +209,45 @@ def _resolve(
     finally:
         _MERGED_INPUT.reset(token)
     return settings, errors
+
+
+def _merged_layers(
+    config_file: Path | None, env: Mapping[str, str] | None, overrides: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, str], SettingError | None]:
+    """The input layers merged (file < environment < overrides), where each path came from, a file problem."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    file_error = None
+    if config_file is not None:
+        file_data, file_error = _read_toml(Path(config_file))
+        layers.append((f"config file {config_file}", file_data))
+    layers.append(("environment", _MappingEnvSource(Settings, os.environ if env is None else env)()))
+    layers.append(("override", _nest(overrides or {})))
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for label, data in layers:
+        merged = _deep_merge(merged, data)
+        for path in _leaf_paths(data):
+            origins[path] = f"{label} {path.upper().replace('.', '__')}" if label == "environment" else label
+    return merged, origins, file_error
+
+
+def setting_sources(
+    config_file: Path | None = None, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None,
+    override_labels: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Where each setting's effective value comes from: ``default``, ``config file F``,
+    ``environment SECTION__KEY`` or ``override`` (``override_labels`` names an override better,
+    e.g. a change recorded in the log). Keys are the dotted paths of ``flatten_config``."""
+    _, origins, _ = _merged_layers(config_file, env, overrides)
+    sources: dict[str, str] = {}
+    for section, model in Settings.model_fields.items():
+        for name in getattr(model.annotation, "model_fields", {}) or {}:
+            path = f"{section}.{name}"
+            origin = origins.get(path, "default")  # exactly this path: a section's other keys keep their own
+            if origin == "override" and override_labels and path in override_labels:
+                origin = override_labels[path]
+            sources[path] = origin
+    return sources
 
 
 def _read_toml(path: Path) -> tuple[dict[str, Any], SettingError | None]:

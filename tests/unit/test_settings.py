@@ -414,3 +414,22 @@ def test_alerting_email_needs_sender_and_recipients_and_summary_time_is_hh_mm():
                             "ALERTING__EMAIL_TO": "a@example.com, b@example.com", "ALERTING__DAILY_SUMMARY_AT": "7:05"})
     assert ok.alerting.email_to == ["a@example.com", "b@example.com"] and ok.alerting.daily_summary_at == "07:05"
     assert settings_errors(env={"ALERTING__DAILY_SUMMARY_AT": "25:00"})[0].path == "alerting.daily_summary_at"
+
+
+def test_show_includes_changes_recorded_in_the_log_with_each_values_source(tmp_path):
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    env = {"EVENTSTORE__URL": url, "RISK__MAX_POSITION_SIZE_PCT": "20"}
+    recorded = run(["config", "set", "risk.max_daily_loss_pct", "4", "--reason", "wider for the ETH test"], env)
+    assert recorded.exit_code == 0, recorded.output
+    shown = json.loads(run(["config", "show", "--json"], env).output)
+    assert shown["risk"]["max_daily_loss_pct"] == "4"
+    sources = shown["sources"]
+    assert sources["risk.max_daily_loss_pct"].startswith("recorded change by operator:")
+    assert sources["risk.max_position_size_pct"] == "environment RISK__MAX_POSITION_SIZE_PCT"
+    assert sources["risk.max_leverage"] == "default"
+    other = tmp_path / "other.db"
+    elsewhere = json.loads(run(["config", "show", "--json", "--store", f"sqlite:///{other}"], env).output)
+    assert elsewhere["risk"]["max_daily_loss_pct"] == "3" and not other.exists()  # --store: that store; none created
+    assert elsewhere["sources"]["eventstore.url"] == "command-line flag"
+    text = run(["config", "show"], env).output
+    assert "max_daily_loss_pct = 4  # recorded change by operator:" in text
