@@ -14,15 +14,16 @@ backtest, where the exchange is in memory.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from application.ports import DecisionModel, ExchangeGateway, ExecutionReport, IdSource, OrderRequest, ReportKind
+from application.trading.terms import (  # noqa: F401  (re-exported: where callers have always found them)
+    IndicatorSource, LoopSettings, RunSummary, _clean, _dec,
+)
 from application.trading_app import TradingApplication
 from domain.account import Account
 from domain.control import TRADING_CONTROL_ID, Run, RunMode, Severity, TradingControl, run_control_id
@@ -31,57 +32,12 @@ from domain.events import DomainEvent, EventMeta
 from domain.ids import DeterministicIds  # noqa: F401  (re-exported: callers build a run's ids here)
 from domain.market import Candle, CandleRecord, candle_id
 from domain.order import Order, OrderSide, OrderType
-from domain.risk import RiskLimits, RiskState, assess, halt_lapsed, position_size, unhalted_emergency_stop
+from domain.risk import RiskState, assess, halt_lapsed, position_size, unhalted_emergency_stop
 from domain.run_book import RunBook
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 CENT = Decimal("0.01")
-
-
-class IndicatorSource(Protocol):
-    """Indicator values for each closed candle, in order."""
-
-    def on_candle(self, candle: Candle) -> dict[str, float | bool | None]: ...
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    """What the loop needs from the configuration."""
-
-    product: str
-    granularity: str
-    limits: RiskLimits = field(default_factory=RiskLimits)
-    leverage: Decimal = Decimal(1)
-    default_stop_loss_pct: Decimal | None = Decimal(2)
-    default_take_profit_pct: Decimal | None = Decimal(4)
-    candles_in_context: int = 24
-    flush_every: int = 1
-    quote_currency: str = "USD"
-
-
-@dataclass
-class RunSummary:
-    """What a run did, from the loop's own account (the fills it recorded)."""
-
-    candles: int = 0
-    decisions: int = 0
-    orders: int = 0
-    fills: int = 0
-    rejected: int = 0
-    halts: int = 0
-    trades: int = 0
-    wins: int = 0
-    realized_pnl: Decimal = ZERO
-    fees: Decimal = ZERO
-    initial_equity: Decimal = ZERO
-    final_equity: Decimal = ZERO
-    max_drawdown_pct: Decimal = ZERO
-    events: int = 0
-
-    @property
-    def win_rate_pct(self) -> Decimal:
-        return (Decimal(self.wins) / Decimal(self.trades) * HUNDRED) if self.trades else ZERO
 
 
 class TradingLoop:
@@ -416,20 +372,6 @@ class TradingLoop:
         self.summary.halts += 1
         for report in self.exchange.cancel_all(at):
             self._apply_report(report, None)
-
-
-def _dec(value: float | None) -> Decimal | None:
-    return None if value is None else Decimal(repr(value))
-
-
-def _clean(inputs: dict[str, Any]) -> dict[str, Any]:
-    # A strategy's inputs go into an event as JSON: NaN and infinities have no JSON form.
-    # Usually there are none (the event copies the dict when it validates it, so no copy here then).
-    isfinite = math.isfinite
-    for v in inputs.values():
-        if isinstance(v, float) and not isfinite(v):
-            return {k: (None if isinstance(v, float) and not isfinite(v) else v) for k, v in inputs.items()}
-    return inputs
 
 
 def _price_off(price: Decimal, pct: float | None, *, down: bool) -> Decimal | None:

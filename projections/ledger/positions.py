@@ -18,7 +18,8 @@ import duckdb
 from domain.accounting import FillEffect
 from projections.engine.base import MONEY
 from projections.ledger.book import Book, Event, arrow, replace
-from projections.ledger.walk import Ledger, apply_together
+from projections.ledger.together import apply_together
+from projections.ledger.walk import Ledger
 
 __all__ = ["PositionsProjection", "apply_together"]
 

@@ -37,43 +37,20 @@ figure with more than 18 decimals (a division) is rounded half-even there.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import duckdb
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from domain.account import account_id
 from domain.accounting import FillEffect
-from domain.order_states import TERMINAL_EVENTS
+from domain.run_book import DEFAULT_DAILY_LOSS_LIMIT_PCT
 from projections.engine.base import shared
 from projections.ledger.book import DAY_US, GLOBAL, Book, Candle, Decided, Event, arrow, day_end, replace, utc_day
-from domain.run_book import DEFAULT_DAILY_LOSS_LIMIT_PCT
+from projections.ledger.page import (DECISIONS, FILLS, LEDGER_TYPES, TERMINAL, _number, _time, page_marks,
+                                     walk_events)
 
 LIMIT_PATH = "risk.max_daily_loss_pct"
-
-DECISIONS = ("DecisionMade", "DecisionFailed")
-FILLS = ("OrderPartiallyFilled", "OrderFilled", "FillDiscovered")  # a discovered fill books like any fill
-TERMINAL = TERMINAL_EVENTS  # the events after which an order is done (domain/order_states.py)
-LEDGER_TYPES = (
-    "RunStarted", "FundsDeposited", "FundsWithdrawn", "OrderPlaced", *FILLS, "OrderCancelled", "OrderRejected",
-    "OrderExpired", "CandleClosed", "CandleCorrected", "DecisionMade", "DecisionFailed", "RiskAssessed",
-    "ConfigChanged", "TradingHalted", "TradingResumed",
-)
-# What the walk reads: every money projection's types (risk_usage adds two), so the three share one parse of a page.
-WALK_TYPES = LEDGER_TYPES
-
-_FIELDS = (
-    '{"originator_id": "UUID", "run_id": "UUID", "occurred_at": "TIMESTAMPTZ", "product": "VARCHAR", '
-    '"granularity": "VARCHAR", "start": "TIMESTAMPTZ", "close": "VARCHAR", '
-    '"candle_start": "TIMESTAMPTZ", "side": "VARCHAR", "quantity": "VARCHAR", "price": "VARCHAR", '
-    '"fee": "VARCHAR", "fill_id": "VARCHAR", "amount": "VARCHAR", "path": "VARCHAR", "new_value": "VARCHAR", '
-    '"rule": "VARCHAR", "numbers": {"limit_pct": "VARCHAR"}}'
-)
-_CANDLE = '{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPTZ", "close": "VARCHAR"}'
-
-
 
 class Ledger:
     """The walk over a batch shared by the money projections; subclasses fill the hooks.
@@ -127,6 +104,9 @@ class Ledger:
         shared("ledger-walk", after, lambda: self._walk_events(con, after))
         self._page_marks(con, after)
 
+    _walk_events = staticmethod(walk_events)
+    _page_marks = staticmethod(page_marks)
+
     def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
         events = shared("ledger-walk", after, lambda: self._walk_events(con, after))
         if events:
@@ -141,54 +121,6 @@ class Ledger:
             self._save(con)
             self.write(con)
         self._save_marks(con, after)
-
-    @staticmethod
-    def _walk_events(con: duckdb.DuckDBPyConnection, after: int) -> list[Event]:
-        types = ", ".join(f"'{t}'" for t in WALK_TYPES)
-        # w: the events the walk needs, in log order (a run's candles, candles a decision of the page
-        # names, everything else of the types); a decision right after the CandleClosed of its run, product
-        # and candle is folded into that candle's row (dnid, dat, dtype).
-        rows = con.execute(
-            f"""WITH e AS MATERIALIZED (
-                SELECT nid, type, CAST(j.originator_id AS VARCHAR) AS stream, CAST(j.run_id AS VARCHAR) AS run,
-                       epoch_us(j.occurred_at) AS at_us, j
-                FROM (SELECT notification_id AS nid, event_type AS type, json_transform(payload, '{_FIELDS}') AS j
-                      FROM batch_events WHERE notification_id > $1 AND event_type IN ({types})
-                      -- a page without decisions needs only its runs' candles: skip parsing the others
-                      AND (event_type NOT IN ('CandleClosed', 'CandleCorrected')
-                           OR NOT contains(CAST(payload AS VARCHAR), '"run_id":null')
-                           OR EXISTS (SELECT 1 FROM batch_events WHERE notification_id > $1
-                                      AND event_type IN ('DecisionMade', 'DecisionFailed'))))),
-            named AS (SELECT DISTINCT j.product AS product, epoch_us(j.candle_start) AS s FROM e
-                      WHERE type IN ('DecisionMade', 'DecisionFailed')),
-            w AS (
-                SELECT nid, type, stream, run, at_us, j.product AS product, j.granularity AS granularity,
-                       epoch_us(j.start) AS start, j.close AS close, epoch_us(j.candle_start) AS candle_start,
-                       j.side AS side, j.quantity AS quantity, j.price AS price, j.fee AS fee, j.fill_id AS fill_id,
-                       j.amount AS amount, j.path AS path, j.new_value AS new_value, j.rule AS rule,
-                       j.numbers.limit_pct AS limit_pct
-                FROM e LEFT JOIN named ON type IN ('CandleClosed', 'CandleCorrected')
-                     AND named.product = j.product AND named.s = epoch_us(j.start)
-                WHERE type NOT IN ('CandleClosed', 'CandleCorrected') OR (type = 'CandleClosed' AND run IS NOT NULL)
-                      OR named.s IS NOT NULL),
-            x AS (
-                SELECT *,
-                    type = 'CandleClosed' AND lead(type) OVER o IN ('DecisionMade', 'DecisionFailed')
-                        AND lead(run) OVER o = run AND lead(product) OVER o = product
-                        AND lead(candle_start) OVER o = start AS carries,
-                    type IN ('DecisionMade', 'DecisionFailed') AND lag(type) OVER o = 'CandleClosed'
-                        AND lag(run) OVER o = run AND lag(product) OVER o = product
-                        AND lag(start) OVER o = candle_start AS carried,
-                    lead(nid) OVER o AS next_nid, lead(at_us) OVER o AS next_at, lead(type) OVER o AS next_type
-                FROM w WINDOW o AS (ORDER BY nid))
-            SELECT nid, type, stream, run, at_us, product, granularity, start, close, candle_start, side, quantity,
-                   price, fee, fill_id, amount, path, new_value, rule, limit_pct,
-                   CASE WHEN carries THEN next_nid END, CASE WHEN carries THEN next_at END,
-                   CASE WHEN carries THEN next_type END
-            FROM x WHERE carried IS NOT TRUE ORDER BY nid""",
-            [after],
-        ).fetchall()
-        return [Event(*row) for row in rows]
 
     # --- hooks ----------------------------------------------------------------------------------
 
@@ -452,159 +384,3 @@ class Ledger:
                 WHERE t.start_us BETWEEN {int(bounds["min"].as_py())} AND {int(bounds["max"].as_py())})""").fetchall()[0][0]
         finally:
             con.unregister(view)
-
-    @staticmethod
-    def _page_marks(con: duckdb.DuckDBPyConnection, after: int) -> pa.Table:
-        """The page's candle closes after ``after`` (product, granularity, start_us, close)."""
-        page = f"""(SELECT notification_id AS nid, j.product AS product, j.granularity AS granularity,
-                          epoch_us(j.start) AS start_us, j.close AS close
-                   FROM (SELECT notification_id, json_transform(payload, '{_CANDLE}') AS j FROM batch_events
-                         WHERE notification_id > {int(after)} AND event_type IN ('CandleClosed', 'CandleCorrected')))"""
-        return shared("ledger-marks", after, lambda: con.sql(
-            f"""SELECT product, granularity, start_us, arg_max(close, nid) AS close FROM {page}
-            GROUP BY product, granularity, start_us""").to_arrow_table())
-
-
-
-
-class _Together(Ledger):
-    """One walk of a batch for several money projections at the same position (a rebuild, a catch-up).
-
-    The books are walked once and every hook is handed to each member, in the order each one's own
-    walk would call it; the members keep their own output rows and ``Book.x`` entries (``x_keys``,
-    distinct). Each member's tables get exactly what its own ``apply`` would write: its state rows
-    (the runs it touched, its x entries only), orders and marks. Books are read from every member's
-    state table, each member's x entries from its own.
-    """
-
-    def __init__(self, members: list[Ledger]):
-        self.members = members
-        self.name = members[0].name  # orders and marks are the same in every member's tables
-        self.extra_types = tuple(dict.fromkeys(t for m in members for t in m.extra_types))
-
-    def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event]) -> None:
-        super()._load(con, after, events)
-        self.extra_touched: dict[str, set[str]] = {m.name: set() for m in self.members}
-        for m in self.members:
-            m.books, m.glob = self.books, self.glob
-
-    def _load_books(self, con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, Book]:
-        books: dict[str, Book] = {}
-        for m in self.members:
-            for key, text in con.execute(
-                    f"SELECT key, state FROM {m.name}__state WHERE list_contains(?, key)", [keys]).fetchall():
-                book = Book.load(key, text)
-                mine = {k: v for k, v in book.x.items() if k in m.x_keys}
-                if key in books:
-                    books[key].x.update(mine)
-                else:
-                    book.x = mine
-                    books[key] = book
-        return books
-
-    def _flushed(self) -> set[str]:
-        return self.touched.union(*self.extra_touched.values())
-
-    def _other(self, e: Event) -> None:
-        for m in self.members:
-            if e.type in m.extra_types:
-                book = None
-                if e.run:
-                    book = self.books.get(e.run)
-                    if book is None:
-                        book = self.books[e.run] = Book(run=e.run)
-                    self.extra_touched[m.name].add(e.run)
-                m.on_other(book, e)
-
-    def _save(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.touched.discard(GLOBAL)
-        for m in self.members:
-            runs = self.touched | self.extra_touched[m.name]
-            runs.discard(GLOBAL)
-            self._save_as(con, m.name, runs, m.x_keys)
-
-    def _save_marks(self, con: duckdb.DuckDBPyConnection, after: int, known: bool | None = None) -> None:
-        known = self.members[0]._marks_known(con, after)  # (every member's marks are the same rows)
-        for m in self.members:
-            m._save_marks(con, after, known)
-
-    def begin(self, con: duckdb.DuckDBPyConnection) -> None:
-        for m in self.members:
-            m.begin(con)
-
-    def write(self, con: duckdb.DuckDBPyConnection) -> None:
-        for m in self.members:
-            m.write(con)
-
-    def thaw(self, book: Book) -> None:
-        for m in self.members:
-            m.thaw(book)
-
-    def on_step(self, book: Book, event: Event) -> None:
-        for m in self.members:
-            m.on_step(book, event)
-
-    def on_decision(self, book: Book, event: Event) -> None:
-        for m in self.members:
-            m.on_decision(book, event)
-
-    def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None:
-        for m in self.members:
-            m.on_fill(book, event, effect)
-
-    def on_cash(self, book: Book, event: Event) -> None:
-        for m in self.members:
-            m.on_cash(book, event)
-
-    def on_day(self, book: Book, event: Event) -> None:
-        for m in self.members:
-            m.on_day(book, event)
-
-    def on_update(self, book: Book, event: Event) -> None:
-        for m in self.members:
-            m.on_update(book, event)
-
-    def flush(self, book: Book) -> None:
-        for m in self.members:
-            m.flush(book)
-
-
-def apply_together(con: duckdb.DuckDBPyConnection, after: int, members: list[Ledger]) -> None:
-    """Apply ``batch_events`` after ``after`` to money projections at that same position in one walk;
-    their tables end exactly as if each had applied it on its own (in the caller's transaction)."""
-    if len(members) == 1:
-        members[0].apply(con, after)
-    else:
-        _Together(list(members)).apply(con, after)
-
-
-
-
-# --- helpers ----------------------------------------------------------------------------------------
-
-_TIMES: dict[int, datetime] = {}
-
-
-def _time(micros: int) -> datetime:
-    """The UTC datetime of epoch microseconds (the walk's times)."""
-    return datetime.fromtimestamp(micros / 1_000_000, timezone.utc) if micros % 1_000_000 else _whole(micros)
-
-
-def _whole(micros: int) -> datetime:
-    at = _TIMES.get(micros)
-    if at is None:
-        if len(_TIMES) > 100_000:
-            _TIMES.clear()
-        at = _TIMES[micros] = datetime.fromtimestamp(micros // 1_000_000, timezone.utc)
-    return at
-
-
-def _number(text: str | None) -> str | None:
-    """A limit as an exact decimal string, or None when unset or not a finite number >= 0."""
-    if text is None:
-        return None
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        return None
-    return str(value) if value.is_finite() and value >= 0 else None

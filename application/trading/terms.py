@@ -1,0 +1,76 @@
+"""The terms of a run: what the trading loop is given (``LoopSettings``, an ``IndicatorSource``) and what
+it reports (``RunSummary``), and the conversions at the edge between a strategy's floats and the events."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from domain.market import Candle
+from domain.risk import RiskLimits
+
+__all__ = ["IndicatorSource", "LoopSettings", "RunSummary"]
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+class IndicatorSource(Protocol):
+    """Indicator values for each closed candle, in order."""
+
+    def on_candle(self, candle: Candle) -> dict[str, float | bool | None]: ...
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the loop needs from the configuration."""
+
+    product: str
+    granularity: str
+    limits: RiskLimits = field(default_factory=RiskLimits)
+    leverage: Decimal = Decimal(1)
+    default_stop_loss_pct: Decimal | None = Decimal(2)
+    default_take_profit_pct: Decimal | None = Decimal(4)
+    candles_in_context: int = 24
+    flush_every: int = 1
+    quote_currency: str = "USD"
+
+
+@dataclass
+class RunSummary:
+    """What a run did, from the loop's own account (the fills it recorded)."""
+
+    candles: int = 0
+    decisions: int = 0
+    orders: int = 0
+    fills: int = 0
+    rejected: int = 0
+    halts: int = 0
+    trades: int = 0
+    wins: int = 0
+    realized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+    initial_equity: Decimal = ZERO
+    final_equity: Decimal = ZERO
+    max_drawdown_pct: Decimal = ZERO
+    events: int = 0
+
+    @property
+    def win_rate_pct(self) -> Decimal:
+        return (Decimal(self.wins) / Decimal(self.trades) * HUNDRED) if self.trades else ZERO
+
+
+def _dec(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(repr(value))
+
+
+def _clean(inputs: dict[str, Any]) -> dict[str, Any]:
+    # A strategy's inputs go into an event as JSON: NaN and infinities have no JSON form.
+    # Usually there are none (the event copies the dict when it validates it, so no copy here then).
+    isfinite = math.isfinite
+    for v in inputs.values():
+        if isinstance(v, float) and not isfinite(v):
+            return {k: (None if isinstance(v, float) and not isfinite(v) else v) for k, v in inputs.items()}
+    return inputs

@@ -1,0 +1,129 @@
+"""What the money ledger reads of a page of the log: the rows of its walk and the page's candle closes.
+
+Both are computed in DuckDB from the page's JSON payloads (``batch_events``), kept by ``shared`` so the
+money projections parse a page once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+import duckdb
+import pyarrow as pa
+
+from domain.order_states import TERMINAL_EVENTS
+from projections.engine.base import shared
+from projections.ledger.book import Event
+
+DECISIONS = ("DecisionMade", "DecisionFailed")
+FILLS = ("OrderPartiallyFilled", "OrderFilled", "FillDiscovered")  # a discovered fill books like any fill
+TERMINAL = TERMINAL_EVENTS  # the events after which an order is done (domain/order_states.py)
+LEDGER_TYPES = (
+    "RunStarted", "FundsDeposited", "FundsWithdrawn", "OrderPlaced", *FILLS, "OrderCancelled", "OrderRejected",
+    "OrderExpired", "CandleClosed", "CandleCorrected", "DecisionMade", "DecisionFailed", "RiskAssessed",
+    "ConfigChanged", "TradingHalted", "TradingResumed",
+)
+# What the walk reads: every money projection's types (risk_usage adds two), so the three share one parse of a page.
+WALK_TYPES = LEDGER_TYPES
+
+_FIELDS = (
+    '{"originator_id": "UUID", "run_id": "UUID", "occurred_at": "TIMESTAMPTZ", "product": "VARCHAR", '
+    '"granularity": "VARCHAR", "start": "TIMESTAMPTZ", "close": "VARCHAR", '
+    '"candle_start": "TIMESTAMPTZ", "side": "VARCHAR", "quantity": "VARCHAR", "price": "VARCHAR", '
+    '"fee": "VARCHAR", "fill_id": "VARCHAR", "amount": "VARCHAR", "path": "VARCHAR", "new_value": "VARCHAR", '
+    '"rule": "VARCHAR", "numbers": {"limit_pct": "VARCHAR"}}'
+)
+_CANDLE = '{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPTZ", "close": "VARCHAR"}'
+
+
+
+
+
+def walk_events(con: duckdb.DuckDBPyConnection, after: int) -> list[Event]:
+    types = ", ".join(f"'{t}'" for t in WALK_TYPES)
+    # w: the events the walk needs, in log order (a run's candles, candles a decision of the page
+    # names, everything else of the types); a decision right after the CandleClosed of its run, product
+    # and candle is folded into that candle's row (dnid, dat, dtype).
+    rows = con.execute(
+        f"""WITH e AS MATERIALIZED (
+            SELECT nid, type, CAST(j.originator_id AS VARCHAR) AS stream, CAST(j.run_id AS VARCHAR) AS run,
+                   epoch_us(j.occurred_at) AS at_us, j
+            FROM (SELECT notification_id AS nid, event_type AS type, json_transform(payload, '{_FIELDS}') AS j
+                  FROM batch_events WHERE notification_id > $1 AND event_type IN ({types})
+                  -- a page without decisions needs only its runs' candles: skip parsing the others
+                  AND (event_type NOT IN ('CandleClosed', 'CandleCorrected')
+                       OR NOT contains(CAST(payload AS VARCHAR), '"run_id":null')
+                       OR EXISTS (SELECT 1 FROM batch_events WHERE notification_id > $1
+                                  AND event_type IN ('DecisionMade', 'DecisionFailed'))))),
+        named AS (SELECT DISTINCT j.product AS product, epoch_us(j.candle_start) AS s FROM e
+                  WHERE type IN ('DecisionMade', 'DecisionFailed')),
+        w AS (
+            SELECT nid, type, stream, run, at_us, j.product AS product, j.granularity AS granularity,
+                   epoch_us(j.start) AS start, j.close AS close, epoch_us(j.candle_start) AS candle_start,
+                   j.side AS side, j.quantity AS quantity, j.price AS price, j.fee AS fee, j.fill_id AS fill_id,
+                   j.amount AS amount, j.path AS path, j.new_value AS new_value, j.rule AS rule,
+                   j.numbers.limit_pct AS limit_pct
+            FROM e LEFT JOIN named ON type IN ('CandleClosed', 'CandleCorrected')
+                 AND named.product = j.product AND named.s = epoch_us(j.start)
+            WHERE type NOT IN ('CandleClosed', 'CandleCorrected') OR (type = 'CandleClosed' AND run IS NOT NULL)
+                  OR named.s IS NOT NULL),
+        x AS (
+            SELECT *,
+                type = 'CandleClosed' AND lead(type) OVER o IN ('DecisionMade', 'DecisionFailed')
+                    AND lead(run) OVER o = run AND lead(product) OVER o = product
+                    AND lead(candle_start) OVER o = start AS carries,
+                type IN ('DecisionMade', 'DecisionFailed') AND lag(type) OVER o = 'CandleClosed'
+                    AND lag(run) OVER o = run AND lag(product) OVER o = product
+                    AND lag(start) OVER o = candle_start AS carried,
+                lead(nid) OVER o AS next_nid, lead(at_us) OVER o AS next_at, lead(type) OVER o AS next_type
+            FROM w WINDOW o AS (ORDER BY nid))
+        SELECT nid, type, stream, run, at_us, product, granularity, start, close, candle_start, side, quantity,
+               price, fee, fill_id, amount, path, new_value, rule, limit_pct,
+               CASE WHEN carries THEN next_nid END, CASE WHEN carries THEN next_at END,
+               CASE WHEN carries THEN next_type END
+        FROM x WHERE carried IS NOT TRUE ORDER BY nid""",
+        [after],
+    ).fetchall()
+    return [Event(*row) for row in rows]
+
+
+def page_marks(con: duckdb.DuckDBPyConnection, after: int) -> pa.Table:
+    """The page's candle closes after ``after`` (product, granularity, start_us, close)."""
+    page = f"""(SELECT notification_id AS nid, j.product AS product, j.granularity AS granularity,
+                      epoch_us(j.start) AS start_us, j.close AS close
+               FROM (SELECT notification_id, json_transform(payload, '{_CANDLE}') AS j FROM batch_events
+                     WHERE notification_id > {int(after)} AND event_type IN ('CandleClosed', 'CandleCorrected')))"""
+    return shared("ledger-marks", after, lambda: con.sql(
+        f"""SELECT product, granularity, start_us, arg_max(close, nid) AS close FROM {page}
+        GROUP BY product, granularity, start_us""").to_arrow_table())
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+_TIMES: dict[int, datetime] = {}
+
+
+def _time(micros: int) -> datetime:
+    """The UTC datetime of epoch microseconds (the walk's times)."""
+    return datetime.fromtimestamp(micros / 1_000_000, timezone.utc) if micros % 1_000_000 else _whole(micros)
+
+
+def _whole(micros: int) -> datetime:
+    at = _TIMES.get(micros)
+    if at is None:
+        if len(_TIMES) > 100_000:
+            _TIMES.clear()
+        at = _TIMES[micros] = datetime.fromtimestamp(micros // 1_000_000, timezone.utc)
+    return at
+
+
+def _number(text: str | None) -> str | None:
+    """A limit as an exact decimal string, or None when unset or not a finite number >= 0."""
+    if text is None:
+        return None
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        return None
+    return str(value) if value.is_finite() and value >= 0 else None

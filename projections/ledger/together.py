@@ -1,0 +1,126 @@
+"""Several money projections at one position apply a page in one walk of the books (a rebuild, a catch-up)."""
+
+from __future__ import annotations
+
+import duckdb
+
+from domain.accounting import FillEffect
+from projections.ledger.book import GLOBAL, Book, Event
+from projections.ledger.walk import Ledger
+
+__all__ = ["apply_together"]
+
+
+class _Together(Ledger):
+    """One walk of a batch for several money projections at the same position (a rebuild, a catch-up).
+
+    The books are walked once and every hook is handed to each member, in the order each one's own
+    walk would call it; the members keep their own output rows and ``Book.x`` entries (``x_keys``,
+    distinct). Each member's tables get exactly what its own ``apply`` would write: its state rows
+    (the runs it touched, its x entries only), orders and marks. Books are read from every member's
+    state table, each member's x entries from its own.
+    """
+
+    def __init__(self, members: list[Ledger]):
+        self.members = members
+        self.name = members[0].name  # orders and marks are the same in every member's tables
+        self.extra_types = tuple(dict.fromkeys(t for m in members for t in m.extra_types))
+
+    def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event]) -> None:
+        super()._load(con, after, events)
+        self.extra_touched: dict[str, set[str]] = {m.name: set() for m in self.members}
+        for m in self.members:
+            m.books, m.glob = self.books, self.glob
+
+    def _load_books(self, con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, Book]:
+        books: dict[str, Book] = {}
+        for m in self.members:
+            for key, text in con.execute(
+                    f"SELECT key, state FROM {m.name}__state WHERE list_contains(?, key)", [keys]).fetchall():
+                book = Book.load(key, text)
+                mine = {k: v for k, v in book.x.items() if k in m.x_keys}
+                if key in books:
+                    books[key].x.update(mine)
+                else:
+                    book.x = mine
+                    books[key] = book
+        return books
+
+    def _flushed(self) -> set[str]:
+        return self.touched.union(*self.extra_touched.values())
+
+    def _other(self, e: Event) -> None:
+        for m in self.members:
+            if e.type in m.extra_types:
+                book = None
+                if e.run:
+                    book = self.books.get(e.run)
+                    if book is None:
+                        book = self.books[e.run] = Book(run=e.run)
+                    self.extra_touched[m.name].add(e.run)
+                m.on_other(book, e)
+
+    def _save(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.touched.discard(GLOBAL)
+        for m in self.members:
+            runs = self.touched | self.extra_touched[m.name]
+            runs.discard(GLOBAL)
+            self._save_as(con, m.name, runs, m.x_keys)
+
+    def _save_marks(self, con: duckdb.DuckDBPyConnection, after: int, known: bool | None = None) -> None:
+        known = self.members[0]._marks_known(con, after)  # (every member's marks are the same rows)
+        for m in self.members:
+            m._save_marks(con, after, known)
+
+    def begin(self, con: duckdb.DuckDBPyConnection) -> None:
+        for m in self.members:
+            m.begin(con)
+
+    def write(self, con: duckdb.DuckDBPyConnection) -> None:
+        for m in self.members:
+            m.write(con)
+
+    def thaw(self, book: Book) -> None:
+        for m in self.members:
+            m.thaw(book)
+
+    def on_step(self, book: Book, event: Event) -> None:
+        for m in self.members:
+            m.on_step(book, event)
+
+    def on_decision(self, book: Book, event: Event) -> None:
+        for m in self.members:
+            m.on_decision(book, event)
+
+    def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None:
+        for m in self.members:
+            m.on_fill(book, event, effect)
+
+    def on_cash(self, book: Book, event: Event) -> None:
+        for m in self.members:
+            m.on_cash(book, event)
+
+    def on_day(self, book: Book, event: Event) -> None:
+        for m in self.members:
+            m.on_day(book, event)
+
+    def on_update(self, book: Book, event: Event) -> None:
+        for m in self.members:
+            m.on_update(book, event)
+
+    def flush(self, book: Book) -> None:
+        for m in self.members:
+            m.flush(book)
+
+
+def apply_together(con: duckdb.DuckDBPyConnection, after: int, members: list[Ledger]) -> None:
+    """Apply ``batch_events`` after ``after`` to money projections at that same position in one walk;
+    their tables end exactly as if each had applied it on its own (in the caller's transaction)."""
+    if len(members) == 1:
+        members[0].apply(con, after)
+    else:
+        _Together(list(members)).apply(con, after)
+
+
+
+
