@@ -66,3 +66,30 @@ def test_paper_run_leaves_a_private_json_log_without_any_secret_or_bearer_token(
     assert coinbase["get_public_candles"]["calls"] >= 1 and coinbase["get_public_candles"]["p95_ms"] is not None
     assert report["trading"]["fills"] == 1 and report["trading"]["decisions"]
     assert list((tmp_path / "reports").glob("log_analysis_*.json"))
+
+
+def test_run_serves_its_rest_api_on_the_configured_host_and_port(stand, tmp_path):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from tests.support.coinbase_standin import wait_for
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    env = run_env(stand, keys=False, SYSTEM__API_HOST="127.0.0.1", SYSTEM__API_PORT=str(port),
+                  SYSTEM__LOG_FILE=str(tmp_path / "bot.log"), READMODEL__PATH=str(tmp_path / "rm.duckdb"))
+    run = Run(["--mode", "paper", "--no-health", "--tick", "0.2", "--store", url], env)
+    try:
+        started(stand, run)
+        wait_for(lambda: f"127.0.0.1:{port}" in run.output, timeout=30, what="the REST API to start")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as exc:  # 503 while degraded: still this run's API answering
+            status = exc.code
+        assert status in (200, 503)
+    finally:
+        assert run.stop() == 0, run.output
