@@ -93,3 +93,30 @@ def test_run_serves_its_rest_api_on_the_configured_host_and_port(stand, tmp_path
         assert status in (200, 503)
     finally:
         assert run.stop() == 0, run.output
+
+
+def test_a_p0_incident_opened_from_the_cli_pages_the_webhook_and_email_while_the_run_trades(stand, tmp_path):
+    from tests.support.coinbase_standin import wait_for
+    from tests.support.smtp_server import SmtpServer
+    from tests.support.webhook_receiver import Receiver
+
+    webhook, smtp = Receiver(), SmtpServer(tmp_path).start()
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    env = run_env(stand, keys=False, SYSTEM__ALERT_WEBHOOK_URL=webhook.url, SYSTEM__LOG_FILE=str(tmp_path / "bot.log"),
+                  **smtp.env())
+    run = Run(["--mode", "paper", "--no-api", "--tick", "0.2", "--store", url], env)
+    try:
+        started(stand, run)
+        opened = subprocess.run([sys.executable, "-m", "api.cli", "incident", "open", "--severity", "P0", "--kind",
+                                 "exchange-outage", "--details", "venue answers 503", "--store", url],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert opened.returncode == 0, opened.stderr
+        wait_for(lambda: any("incident opened: exchange-outage" in p["json"]["text"] for p in webhook.posts),
+                 timeout=20, what="the webhook to hear of the incident")
+        wait_for(lambda: any("exchange-outage" in m["Subject"] for m in smtp.messages), timeout=20,
+                 what="the incident email")
+    finally:
+        code = run.stop()
+        smtp.stop()
+        webhook.close()
+    assert code == 0, run.output
