@@ -11,7 +11,6 @@ and the effective-config helpers give a secret-free view for ``ConfigChanged`` e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,10 +19,10 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError, model_validator
+from pydantic import ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, InitSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
@@ -44,7 +43,6 @@ from infrastructure.settings.sections import (
     SystemSection,
     TradingSection,
     cross_section_problems,
-    is_secret_field,
     secret_fingerprint,
 )
 
@@ -364,80 +362,5 @@ def _secret_name(name: str) -> bool:
 
 
 # ---- effective configuration -------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return {"set": True, "fingerprint": secret_fingerprint(value)}
-    if isinstance(value, BaseModel):
-        return {name: _field_value(type(value), name, getattr(value, name)) for name in type(value).model_fields}
-    if isinstance(value, Decimal):
-        return _canonical_decimal(value)
-    if isinstance(value, PurePath):
-        return value.as_posix()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):  # keyed tables: llm.prices, products
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\1****@", value)
-    return value
-
-
-def _field_value(model: type[BaseModel], name: str, value: Any) -> Any:
-    if value is None and is_secret_field(model, name):
-        return {"set": False, "fingerprint": None}
-    return _plain(value)
-
-
-def _canonical_decimal(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
-
-
-def effective_config(settings: Settings) -> dict[str, Any]:
-    """Every setting as JSON-able data; secrets become {"set": bool, "fingerprint": hex12 | None}.
-
-    Decimals are canonical strings ("25", "0.1"), paths are POSIX strings, and a password inside
-    a URL is replaced by ``****``.
-    """
-    return _plain(settings)
-
-
-def config_hash(settings: Settings) -> str:
-    """sha256 of the canonical JSON of ``effective_config``: equal hashes mean equal behaviour."""
-    canonical = json.dumps(effective_config(settings), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def flatten_config(settings: Settings) -> dict[str, str]:
-    """Dotted path -> canonical string, for ConfigChanged events and drift views.
-
-    Secrets read ``set:<fingerprint>`` or ``unset``; booleans ``true``/``false``; None ``null``;
-    lists (api tokens) canonical JSON with their secrets already replaced.
-    """
-    flat: dict[str, str] = {}
-    for section, fields in effective_config(settings).items():
-        for name, value in fields.items():
-            flat[f"{section}.{name}"] = _canonical_text(value)
-    return flat
-
-
-def _canonical_text(value: Any) -> str:
-    if isinstance(value, dict) and set(value) == {"set", "fingerprint"}:
-        return f"set:{value['fingerprint']}" if value["set"] else "unset"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return json.dumps(_secrets_as_text(value), sort_keys=True, separators=(",", ":"))
-    return json.dumps(value)
-
-
-def _secrets_as_text(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"set", "fingerprint"}:
-            return _canonical_text(value)
-        return {k: _secrets_as_text(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_secrets_as_text(v) for v in value]
-    return value
+# In infrastructure/settings/effective.py; re-exported here.
+from infrastructure.settings.effective import config_hash, effective_config, flatten_config  # noqa: E402, F401
