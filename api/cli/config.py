@@ -41,6 +41,7 @@ from infrastructure.settings.loading import (
     effective_config,
     flatten_config,
     load_settings,
+    setting_sources,
     settings_errors,
 )
 
@@ -141,8 +142,6 @@ def show_command(
     base = _load_or_exit(config_file, flags)
     recorded, labels, note = _recorded_layer(base.eventstore.url)
     settings = _load_or_exit(config_file, {**recorded, **flags})
-    from infrastructure.settings.loading import setting_sources
-
     flag_labels = {path: "command-line flag" for path in flags}
     sources = setting_sources(config_file, None, {**recorded, **flags}, override_labels={**labels, **flag_labels})
     if as_json:
