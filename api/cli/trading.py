@@ -59,6 +59,7 @@ def _summary_table(summary, store_url: str, run_id: uuid.UUID, elapsed: float, s
         ("fees", f"{_money(summary.fees, spec)} {quote}"),
         ("max drawdown", f"{summary.max_drawdown_pct:.2f}%"),
         ("halts", str(summary.halts)),
+        ("drawdown breaker", _breaker(summary)),
         ("initial equity", f"{_money(summary.initial_equity, spec)} {quote}"),
         ("final equity", f"{_money(summary.final_equity, spec)} {quote}"),
         ("events written", f"{summary.events:,} ({summary.events / max(summary.candles, 1):.2f} per candle) in "
@@ -80,7 +81,16 @@ def _summary_json(summary, store_url: str, run_id: uuid.UUID, spec) -> dict:
         "max_drawdown_pct": plain_number(summary.max_drawdown_pct.quantize(Decimal("0.0001"))), "halts": summary.halts,
         "initial_equity": plain_number(summary.initial_equity), "final_equity": plain_number(summary.final_equity),
         "events": summary.events,
+        "drawdown_halted_at": summary.drawdown_halted_at.isoformat() if summary.drawdown_halted_at else None,
+        "drawdown_halt_reason": summary.drawdown_halt_reason,
     }
+
+
+def _breaker(summary) -> str:
+    """What the drawdown breaker (risk.max_drawdown_pct) did in the run."""
+    if summary.drawdown_halted_at is None:
+        return "not tripped"
+    return f"tripped {summary.drawdown_halted_at:%Y-%m-%d %H:%M} UTC: {summary.drawdown_halt_reason}"
 
 
 def _more_candles_hint(product: str, granularity: str) -> str:
@@ -154,8 +164,8 @@ def run_backtest_command(
         if warning:
             err.print(f"warning: {warning}", markup=False)
         exchange = paper_exchange(settings, id_prefix=f"paper-{run_id.hex[:8]}")
-        if hasattr(exchange, "trade_by"):
-            exchange.trade_by(spec)
+        exchange.trade_by(spec)  # prices, sizes, minimums and balances in the product's own currencies
+        exchange.deposit(spec.quote_currency, settings.trading.initial_balance)
         started = time.perf_counter()
         progress = Progress(TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             console=Console(stderr=True), disable=as_json, transient=True)
@@ -164,7 +174,7 @@ def run_backtest_command(
                 task = progress.add_task("candles", total=len(plan.candles))
                 summary = run_planned_backtest(
                     trading, plan, exchange=exchange, strategy=model,
-                    settings=replace(loop_settings(settings, flush_every=500), quote_currency=spec.quote_currency),
+                    settings=replace(loop_settings(settings, flush_every=500), quote_currency=spec.quote_currency, spec=spec),
                     initial_balance=settings.trading.initial_balance, config_hash=config_hash(settings),
                     code_version=code_version(), run_id=run_id, progress=lambda n: progress.advance(task, n),
                 )

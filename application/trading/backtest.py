@@ -102,7 +102,10 @@ def plan_backtest(logged: LoggedCandles, start: datetime | None, end: datetime |
     """The candles of ``[start, end)`` and up to ``warmup_bars`` before them; NotEnoughCandles when the
     range is empty or the range and its warm-up together hold no more than ``warmup_bars`` candles."""
     candles = logged.between(start, end)
-    span = f"between {start.isoformat() if start else 'the first candle'} and {end.isoformat() if end else 'the last'}"
+    if start is None and end is None:
+        span = "in the log"
+    else:
+        span = f"between {start.isoformat() if start else 'the first candle'} and {end.isoformat() if end else 'the last'}"
     if not candles:
         raise NotEnoughCandles(logged, f"no {logged.product} {logged.granularity} candles {span}")
     warmup = logged.before(candles[0].start, warmup_bars)
@@ -174,6 +177,7 @@ def _drive(loop: TradingLoop, store: TradingApplication, candles: Sequence[Candl
                     gc.collect(1)
                 if progress is not None and i % 500 == 0:
                     progress(500)
+        loop.flush()  # the last batch: a store that refuses it fails the run here, not in finish
     except BaseException as exc:
         status, reason = ("stopped", "interrupted") if isinstance(exc, KeyboardInterrupt) else ("failed", repr(exc)[:300])
         at = candles[loop.summary.candles - 1].end if loop.summary.candles else candles[0].start

@@ -4,13 +4,22 @@ No clock and no randomness: times come from the arguments and candles, ids
 from counters (``paper-order-1``, ``paper-1``, ...), so a replay of the same
 candles and orders gives the same reports.
 
-Precision (Coinbase BTC-USD style; the accounting keeps whatever is reported):
-- prices on the ``price_increment`` grid (0.01 USD). A market fill is the
-  reference price moved by ``slippage_bps`` against the taker and rounded
-  against the taker too (BUY up, SELL down); a limit fill is the limit price,
-  which must already be on the grid.
-- quantities on the ``quantity_increment`` grid (1e-8 BTC); a partial fill is
-  rounded down to it; an order quantity off the grid is rejected.
+Products (``trade_by(spec)``, a ``domain.product.ProductSpec``): prices on the
+product's ``quote_increment`` grid, sizes on its ``base_increment``, fees and
+balances in its quote currency (USD, EUR, BTC, ...); an order below the
+product's minimum size or funds is rejected naming the rule. A product traded
+without a spec uses the constructor's increments (Coinbase BTC-USD style:
+0.01 and 1e-8) and the quote currency of its id.
+Balances are kept per currency (``deposit``, ``balance``): a BUY fill moves
+quote to base, a SELL base to quote, fees leave the quote balance.
+
+Precision (the accounting keeps whatever is reported):
+- prices on the price grid. A market fill is the reference price moved by
+  ``slippage_bps`` against the taker and rounded against the taker too (BUY
+  up, SELL down); a limit fill is the limit price, which must already be on
+  the grid.
+- quantities on the size grid; a partial fill is rounded down to it; an order
+  quantity off the grid is rejected.
 - fees = price * quantity * bps / 10000, rounded UP to ``fee_increment``
   (1e-8 USD): the simulation never undercharges. Taker fees on market fills,
   maker fees on resting limit fills.
@@ -38,6 +47,7 @@ from application.ports import ExecutionReport, OrderRequest, ReportKind
 from domain.brackets import Bracket, BracketBook, bracket_after_fill
 from domain.market import Candle
 from domain.order import Liquidity, OrderSide, OrderType
+from domain.product import InvalidProduct, ProductSpec, check_minimums, parse_product_id
 
 __all__ = ["Bracket", "PaperExchange"]
 
@@ -96,6 +106,37 @@ class PaperExchange:
         self._seen: set[uuid.UUID] = set()
         self._positions: dict[str, Decimal] = {}
         self._brackets = BracketBook()
+        self._specs: dict[str, ProductSpec] = {}
+        self.balances: dict[str, Decimal] = {}
+
+    # --- products and balances ------------------------------------------------------
+
+    def trade_by(self, spec: ProductSpec) -> None:
+        """Round, validate and account ``spec.product_id`` by its spec (increments, minimums, currencies)."""
+        self._specs[spec.product_id] = spec
+
+    def spec(self, product: str) -> ProductSpec | None:
+        return self._specs.get(product)
+
+    def deposit(self, currency: str, amount: Decimal) -> None:
+        """Funds in one currency (a backtest's or paper run's starting balance)."""
+        if amount < 0:
+            raise ValueError(f"deposit {amount} {currency}: must be >= 0")
+        self.balances[currency] = self.balance(currency) + amount
+
+    def balance(self, currency: str) -> Decimal:
+        return self.balances.get(currency, ZERO)
+
+    def _grid(self, product: str) -> tuple[Decimal, Decimal, str]:
+        # (price step, size step, quote currency) of a product
+        spec = self._specs.get(product)
+        if spec is not None:
+            return spec.quote_increment, spec.base_increment, spec.quote_currency
+        try:
+            quote = parse_product_id(product)[1]
+        except InvalidProduct:
+            quote = self.quote_currency
+        return self.price_increment, self.quantity_increment, quote
 
     # --- the ExchangeGateway protocol -------------------------------------------
 
@@ -111,7 +152,7 @@ class PaperExchange:
         venue_order_id = f"{self.id_prefix}-order-{self.order_count}"
         reports = [ExecutionReport(ReportKind.ACCEPTED, request.order_id, at, venue_order_id=venue_order_id)]
         if request.order_type is OrderType.MARKET:
-            price = self._slipped(request.side, reference_price)
+            price = self._slipped(request.side, reference_price, self._grid(request.product)[0])
             reports.append(
                 self._fill(request, venue_order_id, request.quantity, price, self.taker_fee_bps, Liquidity.TAKER, at)
             )
@@ -131,7 +172,7 @@ class PaperExchange:
             touched = candle.low <= limit if request.side is OrderSide.BUY else candle.high >= limit
             if not touched:
                 continue
-            available = (candle.volume * self.fill_volume_fraction).quantize(self.quantity_increment, ROUND_DOWN)
+            available = (candle.volume * self.fill_volume_fraction).quantize(self._grid(request.product)[1], ROUND_DOWN)
             quantity = min(order.remaining, available)
             if quantity <= 0:
                 continue
@@ -198,18 +239,17 @@ class PaperExchange:
 
     def _refusal(self, request: OrderRequest, reference_price: Decimal) -> str:
         quantity = request.quantity
+        price_step, size_step, _ = self._grid(request.product)
         if quantity <= 0:
             return f"quantity {quantity} must be > 0"
-        if quantity != quantity.quantize(self.quantity_increment, ROUND_DOWN):
-            return f"quantity {quantity} is not a multiple of {self.quantity_increment}"
-        if not request.product.endswith(f"-{self.quote_currency}"):
-            return f"product {request.product} is not quoted in {self.quote_currency}"
+        if quantity != quantity.quantize(size_step, ROUND_DOWN):
+            return f"quantity {quantity} is not a multiple of {size_step}"
         if request.order_type is OrderType.LIMIT:
             limit = request.limit_price
             if limit is None:
                 return "a LIMIT order needs a limit price"
-            if limit <= 0 or limit != limit.quantize(self.price_increment, ROUND_DOWN):
-                return f"limit price {limit} must be > 0 and a multiple of {self.price_increment}"
+            if limit <= 0 or limit != limit.quantize(price_step, ROUND_DOWN):
+                return f"limit price {limit} must be > 0 and a multiple of {price_step}"
             entry = limit
         else:
             if request.limit_price is not None:
@@ -217,6 +257,11 @@ class PaperExchange:
             if reference_price <= 0:
                 return f"reference price {reference_price} must be > 0"
             entry = reference_price
+        spec = self._specs.get(request.product)
+        if spec is not None:
+            below = check_minimums(quantity, entry, spec)
+            if below:
+                return f"below the product's minimum: {below}"
         if request.side is OrderSide.SELL and not self.allow_shorts:
             held = self.position(request.product)
             reserved = sum(
@@ -241,10 +286,10 @@ class PaperExchange:
             return f"take profit {take} must be {'above' if buy else 'below'} the entry price {entry}"
         return ""
 
-    def _slipped(self, side: OrderSide, reference: Decimal) -> Decimal:
+    def _slipped(self, side: OrderSide, reference: Decimal, price_step: Decimal) -> Decimal:
         if side is OrderSide.BUY:
-            return (reference * (BPS + self.slippage_bps) / BPS).quantize(self.price_increment, ROUND_CEILING)
-        return (reference * (BPS - self.slippage_bps) / BPS).quantize(self.price_increment, ROUND_FLOOR)
+            return (reference * (BPS + self.slippage_bps) / BPS).quantize(price_step, ROUND_CEILING)
+        return (reference * (BPS - self.slippage_bps) / BPS).quantize(price_step, ROUND_FLOOR)
 
     def _fill(
         self,
@@ -257,8 +302,10 @@ class PaperExchange:
         at: datetime,
     ) -> ExecutionReport:
         fee = (quantity * price * fee_bps / BPS).quantize(self.fee_increment, ROUND_UP)
+        quote = self._grid(request.product)[2]
         self.fill_count += 1
         self._book(request, quantity, at)
+        self._settle(request, quantity, price, fee, quote)
         return ExecutionReport(
             ReportKind.FILL,
             request.order_id,
@@ -268,9 +315,20 @@ class PaperExchange:
             quantity=quantity,
             price=price,
             fee=fee,
-            fee_currency=self.quote_currency,
+            fee_currency=quote,
             liquidity=liquidity,
         )
+
+    def _settle(self, request: OrderRequest, quantity: Decimal, price: Decimal, fee: Decimal, quote: str) -> None:
+        # A fill moves funds between the product's two currencies; the fee leaves the quote balance.
+        try:
+            base = parse_product_id(request.product)[0]
+        except InvalidProduct:
+            base = request.product.split("-")[0]
+        notional = quantity * price
+        signed = 1 if request.side is OrderSide.BUY else -1
+        self.balances[base] = self.balance(base) + signed * quantity
+        self.balances[quote] = self.balance(quote) - signed * notional - fee
 
     def _book(self, request: OrderRequest, quantity: Decimal, at: datetime) -> None:
         # Move the paper position; keep the bracket consistent with it.
