@@ -67,13 +67,13 @@ def _store_writable(location, trading) -> Check:
     with psycopg.connect(host=location.host, port=location.port, user=location.user, password=location.password,
                          dbname=location.dbname, connect_timeout=5) as con:
         standby = con.execute("SELECT pg_is_in_recovery()").fetchone()[0]
-        can_create = con.execute("SELECT has_database_privilege(current_user, current_database(), 'CONNECT') "
-                                 "AND has_schema_privilege(current_user, current_schema(), 'USAGE')").fetchone()[0]
+        schema = location.schema or con.execute("SELECT current_schema()").fetchone()[0]
+        can_create = con.execute("SELECT has_schema_privilege(current_user, %s, 'USAGE')", (schema,)).fetchone()[0]
     if standby:
         return failed("store.write", "the server is a read-only standby", "point EVENTSTORE__URL at the primary")
     if not can_create:
         return failed("store.write", "the role lacks privileges on the schema", "GRANT USAGE (and INSERT) to the role")
-    return ok("store.write", "primary server, role may use the schema")
+    return ok("store.write", f"primary server, role {location.user} may use schema {schema}")
 
 
 def readmodel_check(settings: Any, head: int | None) -> Check:

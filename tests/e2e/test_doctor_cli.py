@@ -125,3 +125,22 @@ def _other_key() -> str:
     from tests.support.coinbase_standin import make_api_key
 
     return make_api_key()[1]
+
+
+@pytest.mark.postgres
+def test_doctor_checks_a_postgresql_store(tmp_path):
+    from tests.conftest import fresh_pg_url, require_postgres
+
+    require_postgres()
+    url = fresh_pg_url()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENTSTORE__", "SYSTEM__"))}
+    env.update({"EVENTSTORE__URL": url, "PYTHONPATH": str(ROOT), "EXCHANGE__BASE_URL": "127.0.0.1:9",
+                "EXCHANGE__MAX_ATTEMPTS": "1"})
+    subprocess.run(
+        [sys.executable, "-m", "api.cli", "halt", "--reason", "doctor test", "--severity", "P3"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60, check=True)
+    result = doctor(env, "--json", tmp_path=tmp_path)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["store"]["status"] == "ok" and checks["store.chain"]["status"] == "ok"
+    assert checks["store.write"]["status"] == "ok" and "primary server" in checks["store.write"]["figure"]
+    assert checks["coinbase"]["status"] == "fail" and result.returncode == 1  # nothing listens on port 9
