@@ -112,6 +112,7 @@ def risk_limits(settings):
         rapid_loss_pct=r.rapid_loss_pct,
         rapid_loss_window_minutes=r.rapid_loss_window_minutes,
         max_consecutive_losses=r.max_consecutive_losses,
+        max_drawdown_pct=r.max_drawdown_pct,
         allow_shorts=settings.trading.allow_shorts,
     )
 

@@ -183,6 +183,27 @@ class Decision(Aggregate):
     def fail(cls, decision_id: uuid.UUID, meta: EventMeta, **fields: Any) -> Decision:
         return cls._start(DecisionFailed.build(decision_id, 1, meta, **fields))
 
+    @classmethod
+    def of(cls, decision_id: uuid.UUID, meta: EventMeta, decided: StrategyDecision, product: str,
+           candle_start: Any, inputs: dict[str, Any]) -> Decision:
+        """The decision a strategy's answer records: ``DecisionFailed`` (and its HOLD) when it failed, else
+        ``DecisionMade`` with the action (the strategy's floats as exact Decimals via their repr)."""
+        if decided.failure_kind:
+            return cls.fail(
+                decision_id, meta, kind=FailureKind(decided.failure_kind),
+                detail=decided.failure_detail or decided.action.rationale, strategy=decided.strategy,
+                model=decided.model, prompt_hash=decided.prompt_hash, product=product, candle_start=candle_start,
+                latency_ms=decided.latency_ms,
+            )
+        a = decided.action
+        return cls.make(
+            decision_id, meta, inputs=inputs, action=a.action, size_pct=_exact(a.size_pct),
+            take_profit_pct=_exact(a.take_profit_pct), stop_loss_pct=_exact(a.stop_loss_pct), rationale=a.rationale,
+            prompt_tokens=decided.prompt_tokens, completion_tokens=decided.completion_tokens, cost=decided.cost,
+            cached=decided.cached, strategy=decided.strategy, model=decided.model, prompt_hash=decided.prompt_hash,
+            product=product, candle_start=candle_start, latency_ms=decided.latency_ms,
+        )
+
     def assess(
         self,
         meta: EventMeta,
@@ -208,3 +229,7 @@ class Decision(Aggregate):
             message=message,
             numbers=numbers or {},
         )
+
+
+def _exact(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(repr(value))

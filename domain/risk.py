@@ -14,7 +14,12 @@ this order; the first that refuses decides:
     to the headroom, or refuses when there is none), then ok.
 
 ``emergency_stop`` says when trading must halt (rapid loss, loss streak);
-the loop records ``TradingHalted`` with its reason. Halts: while halted,
+the loop records ``TradingHalted`` with its reason. ``drawdown_breach`` is the
+drawdown breaker: equity ``max_drawdown_pct`` or more below the run's peak
+(since the run began or an operator last lifted the breaker) halts trading at
+P0, flattens the position, and only an operator's resume lifts it. An entry
+whose size, on the product's size grid, is below the product's minimums is
+refused with rule ``min_order_size`` (the loop checks it once the size is known). Halts: while halted,
 entries are refused with ``halt_cooldown`` until ``halt_cooldown_minutes``
 have passed since ``halted_at``, then with ``halted`` until the loop records
 ``TradingResumed`` (``halt_lapsed`` tells it when an automatic halt may lapse;
@@ -25,13 +30,12 @@ a resume (``Portfolio.reset_loss_streak``), or the rule would re-halt at once.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
-from typing import Any
 
 from domain.decision import TradeAction, TradeActionKind
 from domain.events import FieldProblem
+from domain.risk_terms import RiskLimits, RiskState, RiskVerdict
 
 __all__ = [
     "RULES",
@@ -68,86 +72,9 @@ RULES = (
     "max_concurrent_positions",
     "max_leverage",
     "max_position_size",
+    "max_drawdown",
+    "min_order_size",
 )
-
-
-@dataclass(frozen=True)
-class RiskLimits:
-    """The limits risk enforces (field names match the ``[risk]`` settings)."""
-
-    max_position_size_pct: Decimal = Decimal(25)
-    max_daily_loss_pct: Decimal = Decimal(3)
-    max_concurrent_positions: int = 1
-    require_stop_loss: bool = True
-    max_leverage: Decimal = Decimal(1)
-    min_balance: Decimal = Decimal(100)
-    halt_cooldown_minutes: int = 60
-    rapid_loss_pct: Decimal = Decimal(5)
-    rapid_loss_window_minutes: int = 60
-    max_consecutive_losses: int = 5
-    allow_shorts: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("max_position_size_pct", "max_daily_loss_pct", "max_leverage", "min_balance", "rapid_loss_pct"):
-            value = getattr(self, name)
-            if isinstance(value, float) or not isinstance(value, (Decimal, int)) or isinstance(value, bool):
-                raise FieldProblem(name, value, "must be a Decimal (floats are refused)")
-            object.__setattr__(self, name, Decimal(value))
-
-
-@dataclass(frozen=True)
-class RiskState:
-    """What risk needs to know now, for the product the decision is about.
-
-    ``day_start_equity`` is the equity at 00:00 UTC of ``now``'s day (or the
-    first equity seen that day); ``recent_equity`` holds (time, equity) points
-    of the rapid-loss window; ``daily_loss_breached_on`` is the UTC day a
-    daily-loss breach was recorded. ``position_notional`` (|qty * mark| of this
-    product's position) feeds the size cap; ``leverage`` is the configured one.
-    """
-
-    now: datetime
-    equity: Decimal
-    cash: Decimal
-    day_start_equity: Decimal
-    open_positions: int = 0
-    position_quantity: Decimal = ZERO
-    exposure: Decimal = ZERO
-    consecutive_losses: int = 0
-    recent_equity: tuple[tuple[datetime, Decimal], ...] = ()
-    halted: bool = False
-    halted_at: datetime | None = None
-    daily_loss_breached_on: date | None = None
-    position_notional: Decimal = ZERO
-    leverage: Decimal = Decimal(1)
-
-    def __post_init__(self) -> None:
-        for name in ("now", "halted_at"):
-            value = getattr(self, name)
-            if value is not None and value.utcoffset() is None:
-                raise FieldProblem(name, value, "naive datetime (a UTC timezone is required)")
-
-
-@dataclass(frozen=True)
-class RiskVerdict:
-    """The outcome: approved or not, the deciding rule, sizes, and the figures compared."""
-
-    approved: bool
-    rule: str
-    requested_size_pct: Decimal
-    approved_size_pct: Decimal
-    message: str
-    numbers: dict[str, Decimal]
-
-    def event_fields(self) -> dict[str, Any]:
-        """The fields of a ``RiskAssessed`` event (``Decision.assess(meta, **fields)``).
-
-        What ``asdict`` gives (its deep copy of ``numbers`` keeps the same Decimals), without its recursion.
-        """
-        return {
-            "approved": self.approved, "rule": self.rule, "requested_size_pct": self.requested_size_pct,
-            "approved_size_pct": self.approved_size_pct, "message": self.message, "numbers": dict(self.numbers),
-        }
 
 
 # --- figures -------------------------------------------------------------------
@@ -183,14 +110,17 @@ def halt_lapsed(state: RiskState, limits: RiskLimits) -> bool:
     return state.now >= state.halted_at + timedelta(minutes=limits.halt_cooldown_minutes)
 
 
-def position_size(equity: Decimal, price: Decimal, size_pct: Decimal, leverage: Decimal = Decimal(1)) -> Decimal:
-    """Base quantity for ``size_pct`` of equity at ``price``, rounded down to 1e-8."""
+def position_size(equity: Decimal, price: Decimal, size_pct: Decimal, leverage: Decimal = Decimal(1),
+                  increment: Decimal = QUANTITY_STEP) -> Decimal:
+    """Base quantity for ``size_pct`` of equity at ``price``, rounded down to the product's size grid."""
     if price <= 0:
         raise FieldProblem("price", price, "must be > 0")
     if equity <= 0 or size_pct <= 0:
         return ZERO
     quantity = equity * Decimal(size_pct) / HUNDRED * Decimal(leverage) / price
-    return quantity.quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+    if increment == QUANTITY_STEP:
+        return quantity.quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+    return ((quantity / increment).to_integral_value(rounding=ROUND_DOWN) * increment).quantize(increment)
 
 
 # --- emergency stop --------------------------------------------------------------
@@ -226,6 +156,24 @@ def unhalted_emergency_stop(
             f"(limit {limits.max_consecutive_losses})"
         )
     return None
+
+
+def drawdown_breach(peak: Decimal | None, equity: Decimal, limits: RiskLimits) -> str | None:
+    """Why the drawdown breaker trips now (equity ``max_drawdown_pct`` or more below ``peak``), or None."""
+    limit = limits.max_drawdown_pct
+    if limit is None or peak is None or peak <= 0 or equity >= peak:
+        return None
+    drawdown = (peak - equity) / peak * HUNDRED
+    if drawdown < limit:
+        return None
+    return (f"max_drawdown: equity {equity} is {_show(drawdown)}% below the peak {peak} "
+            f"(limit {limit}%); flat and halted until an operator resumes")
+
+
+def min_order_refusal(verdict: RiskVerdict, kind: str, reason: str, limits_numbers: dict[str, Decimal]) -> RiskVerdict:
+    """The verdict that refuses an entry whose size is below the product's minimums (``reason`` names the rule)."""
+    return RiskVerdict(False, "min_order_size", verdict.requested_size_pct, ZERO,
+                       f"{kind} refused: {reason}", {**verdict.numbers, **limits_numbers})
 
 
 # --- the verdict -------------------------------------------------------------------

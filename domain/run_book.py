@@ -181,6 +181,7 @@ class RunBook:
     current: _Day | None = None
     peak_equity: Decimal | None = None
     max_drawdown_pct: Decimal = ZERO
+    breaker_peak: Decimal | None = None  # the peak the drawdown breaker measures from (reset when lifted)
     is_halted: bool = False
     halted_at: datetime | None = None
     daily_loss_breached_on: date | None = None
@@ -195,6 +196,8 @@ class RunBook:
         self.portfolio.deposit(amount)
         if self.peak_equity is None or self.peak_equity <= 0:
             self.peak_equity = self.equity()
+        if self.breaker_peak is None or self.breaker_peak <= 0:
+            self.breaker_peak = self.equity()
 
     def withdraw(self, at: datetime, amount: Decimal) -> None:
         self.roll(at)
@@ -249,6 +252,10 @@ class RunBook:
         self.roll(at)
         self.is_halted, self.halted_at = False, None
 
+    def rebase_breaker(self) -> None:
+        """An operator lifted the drawdown breaker: it measures from the equity now on."""
+        self.breaker_peak = self.equity()
+
     def refused_for_daily_loss(self, at: datetime) -> None:
         """Risk refused an entry with rule ``max_daily_loss``: the day counts as breached."""
         self.roll(at)
@@ -290,6 +297,8 @@ class RunBook:
                 day.breached = True
         if self.peak_equity is None or equity > self.peak_equity:
             self.peak_equity = equity
+        if self.breaker_peak is None or equity > self.breaker_peak:
+            self.breaker_peak = equity
         fall = _fall_pct(self.peak_equity, equity)
         if fall > self.max_drawdown_pct:
             self.max_drawdown_pct = fall
@@ -379,6 +388,7 @@ class RunBook:
                                            d.breached, d.halted],
             "peak": None if self.peak_equity is None else str(self.peak_equity),
             "mdd": str(self.max_drawdown_pct),
+            "breaker_peak": None if self.breaker_peak is None else str(self.breaker_peak),
             "halted": None if not self.is_halted else (self.halted_at.isoformat() if self.halted_at else ""),
             "breached_on": None if self.daily_loss_breached_on is None else self.daily_loss_breached_on.isoformat(),
         }
@@ -391,6 +401,7 @@ class RunBook:
             None if d[8] is None else Decimal(d[8]), Decimal(d[9]), d[10], d[11])
         self.peak_equity = None if s["peak"] is None else Decimal(s["peak"])
         self.max_drawdown_pct = Decimal(s["mdd"])
+        self.breaker_peak = None if s.get("breaker_peak") is None else Decimal(s["breaker_peak"])
         halted = s["halted"]
         self.is_halted = halted is not None
         self.halted_at = datetime.fromisoformat(halted) if halted else None

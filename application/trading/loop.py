@@ -17,27 +17,28 @@ from __future__ import annotations
 import uuid
 from collections import deque
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from application.ports import DecisionModel, ExchangeGateway, ExecutionReport, IdSource, OrderRequest, ReportKind
 from application.trading.terms import (  # noqa: F401  (re-exported: where callers have always found them)
-    IndicatorSource, LoopSettings, RunSummary, _clean, _dec,
+    IndicatorSource, LoopSettings, RunSummary, _clean,
 )
 from application.trading_app import TradingApplication
 from domain.account import Account
 from domain.control import TRADING_CONTROL_ID, Run, RunMode, Severity, TradingControl, run_control_id
-from domain.decision import DecisionContext, Decision, FailureKind, StrategyDecision, TradeAction, TradeActionKind
+from domain.decision import DecisionContext, Decision, StrategyDecision, TradeAction, TradeActionKind
 from domain.events import DomainEvent, EventMeta
 from domain.ids import DeterministicIds  # noqa: F401  (re-exported: callers build a run's ids here)
 from domain.market import Candle, CandleRecord, candle_id
 from domain.order import Order, OrderSide, OrderType
-from domain.risk import RiskState, assess, halt_lapsed, position_size, unhalted_emergency_stop
+from domain.product import check_minimums, protective_rounding
+from domain.risk import (RiskState, assess, drawdown_breach, halt_lapsed, min_order_refusal, position_size,
+                         unhalted_emergency_stop)
 from domain.run_book import RunBook
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
-CENT = Decimal("0.01")
 
 
 class TradingLoop:
@@ -179,23 +180,7 @@ class TradingLoop:
 
     def _record_decision(self, decision_id: uuid.UUID, decided: StrategyDecision, candle: Candle, at: datetime) -> Decision:
         meta = EventMeta(at, f"strategy:{decided.strategy}", decision_id, None, self.run_id)
-        if decided.failure_kind:
-            decision = Decision.fail(
-                decision_id, meta, kind=FailureKind(decided.failure_kind),
-                detail=decided.failure_detail or decided.action.rationale, strategy=decided.strategy,
-                model=decided.model, prompt_hash=decided.prompt_hash, product=candle.product,
-                candle_start=candle.start, latency_ms=decided.latency_ms,
-            )
-        else:
-            a = decided.action
-            decision = Decision.make(
-                decision_id, meta, inputs=_clean(decided.inputs), action=a.action, size_pct=_dec(a.size_pct),
-                take_profit_pct=_dec(a.take_profit_pct), stop_loss_pct=_dec(a.stop_loss_pct), rationale=a.rationale,
-                prompt_tokens=decided.prompt_tokens, completion_tokens=decided.completion_tokens, cost=decided.cost,
-                cached=decided.cached, strategy=decided.strategy, model=decided.model,
-                prompt_hash=decided.prompt_hash, product=candle.product, candle_start=candle.start,
-                latency_ms=decided.latency_ms,
-            )
+        decision = Decision.of(decision_id, meta, decided, candle.product, candle.start, _clean(decided.inputs))
         self._take(decision)
         self.summary.decisions += 1
         return decision
@@ -217,6 +202,12 @@ class TradingLoop:
             position_notional=abs(position.quantity * candle.close), leverage=s.leverage,
         )
         verdict = assess(action, state, s.limits)
+        quantity = ZERO
+        if verdict.approved and verdict.approved_size_pct > 0 and action.action is not TradeActionKind.CLOSE:
+            quantity = position_size(equity, candle.close, verdict.approved_size_pct, s.leverage, s.base_increment)
+            below = check_minimums(quantity, candle.close, s.spec) if s.spec is not None else None
+            if below is not None:  # on the product's size grid the entry is too small: a refusal, not an error
+                verdict = min_order_refusal(verdict, action.action.value, below, {"quantity": quantity})
         meta = self._meta(at, actor="risk", correlation=decision.id)
         decision.assess(meta, **verdict.event_fields())
         (assessed,) = self._take(decision)
@@ -232,13 +223,16 @@ class TradingLoop:
             self.exchange.disarm(s.product)
             self._place(decision.id, side, quantity, candle.close, at, assessed.event_id)
             return
-        quantity = position_size(equity, candle.close, verdict.approved_size_pct, s.leverage)
         if quantity <= 0:
             return
         long = action.action is TradeActionKind.LONG
-        stop = _price_off(candle.close, action.stop_loss_pct, down=long)
-        target = _price_off(candle.close, action.take_profit_pct if action.take_profit_pct is not None
-                            else (float(s.default_take_profit_pct) if s.default_take_profit_pct is not None else None), down=not long)
+        take_profit = action.take_profit_pct if action.take_profit_pct is not None else (
+            float(s.default_take_profit_pct) if s.default_take_profit_pct is not None else None)
+        # Protective prices on the product's price grid, rounded toward the entry (never worse for the account).
+        stop = _price_off(candle.close, action.stop_loss_pct, down=long, increment=s.quote_increment,
+                          rounding=protective_rounding(long, "stop_loss"))
+        target = _price_off(candle.close, take_profit, down=not long, increment=s.quote_increment,
+                            rounding=protective_rounding(long, "take_profit"))
         self._place(decision.id, OrderSide.BUY if long else OrderSide.SELL, quantity, candle.close, at,
                     assessed.event_id, stop, target)
 
@@ -320,6 +314,9 @@ class TradingLoop:
     def refresh_control(self, control: TradingControl | None) -> None:
         """The trading-control state as just read from the log (an operator may have halted or resumed)."""
         if self.mode is not RunMode.BACKTEST and control is not None:
+            if self._control is not None and self._control.halted and not control.halted:
+                self.book.rebase_breaker()  # an operator lifted the halt: the breaker measures from here on
+                self.book.is_halted = False
             self._control = control
 
     def apply_reports(self, reports: list[ExecutionReport]) -> int:
@@ -351,8 +348,9 @@ class TradingLoop:
                 consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self.book.recent_equity),
                 halted=True, halted_at=control.halted_at,
             )
-            # Halts the loop itself made lapse after the cooldown; an operator's wait for an operator.
-            if control.halted_by_risk and halt_lapsed(state, limits):
+            # Halts the loop itself made lapse after the cooldown; an operator's, and the drawdown breaker's
+            # (P0), wait for an operator.
+            if control.halted_by_risk and control.severity is not Severity.P0 and halt_lapsed(state, limits):
                 control.resume("cooldown elapsed after an automatic halt", self._meta(at, actor="risk"))
                 self._take(control)
                 self.book.resumed(at)
@@ -361,22 +359,42 @@ class TradingLoop:
         # emergency_stop of the unhalted book, without a RiskState per candle (``at`` is the close of
         # a candle whose CandleClosed was just validated, so it is UTC-aware as RiskState requires).
         reason = unhalted_emergency_stop(at, equity, self.book.recent_equity, self.portfolio.consecutive_losses, limits)
+        severity = Severity.P1
+        if reason is None:
+            reason, severity = drawdown_breach(self.book.breaker_peak, equity, limits), Severity.P0
         if reason is None:
             return
         meta = self._meta(at, actor="risk")
         if control is None:
             control = self._control = TradingControl.start(meta, self._control_id)
-        control.halt(reason, Severity.P1, meta)
-        self._take(control)
+        control.halt(reason, severity, meta)
+        halt = self._take(control)[-1]
         self.book.halted(at)
         self.summary.halts += 1
         for report in self.exchange.cancel_all(at):
             self._apply_report(report, None)
+        if severity is Severity.P0:  # the drawdown breaker: flat until an operator resumes
+            if self.summary.drawdown_halted_at is None:
+                self.summary.drawdown_halted_at, self.summary.drawdown_halt_reason = at, reason
+            self._flatten(at, halt.event_id)
+
+    def _flatten(self, at: datetime, causation: uuid.UUID | None) -> None:
+        """Close the run's position at the market (the exit of the drawdown breaker)."""
+        product = self.settings.product
+        position = self.portfolio.position(product)
+        mark = self.book.marks.get(product)
+        if position.quantity == 0 or mark is None:
+            return
+        self.exchange.disarm(product)
+        side = OrderSide.SELL if position.quantity > 0 else OrderSide.BUY
+        self._place(None, side, abs(position.quantity), mark, at, causation)
 
 
-def _price_off(price: Decimal, pct: float | None, *, down: bool) -> Decimal | None:
+def _price_off(price: Decimal, pct: float | None, *, down: bool, increment: Decimal, rounding: str) -> Decimal | None:
+    """``price`` moved ``pct`` percent down (or up), on the grid of ``increment``, rounded ``rounding``."""
     if pct is None or pct <= 0:
         return None
     factor = Decimal(repr(pct)) / HUNDRED
     moved = price * (1 - factor) if down else price * (1 + factor)
-    return moved.quantize(CENT, rounding=ROUND_HALF_UP)
+    rounded = ((moved / increment).to_integral_value(rounding=rounding) * increment).quantize(increment)
+    return rounded if rounded > 0 else None

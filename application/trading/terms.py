@@ -4,17 +4,21 @@ it reports (``RunSummary``), and the conversions at the edge between a strategy'
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
 from domain.market import Candle
+from domain.product import ProductSpec
 from domain.risk import RiskLimits
 
 __all__ = ["IndicatorSource", "LoopSettings", "RunSummary"]
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
+CENT = Decimal("0.01")
+SATOSHI = Decimal("0.00000001")
 
 
 class IndicatorSource(Protocol):
@@ -36,6 +40,18 @@ class LoopSettings:
     candles_in_context: int = 24
     flush_every: int = 1
     quote_currency: str = "USD"
+    spec: ProductSpec | None = None
+    """The product's price and size grid and minimums (domain/product.py); None: cents and 1e-8 units."""
+
+    @property
+    def quote_increment(self) -> Decimal:
+        """The product's price grid (cents without a spec)."""
+        return self.spec.quote_increment if self.spec is not None else CENT
+
+    @property
+    def base_increment(self) -> Decimal:
+        """The product's size grid (1e-8 without a spec)."""
+        return self.spec.base_increment if self.spec is not None else SATOSHI
 
 
 @dataclass
@@ -56,14 +72,12 @@ class RunSummary:
     final_equity: Decimal = ZERO
     max_drawdown_pct: Decimal = ZERO
     events: int = 0
+    drawdown_halted_at: datetime | None = None
+    drawdown_halt_reason: str | None = None
 
     @property
     def win_rate_pct(self) -> Decimal:
         return (Decimal(self.wins) / Decimal(self.trades) * HUNDRED) if self.trades else ZERO
-
-
-def _dec(value: float | None) -> Decimal | None:
-    return None if value is None else Decimal(repr(value))
 
 
 def _clean(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -74,3 +88,4 @@ def _clean(inputs: dict[str, Any]) -> dict[str, Any]:
         if isinstance(v, float) and not isfinite(v):
             return {k: (None if isinstance(v, float) and not isfinite(v) else v) for k, v in inputs.items()}
     return inputs
+

@@ -80,6 +80,7 @@ class RiskSection(Section):
     rapid_loss_pct: Decimal = _percent("5", "equity loss within the rapid-loss window that halts trading")
     rapid_loss_window_minutes: int = Field(60, ge=1, le=1440, description="window of the rapid-loss check")
     max_consecutive_losses: int = Field(5, ge=1, le=1000, description="losing trades in a row that halt trading")
+    max_drawdown_pct: Decimal = _percent("20", "fall of equity from the run's peak, %, that flattens and halts trading (P0) until an operator resumes")
     default_stop_loss_pct: Decimal = _percent("2", "stop loss used when a decision gives none", le=50)
     default_take_profit_pct: Decimal = _percent("4", "take profit used when a decision gives none", le=1000)
 
@@ -266,6 +267,28 @@ class BackupSection(Section):
     keep_monthly: int = Field(12, ge=0, le=1200, description="monthly backups kept")
     format: Literal["parquet", "jsonl"] = Field("parquet", description="file format of exported events")
 
+    @field_validator("dest")
+    @classmethod
+    def _known_destination(cls, value: str) -> str:
+        if value.startswith("s3://"):
+            if not value[len("s3://"):].split("/", 1)[0]:
+                raise ValueError("an S3 destination needs a bucket: s3://BUCKET[/prefix]")
+            return value
+        if "://" in value:
+            raise ValueError(f"unknown scheme {value.split('://', 1)[0]!r}: use a directory or s3://bucket/prefix")
+        return value
+
+
+class AuditSection(Section):
+    """Tamper evidence kept outside the store: signed anchors of the chain head."""
+
+    anchor_key: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key that signs anchors (never stored in the log or printed); unset: no anchors"
+    )
+    anchor_retention_days: int = Field(
+        365, ge=1, le=36500, description="Object Lock retention of anchors written to S3, when the bucket has no default rule"
+    )
+
 
 from infrastructure.settings.operations import (  # noqa: E402, F401 - re-exported
     AlertingSection,
@@ -287,6 +310,7 @@ SECTIONS: dict[str, type[Section]] = {
     "eventstore": EventStoreSection,
     "readmodel": ReadModelSection,
     "backup": BackupSection,
+    "audit": AuditSection,
 }
 
 
