@@ -59,11 +59,16 @@ def create(
     dest: DestOption = None,
     since_last: Annotated[bool, typer.Option("--since-last", help="Only the events after the newest backup (its child)")] = False,
     events_format: Annotated[Optional[str], typer.Option("--format", help="parquet or jsonl (default backup.format)")] = None,
+    accept_rewind: Annotated[Optional[str], typer.Option(
+        "--accept-rewind", help="Back up a log shorter than / different from the newest backup; the REASON is recorded in the manifest")] = None,
     store: StoreOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Snapshot the log while the bot keeps writing: events file + manifest (ids, count, chain head, sha256s)."""
+    """Snapshot the log while the bot keeps writing: events file + manifest (ids, count, chain head, sha256s).
+
+    With audit.anchor_key set, a signed anchor of the backup's chain head is written beside it (anchor.json).
+    """
     from api.bootstrap import code_version
     from infrastructure.backup.archive import ArchiveProblem
     from infrastructure.backup.operations import KINDS, BackupRefused, create_backup
@@ -73,6 +78,10 @@ def create(
 
     if kind not in KINDS:
         fail(f"--kind {kind!r} is not one of {', '.join(KINDS)}")
+    if accept_rewind is not None and not accept_rewind.strip():
+        fail("--accept-rewind needs a REASON (it is recorded in the manifest)")
+    if accept_rewind is not None and since_last:
+        fail("--accept-rewind goes with a full backup, not --since-last (an incremental must extend its parent)")
     settings = load_cli_settings(config)
     fmt = events_format or settings.backup.format
     if fmt not in ("parquet", "jsonl"):
@@ -84,23 +93,45 @@ def create(
             created = create_backup(
                 trading, archives, kind=kind, now=_now(), events_format=fmt, since_last=since_last,
                 source=parse_store_url(url).redacted(), code_version=code_version(), settings=effective_config(settings),
+                accept_rewind=accept_rewind,
             )
         except BackupRefused as exc:
             fail(str(exc), 1)
         except (StorageError, ArchiveProblem, OSError) as exc:
             fail(f"backup failed, nothing was published: {exc}")
     m = created.manifest
+    anchored = _anchor_backup(created, settings)
     if as_json:
         print(json.dumps({"name": created.name, "where": created.where, "kind": m.kind, "parent": m.parent,
                           "events": m.event_count, "first_id": m.first_id, "last_id": m.last_id,
-                          "chain_head": m.chain_head, "note": created.note}))
+                          "chain_head": m.chain_head, "note": created.note, "anchor": anchored}))
         return
     if created.note:
-        console.print(f"[yellow]note:[/yellow] {created.note}")
+        console.print(f"[yellow]note:[/yellow] {created.note}", markup=True)
+    if anchored:
+        console.print(f"signed anchor of notification {m.reach} written to {anchored}")
     span = f"ids {m.first_id}..{m.last_id}" if m.event_count else "no new events"
     parent = f", incremental on {m.parent}" if m.parent else ""
     console.print(f"backup {created.name} written to {created.where}: {m.event_count} events ({span}){parent}; "
                   f"chain head {m.chain_head}; {_size(m.files[0].bytes)}")
+
+
+def _anchor_backup(created, settings) -> str | None:
+    """Write a signed anchor of the backup's head beside it when audit.anchor_key is set (its location)."""
+    from infrastructure.backup.anchors import write_anchor
+    from infrastructure.backup.storage import StorageError
+    from infrastructure.eventstore.anchor import sign_anchor
+
+    key = settings.audit.anchor_key
+    if key is None:
+        return None
+    m = created.manifest
+    now = _now()
+    anchor = sign_anchor(m.reach, m.chain_head, now, m.source or "", key.get_secret_value().encode())
+    try:
+        return write_anchor(anchor, f"{created.where}/anchor.json", now, settings.audit.anchor_retention_days).where
+    except StorageError as exc:
+        fail(f"backup {created.name} was written, but its anchor was not: {exc}; run `tradecore audit anchor`", 1)
 
 
 @backup_app.command("list")

@@ -143,20 +143,111 @@ def audit_verify(
     export: Annotated[
         Optional[Path], typer.Option("--export", help="Check an export file (and FILE.manifest.json) on its own, not the store")
     ] = None,
+    anchor: Annotated[
+        Optional[str],
+        typer.Option("--anchor", help="Also check signed anchors: a FILE, a directory (e.g. the backup destination) or s3://bucket/prefix"),
+    ] = None,
 ) -> None:
-    """Recompute the hash chain; exit 1 naming the first bad notification id (or what is wrong with --export FILE)."""
+    """Recompute the hash chain; exit 1 naming the first bad notification id, or an anchor the log no longer reaches or contradicts."""
     if export is not None:
         _verify_export(export, as_json)
         return
+    key = _anchor_key(config, "--anchor") if anchor is not None else None
     with opened_store(resolve_store_url(store, config), read_only=True) as trading:
         report = verify_chain(trading.recorder)
+        anchors = _check_anchors(anchor, key, report.last_id, trading.recorder.link_at) if anchor is not None else None
+    ok = report.ok and not (anchors and anchors["problems"])
     if as_json:
-        print(json.dumps(report.__dict__))
-    elif report.ok:
+        print(json.dumps({**report.__dict__, **({"anchors": anchors} if anchors is not None else {}), "ok": ok}))
+        raise typer.Exit(0 if ok else 1)
+    if report.ok:
         console.print(f"log intact: {report.checked} events, last id {report.last_id}, chain head {report.head}")
     else:
         console.print(f"[red]log NOT intact[/red]: first bad notification id {report.bad_notification_id}: {report.problem}")
-    raise typer.Exit(0 if report.ok else 1)
+    if anchors is not None:
+        for problem in anchors["problems"]:
+            console.print(f"[red]anchor NOT matched[/red]: {problem}", highlight=False)
+        if not anchors["problems"]:
+            console.print(f"extends all {anchors['checked']} anchor(s) in {anchor} (newest at notification {anchors['newest']})")
+    raise typer.Exit(0 if ok else 1)
+
+
+def _anchor_key(config: Path | None, option: str) -> bytes:
+    from api.cli.common import load_cli_settings
+
+    key = load_cli_settings(config).audit.anchor_key
+    if key is None:
+        fail(f"{option} needs the anchor key: set AUDIT__ANCHOR_KEY (audit.anchor_key), the key anchors are signed with")
+    return key.get_secret_value().encode()
+
+
+def _check_anchors(source: str, key: bytes, last_id: int, link_at) -> dict:
+    """Every anchor at SOURCE checked against the log: signature, then reach and link."""
+    from infrastructure.backup.anchors import read_anchors
+    from infrastructure.backup.storage import StorageError
+    from infrastructure.eventstore.anchor import AnchorProblem, check_anchor, read_anchor
+
+    try:
+        found = read_anchors(source)
+    except StorageError as exc:
+        fail(str(exc))
+    problems, newest = [], 0
+    for where, data in found:
+        try:
+            anchor = read_anchor(data, where, key)
+        except AnchorProblem as exc:
+            problems.append(str(exc))
+            continue
+        newest = max(newest, anchor.notification_id)
+        problem = check_anchor(anchor, where, last_id, link_at)
+        if problem:
+            problems.append(problem)
+    return {"source": source, "checked": len(found), "newest": newest, "problems": problems}
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the anchor to this FILE (or into this directory)")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Write the anchor under s3://bucket/prefix (Object Lock retention when the bucket has it)")] = None,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Verify the chain, then write a signed checkpoint of its head (notification id, head, time) outside the store."""
+    from infrastructure.backup.anchors import write_anchor
+    from infrastructure.backup.storage import StorageError
+    from infrastructure.clock import SystemClock
+    from infrastructure.eventstore.anchor import sign_anchor
+    from infrastructure.eventstore.store import parse_store_url
+
+    if (output is None) == (to is None):
+        fail("give one of --output FILE or --to s3://bucket/prefix")
+    if to is not None and not to.startswith("s3://"):
+        fail(f"--to {to!r} is not s3://bucket/prefix (use --output for a file)")
+    key = _anchor_key(config, "audit anchor")
+    url = resolve_store_url(store, config)
+    with opened_store(url, read_only=True) as trading:
+        report = verify_chain(trading.recorder)
+    if not report.ok:
+        fail(f"refused: the log is NOT intact (first bad notification id {report.bad_notification_id}: {report.problem}); "
+             "an anchor would vouch for it", 1)
+    from api.cli.common import load_cli_settings
+
+    now = SystemClock().now()
+    anchor = sign_anchor(report.last_id, report.head, now, parse_store_url(url).redacted(), key)
+    try:
+        written = write_anchor(anchor, str(output) if output is not None else to, now,
+                               load_cli_settings(config).audit.anchor_retention_days)
+    except StorageError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps({"where": written.where, "notification_id": anchor.notification_id, "chain_head": anchor.chain_head,
+                          "created_at": anchor.created_at, "key_id": anchor.key_id, "retain_until": written.retain_until,
+                          "lock_mode": written.lock_mode}))
+        return
+    lock = f"; Object Lock {written.lock_mode} until {written.retain_until}" if written.retain_until else ""
+    console.print(f"anchor written to {written.where}: notification {anchor.notification_id}, chain head {anchor.chain_head}{lock}",
+                  highlight=False)
 
 
 def _verify_export(path: Path, as_json: bool) -> None:

@@ -57,6 +57,31 @@ def latest_archive(archives: Archives) -> tuple[str, Manifest] | None:
     return max(complete, key=lambda item: (item[1].reach, item[1].created_at))
 
 
+def newest_archive(archives: Archives) -> tuple[str, Manifest] | None:
+    """The complete archive written last (by its manifest's time)."""
+    complete = [(a.name, a.manifest) for a in list_archives(archives) if a.manifest is not None]
+    if not complete:
+        return None
+    return max(complete, key=lambda item: (item[1].created_at, item[0]))
+
+
+def rewind_problem(snapshot: LogSnapshot, upto: int, newest: tuple[str, Manifest] | None) -> tuple[str, dict] | None:
+    """(why, what) when the log no longer extends the newest backup: shorter than it, or different at its head."""
+    if newest is None:
+        return None
+    name, manifest = newest
+    reach = manifest.reach
+    if reach > upto:
+        why = (f"the log ends at notification {upto} but the newest backup {name} reaches {reach}: "
+               "the log was cut or rolled back since")
+    elif reach and snapshot.link_at(reach) != bytes.fromhex(manifest.chain_head):
+        why = (f"the log differs from the newest backup {name} at notification {reach} (its chain link differs): "
+               "the history was rewritten since")
+    else:
+        return None
+    return why, {"previous_backup": name, "previous_reach": reach, "previous_head": manifest.chain_head, "log_ends_at": upto}
+
+
 @dataclass
 class Created:
     """A finished backup: its name, where it is, and its manifest."""
@@ -70,12 +95,17 @@ class Created:
 def create_backup(
     store: Any, archives: Archives, *, kind: str, now: datetime, events_format: str = "parquet", since_last: bool = False,
     source: str | None = None, code_version: str | None = None, settings: dict | None = None,
+    accept_rewind: str | None = None,
 ) -> Created:
     """Snapshot the log (up to the last id committed now) into a new archive.
 
     With ``since_last`` only the events after the newest archive are stored,
     and that archive becomes the parent; when there is none a full backup is
     taken (and ``note`` says so).
+
+    A log shorter than the newest backup, or different from it at that backup's
+    head, is refused (BackupRefused) unless ``accept_rewind`` gives the reason,
+    which the manifest then records (``extra.accepted_rewind``).
     """
     if kind not in KINDS:
         raise BackupRefused(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -83,6 +113,14 @@ def create_backup(
     upto = snapshot.max_id()
     parent: tuple[str, Manifest] | None = None
     note = None
+    extra: dict = {}
+    if not since_last and (rewound := rewind_problem(snapshot, upto, newest_archive(archives))) is not None:
+        why, what = rewound
+        if not (accept_rewind or "").strip():
+            raise BackupRefused(f"{why}; run `tradecore audit verify`, and if this is intended (a restore to an "
+                                "earlier point) pass --accept-rewind REASON, which the new manifest records")
+        extra["accepted_rewind"] = {"reason": accept_rewind.strip(), "problem": why, **what}
+        note = f"accepted a rewind ({accept_rewind.strip()}): {why}"
     if since_last:
         parent = latest_archive(archives)
         if parent is None:
@@ -129,7 +167,7 @@ def create_backup(
             chain_start=chain_start.hex(), chain_head=(writer.last_link or chain_start).hex(), files=[entry],
             kind=kind, parent=parent[0] if parent else None, parent_last_id=after if parent else None,
             source=source, code_version=code_version, settings=settings,
-            selection={"after_id": after, "upto_id": upto},
+            selection={"after_id": after, "upto_id": upto}, extra=extra,
         )
         write_manifest(staging / MANIFEST, manifest)
         archives.publish(staging, name)

@@ -222,6 +222,13 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             cursor.execute(sql, params)
             return cursor.fetchall()
 
+    def link_at(self, notification_id: int) -> bytes | None:
+        """The stored chain link of a notification (None when there is none)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT link FROM {self.chain_table_name} WHERE notification_id = ?", (notification_id,))
+            row = c.fetchone()
+        return bytes(row[0]) if row else None
+
     def chain_head(self) -> tuple[int, bytes]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT notification_id, link FROM {self.chain_table_name} ORDER BY notification_id DESC LIMIT 1")
@@ -329,6 +336,18 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(sql, params)
             return curs.fetchall()
+
+    def link_at(self, notification_id: int) -> bytes | None:
+        """The stored chain link of a notification (None when there is none)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT link FROM {}.{} WHERE notification_id = %s").format(
+                    Identifier(self.datastore.schema), Identifier(self.chain_table_name)
+                ),
+                (notification_id,),
+            )
+            row = curs.fetchone()
+        return bytes(row["link"]) if row else None
 
     def chain_head(self) -> tuple[int, bytes]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

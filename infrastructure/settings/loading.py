@@ -30,6 +30,7 @@ from infrastructure.settings.sections import (
     SECRET_FIELD_NAMES,
     PLAIN_FIELD_NAMES,
     AlertingSection,
+    AuditSection,
     BackupSection,
     DataSection,
     EventStoreSection,
@@ -120,6 +121,7 @@ class Settings(BaseSettings):
     eventstore: EventStoreSection = EventStoreSection()
     readmodel: ReadModelSection = ReadModelSection()
     backup: BackupSection = BackupSection()
+    audit: AuditSection = AuditSection()
     products: ProductTables = {}
 
     @model_validator(mode="after")
