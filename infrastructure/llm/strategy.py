@@ -34,6 +34,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from domain.decision import DecisionContext, StrategyDecision
 from domain.decision import FailureKind, TradeAction, TradeActionKind
+from infrastructure.monitoring.calls import CALLS
 from infrastructure.llm.pricing import DEFAULT_PRICES, PerMillionTokens, decision_cost
 
 __all__ = ["LLMStrategy", "DEFAULT_PROMPT_TEMPLATE", "render_prompt", "llm_strategy_from_settings"]
@@ -166,8 +167,14 @@ class LLMStrategy:
         exc = state.outcome.exception() if state.outcome else None
         hinted = _retry_after(exc)
         if hinted is not None:
-            return min(hinted, self.backoff_max)
-        return min(self.backoff_initial * 2 ** (state.attempt_number - 1), self.backoff_max)
+            wait = min(hinted, self.backoff_max)
+        else:
+            wait = min(self.backoff_initial * 2 ** (state.attempt_number - 1), self.backoff_max)
+        # metrics hook (infrastructure/monitoring/calls.py): retries and rate-limit waits per model;
+        # tenacity asks for the wait after the last attempt too, when no retry follows
+        if state.attempt_number <= self.max_retries:
+            CALLS.llm_retry(self.model, wait, rate_limited=isinstance(exc, openai.RateLimitError))
+        return wait
 
     def _spend(self, usage: dict) -> dict:
         # No usage block (or no count in it): the tokens are unknown, and so is the cost.

@@ -58,6 +58,11 @@ class CallMetrics:
             ["model", "kind", "mode"], registry=r)
         self.llm_tokens = Counter(
             "trading_bot_llm_tokens", "tokens spent by model and direction", ["model", "direction", "mode"], registry=r)
+        self.llm_retries = Counter(
+            "trading_bot_llm_retries", "LLM request attempts after the first", ["model", "mode"], registry=r)
+        self.llm_rate_limit_wait = Counter(
+            "trading_bot_llm_rate_limit_wait_seconds", "seconds waited because the LLM answered 429",
+            ["model", "mode"], registry=r)
 
     def set_mode(self, mode: str) -> None:
         """The run's mode, as a label of every figure recorded from now on."""
@@ -112,6 +117,16 @@ class CallMetrics:
             fields["error_kind"] = failure_kind
             log.warning("call failed: llm %s after %.0f ms: %s: %s", model, seconds * 1000, failure_kind,
                         detail[:300], extra={"fields": fields})
+
+
+    def llm_retry(self, model: str, wait: float, *, rate_limited: bool) -> None:
+        """The LLM strategy is about to retry after ``wait`` seconds (a 429 when ``rate_limited``)."""
+        mode = self.mode
+        self.llm_retries.labels(model, mode).inc()
+        if rate_limited:
+            self.llm_rate_limit_wait.labels(model, mode).inc(wait)
+        log.info("llm %s: retrying in %.2fs%s", model, wait, " (rate limited)" if rate_limited else "",
+                 extra={"fields": {"service": "llm", "endpoint": model, "retry_wait_s": wait, "mode": mode}})
 
 
 def _short(error: BaseException, limit: int = 300) -> str:

@@ -76,6 +76,8 @@ def test_llm_decisions_are_timed_per_model_with_failures_by_kind_and_cached_answ
     ok_before = value("trading_bot_llm_request_duration_seconds_count", outcome="ok", **labels)
     limited_before = value("trading_bot_llm_errors_total", kind="rate_limit", **labels)
     tokens_before = value("trading_bot_llm_tokens_total", direction="prompt", **labels)
+    retries_before = value("trading_bot_llm_retries_total", **labels)
+    waited_before = value("trading_bot_llm_rate_limit_wait_seconds_total", **labels)
     llm.script = [reply(GOOD)]
     model.decide(context())
     model.decide(context())  # the same prompt: served from the cache, not a call
@@ -85,6 +87,9 @@ def test_llm_decisions_are_timed_per_model_with_failures_by_kind_and_cached_answ
     assert value("trading_bot_llm_request_duration_seconds_count", outcome="ok", **labels) == ok_before + 1
     assert value("trading_bot_llm_errors_total", kind="rate_limit", **labels) == limited_before + 1
     assert value("trading_bot_llm_tokens_total", direction="prompt", **labels) == tokens_before + 1200
+    # the strategy retried the 429 (max_retries=2): two retries, each a rate-limit wait
+    assert value("trading_bot_llm_retries_total", **labels) == retries_before + 2
+    assert value("trading_bot_llm_rate_limit_wait_seconds_total", **labels) > waited_before
     assert model.name == "llm"
 
 
