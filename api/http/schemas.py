@@ -76,6 +76,8 @@ class RiskMetrics(BaseModel):
     risk_level: str | None
     refusals_today: dict[str, int]
     limits: dict[str, Any]
+    max_drawdown_limit_pct: Money | None = Field(None, description="risk.max_drawdown_pct: the drawdown breaker's limit")
+    drawdown_breaker: dict[str, str] | None = Field(None, description="when and why the drawdown breaker halted the run")
 
 
 class PnlDay(BaseModel):

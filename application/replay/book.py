@@ -321,6 +321,7 @@ class ReplayBook:
             "day_start_equity": _s(_q(self.day_start_equity)),
             "day_pnl": _s(_q(equity - self.day_start_equity) if self.day_start_equity is not None else None),
             "max_drawdown_pct": _s(self.books.max_drawdown_pct.quantize(_PCT)),
+            "breaker_drawdown_pct": _s(_breaker_drawdown(self.books).quantize(_PCT)),
             "daily_loss_used_pct": _s(loss.quantize(_PCT)),
             "daily_loss_limit_pct": _s(self.limits.max_daily_loss_pct),
             "halted": halted,
@@ -357,6 +358,12 @@ class ReplayBook:
 def day_figures_json(figures: DayFigures) -> dict[str, Any]:
     """The named day figures for people and tools: money to the cent, percentages to 0.0001."""
     return {"day": figures.day.isoformat(), **figures.shown(), "risk_level": figures.risk_level}
+
+
+def _breaker_drawdown(books: RunBook) -> Decimal:
+    """The fall the drawdown breaker measures now: from the peak since the run began or was last resumed."""
+    peak, equity = books.breaker_peak, books.equity()
+    return (peak - equity) / peak * 100 if peak is not None and peak > 0 and equity < peak else ZERO
 
 
 def name_of(event: DomainEvent) -> str:

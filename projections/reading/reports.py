@@ -160,6 +160,8 @@ def daily_report(con: duckdb.DuckDBPyConnection, day: date | None = None, run_id
             "exposure": _q(exposure),
             "max_drawdown_pct": _q(p["max_drawdown_pct"]),
             "open_positions": int(risk.get("open_positions") or 0),
+            "drawdown_breaker_tripped": any(h["action"] == "halt" and h["reason"].startswith("max_drawdown:")
+                                            for h in halts),
             "risk_score": int(p["risk_score"]),
             "risk_level": p["risk_level"],
             "risk_score_basis": "0.5 x daily-loss limit used (worst loss / limit) + 0.3 x the day's max drawdown (10% = full) + 0.2 x exposure/equity; a breach or halt is at least HIGH (domain/run_book.py risk_score)",

@@ -6,6 +6,7 @@ Candles are made here in shapes the bundled data lacks: a steady fall, a sub-cen
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,14 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
+from fastapi.testclient import TestClient
+
 from api.bootstrap import loop_settings, open_store, paper_exchange
+from api.http import create_app
+from api.http.readmodel import ReadModelAccess
+from application.replay.timeline import load_day, state_at
+from projections.engine import runner
+from projections.reading.reports import daily_report
 from application.trading.backtest import run_backtest
 from domain.decision import StrategyDecision, TradeAction, TradeActionKind
 from domain.product import ProductSpec
@@ -86,6 +94,19 @@ def test_the_breaker_trips_once_at_its_limit_and_the_run_stays_flat_and_halted(t
         assert refusals and all(not r.approved and r.rule in ("halted", "halt_cooldown") for r in refusals)
         # equity stayed where the breaker left it (flat: no more P&L)
         assert summary.final_equity >= summary.initial_equity * Decimal("0.97")
+        # the surfaces say so: the daily report of that day, /risk/metrics, the replay's state
+        con = runner.open_readmodel(tmp_path / "rm.duckdb")
+        runner.catch_up(store, con, runner.ALL_PROJECTIONS, 5000)
+        day = breaker[0].occurred_at.date()
+        assert daily_report(con, day, str(uuid.UUID(int=99)))["risk_analysis"]["drawdown_breaker_tripped"] is True
+        tokens = json.dumps([{"name": "v", "token": "t-viewer", "role": "viewer"}])
+        app = create_app(store, ReadModelAccess(con), load_settings(env={"SYSTEM__API_TOKENS": tokens,
+                                                                         "RISK__MAX_DRAWDOWN_PCT": "2"}))
+        risk = TestClient(app).get("/risk/metrics", headers={"Authorization": "Bearer t-viewer"}).json()
+        assert risk["drawdown_breaker"]["reason"].startswith("max_drawdown:") and risk["max_drawdown_limit_pct"] == "2"
+        state = state_at(load_day(store, day, run_id=uuid.UUID(int=99)), breaker[0].occurred_at)
+        assert state["halted"] is True and state["halt_reason"].startswith("max_drawdown:")
+        con.close()
     finally:
         store.close()
 

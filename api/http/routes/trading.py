@@ -60,14 +60,15 @@ def risk_view(node, run_id) -> dict:
         "max_daily_loss_pct": settings.risk.max_daily_loss_pct, "max_position_size_pct": settings.risk.max_position_size_pct,
         "max_concurrent_positions": settings.risk.max_concurrent_positions, "max_leverage": settings.risk.max_leverage,
         "min_balance": settings.risk.min_balance, "rapid_loss_pct": settings.risk.rapid_loss_pct,
-        "max_consecutive_losses": settings.risk.max_consecutive_losses,
+        "max_consecutive_losses": settings.risk.max_consecutive_losses, "max_drawdown_pct": settings.risk.max_drawdown_pct,
     }
     view = {"run": run, "as_of_position": access.position, "day": None, "equity": None, "day_start_equity": None,
             "end_equity": None, "day_pnl": None, "realized_pnl": None, "fees": None,
             "daily_loss_pct": None, "worst_daily_loss_pct": None, "max_daily_loss_pct": settings.risk.max_daily_loss_pct,
             "pct_of_limit_used": None, "daily_loss_breached": False, "exposure": None, "exposure_pct": None,
             "open_positions": 0, "drawdown_pct": None, "max_drawdown_pct": None, "run_max_drawdown_pct": None,
-            "peak_equity": None, "risk_score": None, "risk_level": None, "refusals_today": {}, "limits": limits}
+            "peak_equity": None, "risk_score": None, "risk_level": None, "refusals_today": {}, "limits": limits,
+            "max_drawdown_limit_pct": settings.risk.max_drawdown_pct, "drawdown_breaker": None}
     if run is None:
         return view
     usage = access.one("SELECT * FROM risk_usage WHERE run_id = ?::UUID ORDER BY day DESC LIMIT 1", [run["run_id"]])
@@ -92,6 +93,10 @@ def risk_view(node, run_id) -> dict:
         view["refusals_today"] = {r["rule"] or "unknown": int(r["n"]) for r in refusals}
     if curve:
         view.update(drawdown_pct=curve["drawdown_pct"], run_max_drawdown_pct=curve["worst"], peak_equity=curve["peak_equity"])
+    tripped = access.one("SELECT occurred_at, reason FROM controls WHERE run_id = ?::UUID AND action = 'halt' "
+                         "AND reason LIKE 'max_drawdown:%' ORDER BY notification_id DESC LIMIT 1", [run["run_id"]])
+    if tripped:  # the drawdown breaker (risk.max_drawdown_pct) halted the run
+        view["drawdown_breaker"] = {"tripped_at": tripped["occurred_at"].isoformat(), "reason": tripped["reason"]}
     return view
 
 
