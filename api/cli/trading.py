@@ -40,9 +40,14 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo_command)
 
 
+FIAT = frozenset({"USD", "USDC", "USDT", "EUR", "GBP"})
+
+
 def _money(value: Decimal, spec) -> str:
-    """A figure in the run's quote currency, to the product's price step (at least cents)."""
-    places = max(2, -spec.quote_increment.normalize().as_tuple().exponent) if spec is not None else 2
+    """A figure in the run's quote currency: to the product's price step, at least cents (fiat) or 8 places (crypto)."""
+    if spec is None:
+        return f"{value:,.2f}"
+    places = max(2 if spec.quote_currency in FIAT else 8, -spec.quote_increment.normalize().as_tuple().exponent)
     return f"{value:,.{places}f}"
 
 
