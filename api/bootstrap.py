@@ -349,5 +349,8 @@ def operations_notifier(settings, store: TradingApplication, clock: Clock, sink=
     summary = _time(int(at[:2]), int(at[3:])) if at else None
     rules = NotifierSettings(settings.monitoring.trade_success_rate_min_pct, settings.monitoring.trade_success_rate_window,
                              summary, check_every_seconds=settings.monitoring.check_interval_seconds)
+    from infrastructure.monitoring.logs import correlated
+
     source = f"{settings.trading.mode} {settings.trading.product}"
-    return OperationsNotifier(store, sink if sink is not None else notification_sink(settings, source), clock, rules)
+    return OperationsNotifier(store, sink if sink is not None else notification_sink(settings, source), clock, rules,
+                              correlated=correlated)

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -54,8 +57,10 @@ class NotifierSettings:
 class OperationsNotifier:
     """Incidents, the trade-success-rate alert and the daily summary, for the process that trades."""
 
-    def __init__(self, store: TradingApplication, sink: AlertSink, clock: Clock, settings: NotifierSettings):
+    def __init__(self, store: TradingApplication, sink: AlertSink, clock: Clock, settings: NotifierSettings,
+                 correlated: Callable[[object], ContextManager] = lambda _id: nullcontext()):
         self.store, self.sink, self.clock, self.settings = store, sink, clock, settings
+        self.correlated = correlated  # sets the correlation id of log lines (infrastructure/monitoring/logs.py)
         self.cursor = store.max_notification_id()  # incidents recorded from now on
         self.summary_sent_for = None
         now = clock.now()
@@ -80,18 +85,21 @@ class OperationsNotifier:
     def notify_incidents(self) -> None:
         for logged in self.store.iter_log(after=self.cursor, topics=INCIDENT_TOPICS):
             self.cursor = logged.notification_id
-            event = logged.event
-            if isinstance(event, IncidentOpened):
-                severity = event.severity.value
-                self.incidents[event.originator_id] = severity
-                self.sink.alert(severity, f"[{severity}] incident opened: {event.kind}",
-                                f"{event.details}\nOpened by {event.actor} at {event.occurred_at:%Y-%m-%d %H:%M:%S} UTC "
-                                f"(incident {event.originator_id}).")
-            else:
-                severity = self.incidents.get(event.originator_id, "OK")
-                self.sink.alert("OK" if severity in ("P0", "P1", "OK") else severity,
-                                f"[RESOLVED] incident {event.originator_id}",
-                                f"{event.note}\nResolved by {event.actor} at {event.occurred_at:%Y-%m-%d %H:%M:%S} UTC.")
+            with self.correlated(logged.event.correlation_id):  # the incident's id on its log lines
+                self._notify_incident(logged.event)
+
+    def _notify_incident(self, event) -> None:
+        if isinstance(event, IncidentOpened):
+            severity = event.severity.value
+            self.incidents[event.originator_id] = severity
+            self.sink.alert(severity, f"[{severity}] incident opened: {event.kind}",
+                            f"{event.details}\nOpened by {event.actor} at {event.occurred_at:%Y-%m-%d %H:%M:%S} UTC "
+                            f"(incident {event.originator_id}).")
+        else:
+            severity = self.incidents.get(event.originator_id, "OK")
+            self.sink.alert("OK" if severity in ("P0", "P1", "OK") else severity,
+                            f"[RESOLVED] incident {event.originator_id}",
+                            f"{event.note}\nResolved by {event.actor} at {event.occurred_at:%Y-%m-%d %H:%M:%S} UTC.")
 
     def judge_success_rate(self) -> None:
         s = self.settings

@@ -4,7 +4,8 @@ and recorded. Real webhook receiver and SMTP server on loopback; the sink is wha
 
 from __future__ import annotations
 
-import os
+import json
+import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -17,12 +18,25 @@ from application.trading.loop import DeterministicIds
 from domain.control import Run
 from domain.events import EventMeta
 from domain.order import Order
+from infrastructure.monitoring.logs import JsonLineFormatter
 from infrastructure.settings.loading import load_settings
 from tests.support.recording import record
 from tests.support.smtp_server import SmtpServer
 from tests.support.webhook_receiver import Receiver
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+
+
+class JsonLines(logging.Handler):
+    """The JSON lines the log file would get, kept in memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[dict] = []
+        self.setFormatter(JsonLineFormatter())
+
+    def emit(self, record):
+        self.lines.append(json.loads(self.format(record)))
 
 
 class Clock:
@@ -56,7 +70,14 @@ def test_incidents_notify_at_once_p0_everywhere_p2_only_the_webhook(app, channel
     controls = OperatorControls(app, clock, DeterministicIds(uuid.UUID(int=3)))
     p0 = controls.open_incident("P0", "exchange-outage", "Coinbase answers 503", "alice")
     controls.open_incident("P2", "slow-feed", "candles 20 s late", "bob")
-    notifier.tick()
+    lines = JsonLines()
+    logging.getLogger("tradecore.alerts").addHandler(lines)
+    try:
+        notifier.tick()
+    finally:
+        logging.getLogger("tradecore.alerts").removeHandler(lines)
+    opened = next(line for line in lines.lines if "exchange-outage" in line["message"])
+    assert opened["correlation_id"] == str(p0.incident_id)  # the log line names the incident
     controls.resolve_incident(p0.incident_id, "venue back", "alice")
     notifier.tick()
     notifier.sink.stop()
