@@ -285,11 +285,15 @@ def configure_logging(settings: Any, *, long_running: bool = False, destination:
     level = logging.getLevelName(system.log_level)
     target = log_destination(settings, long_running) if destination == "auto" else destination
     masker = SecretMasker(configured_secrets(settings))
+    problem = None
     if target is None or str(target) == STDERR:
         handler: logging.Handler = logging.StreamHandler(stream or sys.stderr)
     else:
-        handler = RetainedLogFile(Path(target), max_bytes=int(system.log_max_mb * 2**20),
-                                  retention_days=system.log_retention_days)
+        try:
+            handler = RetainedLogFile(Path(target), max_bytes=int(system.log_max_mb * 2**20),
+                                      retention_days=system.log_retention_days)
+        except OSError as exc:  # an unwritable log must not stop the bot: say so on stderr and log there
+            handler, problem = logging.StreamHandler(stream or sys.stderr), f"cannot write the log file {target}: {exc}"
     handler.setFormatter(JsonLineFormatter())
     handler.addFilter(masker)
     setattr(handler, _MARK, True)
@@ -303,6 +307,8 @@ def configure_logging(settings: Any, *, long_running: bool = False, destination:
     for name in NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(quiet)
     logging.captureWarnings(True)
+    if problem:
+        logging.getLogger("tradecore.logs").error("%s; logging to stderr instead (check SYSTEM__LOG_FILE)", problem)
     return masker
 
 

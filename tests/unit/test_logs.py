@@ -118,3 +118,12 @@ def test_short_commands_log_to_stderr_unless_a_file_is_configured(tmp_path, rest
     configure_logging(load_settings(env={}), long_running=False)
     logging.getLogger("tradecore.test").warning("to stderr")
     assert json.loads(capsys.readouterr().err.strip().splitlines()[-1])["message"] == "to stderr"
+
+
+def test_an_unwritable_log_file_falls_back_to_stderr_and_says_so(tmp_path, restore_root, capsys):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the log folder should be")
+    configure_logging(load_settings(env={"SYSTEM__LOG_FILE": str(blocked / "tradecore.log")}), long_running=True)
+    logging.getLogger("tradecore.test").warning("still logged")
+    err = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    assert "cannot write the log file" in err[0]["message"] and err[-1]["message"] == "still logged"
