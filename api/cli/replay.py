@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store, resolve_store_url
+from api.presentation import plain_figures
 from api.cli.recorded_settings import config_note, run_settings, what_if_changes
 
 console = Console(soft_wrap=True, highlight=False)
@@ -184,16 +185,16 @@ def _timeline(log, limits, start, end, as_json: bool, html: Path | None, note: s
         sys.stdout.write(json.dumps(data, default=str) + "\n")
         return
     _header(log, note)
-    console.print(f"[dim]state at 00:00 UTC:[/dim] {escape(_state_line(timeline.start_state))}")
+    console.print(f"[dim]state at 00:00 UTC:[/dim] {escape(plain_figures(_state_line(timeline.start_state)))}")
     rows = timeline.rows
     for i, row in enumerate(rows):
         style = {"decision": "cyan", "risk": "magenta", "order": "yellow", "fill": "green", "control": "red",
                  "incident": "red bold", "config": "blue"}.get(row.category, "")
-        text = f"{row.at:%H:%M:%S} #{row.notification_id:<7} {row.type:<20} {escape(row.summary)}"
+        text = f"{row.at:%H:%M:%S} #{row.notification_id:<7} {row.type:<20} {escape(plain_figures(row.summary))}"
         console.print(f"[{style}]{text}[/{style}]" if style else text)
         last_of_step = i + 1 == len(rows) or rows[i + 1].at != row.at
         if last_of_step and row.state is not None:
-            console.print(f"[dim]         state: {escape(_state_line(row.state))}[/dim]")
+            console.print(f"[dim]         state: {escape(plain_figures(_state_line(row.state)))}[/dim]")
     console.print(f"[dim]{len(rows)} event(s)[/dim]")
     if figures is not None:
         console.print(escape(_figures_line(figures)))
@@ -212,7 +213,7 @@ def _state_at(log, instant: datetime, limits, as_json: bool, note: str) -> None:
     for key, value in state.items():
         if isinstance(value, (dict, list)):
             value = json.dumps(value, default=str, indent=1) if value else "-"
-        table.add_row(key, escape(str(value)))
+        table.add_row(key, escape(plain_figures(str(value))))
     console.print(table)
 
 

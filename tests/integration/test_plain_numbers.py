@@ -34,6 +34,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_query_csv_json_and_table_write_decimals_plainly(tmp_path):
     store, env = f"sqlite:///{tmp_path / 'events.db'}", {"READMODEL__PATH": str(tmp_path / "readmodel.duckdb")}
+    open_store(store).close()  # an empty log: query reads an empty read model
     as_csv = cli("query", SQL, "--format", "csv", "--store", store, env=env)
     assert as_csv.returncode == 0, as_csv.stderr
     rows = list(csv.reader(io.StringIO(as_csv.stdout)))
@@ -53,7 +54,8 @@ def test_replay_page_writes_figures_plainly_and_booleans_as_words(tmp_path):
     frame = read_candle_file(bundled_candles_path()).frame
     frame = frame[(frame.index >= "2019-01-01") & (frame.index < "2019-01-25")]
     settings = load_settings(env={})
-    app = open_store(f"sqlite:///{tmp_path / 'events.db'}")
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    app = open_store(url)
     try:
         run_backtest(app, frame, exchange=paper_exchange(settings), strategy=decision_model(settings),
                      settings=loop_settings(settings, flush_every=250), initial_balance=Decimal(10000),
@@ -68,3 +70,7 @@ def test_replay_page_writes_figures_plainly_and_booleans_as_words(tmp_path):
     text = re.sub(r"<[^>]+>", " ", page.split("<style>")[0] + page.split("</style>")[-1].split("<script>")[0])
     assert not EXPONENT.search(text), EXPONENT.search(text)
     assert "None" not in text
+    text_replay = cli("replay", "--date", "2019-01-21", "--store", url)
+    assert text_replay.returncode == 0, text_replay.stderr
+    assert "position_quantity=0 " in text_replay.stdout or "position_quantity=0\n" in text_replay.stdout
+    assert "0E-" not in text_replay.stdout
