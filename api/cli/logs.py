@@ -37,7 +37,6 @@ def analyze_command(
 ) -> None:
     """Errors and warnings by kind, venue/LLM calls per endpoint (p50/p95/max, error rate), decisions, trades, P&L."""
     from application.operations.log_analysis import analyse, read_lines, render_text
-    from application.operations.trade_record import trade_record
     from infrastructure.monitoring.logs import DEFAULT_LOG_FILE, STDERR, log_files
 
     now = datetime.now(timezone.utc)
@@ -56,8 +55,7 @@ def analyze_command(
         except OSError as exc:
             fail(f"cannot read {file}: {exc}")
     records, unreadable = read_lines(lines, start, end)
-    with opened_store(settings.eventstore.url) as trading:
-        record = trade_record(trading, start, end)
+    record, note = _trading(settings.eventstore.url, start, end)
     report = analyse(records, record, since=start, until=end, files=[str(f) for f in files], unreadable=unreadable)
     target = reports / f"log_analysis_{end:%Y%m%d}.json"
     try:
@@ -65,10 +63,27 @@ def analyze_command(
         target.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {target}: {exc}")
+    if note:
+        report["note"] = note
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
     if not files:
         sys.stdout.write(f"no log file at {path} (set SYSTEM__LOG_FILE or --log-file); the event log is analysed alone\n")
+    if note:
+        sys.stdout.write(note + "\n")
     sys.stdout.write(render_text(report))
     sys.stdout.write(f"report written to {target}\n")
+
+
+def _trading(url: str, start: datetime, end: datetime):
+    """The period's trading figures from the store, or empty ones and why when there is no store (never created)."""
+    from application.operations.trade_record import TradeRecord, trade_record
+    from infrastructure.eventstore.store import StoreURLError, parse_store_url, require_existing_store
+
+    try:
+        require_existing_store(parse_store_url(url))
+    except StoreURLError as exc:
+        return TradeRecord(), f"no trading figures: {exc}"
+    with opened_store(url, read_only=True) as trading:
+        return trade_record(trading, start, end), None

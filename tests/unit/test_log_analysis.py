@@ -40,3 +40,20 @@ def test_calls_per_endpoint_have_percentiles_and_error_rate_and_problems_are_gro
 def test_message_kind_drops_numbers_and_ids():
     assert message_kind("run 5d0c2a9e-1b2c-4d5e-8f90-0123456789ab ended: stopped") == "run # ended"
     assert percentile([], 0.5) is None and percentile([1.0, 2.0, 3.0], 0.5) == 2.0
+
+
+def test_cli_reads_the_log_without_a_store_and_never_creates_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from api.cli.logs import logs_app
+
+    log = tmp_path / "bot.log"
+    log.write_text(line(1, "ERROR", "order 1: no answer from the venue: timeout") + "\n")
+    missing = tmp_path / "none.db"
+    result = CliRunner().invoke(logs_app, ["analyze", "--json", "--since", "2026-03-01T00:00:00Z", "--until",
+                                           "2026-03-02T00:00:00Z", "--log-file", str(log), "--reports",
+                                           str(tmp_path / "reports"), "--store", f"sqlite:///{missing}"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["problems"][0]["kind"] == "order #" and "no trading figures" in report["note"]
+    assert not missing.exists() and (tmp_path / "reports" / "log_analysis_20260302.json").exists()
