@@ -43,14 +43,18 @@ def test_message_kind_drops_numbers_and_ids():
 
 
 def test_cli_reads_the_log_without_a_store_and_never_creates_one(tmp_path):
+    import typer
     from typer.testing import CliRunner
 
-    from api.cli.logs import logs_app
+    from api.cli.logs import register
+
+    app = typer.Typer()
+    register(app)
 
     log = tmp_path / "bot.log"
     log.write_text(line(1, "ERROR", "order 1: no answer from the venue: timeout") + "\n")
     missing = tmp_path / "none.db"
-    result = CliRunner().invoke(logs_app, ["analyze", "--json", "--since", "2026-03-01T00:00:00Z", "--until",
+    result = CliRunner().invoke(app, ["logs", "analyze", "--json", "--since", "2026-03-01T00:00:00Z", "--until",
                                            "2026-03-02T00:00:00Z", "--log-file", str(log), "--reports",
                                            str(tmp_path / "reports"), "--store", f"sqlite:///{missing}"])
     assert result.exit_code == 0, result.output
