@@ -53,7 +53,7 @@ from typing import Any
 from domain.accounting import FillEffect, Portfolio, Position
 from domain.order import OrderSide
 
-__all__ = ["DAY_FIGURE_NAMES", "DEFAULT_DAILY_LOSS_LIMIT_PCT", "DRAWDOWN_SCALE_PCT", "DayFigures", "RunBook", "risk_score",
+__all__ = ["BooksHolder", "DAY_FIGURE_NAMES", "DEFAULT_DAILY_LOSS_LIMIT_PCT", "DRAWDOWN_SCALE_PCT", "DayFigures", "RunBook", "risk_score",
            "shown_day_figures"]
 
 ZERO = Decimal(0)
@@ -406,3 +406,30 @@ class RunBook:
         self.is_halted = halted is not None
         self.halted_at = datetime.fromisoformat(halted) if halted else None
         self.daily_loss_breached_on = None if s["breached_on"] is None else date.fromisoformat(s["breached_on"])
+
+
+class BooksHolder:
+    """Something that keeps a run's books in ``self.books`` (replay's book, the health follower's run):
+    their portfolio, marks and figures, read through (one definition, never a copy)."""
+
+    books: RunBook
+
+    @property
+    def portfolio(self) -> Portfolio:
+        return self.books.portfolio
+
+    @property
+    def marks(self) -> dict[str, Decimal]:
+        return self.books.marks
+
+    @property
+    def day_start_equity(self) -> Decimal | None:
+        return self.books.day_start_equity
+
+    @property
+    def day(self) -> date | None:
+        """The UTC day the books stand in (None before the run's first event)."""
+        return self.books.day
+
+    def equity(self) -> Decimal:
+        return self.books.equity()

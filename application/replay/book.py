@@ -26,18 +26,17 @@ from application.replay.records import (  # noqa: F401  (re-exported: the replay
     _STATUS_AFTER, CENT, CONTROL_TYPES, DECISION_TYPES, FILL_TYPES, ORDER_TYPES, TERMINAL_STATUSES, ZERO, OrderView,
     RunInfo, _s,
 )
-from domain.accounting import Portfolio
 from domain.brackets import Bracket, bracket_after_fill
 from domain.control import TRADING_CONTROL_ID
 from domain.events import DomainEvent
 from domain.order_states import OrderSide
 from domain.risk import RiskLimits
-from domain.run_book import DayFigures, RunBook
+from domain.run_book import BooksHolder, DayFigures, RunBook
 
 _PCT = Decimal("0.0001")
 
 
-class ReplayBook:
+class ReplayBook(BooksHolder):
     """A run's state, event by event; ``apply`` each event in log order."""
 
     def __init__(self, run: RunInfo | None, limits: RiskLimits | None = None,
@@ -82,23 +81,6 @@ class ReplayBook:
         return RunBook(limit_pct=self.limits.max_daily_loss_pct,
                        rapid_loss_window=timedelta(minutes=self.limits.rapid_loss_window_minutes),
                        keep_closed_days=False)
-
-    @property
-    def portfolio(self) -> Portfolio:
-        return self.books.portfolio
-
-    @property
-    def marks(self) -> dict[str, Decimal]:
-        return self.books.marks
-
-    @property
-    def day_start_equity(self) -> Decimal | None:
-        return self.books.day_start_equity
-
-    @property
-    def day(self):
-        """The UTC day the run's books stand in (None before the run's first event)."""
-        return self.books.day
 
     def day_figures(self) -> DayFigures | None:
         """The run's figures of the day it stands in (None before its first event)."""
@@ -280,9 +262,6 @@ class ReplayBook:
         self.config_hash = e.config_hash
 
     # --- queries -----------------------------------------------------------------------
-
-    def equity(self) -> Decimal:
-        return self.books.equity()
 
     def unrealized_pnl(self) -> Decimal:
         return self.books.unrealized_pnl()

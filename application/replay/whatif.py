@@ -17,37 +17,44 @@ from decimal import Decimal
 from typing import Any
 
 from application.replay.book import DECISION_TYPES, ReplayBook, name_of
+from domain.run_book import DayFigures
 from domain.events import DomainEvent
 
-_PCT = Decimal("0.0001")
 CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
 class DayOutcome:
-    """What a day came to, for one side of the comparison (money to the cent, percentages to 0.0001)."""
+    """What a day came to, for one side of the comparison: the run book's named day figures (as shown:
+    money to the cent, percentages to 0.0001) and what the replay counts beside them."""
 
-    day_start_equity: Decimal
-    end_equity: Decimal
-    day_pnl: Decimal
-    realized_pnl: Decimal
-    fees: Decimal
-    daily_loss_pct: Decimal
-    worst_daily_loss_pct: Decimal
-    max_drawdown_pct: Decimal
-    risk_score: int
-    risk_level: str
+    figures: DayFigures
     trades: int
     wins: int
-    net_pnl: Decimal
     halts: int
     orders: int
     fills: int
     refusals: int
     end_position: Decimal
 
+    def __getattr__(self, name: str) -> Any:
+        """The named figures as shown (Decimals rounded as ``shown_day_figures`` rounds them), and net_pnl."""
+        if name == "figures":  # (not set yet: copying or unpickling)
+            raise AttributeError(name)
+        shown = self.figures.shown()
+        if name == "risk_score":
+            return shown[name]
+        if name in shown:
+            return Decimal(shown[name])
+        if name == "risk_level":
+            return self.figures.risk_level
+        if name == "net_pnl":
+            return (self.figures.realized_pnl - self.figures.fees).quantize(CENT)
+        raise AttributeError(name)
+
     def as_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in vars(self).items()}
+        counts = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in vars(self).items() if k != "figures"}
+        return {**self.figures.shown(), "risk_level": self.risk_level, "net_pnl": str(self.net_pnl), **counts}
 
 
 def day_outcome(start: ReplayBook, events: list[DomainEvent]) -> tuple[DayOutcome, dict[datetime, tuple]]:
@@ -77,12 +84,7 @@ def day_outcome(start: ReplayBook, events: list[DomainEvent]) -> tuple[DayOutcom
     if f is None:
         raise ValueError("the run has no day to measure")
     figures = DayOutcome(
-        day_start_equity=f.day_start_equity.quantize(CENT), end_equity=f.end_equity.quantize(CENT),
-        day_pnl=f.day_pnl.quantize(CENT), realized_pnl=f.realized_pnl.quantize(CENT), fees=f.fees.quantize(CENT),
-        daily_loss_pct=f.daily_loss_pct.quantize(_PCT), worst_daily_loss_pct=f.worst_daily_loss_pct.quantize(_PCT),
-        max_drawdown_pct=f.max_drawdown_pct.quantize(_PCT), risk_score=f.risk_score, risk_level=f.risk_level,
-        trades=book.trades_total - trades0, wins=book.wins_total - wins0,
-        net_pnl=(f.realized_pnl - f.fees).quantize(CENT), halts=book.halts - halts0,
+        figures=f, trades=book.trades_total - trades0, wins=book.wins_total - wins0, halts=book.halts - halts0,
         orders=book.orders_placed - orders0, fills=book.fills - fills0, refusals=refusals,
         end_position=sum((pos.quantity for pos in p.positions.values()), Decimal(0)),
     )

@@ -45,7 +45,7 @@ from domain.control import RunEnded, RunMode, RunStarted
 from domain.decision import DecisionFailed, DecisionMade
 from domain.market import CandleClosed, CandleCorrected
 from domain.order import OrderFilled, OrderPartiallyFilled, OrderPlaced
-from domain.run_book import RunBook
+from domain.run_book import BooksHolder, RunBook
 from infrastructure.settings.sections import GRANULARITY_SECONDS
 
 log = logging.getLogger("tradecore.health")
@@ -62,7 +62,7 @@ FOLLOWED_TOPICS = RUN_TOPICS + tuple(get_topic(c) for c in (
 
 
 @dataclass
-class FollowedRun:
+class FollowedRun(BooksHolder):
     """A paper/live run as the follower knows it: its identity, its books (the domain's ``RunBook``, the
     fold the loop, replay and the projections use) and what the health checks read."""
 
@@ -78,21 +78,6 @@ class FollowedRun:
     last_close_at: datetime | None = None
     step_start: datetime | None = None
     decisions: deque[tuple[datetime, bool]] = field(default_factory=lambda: deque(maxlen=100_000))
-
-    @property
-    def portfolio(self):
-        return self.books.portfolio
-
-    @property
-    def marks(self) -> dict[str, Decimal]:
-        return self.books.marks
-
-    @property
-    def day_start_equity(self) -> Decimal | None:
-        return self.books.day_start_equity
-
-    def equity(self) -> Decimal:
-        return self.books.equity()
 
     def daily_loss_pct(self) -> Decimal | None:
         """The run book's daily loss now; None before the run's first equity point of the day."""

@@ -23,12 +23,12 @@ import pyarrow.compute as pc
 
 from projections.engine.base import PAGE, Projection
 
-__all__ = ["APPLY_THREADS", "Page", "Pipeline", "read_page"]
+__all__ = ["APPLY_THREADS", "BATCH_VIEW", "Page", "Pipeline", "read_page"]
 
 # DuckDB evaluates only the columns a query reads, after its WHERE on
 # notification_id / event_type. Bulk projections take their envelope fields in
 # their own json_transform instead: one parse per event.
-_BATCH_VIEW = """CREATE OR REPLACE TEMP VIEW batch_events AS
+BATCH_VIEW = """CREATE OR REPLACE TEMP VIEW batch_events AS
 SELECT notification_id, topic, event_type,
        CAST(json_extract_string(payload, '$.originator_id') AS UUID) AS stream_id,
        CAST(json_extract(payload, '$.originator_version') AS BIGINT) AS version,
@@ -140,7 +140,7 @@ class Pipeline:
         if local.page is not page:
             local.cursor.register("batch_rows", page)
             if local.page is None:
-                local.cursor.execute(_BATCH_VIEW)
+                local.cursor.execute(BATCH_VIEW)
             local.page = page
         return local.cursor
 

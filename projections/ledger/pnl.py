@@ -28,12 +28,12 @@ import duckdb
 
 from projections.engine.base import MONEY
 from projections.ledger.book import ZERO, Book, Event, arrow, replace
-from projections.ledger.walk import Ledger
+from projections.ledger.walk import DayRows
 
 HUNDRED = Decimal(100)
 
 
-class PnlProjection(Ledger):
+class PnlProjection(DayRows):
     """Tables ``pnl_daily`` and ``equity_curve``."""
 
     name = "pnl"
@@ -60,9 +60,9 @@ class PnlProjection(Ledger):
         )
 
     def begin(self, con: duckdb.DuckDBPyConnection) -> None:
+        super().begin(con)
         self.curve: dict[tuple[str, str, int], tuple] = {}
         self.days: dict[tuple[str, object], tuple] = {}
-        self.pending: dict[str, tuple[int, int]] = {}  # run -> (at, nid) of the last event of its day row
 
     def thaw(self, book: Book) -> None:
         x = book.x
@@ -70,7 +70,7 @@ class PnlProjection(Ledger):
             if x.get(key) is not None:
                 x[key] = Decimal(x[key])
 
-    # --- hooks ---------------------------------------------------------------------------------
+    # --- hooks (the day's row: DayRows) -------------------------------------------------------
 
     def on_step(self, book: Book, event: Event) -> None:
         x = book.x
@@ -79,10 +79,7 @@ class PnlProjection(Ledger):
             peak = x.get("peak")
             x["peak"] = last if peak is None or last > peak else peak
         self._curve(book)
-        self._day(book, event)
-
-    def on_decision(self, book: Book, event: Event) -> None:
-        self._day(book, event)
+        self.touch(book, event)
 
     def on_fill(self, book: Book, event: Event, effect) -> None:
         self._revise(book, event)
@@ -90,16 +87,13 @@ class PnlProjection(Ledger):
     def on_cash(self, book: Book, event: Event) -> None:
         self._revise(book, event)
 
-    def on_update(self, book: Book, event: Event) -> None:
-        self._day(book, event)
-
     # --- rows ------------------------------------------------------------------------------------
 
     def _revise(self, book: Book, event: Event) -> None:
         step = book.candle
         if step is not None and event.at <= step.at:  # dated at the current candle: part of its row
             self._curve(book)
-        self._day(book, event)
+        self.touch(book, event)
 
     def _curve(self, book: Book) -> None:
         step = book.candle
@@ -114,16 +108,8 @@ class PnlProjection(Ledger):
             ZERO if position is None else position.quantity, equity, peak, drawdown, step.nid,
         )
 
-    def _day(self, book: Book, event: Event) -> None:
-        if book.current is not None:  # the day's row as at this event, written out by flush
-            self.pending[book.run] = (event.at, event.nid)
-
-    def flush(self, book: Book) -> None:
+    def day_row(self, book: Book, f, pending: tuple[int, int]) -> None:
         """The day's row as at its last event (nothing has moved the book since)."""
-        pending = self.pending.pop(book.run, None)
-        if pending is None:
-            return
-        f = book.day_figures()
         self.days[(book.run, f.day)] = (
             book.run, f.day, f.day_start_equity, f.end_equity, f.day_pnl, f.realized_pnl, f.fees, f.daily_loss_pct,
             f.worst_daily_loss_pct, f.max_drawdown_pct, f.risk_score, f.risk_level, f.unrealized_pnl,

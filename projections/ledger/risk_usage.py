@@ -28,11 +28,11 @@ from __future__ import annotations
 import duckdb
 
 from projections.engine.base import MONEY
-from projections.ledger.book import Book, Event, arrow, replace
-from projections.ledger.walk import Ledger
+from projections.ledger.book import Book, arrow, replace
+from projections.ledger.walk import DayRows
 
 
-class RiskUsageProjection(Ledger):
+class RiskUsageProjection(DayRows):
     """Table ``risk_usage``."""
 
     name = "risk_usage"
@@ -50,38 +50,11 @@ class RiskUsageProjection(Ledger):
         )
 
     def begin(self, con: duckdb.DuckDBPyConnection) -> None:
+        super().begin(con)
         self.rows: dict[tuple[str, object], tuple] = {}
-        self.pending: dict[str, tuple[int, int]] = {}  # run -> (at, nid) of the last update of its day row
 
-    # --- hooks -------------------------------------------------------------------------------------
-
-    def on_step(self, book: Book, event: Event) -> None:
-        self._update(book, event)
-
-    def on_decision(self, book: Book, event: Event) -> None:
-        self._update(book, event)
-
-    def on_fill(self, book: Book, event: Event, effect) -> None:
-        self._update(book, event)
-
-    def on_cash(self, book: Book, event: Event) -> None:
-        self._update(book, event)
-
-    def on_update(self, book: Book, event: Event) -> None:
-        self._update(book, event)
-
-    # --- the row ----------------------------------------------------------------------------------------
-
-    def _update(self, book: Book, event: Event) -> None:
-        if book.current is not None:
-            self.pending[book.run] = (event.at, event.nid)
-
-    def flush(self, book: Book) -> None:
-        """The day's row as at its last update."""
-        pending = self.pending.pop(book.run, None)
-        if pending is None:
-            return
-        f = book.day_figures()
+    def day_row(self, book: Book, f, pending: tuple[int, int]) -> None:
+        """The day's row as at its last update (the hooks are DayRows')."""
         step = book.candle
         self.rows[(book.run, f.day)] = (
             book.run, f.day, f.day_start_equity, f.end_equity, f.daily_loss_pct, f.worst_daily_loss_pct,

@@ -1,16 +1,10 @@
 """The walk of the money projections: each run's books (``domain.run_book.RunBook``) folded page by page.
 
-``positions``: one row per (run_id, product): signed ``quantity``,
-``average_entry`` (NULL when flat), ``entry_cost``, gross ``realized_pnl``,
-``fees``, and ``unrealized_pnl`` at ``mark_price``, the close of the last
-candle of that run for the product. ``updated_at`` is the occurred_at (domain
-time) of the last event that changed the row: a fill or a new candle.
-``position_history``: one row per fill, with the position after it.
-
-The ledger (``Ledger``, also the base of projections/ledger/pnl.py and
-projections/ledger/risk_usage.py, each with its own copy of the state) books fills
-with ``domain.accounting.Portfolio`` itself, so every figure equals the
-engine's exactly. It walks a batch's events in notification order:
+The ledger (``Ledger``, the base of projections/ledger/positions.py and, through ``DayRows``, of projections/ledger/pnl.py and
+projections/ledger/risk_usage.py, each with its own copy of the state) folds
+each run through its ``Book``, a ``domain.run_book.RunBook``: the trading loop's
+own fold, so every figure equals the engine's exactly. It walks a batch's events
+in notification order:
 
 - ``RunStarted`` names the run's product and granularity; deposits and
   withdrawals count for run R when they are on R's account stream
@@ -23,10 +17,10 @@ engine's exactly. It walks a batch's events in notification order:
   taken from the candles seen so far (a later ``CandleCorrected`` changes that
   close for later look-ups, not rows already written). Fills dated at a step's
   time belong to it.
-- A UTC day (of occurred_at; a candle's is its close) starts at the run's first
-  fill, deposit or candle dated in it; its start equity is the equity at the
-  decision on its first candle, as the loop's daily-loss rule takes it
-  (domain/risk.py); before that candle, the equity before the opening event.
+- Days, equity points and every day figure are the run book's (domain/run_book.py):
+  a UTC day starts at the run's first event dated in it, its start equity is the
+  equity at the run's decision on its first candle (before it, the equity before
+  the opening event); a run's decision is its equity point.
 
 State between batches lives in private tables ``<name>__state`` (one JSON row
 per run, Decimals as exact strings, so an incremental catch-up equals a
@@ -384,3 +378,38 @@ class Ledger:
                 WHERE t.start_us BETWEEN {int(bounds["min"].as_py())} AND {int(bounds["max"].as_py())})""").fetchall()[0][0]
         finally:
             con.unregister(view)
+
+
+class DayRows(Ledger):
+    """A money projection with one row per run and UTC day, written as at the day's last event: the hooks
+    note the latest event that touched the day, ``flush`` (before the day changes, and at the end of a page)
+    hands ``day_row`` the run book's figures of the day then."""
+
+    def begin(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.pending: dict[str, tuple[int, int]] = {}  # run -> (at, nid) of the last event of its day row
+
+    def touch(self, book: Book, event: Event) -> None:
+        if book.current is not None:
+            self.pending[book.run] = (event.at, event.nid)
+
+    def on_step(self, book: Book, event: Event) -> None:
+        self.touch(book, event)
+
+    def on_decision(self, book: Book, event: Event) -> None:
+        self.touch(book, event)
+
+    def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None:
+        self.touch(book, event)
+
+    def on_cash(self, book: Book, event: Event) -> None:
+        self.touch(book, event)
+
+    def on_update(self, book: Book, event: Event) -> None:
+        self.touch(book, event)
+
+    def flush(self, book: Book) -> None:
+        pending = self.pending.pop(book.run, None)
+        if pending is not None:
+            self.day_row(book, book.day_figures(), pending)
+
+    def day_row(self, book: Book, figures, pending: tuple[int, int]) -> None: ...

@@ -47,17 +47,21 @@ def auth(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[role]}"}
 
 
-def backtest_read_model(directory: Path, start: str = "2018-01-01", end: str = "2018-01-21") -> tuple[str, Path]:
-    """A backtest of ~500 bundled candles into a SQLite store, and its DuckDB read model, both closed."""
+def backtest_read_model(directory: Path, start: str = "2018-01-01", end: str = "2018-01-21",
+                        run_id: uuid.UUID = RUN, summaries: list | None = None) -> tuple[str, Path]:
+    """A backtest of the bundled candles of [start, end) into a SQLite store, and its DuckDB read model, both
+    closed (``summaries`` receives the run's summary)."""
     frame = read_candle_file(bundled_candles_path()).frame
     frame = frame[(frame.index >= start) & (frame.index < end)]
     settings = load_settings(env={})
     url = f"sqlite:///{directory / 'events.db'}"
     store = open_store(url)
     try:
-        run_backtest(store, frame, exchange=paper_exchange(settings, id_prefix="paper"), strategy=decision_model(settings),
-                     settings=loop_settings(settings, flush_every=250), initial_balance=Decimal(10000),
-                     config_hash="test", code_version="test", run_id=RUN)
+        summary = run_backtest(store, frame, exchange=paper_exchange(settings, id_prefix="paper"),
+                               strategy=decision_model(settings), settings=loop_settings(settings, flush_every=250),
+                               initial_balance=Decimal(10000), config_hash="test", code_version="test", run_id=run_id)
+        if summaries is not None:
+            summaries.append(summary)
         path = directory / "readmodel.duckdb"
         con = runner.open_readmodel(path)
         runner.catch_up(store, con, runner.ALL_PROJECTIONS, 5000)

@@ -27,6 +27,7 @@ from domain.events import EventMeta
 from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from infrastructure.settings.loading import load_settings
 from projections.ledger.pnl import PnlProjection
+from projections.engine.pages import BATCH_VIEW
 from projections.ledger.positions import PositionsProjection
 from projections.ledger.risk_usage import RiskUsageProjection
 from tests.conftest import T0
@@ -91,21 +92,8 @@ def load_batch(con: duckdb.DuckDBPyConnection, rows, low: int, high: int) -> Non
         "event_type": [r[1].rpartition(":")[2] for r in page],
         "payload": [r[2].decode() for r in page],
     })
-    con.register("page_rows", table)
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE batch_events AS
-        SELECT notification_id, topic, event_type,
-               CAST(json_extract_string(payload, '$.originator_id') AS UUID) AS stream_id,
-               CAST(json_extract(payload, '$.originator_version') AS BIGINT) AS version,
-               CAST(json_extract_string(payload, '$.occurred_at') AS TIMESTAMPTZ) AS occurred_at,
-               json_extract_string(payload, '$.actor') AS actor,
-               CAST(json_extract_string(payload, '$.correlation_id') AS UUID) AS correlation_id,
-               CAST(json_extract_string(payload, '$.causation_id') AS UUID) AS causation_id,
-               CAST(json_extract_string(payload, '$.run_id') AS UUID) AS run_id,
-               CAST(payload AS JSON) AS payload
-        FROM page_rows"""
-    )
-    con.unregister("page_rows")
+    con.register("batch_rows", table)  # the projector's own view over a page (projections/engine/pages.py)
+    con.execute(BATCH_VIEW)
 
 
 def project(rows, cuts=None, overlap: int = 0) -> duckdb.DuckDBPyConnection:

@@ -22,18 +22,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
+from api.bootstrap import open_store
 from api.http import create_app
 from api.http.readmodel import ReadModelAccess
 from application.replay.timeline import book_before_first_step, load_day
 from application.replay.whatif import day_outcome
-from application.trading.backtest import run_backtest
 from domain.risk import RiskLimits
 from domain.run_book import DAY_FIGURE_NAMES
-from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from infrastructure.settings.loading import load_settings
 from projections.engine import runner
 from projections.reading.reports import daily_report
+from tests.integration.test_api import backtest_read_model
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = uuid.UUID("00000000-0000-4000-8000-0000000000e1")
@@ -45,23 +44,9 @@ MONEY = ("day_start_equity", "end_equity", "day_pnl", "realized_pnl", "fees")
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("one-truth")
-    frame = read_candle_file(bundled_candles_path()).frame
-    frame = frame[(frame.index >= "2019-09-01") & (frame.index < "2019-11-01")]
-    settings = load_settings(env={})
-    url = f"sqlite:///{directory / 'events.db'}"
-    store = open_store(url)
-    try:
-        summary = run_backtest(store, frame, exchange=paper_exchange(settings, id_prefix="paper"),
-                               strategy=decision_model(settings), settings=loop_settings(settings, flush_every=250),
-                               initial_balance=Decimal(10000), config_hash="test", code_version="test", run_id=RUN)
-        path = directory / "readmodel.duckdb"
-        con = runner.open_readmodel(path)
-        runner.catch_up(store, con, runner.ALL_PROJECTIONS, 5000)
-        con.close()
-    finally:
-        store.close()
-    assert summary.fills >= 4, "the backtest must trade for the comparison to mean anything"
+    summaries: list = []
+    url, path = backtest_read_model(tmp_path_factory.mktemp("one-truth"), "2019-09-01", "2019-11-01", RUN, summaries)
+    assert summaries[0].fills >= 4, "the backtest must trade for the comparison to mean anything"
     return url, path
 
 
