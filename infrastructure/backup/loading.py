@@ -1,32 +1,62 @@
-"""Writing archived rows into an empty store, keeping their notification ids.
+"""Writing archived rows into a store, keeping their notification ids, replacing the target only once verified.
+
+Every restore builds the new log beside the target, verifies it there (every
+chain link recomputed from the rows as stored, the count and head compared with
+the archive's), and only then puts it in the target's place in one atomic step.
+A failure or a kill at any moment leaves either the old log or the new one at
+the target, never an empty or half-restored one.
 
 SQLite: the store is built in a hidden file next to the target (created by the
 application itself, so its tables are exactly the ones it expects), filled in
-one transaction without a journal, fsynced and renamed into place: a crash
-leaves no half-restored store under the target name.
+one transaction without a journal, verified, and renamed over the target
+(``os.replace``). With ``force`` the old file is first hard-linked to
+``<target>.moved-<time>`` (after its WAL is checkpointed into it), so it is
+never deleted and is still at the target until the rename.
 
-PostgreSQL: the tables are created by the application, then filled with COPY
-in one transaction that holds the events table lock; the id sequence is moved
-past the last restored id before the commit.
+PostgreSQL: the tables are created by the application in a staging schema
+(``tc_restore_<time>_<random>``), filled with COPY in one transaction, the id
+sequence moved past the last id, verified; then one transaction moves the
+target's tables to ``<schema>_moved_<time>`` (with ``force``; an empty target's
+tables are dropped) and the staging tables into the target schema. A failure
+drops the staging schema; a kill leaves it behind, named as such.
 
-A target that holds events is refused; with ``force`` it is moved aside (the
-SQLite file renamed, the PostgreSQL schema renamed), never deleted.
+A target that holds events is refused unless ``force``. Stop every process
+that writes to the target before a forced restore.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from infrastructure.backup.archive import fsync_dir, temporary_name
-from infrastructure.eventstore.store import StoreLocation, _pg_connect, parse_store_url
+from infrastructure.backup.archive import ArchiveProblem, ChainWalk, fsync_dir, temporary_name
+from infrastructure.eventstore.chain import verify_chain
+from infrastructure.eventstore.store import PG_NAME_LIMIT, StoreLocation, _pg_connect, parse_store_url
 
 
 class RestoreRefused(Exception):
     """The target store cannot be restored into; the message says why and what to do."""
+
+
+def _check_built(open_store: Callable[[str], Any], url: str, walk: ChainWalk, where: str) -> None:
+    """The built store holds exactly the archive's rows: every link recomputed, count and head equal."""
+    app = open_store(url)
+    try:
+        report = verify_chain(app.recorder)
+    finally:
+        app.close()
+    if not report.ok:
+        raise ArchiveProblem(f"the restored log does not verify in {where}: notification {report.bad_notification_id}: {report.problem}")
+    if (report.checked, report.last_id, report.head) != (walk.count, walk.last_id, walk.head.hex()):
+        raise ArchiveProblem(
+            f"the restored log in {where} does not match the archive: {report.checked} events, last id {report.last_id} "
+            f"(expected {walk.count} events, last id {walk.last_id})"
+        )
 
 
 def _sqlite_event_count(path: Path) -> int:
@@ -47,7 +77,7 @@ def _sqlite_event_count(path: Path) -> int:
 
 
 class SQLiteLoader:
-    """Fills a new SQLite store file and renames it over the target."""
+    """Fills a hidden SQLite file, verifies it, and renames it over the target."""
 
     def __init__(self, location: StoreLocation, *, force: bool, stamp: str, open_store: Callable[[str], Any]):
         if location.is_memory:
@@ -60,9 +90,9 @@ class SQLiteLoader:
                 f"{self.target} already holds {existing} events: restore only into an empty store, "
                 "or pass --force to move it aside (it is renamed, never deleted)"
             )
-        self._existing = self.target.exists()
-        self._force = force
+        self._open_store = open_store
         self._stamp = stamp
+        self._replaced = False
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = temporary_name(self.target)
         app = open_store(f"sqlite:///{self.tmp}")  # the application creates the tables its recorder expects
@@ -85,119 +115,200 @@ class SQLiteLoader:
         self.con.executemany(f"INSERT INTO {self.chain}(notification_id, link) VALUES (?,?)", zip(ids, links))
         self.count += len(ids)
 
-    def commit(self) -> None:
+    def seal_and_check(self, walk: ChainWalk) -> None:
+        """Commit into the hidden file, then verify it as a store (nothing at the target changes)."""
         self.con.execute("COMMIT")
-        self.con.execute("PRAGMA journal_mode=WAL")
         self.con.close()
+        _check_built(self._open_store, f"sqlite:///{self.tmp}", walk, f"the new file {self.tmp}")
+        con = sqlite3.connect(self.tmp, isolation_level=None)
+        try:  # leave no -wal beside the hidden file: the rename moves one file only
+            con.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            con.close()
         with open(self.tmp, "rb+") as f:
             os.fsync(f.fileno())
-        if self._existing:
-            self.moved_to = _move_sqlite_aside(self.target, self._stamp)
-        os.replace(self.tmp, self.target)
-        fsync_dir(self.target.parent)
+
+    def replace(self) -> None:
+        """Put the verified file at the target in one rename; the old file stays under a moved-aside name."""
+        holder = None
+        if self.target.exists():
+            holder = sqlite3.connect(self.target, isolation_level=None, timeout=10)
+            try:
+                holder.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything committed goes into the main file
+                mode = holder.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+                if mode.lower() != "delete" or Path(f"{self.target}-wal").exists():
+                    raise RestoreRefused(f"{self.target} is in use by another process; stop it and restore again")
+                holder.execute("BEGIN EXCLUSIVE")  # no one reads or writes the old file until it has moved aside
+            except sqlite3.OperationalError as exc:
+                holder.close()
+                raise RestoreRefused(f"{self.target} is in use by another process ({exc}); stop it and restore again") from None
+            if _sqlite_event_count_locked(holder):
+                self.moved_to = _link_aside(self.target, self._stamp)
+        try:
+            os.replace(self.tmp, self.target)
+            self._replaced = True
+            fsync_dir(self.target.parent)
+        finally:
+            if holder is not None:
+                holder.close()
 
     def abort(self) -> None:
         try:
             self.con.close()
         finally:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{self.tmp}{suffix}").unlink(missing_ok=True)
+            if not self._replaced:
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{self.tmp}{suffix}").unlink(missing_ok=True)
 
 
-def _move_sqlite_aside(target: Path, stamp: str) -> str:
-    """Rename the store file and its WAL/SHM companions together (a stale WAL must never meet a new file)."""
+def _sqlite_event_count_locked(con: sqlite3.Connection) -> int:
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return sum(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("stored_events", "stored_events_chain") if t in tables)
+
+
+def _link_aside(target: Path, stamp: str) -> str:
+    """A second name for the old store file (a hard link: the target keeps it until the rename)."""
     moved = target.with_name(f"{target.name}.moved-{stamp}")
     n = 1
     while moved.exists():
         n += 1
         moved = target.with_name(f"{target.name}.moved-{stamp}-{n}")
-    for suffix in ("-wal", "-shm"):
-        side = Path(f"{target}{suffix}")
-        if side.exists():
-            os.rename(side, f"{moved}{suffix}")
-    os.rename(target, moved)
+    os.link(target, moved)
+    fsync_dir(target.parent)
     return str(moved)
 
 
+def _pg_url(location: StoreLocation, schema: str) -> str:
+    auth = quote(location.user or "postgres", safe="")
+    if location.password:
+        auth += ":" + quote(location.password, safe="")
+    return f"postgresql://{auth}@{location.host}:{location.port}/{location.dbname}?schema={schema}"
+
+
 class PostgresLoader:
-    """Fills the store's tables with COPY in one transaction."""
+    """Fills a staging schema with COPY, verifies it, and swaps its tables into the target in one transaction."""
 
     def __init__(self, location: StoreLocation, *, force: bool, stamp: str, open_store: Callable[[str], Any]):
         self.location = location
         self.schema = location.schema or "public"
         self.moved_to: str | None = None
-        app = open_store(location.url)
+        self._force = force
+        self._stamp = stamp.lower()
+        self._open_store = open_store
+        self._replaced = False
+        existing = self._target_rows()
+        if existing and not force:
+            raise RestoreRefused(
+                f"{location.redacted()} already holds events ({existing} rows): restore only into an empty store, "
+                "or pass --force to move it aside (its tables go to another schema, never dropped)"
+            )
+        self.staging = f"tc_restore_{self._stamp}_{secrets.token_hex(3)}"
+        self.staging_url = _pg_url(location, self.staging)
+        app = open_store(self.staging_url)  # the application creates its tables, in the staging schema
         try:
-            existing = app.max_notification_id()
-            events, chain = app.recorder.events_table_name, app.recorder.chain_table_name
+            self.events, self.chain = app.recorder.events_table_name, app.recorder.chain_table_name
         finally:
             app.close()
-        self.events, self.chain = events, chain
-        conn = _pg_connect(location)
-        try:
-            links = conn.execute(f'SELECT count(*) FROM "{self.schema}"."{chain}"').fetchone()[0]
-        finally:
-            conn.close()
-        if existing or links:
-            if not force:
-                raise RestoreRefused(
-                    f"{location.redacted()} already holds events (last id {existing}): restore only into an empty store, "
-                    "or pass --force to move it aside (its schema is renamed, never dropped)"
-                )
-            self.moved_to = self._move_aside(stamp)
-            open_store(location.url).close()
         self.conn = _pg_connect(location)
         self.conn.autocommit = False
-        self.conn.execute(f'LOCK TABLE "{self.schema}"."{events}" IN EXCLUSIVE MODE')
+        self.conn.execute(f'LOCK TABLE "{self.staging}"."{self.events}" IN EXCLUSIVE MODE')
         self.count = 0
         self.last_id = 0
 
-    def _move_aside(self, stamp: str) -> str:
+    def _target_rows(self) -> int:
         conn = _pg_connect(self.location)
         try:
-            with conn.transaction():
-                if self.schema != "public":
-                    moved = f"{self.schema}_moved_{stamp}".lower()[:63]
-                    conn.execute(f'ALTER SCHEMA "{self.schema}" RENAME TO "{moved}"')
-                else:
-                    moved = f"tradecore_moved_{stamp}".lower()[:63]
-                    conn.execute(f'CREATE SCHEMA "{moved}"')
-                    for table in (self.events, self.chain):
-                        conn.execute(f'ALTER TABLE public."{table}" SET SCHEMA "{moved}"')
+            total = 0
+            for table in ("tradecore_events", "tradecore_events_chain"):
+                if conn.execute("SELECT to_regclass(%s)", (f'"{self.schema}"."{table}"',)).fetchone()[0] is not None:
+                    total += conn.execute(f'SELECT count(*) FROM "{self.schema}"."{table}"').fetchone()[0]
+            return total
         finally:
             conn.close()
-        return f"schema {moved}"
 
     def append(self, columns: list[list]) -> None:
         """Copy rows given as the six column lists of rows.SCHEMA."""
         ids, oids, versions, topics, states, links = columns
         with self.conn.cursor() as curs:
             with curs.copy(
-                f'COPY "{self.schema}"."{self.events}" (notification_id, originator_id, originator_version, topic, state) FROM STDIN'
+                f'COPY "{self.staging}"."{self.events}" (notification_id, originator_id, originator_version, topic, state) FROM STDIN'
             ) as copy:
                 for row in zip(ids, oids, versions, topics, states):
                     copy.write_row(row)
-            with curs.copy(f'COPY "{self.schema}"."{self.chain}" (notification_id, link) FROM STDIN') as copy:
+            with curs.copy(f'COPY "{self.staging}"."{self.chain}" (notification_id, link) FROM STDIN') as copy:
                 for row in zip(ids, links):
                     copy.write_row(row)
         self.count += len(ids)
         if ids:
             self.last_id = ids[-1]
 
-    def commit(self) -> None:
+    def seal_and_check(self, walk: ChainWalk) -> None:
+        """Commit into the staging schema and verify it as a store (the target is not touched)."""
         if self.last_id:
             self.conn.execute(
                 "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s)",
-                (f'"{self.schema}"."{self.events}"', self.last_id),
+                (f'"{self.staging}"."{self.events}"', self.last_id),
             )
         self.conn.commit()
         self.conn.close()
+        _check_built(self._open_store, self.staging_url, walk, f"the staging schema {self.staging}")
+
+    def _moved_name(self, conn: Any) -> str:
+        base = f"{self.schema}_moved_{self._stamp}"
+        if len(base.encode()) > PG_NAME_LIMIT - 4:
+            base = f"tc_moved_{self._stamp}"
+        name, n = base, 1
+        while conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,)).fetchone():
+            n += 1
+            name = f"{base}_{n}"
+        return name
+
+    def replace(self) -> None:
+        """One transaction: the target's tables move aside (or, empty, are dropped), the staging tables move in."""
+        conn = _pg_connect(self.location)
+        target, staging, events, chain = self.schema, self.staging, self.events, self.chain
+        try:
+            with conn.transaction():
+                conn.execute("SET LOCAL lock_timeout = '10s'")
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{target}"')
+                present = [t for t in (events, chain)
+                           if conn.execute("SELECT to_regclass(%s)", (f'"{target}"."{t}"',)).fetchone()[0] is not None]
+                rows = 0
+                for table in present:  # waits for writers, then keeps everyone out until the commit
+                    conn.execute(f'LOCK TABLE "{target}"."{table}" IN ACCESS EXCLUSIVE MODE')
+                    rows += conn.execute(f'SELECT count(*) FROM "{target}"."{table}"').fetchone()[0]
+                if rows and not self._force:
+                    raise RestoreRefused(f"{self.location.redacted()} received events during the restore; nothing was changed")
+                if rows:
+                    moved = self._moved_name(conn)
+                    conn.execute(f'CREATE SCHEMA "{moved}"')
+                    for table in present:
+                        conn.execute(f'ALTER TABLE "{target}"."{table}" SET SCHEMA "{moved}"')
+                    self.moved_to = f"schema {moved}"
+                else:
+                    for table in present:
+                        conn.execute(f'DROP TABLE "{target}"."{table}"')
+                for table in (events, chain):
+                    conn.execute(f'ALTER TABLE "{staging}"."{table}" SET SCHEMA "{target}"')
+                # What stays behind is the library's insert function and its type (unused: the chained
+                # recorder writes rows itself); the target's own are there or made when it is next opened.
+                conn.execute(f'DROP SCHEMA "{staging}" CASCADE')
+            self._replaced = True
+        finally:
+            conn.close()
 
     def abort(self) -> None:
         try:
-            self.conn.rollback()
+            if not self.conn.closed:
+                self.conn.rollback()
+                self.conn.close()
         finally:
-            self.conn.close()
+            if not self._replaced:
+                conn = _pg_connect(self.location)
+                try:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{self.staging}" CASCADE')
+                finally:
+                    conn.close()
 
 
 def open_loader(url: str, *, force: bool, stamp: str, open_store: Callable[[str], Any]) -> Any:

@@ -322,36 +322,14 @@ def restore_archive(
         try:
             with paused_gc():
                 _load(folders, chain, loader, walk, cutoff)
-            loader.commit()
+            # Verified where it was built (every link recomputed from the rows as stored, count and
+            # head equal to the archive's); only then does it take the target's place, atomically.
+            loader.seal_and_check(walk)
+            loader.replace()
         except BaseException:
             loader.abort()
             raise
-    # Every link was recomputed above from the very rows written; what is left to check is that the
-    # store holds exactly them (`tradecore audit verify` re-reads every row, for the drill).
-    restored = open_store(target_url)
-    try:
-        head_id, head = restored.recorder.chain_head()
-        count = _row_count(restored.recorder)
-    finally:
-        restored.close()
-    if (head_id, head, count) != (walk.last_id, walk.head, walk.count):
-        raise ArchiveProblem(
-            f"the restored store does not match the archive: {count} events, head at {head_id} "
-            f"(expected {walk.count} events, head at {walk.last_id})"
-        )
     return Restored(walk.count, walk.last_id, walk.head.hex(), [n for n, _ in chain], loader.moved_to, cutoff)
-
-
-def _row_count(recorder: Any) -> int:
-    snapshot = LogSnapshot(recorder)
-    if snapshot.backend == "sqlite":
-        rows = snapshot._query(f"SELECT count(*) FROM {recorder.events_table_name}", ())
-    else:
-        from psycopg.sql import SQL, Identifier
-
-        rows = snapshot._query(SQL("SELECT count(*) FROM {}.{}").format(
-            Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)), ())
-    return int(rows[0][0])
 
 
 # --- prune ----------------------------------------------------------------------------
