@@ -33,11 +33,11 @@ def start(*args: str) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> str:
-    """A year of the bundled candles through the backtest: about 20,000 events."""
+    """The bundled candles imported (20,111 events) and a year of them through the backtest (about 9,000 more)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('log')}/events.db"
     done = cli("backtest", "--bundled", "--from", "2017-07-01", "--to", "2018-06-30", "--store", url, "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1])["events"] > 15_000
+    assert json.loads(done.stdout.splitlines()[-1])["events"] > 5_000  # the run's own events; the candles were imported
     return url
 
 
