@@ -120,15 +120,21 @@ def test_live_refuses_to_start_and_names_everything_missing(stand, tmp_path):
     assert stand.requests == []  # nothing reached the venue
 
 
-def test_paper_run_trades_live_candles_with_paper_fills_and_ends_cleanly_on_sigterm(stand, tmp_path):
-    url = f"sqlite:///{tmp_path / 'events.db'}"
-    run = Run(["--mode", "paper", "--no-api", "--tick", "0.2", "--store", url], run_env(stand, keys=False))
+def paper_run_until_a_fill(stand, url: str, env: dict) -> Run:
+    """A paper run (no API) fed candles until it has filled an order, then stopped with SIGTERM."""
+    run = Run(["--mode", "paper", "--no-api", "--tick", "0.2", "--store", url], env)
     try:
         started(stand, run)
         push_until(stand, run, url, lambda evs: "OrderFilled" in names(evs))
     finally:
-        code = run.stop()
-    assert code == 0, run.output
+        run.code = run.stop()
+    return run
+
+
+def test_paper_run_trades_live_candles_with_paper_fills_and_ends_cleanly_on_sigterm(stand, tmp_path):
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    run = paper_run_until_a_fill(stand, url, run_env(stand, keys=False))
+    assert run.code == 0, run.output
     evs = events(url)
     (run_started,) = [e for e in evs if type(e).__name__ == "RunStarted"]
     (run_ended,) = [e for e in evs if type(e).__name__ == "RunEnded"]

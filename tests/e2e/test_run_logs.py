@@ -12,7 +12,7 @@ import stat
 import subprocess
 import sys
 
-from tests.e2e.test_run_live import ROOT, Run, names, push_until, run_env, started, stand  # noqa: F401 - fixture
+from tests.e2e.test_run_live import ROOT, Run, paper_run_until_a_fill, run_env, started, stand  # noqa: F401 - fixture
 from tests.support.webhook_receiver import SECRET as WEBHOOK_SECRET
 
 LLM_KEY = "sk-proj-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -32,13 +32,8 @@ def secret_env(stand, tmp_path) -> dict[str, str]:
 def test_paper_run_leaves_a_private_json_log_without_any_secret_or_bearer_token(stand, tmp_path):
     url = f"sqlite:///{tmp_path / 'events.db'}"
     env = secret_env(stand, tmp_path)
-    run = Run(["--mode", "paper", "--no-api", "--tick", "0.2", "--store", url], env)
-    try:
-        started(stand, run)
-        push_until(stand, run, url, lambda evs: "OrderFilled" in names(evs))
-    finally:
-        code = run.stop()
-    assert code == 0, run.output
+    run = paper_run_until_a_fill(stand, url, env)
+    assert run.code == 0, run.output
     log = tmp_path / "logs" / "bot.log"
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     text = log.read_text()
