@@ -42,8 +42,8 @@ def run_over_log(store, plan, run_id=RUN):
                                 config_hash="t", code_version="t", run_id=run_id)
 
 
-def test_reimport_is_a_no_op_and_a_differing_candle_is_refused_or_corrected(tmp_path, month):
-    store = imported(f"sqlite:///{tmp_path / 'e.db'}", month)
+def test_reimport_is_a_no_op_and_a_differing_candle_is_refused_or_corrected(store_url, month):
+    store = imported(store_url, month)  # SQLite and PostgreSQL
     again = import_candles(store, month, EventMeta(month[-1].end, actor="import"))
     assert (again.recorded, again.duplicates, again.conflicts) == (0, len(month), [])
     changed = [Candle(c.product, c.granularity, c.start, c.open, c.high, c.low, c.close, c.volume + D("0.00000000000002"))
