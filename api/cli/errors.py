@@ -108,8 +108,8 @@ def _explain_os_error(exc: OSError) -> tuple[str, str, int]:
     if isinstance(exc, gzip.BadGzipFile):
         return f"the file is not gzip data ({exc})", "give a .csv.gz written by gzip, or the plain file", 2
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"the disk is full while writing{where}", "free some space and run the command again "
-                "(what was written before stays in the log; an interrupted run is recorded as failed)", 1)
+        return (f"the disk is full while writing{where}",
+                "free some space and run the command again (what was written before stays in the log)", 1)
     if isinstance(exc, FileNotFoundError):
         return f"no such file or folder:{where or ' (unnamed)'}", "check the path (folders are not created for you)", 2
     if isinstance(exc, IsADirectoryError):

@@ -184,16 +184,26 @@ def run_backtest_command(
                     code_version=code_version(), run_id=run_id, progress=lambda n: progress.advance(task, n),
                 )
         except Exception as exc:
-            raise CommandFailed(
-                f"backtest run {run_id} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                f"the run is recorded as ended (failed) in {store_url}; run again with --debug for the traceback",
-            ) from exc
+            raise _run_failed(exc, run_id, store_url) from exc
         elapsed = time.perf_counter() - started
     if as_json:
         print(json.dumps(_summary_json(summary, store_url, run_id, spec)))
     else:
         console.print(_summary_table(summary, store_url, run_id, elapsed, spec))
         console.print(f"events written to {store_url}")
+
+
+def _run_failed(exc: Exception, run_id: uuid.UUID, store_url: str) -> CommandFailed:
+    """One line for a run that failed: what, whether RunEnded made it into the log, what to do."""
+    from api.cli.errors import explain
+
+    unrecorded = any("recording RunEnded also failed" in note for note in getattr(exc, "__notes__", ()))
+    ended = ("RunEnded could not be recorded either" if unrecorded
+             else f"the run is recorded as ended (failed) in {store_url}")
+    what, todo, code = explain(exc)
+    if what.startswith("failed: "):
+        what = what[len("failed: "):]
+    return CommandFailed(f"backtest run {run_id} failed: {what}; {ended}", todo, code)
 
 
 def backtest_command(

@@ -35,3 +35,16 @@ def test_debug_flag_is_taken_from_anywhere(monkeypatch):
     monkeypatch.setattr(boundary, "_debug", False)
     assert take_debug_flag(["events", "--debug", "--limit", "3"]) == ["events", "--limit", "3"]
     assert boundary.debugging()
+
+
+def test_a_failed_backtest_says_whether_run_ended_was_recorded():
+    import uuid
+
+    from api.cli.trading import _run_failed
+
+    full = OSError(errno.ENOSPC, "No space left on device", "var/events.db")
+    full.add_note("recording RunEnded also failed: OSError(28)")
+    failed = _run_failed(full, uuid.UUID(int=1), "sqlite:///var/events.db")
+    assert "the disk is full while writing var/events.db; RunEnded could not be recorded either" in str(failed)
+    other = _run_failed(ValueError("bad"), uuid.UUID(int=1), "sqlite:///x")
+    assert other.what.endswith("ValueError: bad; the run is recorded as ended (failed) in sqlite:///x") and "--debug" in other.todo
