@@ -62,6 +62,10 @@ def test_sub_cent_product_on_one_minute_candles_trades_with_protective_prices_on
         assert Decimal("0") < stop < Decimal("0.002") and on_grid(order["stop_loss_price"], Decimal("0.0000001"))
         assert on_grid(order["take_profit_price"], Decimal("0.0000001")) and target > stop
     assert [e for e in events(store, "RunEnded")][0]["status"] == "completed"
+    shown = cli("data", "show", "--product", "XLM-USD", "--granularity", "1m", "--store", store)
+    assert shown.returncode == 0, shown.stderr
+    assert "the log holds 900 XLM-USD 1m candles from 2024-03-01T00:00:00+00:00" in shown.stdout and "0 gap(s)" in shown.stdout
+    assert "spec: none recorded" in shown.stdout  # an inferred spec is a warning, not a fact for the log
 
 
 def test_btc_quoted_pair_trades_in_btc_with_the_settings_spec(tmp_path):
