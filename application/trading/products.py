@@ -3,9 +3,10 @@
 ``product_spec_for`` is what a run (backtest, paper, live) calls when it is built:
 
 1. a ``[products."P"]`` table in the settings (the operator said so) wins;
-2. otherwise the spec recorded in the log (``ProductSpecRecorded``: what the venue said when
-   ``data fetch``, ``data product`` or a paper/live run asked it), so a replay or a later backtest
-   trades by what was known;
+2. otherwise, for a paper or live run that passes the venue's lookup, the venue's answer (recorded
+   in the log as ``ProductSpecRecorded``); otherwise the spec recorded in the log (by ``data fetch``,
+   ``data product``, ``--bundled`` or an earlier run), so a replay or a later backtest trades by what
+   was known;
 3. otherwise, for offline files, the spec is inferred from the candles: the price increment is the
    finest price step the candles show, sizes step by 0.00000001, no minimums. It comes back with a
    warning that says so and how to give the real one.
@@ -15,12 +16,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
+from application.ports import VenueError
 from application.trading_app import TradingApplication
 from domain.events import EventMeta
 from domain.market import Candle
@@ -73,9 +76,18 @@ def inferred_spec(product: str, candles: Iterable[Candle]) -> ProductSpec:
     return ProductSpec.for_product(product, Decimal(1).scaleb(exponent), INFERRED_BASE_INCREMENT, source="inferred")
 
 
-def product_spec_for(store: TradingApplication, settings: Any, product: str,
-                     candles: Iterable[Candle] = ()) -> tuple[ProductSpec, str | None]:
+def product_spec_for(store: TradingApplication, settings: Any, product: str, candles: Iterable[Candle] = (),
+                     venue: Callable[[str], ProductSpec] | None = None,
+                     at: datetime | None = None) -> tuple[ProductSpec, str | None]:
     """The spec to trade ``product`` by, and a warning when it had to be inferred from ``candles``.
+
+    Parameters
+    ----------
+    venue
+        Paper and live runs pass the venue's product lookup (``CoinbaseClient.product_spec``): when no
+        settings table names the product, the venue's answer is recorded in the log (at ``at``) and
+        used; when the venue cannot be reached (``VenueError``) the log's spec or the inference serves,
+        and the warning says the venue was not reached.
 
     Raises
     ------
@@ -83,11 +95,25 @@ def product_spec_for(store: TradingApplication, settings: Any, product: str,
         When ``product`` is not a ``BASE-QUOTE`` id.
     """
     parse_product_id(product)
-    spec = settings_spec(settings, product) or recorded_spec(store, product)
+    if venue is not None and at is None:
+        raise ValueError("product_spec_for: give `at` (the venue's time) with `venue`")
+    spec = settings_spec(settings, product)
     if spec is not None:
         return spec, None
+    unreached = ""
+    if venue is not None:
+        try:
+            spec = venue(product)
+        except VenueError as exc:
+            unreached = f"the venue's product endpoint was not reached ({exc}); "
+        else:
+            record_spec(store, spec, EventMeta(at, actor="venue"))
+            return spec, None
+    spec = recorded_spec(store, product)
+    if spec is not None:
+        return spec, (unreached + f"trading by the spec recorded earlier") if unreached else None
     spec = inferred_spec(product, candles)
-    warning = (f"no spec for {product} in the settings or the log: prices step by {spec.quote_increment:f} "
+    warning = (f"{unreached}no spec for {product} in the settings or the log: prices step by {spec.quote_increment:f} "
                f"{spec.quote_currency} (the finest the candles show), sizes by {spec.base_increment:f} "
                f"{spec.base_currency}, no minimums; for the venue's own run `tradecore data product {product}` "
                f"(Coinbase) or set [products.\"{product}\"] in the settings")

@@ -132,3 +132,15 @@ def test_the_venue_spec_comes_from_the_product_endpoint_and_is_recorded(stand, t
     store = open_store(url)
     assert recorded_spec(store, "ETH-BTC") == ETH_BTC
     store.close()
+
+
+def test_a_paper_or_live_run_takes_the_venues_spec_and_records_it(stand, tmp_path):
+    settings = load_settings(env={"EXCHANGE__BASE_URL": stand.base_url, "EXCHANGE__CA_BUNDLE": str(stand.ca_file)})
+    client = coinbase_client(settings, authenticated=False)
+    store = open_store(f"sqlite:///{tmp_path / 'e.db'}")
+    spec, warning = product_spec_for(store, settings, "ETH-BTC", venue=client.product_spec, at=T0)
+    assert spec == ETH_BTC and warning is None and recorded_spec(store, "ETH-BTC") == ETH_BTC
+    stand.product_specs.clear()  # the venue no longer answers for it: the recorded spec serves, and says so
+    again, warning = product_spec_for(store, settings, "ETH-BTC", venue=client.product_spec, at=T0)
+    assert again == ETH_BTC and "was not reached" in warning and "recorded earlier" in warning
+    store.close()
