@@ -45,7 +45,9 @@ def _short(value: Decimal) -> Decimal:
 def _indicators(inputs: dict[str, Any]) -> str:
     parts = []
     for key, value in inputs.items():
-        if isinstance(value, float):
+        if value is True:  # a flag that is set, as a word (people read this line)
+            parts.append(f"{key}=yes")
+        elif isinstance(value, float):
             parts.append(f"{key}={value:.3f}")
         elif value not in (None, False):
             parts.append(f"{key}={value}")

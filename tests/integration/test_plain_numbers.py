@@ -69,8 +69,9 @@ def test_replay_page_writes_figures_plainly_and_booleans_as_words(tmp_path):
     assert re.search(r"halted (yes|no)\b", page) and "halted False" not in page and "halted True" not in page
     text = re.sub(r"<[^>]+>", " ", page.split("<style>")[0] + page.split("</style>")[-1].split("<script>")[0])
     assert not EXPONENT.search(text), EXPONENT.search(text)
-    assert "None" not in text
+    assert "None" not in text and "=True" not in text and "=False" not in text
     text_replay = cli("replay", "--date", "2019-01-21", "--store", url)
     assert text_replay.returncode == 0, text_replay.stderr
     assert "position_quantity=0 " in text_replay.stdout or "position_quantity=0\n" in text_replay.stdout
     assert "0E-" not in text_replay.stdout
+    assert "=True" not in text_replay.stdout and "=False" not in text_replay.stdout  # flags as words
