@@ -134,9 +134,31 @@ def _anchor_backup(created, settings) -> str | None:
         fail(f"backup {created.name} was written, but its anchor was not: {exc}; run `tradecore audit anchor`", 1)
 
 
+def _leftovers(archives, store: str | None, settings) -> tuple[list, object, str | None]:
+    """(leftovers, store location, a note when the store could not be searched) of killed backups and restores."""
+    from infrastructure.backup.leftovers import find_leftovers
+    from infrastructure.eventstore.store import StoreURLError, parse_store_url
+
+    try:
+        location = parse_store_url(store or settings.eventstore.url)
+    except StoreURLError as exc:
+        fail(str(exc))
+    try:
+        return find_leftovers(archives, location, _now()), location, None
+    except Exception as exc:  # an unreachable PostgreSQL must not hide the archives
+        from infrastructure.backup.leftovers import backup_leftovers
+
+        root = getattr(archives, "root", None)
+        return (backup_leftovers(root) if root is not None else []), location, (
+            f"restore leftovers in {location.redacted()} not checked: {exc}")
+
+
 @backup_app.command("list")
-def list_command(dest: DestOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """The archives in the destination, oldest first: kind, time, id range, size, parent."""
+def list_command(
+    dest: DestOption = None, store: StoreOption = None, config: ConfigOption = None, as_json: JsonOption = False,
+) -> None:
+    """The archives in the destination, oldest first: kind, time, id range, size, parent; then what killed backups
+    and restores (into --store, default eventstore.url) left behind."""
     from infrastructure.backup.storage import StorageError, list_archives
 
     settings = load_cli_settings(config)
@@ -145,13 +167,16 @@ def list_command(dest: DestOption = None, config: ConfigOption = None, as_json: 
         listed = list_archives(archives)
     except StorageError as exc:
         fail(str(exc))
+    leftovers, _, note = _leftovers(archives, store, settings)
     if as_json:
         print(json.dumps([
-            {"name": a.name, "complete": a.manifest is not None, "problem": a.problem, "size": a.size,
-             **({"kind": a.manifest.kind, "created_at": a.manifest.created_at, "first_id": a.manifest.first_id,
-                 "last_id": a.manifest.last_id, "events": a.manifest.event_count, "parent": a.manifest.parent,
-                 "format": a.manifest.events_format} if a.manifest else {})}
-            for a in listed
+            *({"name": a.name, "complete": a.manifest is not None, "problem": a.problem, "size": a.size,
+               **({"kind": a.manifest.kind, "created_at": a.manifest.created_at, "first_id": a.manifest.first_id,
+                   "last_id": a.manifest.last_id, "events": a.manifest.event_count, "parent": a.manifest.parent,
+                   "format": a.manifest.events_format} if a.manifest else {})}
+              for a in listed),
+            *({"name": left.where, "complete": False, "leftover": left.kind, "size": left.size, "in_use": left.in_use}
+              for left in leftovers),
         ]))
         return
     table = Table(title=f"backups in {archives.location}")
@@ -172,6 +197,10 @@ def list_command(dest: DestOption = None, config: ConfigOption = None, as_json: 
     Console(soft_wrap=True, highlight=False, width=max(console.width, 2 * longest + 70)).print(table)
     if not listed:
         console.print(f"no backups in {archives.location}")
+    for left in leftovers:
+        console.print(f"LEFTOVER {left.describe()}; `tradecore backup prune` removes it", markup=False)
+    if note:
+        console.print(f"note: {note}", markup=False)
 
 
 @backup_app.command("verify")
@@ -305,10 +334,13 @@ def prune_command(
     keep_weekly: Annotated[Optional[int], typer.Option("--keep-weekly", min=0, help="default backup.keep_weekly (12)")] = None,
     keep_monthly: Annotated[Optional[int], typer.Option("--keep-monthly", min=0, help="default backup.keep_monthly (12)")] = None,
     dest: DestOption = None,
+    store: StoreOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Keep the newest N daily, weekly and monthly archives, their parents, and every only copy of an event."""
+    """Keep the newest N daily, weekly and monthly archives, their parents, and every only copy of an event;
+    remove what killed backups and restores (into --store, default eventstore.url) left behind."""
+    from infrastructure.backup.leftovers import remove_leftover
     from infrastructure.backup.operations import prune
     from infrastructure.backup.storage import StorageError
 
@@ -322,10 +354,29 @@ def prune_command(
         plan = prune(archives, counts, dry_run=dry_run)
     except StorageError as exc:
         fail(str(exc))
+    leftovers, location, note = _leftovers(archives, store, settings)
+    removed, busy = [], []
+    for left in leftovers:
+        if left.in_use:
+            busy.append(left.where)
+            continue
+        if not dry_run:
+            try:
+                remove_leftover(left, location)
+            except (OSError, ValueError) as exc:
+                fail(f"could not remove {left.where}: {exc}")
+        removed.append(left.where)
     if as_json:
-        print(json.dumps({"dry_run": dry_run, "keep": plan.keep, "delete": plan.delete, "incomplete": plan.incomplete}))
+        print(json.dumps({"dry_run": dry_run, "keep": plan.keep, "delete": plan.delete, "incomplete": plan.incomplete,
+                          "leftovers_removed": removed, "leftovers_in_use": busy, "note": note}))
         return
     verb = "would delete" if dry_run else "deleted"
+    for where in removed:
+        console.print(f"{'would remove' if dry_run else 'removed'} leftover {where}", markup=False)
+    for where in busy:
+        console.print(f"left alone {where}: its process may still be running", markup=False)
+    if note:
+        console.print(f"note: {note}", markup=False)
     for name in plan.delete:
         console.print(f"{verb} {name}")
     for name, why in sorted(plan.keep.items()):

@@ -178,6 +178,10 @@ def _link_aside(target: Path, stamp: str) -> str:
     return str(moved)
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _pg_url(location: StoreLocation, schema: str) -> str:
     auth = quote(location.user or "postgres", safe="")
     if location.password:
@@ -209,6 +213,10 @@ class PostgresLoader:
             self.events, self.chain = app.recorder.events_table_name, app.recorder.chain_table_name
         finally:
             app.close()
+        from infrastructure.backup.leftovers import staging_comment
+
+        with _pg_connect(location) as conn:  # so `backup prune` can tell it is in use
+            conn.execute(f'COMMENT ON SCHEMA "{self.staging}" IS {_literal(staging_comment())}')
         self.conn = _pg_connect(location)
         self.conn.autocommit = False
         self.conn.execute(f'LOCK TABLE "{self.staging}"."{self.events}" IN EXCLUSIVE MODE')

@@ -195,6 +195,12 @@ def test_a_backup_killed_midway_leaves_nothing_that_looks_complete(tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the backup finished before it could be killed"
     leftovers = list(dest.iterdir())
     assert leftovers and all(p.name.startswith(".") and ".partial-" in p.name for p in leftovers)
-    listed = cli("backup", "list", "--dest", str(dest), "--json")
-    assert json.loads(listed.stdout) == []
+    listed = cli("backup", "list", "--dest", str(dest), "--store", url, "--json")
+    rows = json.loads(listed.stdout)
+    assert [r["name"] for r in rows] == [str(p) for p in sorted(leftovers)]  # no archive, but the leftover is shown
+    assert all(r["leftover"] == "backup" and not r["complete"] and not r["in_use"] and r["size"] >= 0 for r in rows)
+    assert "LEFTOVER backup leftover" in cli("backup", "list", "--dest", str(dest), "--store", url).stdout
     assert cli("backup", "verify", "latest", "--dest", str(dest)).returncode == 2  # nothing complete to verify
+    pruned = cli("backup", "prune", "--dest", str(dest), "--store", url, "--json")
+    assert pruned.returncode == 0 and json.loads(pruned.stdout)["leftovers_removed"] == [str(p) for p in sorted(leftovers)]
+    assert list(dest.iterdir()) == []

@@ -36,6 +36,10 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("EVENTSTORE__", "READMODEL__", "AUDIT__", "BACKUP__"))}
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=_env())
+
+
 def seed(url: str, product: str, count: int) -> None:
     app = open_store(url)
     for start in range(0, count, 10_000):
@@ -125,10 +129,25 @@ def test_a_killed_forced_restore_leaves_the_old_log_or_the_new_one(archive, tmp_
         assert intact, (delay, events)
         assert events in (OLD, ARCHIVED), f"killed {delay}s into the restore: the target holds {events} events"
         outcomes.append("finished" if finished else ("new" if events == ARCHIVED else "old"))
-    print(backend, outcomes)
+        if n == 1:
+            _leftovers_are_listed_and_pruned(archive, url, backend, tmp_path)
     assert "old" in outcomes, outcomes  # at least one kill landed before the swap
     if backend == "postgres":
         _drop_leftover_staging()
+
+
+def _leftovers_are_listed_and_pruned(archive, url: str, backend: str, tmp_path: Path) -> None:
+    """What a kill left (a hidden file, a staging schema) is listed by `backup list` and removed by `backup prune`."""
+    dest, _ = archive
+    listed = json.loads(_cli("backup", "list", "--dest", str(dest), "--store", url, "--json").stdout)
+    left = [r["name"] for r in listed if r.get("leftover", "").startswith("restore")]
+    if backend == "sqlite":
+        assert left and all(Path(name).parent == tmp_path and ".partial-" in name for name in left), listed
+    else:
+        assert left and all(name.startswith("schema tc_restore_") for name in left), listed
+    pruned = json.loads(_cli("backup", "prune", "--dest", str(dest), "--store", url, "--json").stdout)
+    assert set(left) <= set(pruned["leftovers_removed"])
+    assert not staged(url)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
