@@ -49,15 +49,14 @@ def health_command(
 
     Exit code (one-shot): 0 healthy, 1 degraded or unhealthy, 2 bad input or unusable store.
     """
-    from infrastructure.clock import SystemClock
-    from api.bootstrap import health_watch
+    from api.bootstrap import health_watch, wall_clock
 
     if interval is not None and not watch:
         fail("--interval needs --watch")
     if ticks and not watch:
         fail("--ticks needs --watch")
     settings = load_cli_settings(config, {"eventstore.url": store} if store else None)
-    clock = SystemClock()
+    clock = wall_clock()
     with opened_store(settings.eventstore.url) as trading:
         try:
             if not watch:
