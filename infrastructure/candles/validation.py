@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import pandas as pd
 
+from domain.market import GRANULARITIES
 from infrastructure.candles.formats import PRICES, VALUES, RawRows, RejectedRow, parse_times
 
 __all__ = ["CandleFile", "CandleGap", "validate"]
@@ -103,6 +104,7 @@ def validate(raw: RawRows, step_us: int, granularity: str) -> CandleFile:
         bad[rows] = True
 
     reject(~parsed, lambda i: f"unparseable time {t!r}" if (t := _shown(shown_time, i)) else "missing time")
+    _check_bar_size(micros[parsed], step_us, granularity)
     reject(micros % step_us != 0, lambda i: f"time {_shown(shown_time, i)!r} is not aligned to {granularity}")
     for name, col in cols.items():
         reject(~col.finite, lambda i, name=name, col=col: _number_problem(name, col.text(i)))
@@ -185,6 +187,24 @@ def _drop_duplicates(micros, cols, lines, reasons, bad) -> tuple[int, np.ndarray
         else:
             reasons[i], bad[i] = f"conflicting duplicate of line {kept[0]}", True
     return duplicates, dropped
+
+
+def _check_bar_size(micros: np.ndarray, step_us: int, granularity: str) -> None:
+    """Refuse a file whose candles are plainly another bar size than the one asked for: most of
+    them off the grid (a finer file), or not two of them one bar apart (a coarser one)."""
+    starts = np.unique(micros)
+    if len(starts) < 10:
+        return  # too few to tell a bar size from a few bad rows or gaps
+    deltas = np.diff(starts)
+    finer = np.count_nonzero(starts % step_us) * 2 > len(starts)
+    coarser = len(starts) >= 20 and int(deltas.min()) > step_us
+    if not (finer or coarser):
+        return
+    spacing = int(np.median(deltas))
+    names = {int(delta / timedelta(microseconds=1)): name for name, delta in GRANULARITIES.items()}
+    seen = names.get(spacing)
+    hint = f"pass --granularity {seen}" if seen else f"use one of {', '.join(GRANULARITIES)}"
+    raise ValueError(f"the file's candles are {timedelta(microseconds=spacing)} apart, not {granularity}; {hint}")
 
 
 def _gaps(starts: np.ndarray, step_us: int) -> list[CandleGap]:

@@ -545,3 +545,17 @@ def test_read_parquet_without_rows_raises_no_candle_rows(tmp_path):
     pd.DataFrame({c: pd.Series([], dtype="float64") for c in HEADER.split(",")}).to_parquet(path, index=False)
     with pytest.raises(ValueError, match="no candle rows"):
         read_candle_file(path)
+
+
+def test_a_file_of_another_bar_size_is_refused_naming_the_one_it_has(tmp_path):
+    minutes = tmp_path / "minutes.csv"
+    minutes.write_text("time,open,high,low,close,volume\n" + "".join(
+        f"2024-01-01T00:{m:02d}:00Z,{GOOD}\n" for m in range(30)))
+    with pytest.raises(ValueError, match="candles are 0:01:00 apart, not 1h; pass --granularity 1m"):
+        read_candle_file(minutes, granularity="1h")
+    hours = tmp_path / "hours.csv"
+    hours.write_text("time,open,high,low,close,volume\n" + "".join(
+        f"2024-01-01T{h:02d}:00:00Z,{GOOD}\n" for h in range(24)))
+    with pytest.raises(ValueError, match="candles are 1:00:00 apart, not 5m; pass --granularity 1h"):
+        read_candle_file(hours, granularity="5m")
+    assert len(read_candle_file(hours, granularity="1h").frame) == 24
