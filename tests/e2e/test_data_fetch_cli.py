@@ -49,11 +49,16 @@ def test_fetch_pages_within_the_venue_limit_records_candles_once_and_needs_no_ke
     assert candle_requests == [200, 200, 200]  # 720 hours in pages of at most 350
     assert not any("/brokerage/orders" in p or "/accounts" in p for _, p, _ in stand.requests)
     assert "719 recorded" in result.stdout and "1 bucket(s) without trades" in result.stdout
+    assert "spec recorded" in result.stdout  # the product endpoint's increments and minimums, asked once
     app = open_store(url)
     try:
         closed = [e.event for e in app.iter_log() if type(e.event).__name__ == "CandleClosed"]
+        from application.trading.products import recorded_spec
+
+        spec = recorded_spec(app, "BTC-USD")
     finally:
         app.close()
+    assert spec is not None and spec.quote_increment == Decimal("0.01") and spec.min_quote_funds == Decimal(1)
     assert len(closed) == 719
     assert closed[0].start == T0 and closed[0].close == Decimal(20001)
     assert all(e.actor == "data-fetch" for e in closed)
