@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from api.http.auth import TokenBook
 from api.http.errors import install_error_handlers
+from api.http.methods import AnswerOptions
 from api.http.readmodel import ReadModelAccess
 
 
@@ -96,6 +97,7 @@ def create_app(
     app.state.node = node
     install_error_handlers(app)
     app.add_middleware(ReadCache, node=node)
+    app.add_middleware(AnswerOptions)
     node.metrics = NodeMetrics(node)
     install_metrics(app, node.metrics)
     app.include_router(health_router)

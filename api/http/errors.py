@@ -2,7 +2,8 @@
 
 Domain and application errors map to 4xx (a refused command is 409 or 422, a
 missing thing 404); a read model that is still being built, or a store that
-cannot be reached, is 503; a bad query parameter is 422 naming it. Anything
+cannot be reached, is 503; a bad query parameter is 422 naming it; a body that
+is not JSON at all is 400 (``malformed_json``). Anything
 else is a bug: 500 with a generic body, the traceback in the server log only.
 """
 
@@ -97,6 +98,7 @@ def validation_detail(exc: RequestValidationError) -> str:
 
 # Status codes documented on every route (the OpenAPI schema lists them; schemathesis checks them).
 COMMON_RESPONSES = {
+    400: {"model": ErrorBody, "description": "the request body is not valid JSON (error malformed_json)"},
     401: {"model": ErrorBody, "description": "no or unknown bearer token"},
     403: {"model": ErrorBody, "description": "the token's role may not do this"},
     422: {"model": ErrorBody, "description": "a bad parameter, named in detail"},
@@ -115,6 +117,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):
+        broken = next((p for p in exc.errors() if p.get("type") == "json_invalid"), None)
+        if broken is not None:  # not a bad value but no JSON at all: the client's encoder is wrong
+            loc, why = broken.get("loc", ()), (broken.get("ctx") or {}).get("error", "JSON decode error")
+            at = f" at character {loc[1]}" if len(loc) > 1 else ""
+            return error_response(400, "malformed_json", f"the request body is not valid JSON: {why}{at}")
         return error_response(422, "invalid_parameter", validation_detail(exc))
 
     @app.exception_handler(StarletteHTTPException)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -90,6 +90,9 @@ async def events(request: Request,
     return JsonBytes(await run_in_threadpool(lambda: dumps(events_page(store, after, limit, topics, since_at, until_at))))
 
 
+FIRST_REPLAY_DAY, LAST_REPLAY_DAY = date(1970, 1, 1), date.max - timedelta(days=1)
+
+
 def replay_timeline_function():
     """A JSON-ready timeline builder over application.replay.timeline, or None while replay does not exist.
 
@@ -131,6 +134,8 @@ async def replay(request: Request, day: date = Path(description="the UTC day, YY
                  _caller=AUDITOR):
     from api.bootstrap import risk_limits
 
+    if not FIRST_REPLAY_DAY <= day <= LAST_REPLAY_DAY:  # the day after date.max overflows
+        raise BadParameter(f"path parameter 'day': {day.isoformat()} is outside {FIRST_REPLAY_DAY} .. {LAST_REPLAY_DAY}")
     build = replay_timeline_function()
     if build is None:
         raise NotImplementedYet("replay is not available in this version (application.replay.timeline has no timeline)")
