@@ -143,17 +143,25 @@ def import_command(
 
 @data_app.command("show")
 def show_command(
-    product: Annotated[str, typer.Option(help="Product, BASE-QUOTE")] = "BTC-USD",
+    product: Annotated[Optional[str], typer.Option(help="Product, BASE-QUOTE (default: list every product and bar size)")] = None,
     granularity: Annotated[str, typer.Option(help="Bar size: 1m 5m 15m 30m 1h 2h 6h 1d")] = "1h",
     store: StoreOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """What the log holds for a product and bar size: first, last, count, gaps, and its spec."""
-    from application.trading.candle_history import logged_candles
+    """What the log holds: every product and bar size, or for one: first, last, count, gaps, and its spec."""
+    from application.trading.candle_history import logged_candles, logged_series
     from application.trading.products import recorded_spec
 
-    product, granularity = checked_product(product), checked_granularity(granularity)
     settings = load_cli_settings(config, {"eventstore.url": store})
+    if product is None:
+        with opened_store(settings.eventstore.url) as trading:
+            series = logged_series(trading)
+        for (name, bars), count in series.items():
+            console.print(f"{name} {bars}: {count:,} candles")
+        if not series:
+            console.print("the log holds no candles (`tradecore data import FILE`, `tradecore data fetch`)")
+        return
+    product, granularity = checked_product(product), checked_granularity(granularity)
     with opened_store(settings.eventstore.url) as trading:
         logged = logged_candles(trading, product, granularity)
         spec = recorded_spec(trading, product)

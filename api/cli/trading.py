@@ -106,6 +106,16 @@ def _more_candles_hint(product: str, granularity: str) -> str:
     return hint
 
 
+def _other_series(trading) -> str:
+    """What else the log holds (when it holds nothing of the asked product and bar size)."""
+    from application.trading.candle_history import logged_series
+
+    series = logged_series(trading)
+    if not series:
+        return ""
+    return "; it holds " + ", ".join(f"{p} {g} ({n:,} candles)" for (p, g), n in series.items())
+
+
 def run_backtest_command(
     *, data: Path | None, bundled: bool, product: str | None, granularity: str | None, date_from: str | None,
     date_to: str | None, strategy: str | None, initial_balance: Decimal | None, store: str | None,
@@ -164,7 +174,8 @@ def run_backtest_command(
         try:
             plan = plan_backtest(logged, start, end, settings.data.indicator_warmup)
         except NotEnoughCandles as exc:
-            fail(f"{exc}; {_more_candles_hint(product, granularity)}")
+            held = "" if exc.logged.count else _other_series(trading)
+            fail(f"{exc}{held}; {_more_candles_hint(product, granularity)}")
         spec, warning = product_spec_for(trading, settings, product, plan.warmup + plan.candles)
         if warning:
             err.print(f"warning: {warning}", markup=False)

@@ -92,6 +92,15 @@ def logged_candles(store: TradingApplication, product: str, granularity: str) ->
     return LoggedCandles(product, granularity, [by_start[s] for s in sorted(by_start)])
 
 
+def logged_series(store: TradingApplication) -> dict[tuple[str, str], int]:
+    """Every (product, bar size) the log holds candles of, with how many (the market-data catalogue)."""
+    starts: dict[tuple[str, str], set[datetime]] = {}
+    for logged in store.iter_log(topics=CANDLE_TOPICS, page=5000):
+        e = logged.event
+        starts.setdefault((e.product, e.granularity), set()).add(e.start)
+    return {key: len(found) for key, found in sorted(starts.items())}
+
+
 def import_candles(store: TradingApplication, candles: Sequence[Candle], meta: EventMeta,
                    on_conflict: str = "refuse", logged: LoggedCandles | None = None) -> CandleRecording:
     """Record the candles the log lacks; identical ones are duplicates, differing ones refused or corrected.

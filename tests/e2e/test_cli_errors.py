@@ -66,7 +66,9 @@ def test_unknown_or_malformed_product(store, tmp_path):
     one_line_error(cli("data", "import", str(base / "candles.csv"), "--product", "", "--store", url), "BASE-QUOTE")
     one_line_error(cli("backtest", "--product", "ETHUSD", "--store", url), "BASE-QUOTE")
     unknown = one_line_error(cli("backtest", "--product", "DOGE-EUR", "--store", url), "the log holds no DOGE-EUR 1h candles")
-    assert "data import" in unknown and "data fetch" in unknown
+    assert "data import" in unknown and "data fetch" in unknown and "it holds BTC-USD 1h (120 candles)" in unknown
+    listed = cli("data", "show", "--store", url)
+    assert listed.returncode == 0 and listed.stdout.strip() == "BTC-USD 1h: 120 candles"
 
 
 def test_empty_store_says_what_the_log_holds_and_records_no_run(tmp_path):
