@@ -57,7 +57,7 @@ def health_command(
         fail("--ticks needs --watch")
     settings = load_cli_settings(config, {"eventstore.url": store} if store else None)
     clock = wall_clock()
-    with opened_store(settings.eventstore.url) as trading:
+    with opened_store(settings.eventstore.url, read_only=True) as trading:  # never create a store to check it
         try:
             if not watch:
                 report = one_shot(settings, trading, clock)

@@ -52,6 +52,9 @@ class Receiver:
 class Cli:
     def __init__(self, tmp_path: Path):
         self.url = f"sqlite:///{tmp_path}/var/events.db"
+        from api.bootstrap import open_store
+
+        open_store(self.url).close()  # `health` checks a store; it never creates one
         self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), **CALM}
         self.outputs: list[str] = []
 

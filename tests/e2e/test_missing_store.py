@@ -15,6 +15,8 @@ READ_ONLY = [
     ("query", "SELECT 1"),
     ("replay", "--date", "2018-01-01"),
     ("config", "drift"),
+    ("health",),
+    ("health", "--watch", "--ticks", "1"),
 ]
 
 
