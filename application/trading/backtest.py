@@ -26,11 +26,11 @@ from decimal import Decimal
 import pandas as pd
 
 from application.trading.candle_history import LoggedCandles
+from application.trading.run_end import end_run_anyway
 from application.trading.loop import DeterministicIds, LoopSettings, RunSummary, TradingLoop
 from application.ports import DecisionModel, ExchangeGateway
 from application.trading_app import TradingApplication, paused_gc
 from domain.control import RunMode
-from domain.events import EventMeta
 from domain.indicators.cipher import IndicatorParams, IndicatorState, compute_indicators
 from domain.market import Candle
 
@@ -181,27 +181,9 @@ def _drive(loop: TradingLoop, store: TradingApplication, candles: Sequence[Candl
     except BaseException as exc:
         status, reason = ("stopped", "interrupted") if isinstance(exc, KeyboardInterrupt) else ("failed", repr(exc)[:300])
         at = candles[loop.summary.candles - 1].end if loop.summary.candles else candles[0].start
-        _end_failed_run(loop, store, at, status, reason, exc)
+        end_run_anyway(loop, store, at, status, reason, exc)
         raise
     if progress is not None:
         progress(len(candles) % 500)
     return loop.finish(candles[-1].end, status, reason)
 
-
-def _end_failed_run(loop: TradingLoop, store: TradingApplication, at: datetime, status: str, reason: str,
-                    exc: BaseException) -> None:
-    """Record RunEnded for a run that failed. The loop's own finish writes what it still holds first;
-    when that write is what fails (a batch the store refuses, a full disk), RunEnded goes alone."""
-    try:
-        loop.finish(at, status, reason)
-        return
-    except Exception:  # noqa: BLE001 - the buffered batch cannot be written: end the run without it
-        pass
-    try:
-        run = store.repository.get(loop.run_id)
-        if run.ended:
-            return
-        run.end(status, reason, EventMeta(at, "system", loop.run_id, None, loop.run_id))
-        store.record_in_order(run.collect_events())
-    except Exception as secondary:  # e.g. the store itself is gone: report the first error, not this one
-        exc.add_note(f"recording RunEnded also failed: {secondary!r}")
