@@ -20,7 +20,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
-bench: $(STAMP)
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(VENV)/.bench-installed
+
+# Every figure beside its target, and the load average at the start and the end (bench/__main__.py).
+bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench
 
 clean:

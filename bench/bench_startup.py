@@ -1,0 +1,48 @@
+"""Whole processes, timed from outside: `tradecore --help` and `tradecore backtest --bundled` into a fresh store.
+
+Each is started once untimed (a warm-up: the OS file cache), then 3 times; the figure is the median
+wall time from start to exit (time.perf_counter around subprocess.run). The backtest run imports the
+bundled 20,111 candles into a fresh SQLite store, then backtests them from the log and prints the
+summary (--json), as a user's first run does. `farm-bench -n 3 -- tradecore --help` gives the same
+figure where that tool is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TRADECORE = str(Path(sys.executable).parent / "tradecore")
+
+
+def _median_wall(make_args, runs: int = 3, timeout: float = 120) -> tuple[float, list[float]]:
+    times = []
+    for i in range(runs + 1):
+        args = make_args(i)
+        began = time.perf_counter()
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
+        if i:  # the first is the warm-up
+            times.append(time.perf_counter() - began)
+    return statistics.median(times), times
+
+
+def run() -> dict:
+    help_median, help_runs = _median_wall(lambda i: [TRADECORE, "--help"])
+    with tempfile.TemporaryDirectory() as tmp:
+        backtest_median, backtest_runs = _median_wall(
+            lambda i: [TRADECORE, "backtest", "--bundled", "--store", f"sqlite:///{tmp}/run{i}.db", "--json"])
+    return {
+        "startup_help_seconds": round(help_median, 3),
+        "startup_help_runs": [round(t, 3) for t in help_runs],
+        "startup_backtest_bundled_seconds": round(backtest_median, 3),
+        "startup_backtest_bundled_runs": [round(t, 3) for t in backtest_runs],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run()))
