@@ -28,7 +28,7 @@ import duckdb
 
 from projections.engine.base import MONEY
 from projections.ledger.book import ZERO, Book, Event, arrow, replace
-from projections.ledger.walk import DayRows
+from projections.ledger.day_rows import DayRows
 
 HUNDRED = Decimal(100)
 

@@ -29,7 +29,7 @@ import duckdb
 
 from projections.engine.base import MONEY
 from projections.ledger.book import Book, arrow, replace
-from projections.ledger.walk import DayRows
+from projections.ledger.day_rows import DayRows
 
 
 class RiskUsageProjection(DayRows):
