@@ -281,6 +281,7 @@ def audit_export(
 ) -> None:
     """Export a contiguous slice of the log with ids, topics, payloads and chain links, plus a manifest."""
     from api.bootstrap import code_version
+    from infrastructure.backup.archive import ArchiveProblem
     from infrastructure.backup.export import export_log, manifest_path
     from infrastructure.clock import SystemClock
     from infrastructure.eventstore.store import parse_store_url
@@ -299,6 +300,8 @@ def audit_export(
                                   source=parse_store_url(url).redacted(), code_version=code_version())
         except OSError as exc:
             fail(f"cannot write {output}: {exc}")
+        except ArchiveProblem as exc:
+            fail(f"export refused, nothing written: {exc}", 1)
     m = exported.manifest
     if as_json:
         print(json.dumps({"output": str(output), "manifest": str(manifest_path(output)), "events": m.event_count,

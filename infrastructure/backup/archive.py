@@ -157,7 +157,10 @@ def temporary_name(final: Path) -> Path:
 class EventsWriter:
     """Streams record batches into one events file, counting rows and keeping the last link."""
 
-    def __init__(self, path: Path, events_format: str, *, compress: bool = True, gzip_level: int = 6):
+    def __init__(self, path: Path, events_format: str, *, compress: bool = True, gzip_level: int = 6,
+                 parquet_form: tuple[pa.Schema, Any] | None = None):
+        # parquet_form: (schema, transform of each storage batch) for a Parquet file in another form
+        # (the auditor's typed columns); backups always keep the storage form.
         if events_format not in EVENTS_FILES:
             raise ValueError(f"events format must be parquet or jsonl, not {events_format!r}")
         self.path = path
@@ -172,7 +175,8 @@ class EventsWriter:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="tradecore-archive")
             self._pending: Future | None = None
             self._sink: Any = _HashingFile(self._file, self._hash)
-            self._parquet = pq.ParquetWriter(self._sink, SCHEMA, compression="zstd", compression_level=1,
+            schema, self._transform = parquet_form or (SCHEMA, None)
+            self._parquet = pq.ParquetWriter(self._sink, schema, compression="zstd", compression_level=1,
                                              use_dictionary=["topic"], write_statistics=["notification_id"])
         else:
             self._sink = _HashingFile(self._file, self._hash)
@@ -190,6 +194,8 @@ class EventsWriter:
         if self.events_format == "parquet":
             # Compression and writing release the GIL: one batch is written while the next is read.
             self._wait()
+            if self._transform is not None:
+                batch = self._transform(batch)
             self._pending = self._pool.submit(self._parquet.write_batch, batch)
             return
         self._text.write(b"".join(_jsonl_lines(batch)))

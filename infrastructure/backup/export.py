@@ -8,7 +8,9 @@ the file's sha256). With ``--from``/``--to`` the slice is contiguous: from the
 first event that occurred at or after FROM to the last one that occurred
 before TO, with everything recorded between them, so its chain can be checked.
 
-``verify_export`` needs nothing but the two files.
+The Parquet form is the analyst's (``analyst.ANALYST_SCHEMA``: typed envelope columns,
+canonical UUID text, the payload as JSON text, the link as hex); JSONL keeps one line per
+stored row. ``verify_export`` needs nothing but the two files, and checks both forms.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from infrastructure.backup.analyst import ANALYST_SCHEMA, to_analyst, to_storage
 from infrastructure.backup.archive import (
     ArchiveProblem, ChainWalk, EventsWriter, Manifest, check_files, fsync_dir, read_events, temporary_name,
     write_manifest,
@@ -59,7 +64,8 @@ def export_log(
     first, last = (1, upto) if start is None and end is None else _time_range(snapshot, upto, start, end)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(output)
-    writer = EventsWriter(tmp, events_format, compress=output.name.endswith(".gz"))
+    form = (ANALYST_SCHEMA, to_analyst) if events_format == "parquet" else None
+    writer = EventsWriter(tmp, events_format, compress=output.name.endswith(".gz"), parquet_form=form)
     try:
         chain_start = snapshot.link_before(first) if first else bytes(32)
         if first:
@@ -84,6 +90,24 @@ def export_log(
     return Exported(output, manifest)
 
 
+def _export_batches(path: Path, events_format: str, where: str):
+    """Storage-form batches of an export: typed-column Parquet is checked against its payloads and converted."""
+    if events_format == "parquet":
+        try:
+            parquet = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise ArchiveProblem(f"{where} is not a readable Parquet file ({exc})") from None
+        if parquet.schema_arrow.equals(ANALYST_SCHEMA):
+            try:
+                for group in range(parquet.metadata.num_row_groups):
+                    for batch in parquet.read_row_group(group).to_batches():
+                        yield to_storage(batch, where)
+            except (pa.ArrowException, OSError) as exc:
+                raise ArchiveProblem(f"{where} cannot be read to the end ({exc})") from None
+            return
+    yield from read_events(path, events_format)  # JSONL, or a Parquet export in the storage form (older exports)
+
+
 def verify_export(path: Path) -> Manifest:
     """Check an export against its manifest: checksum, row order, every chain link, counts and head."""
     where = path.name
@@ -100,7 +124,7 @@ def verify_export(path: Path) -> Manifest:
         raise ArchiveProblem(f"{mpath.name} describes {entry.name}, not {path.name}")
     check_files(path.parent, manifest, where)
     walk = ChainWalk(bytes.fromhex(manifest.chain_start), 0, where)
-    for batch in read_events(path, manifest.events_format):
+    for batch in _export_batches(path, manifest.events_format, where):
         walk.feed(batch)
     if walk.count != manifest.event_count:
         raise ArchiveProblem(f"{where}: holds {walk.count} events, the manifest says {manifest.event_count}")
