@@ -68,7 +68,22 @@ PINNED_FRAME_SUMMARY = {
     'trades': '41',
     'wins': '6',
 }
-PINNED_LOG = ('056628cb10077f899015ea4a4700a16aec24380f6eea4a82892c2bde1e5b0774', 16965)
+PINNED_LOG = {
+    'AccountOpened': ('f2bfd98b55ad0746100a59a0e738c5b3326f96a0f3b1e9bb1cea68f306de1619', 2),
+    'CandleClosed': ('d644d907846bfd5ce1bfcf766efce0268edbb79a652b144238b70195e9f07a76', 8090),
+    'ControlStarted': ('46d0e25aa01cc301f925f13edb8959baec989848abf6f68151cf46bccc75492b', 2),
+    'DecisionMade': ('3471d90b99d4748fd0232261dccbd30855e6f251f0db747f5f56070aba39742e', 7990),
+    'FundsDeposited': ('e22491eb2e9e655c22be1153c01500017f23e64c21327d3beea1b49dd415d109', 2),
+    'OrderAccepted': ('aeef5792ac7742690d3b5641ba2e498b55c2d081860f4dc43f6188505ef82567', 164),
+    'OrderFilled': ('8ddae5ebd20cf83bd484b5e9d6ab4aa4220481ed5f1f33136ab8123386995b83', 164),
+    'OrderPlaced': ('c363687ff1ace34a4d2fcd0c632eb85a71295eeded2978cb8e193fbb0fd5cf1f', 164),
+    'OrderSubmitted': ('c4e5abd6d546c0299973a632584bb54c67eb928a413f1e4b51f30645bd4ba042', 164),
+    'RiskAssessed': ('1cb4f8d563a394f1ea632b2cdd7b9ae70a2d19e336d695d5876f69aadd0b812c', 201),
+    'RunEnded': ('cd32ed90f1351ef5f4e30f0e7ea34f53721f8d06b0de7bc5353fdb9532673645', 2),
+    'RunStarted': ('9b802197bdc510aad4374aec3c91ac828ad097e0c4be196be9b65561ae9ea469', 2),
+    'TradingHalted': ('b12ea9c9ca8e71d0c142cb257ff08792c194517c27d903e1fb10956f5adb41bb', 10),
+    'TradingResumed': ('a8b9a146512289e8289edc354ea487f6515ad19735cf75a2d79324aa45511123', 8),
+}
 PINNED_CHECKSUMS = {
     'candles': '867459b5e08a74e31c3bf52f79da16cffe046e96c1ff92fde5ce34ebbe2109ef',
     'decisions': 'b9b62fa43b8961c644be86d12be78e6c82f92730d3e78b94ea7033995251f5e5',
@@ -103,16 +118,19 @@ def summary_of(summary) -> dict:
     return {k: str(v) for k, v in sorted(vars(summary).items())}
 
 
-def log_digest(store) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    count = 0
+def log_digest(store) -> dict[str, tuple[str, int]]:
+    """Per event type: sha256 over its events' (log position, fields) in log order, and their count
+    (per type, so a change says which events moved)."""
+    digests: dict[str, "hashlib._Hash"] = {}
+    counts: dict[str, int] = {}
     for logged in store.iter_log():
         event = logged.event
+        name = type(event).__name__
         body = event.model_dump(mode="json")
-        digest.update(json.dumps([logged.notification_id, type(event).__name__, body], sort_keys=True,
-                                 default=str).encode())
-        count += 1
-    return digest.hexdigest(), count
+        digests.setdefault(name, hashlib.sha256()).update(
+            json.dumps([logged.notification_id, body], sort_keys=True, default=str).encode())
+        counts[name] = counts.get(name, 0) + 1
+    return {name: (digests[name].hexdigest(), counts[name]) for name in sorted(digests)}
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +170,7 @@ def test_the_backtest_summaries_are_todays(pinned_run):
 
 def test_the_log_content_is_todays(pinned_run):
     _, _, digest, _ = pinned_run
-    assert digest == PINNED_LOG  # (sha256, events)
+    assert digest == PINNED_LOG  # {event type: (sha256, events)}
 
 
 def test_every_read_model_checksum_is_todays(pinned_run):
