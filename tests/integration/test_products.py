@@ -144,3 +144,11 @@ def test_a_paper_or_live_run_takes_the_venues_spec_and_records_it(stand, tmp_pat
     again, warning = product_spec_for(store, settings, "ETH-BTC", venue=client.product_spec, at=T0)
     assert again == ETH_BTC and "was not reached" in warning and "recorded earlier" in warning
     store.close()
+
+
+def test_without_a_spec_a_price_too_fine_for_the_default_grid_is_refused_not_filled_at_cents():
+    exchange = PaperExchange()
+    (refused,) = exchange.submit(request("XLM-USD", OrderSide.BUY, "1000"), D("0.0016"), T0)
+    assert refused.kind is ReportKind.REJECTED and "no product spec for XLM-USD" in refused.reason
+    _, fill = exchange.submit(request("BTC-EUR", OrderSide.BUY, "0.01"), D("41000.12"), T0)
+    assert fill.kind is ReportKind.FILL and fill.fee_currency == "EUR"  # the quote of its id

@@ -9,7 +9,9 @@ product's ``quote_increment`` grid, sizes on its ``base_increment``, fees and
 balances in its quote currency (USD, EUR, BTC, ...); an order below the
 product's minimum size or funds is rejected naming the rule. A product traded
 without a spec uses the constructor's increments (Coinbase BTC-USD style:
-0.01 and 1e-8) and the quote currency of its id.
+0.01 and 1e-8) and the quote currency of its id; an order priced below 100
+price steps (0.0016 on a 0.01 grid) is rejected rather than filled on a grid
+too coarse for it.
 Balances are kept per currency (``deposit``, ``balance``): a BUY fill moves
 quote to base, a SELL base to quote, fees leave the quote balance.
 
@@ -262,6 +264,9 @@ class PaperExchange:
             below = check_minimums(quantity, entry, spec)
             if below:
                 return f"below the product's minimum: {below}"
+        elif entry < price_step * 100:  # the default grid would move the price by 1% or more
+            return (f"no product spec for {request.product}: its price {entry} is too fine for the default price "
+                    f"step {price_step}; trade it by its spec (trade_by)")
         if request.side is OrderSide.SELL and not self.allow_shorts:
             held = self.position(request.product)
             reserved = sum(
