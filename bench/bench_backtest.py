@@ -29,23 +29,30 @@ from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from infrastructure.settings.loading import load_settings
 
 
-def backtest_from_log(url: str, candles: list, settings, run_id: uuid.UUID) -> tuple[float, float, object]:
-    """Import ``candles`` into the log at ``url`` (untimed), then time read + plan + run; (import s, run s, summary)."""
+def import_into(url: str, candles: list) -> float:
+    """Record ``candles`` in the log at ``url`` as `tradecore data import` does; its seconds."""
     app = open_store(url)
     try:
         began = time.perf_counter()
         import_candles(app, candles, EventMeta(candles[-1].end, actor="import"))
-        imported = time.perf_counter() - began
+        return time.perf_counter() - began
+    finally:
+        app.close()
+
+
+def backtest_from_log(url: str, product: str, granularity: str, settings, run_id: uuid.UUID) -> tuple[float, object]:
+    """The timed path of `tradecore backtest`: read the candles back from the log, plan, run; (seconds, summary)."""
+    app = open_store(url)
+    try:
         gc.collect()
         began = time.perf_counter()
-        logged = logged_candles(app, candles[0].product, candles[0].granularity)
+        logged = logged_candles(app, product, granularity)
         plan = plan_backtest(logged, None, None, settings.data.indicator_warmup)
         summary = run_planned_backtest(
             app, plan, exchange=paper_exchange(settings), strategy=decision_model(settings),
-            settings=loop_settings(settings, product=candles[0].product, granularity=candles[0].granularity,
-                                   flush_every=500),
+            settings=loop_settings(settings, product=product, granularity=granularity, flush_every=500),
             initial_balance=Decimal(10000), config_hash="bench", code_version="bench", run_id=run_id)
-        return imported, time.perf_counter() - began, summary
+        return time.perf_counter() - began, summary
     finally:
         app.close()
 
@@ -97,9 +104,9 @@ def run(repeats: int = 3) -> dict:
     runs, imports = [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            imported, seconds, summary = backtest_from_log(f"sqlite:///{tmp}/bt.db", candles, settings, uuid.uuid4())
+            imports.append(import_into(f"sqlite:///{tmp}/bt.db", candles))
+            seconds, summary = backtest_from_log(f"sqlite:///{tmp}/bt.db", "BTC-USD", "1h", settings, uuid.uuid4())
             runs.append(seconds)
-            imports.append(imported)
     ours = len(candles) / statistics.median(runs)
     theirs = backtesting_py_candles_per_s(frame, repeats)
     figures = {

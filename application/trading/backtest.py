@@ -36,16 +36,43 @@ from domain.market import Candle
 
 
 class PrecomputedIndicators:
-    """Indicator rows of a whole history, looked up by candle start."""
+    """Indicator rows of a whole history, looked up by candle start.
+
+    The rows become Python values a block at a time, as the loop reaches them (the same values
+    ``frame[name].tolist()`` gives): a year of 1-minute candles would otherwise hold some 26 Python
+    objects per candle for the whole run.
+    """
+
+    BLOCK = 4096
 
     def __init__(self, frame: pd.DataFrame):
-        self._position = {start: i for i, start in enumerate(_starts(frame))}
+        self._frame = frame
+        self._starts = _starts(frame)
+        self._position: dict | None = None  # built on the first out-of-order lookup only
+        self._next = 0
         self._names = list(frame.columns)
-        self._rows = list(zip(*(frame[name].tolist() for name in self._names)))
+        self._block = -1
+        self._rows: list[tuple] = []
+
+    def _index_of(self, start) -> int:
+        i = self._next
+        if i < len(self._starts) and self._starts[i] == start:  # the loop's own order: no lookup
+            return i
+        if self._position is None:
+            self._position = {s: n for n, s in enumerate(self._starts)}
+        return self._position[start]
 
     def on_candle(self, candle: Candle) -> dict[str, float | bool | None]:
+        i = self._index_of(candle.start)
+        self._next = i + 1
+        block, offset = divmod(i, self.BLOCK)
+        if block != self._block:
+            lo = block * self.BLOCK
+            part = self._frame.iloc[lo:lo + self.BLOCK]
+            self._rows = list(zip(*(part[name].tolist() for name in self._names)))
+            self._block = block
         # A fresh dict per candle (the strategy may keep or change it), built in C.
-        return dict(zip(self._names, self._rows[self._position[candle.start]]))
+        return dict(zip(self._names, self._rows[offset]))
 
 
 class IncrementalIndicators:
