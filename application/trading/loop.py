@@ -343,14 +343,16 @@ class TradingLoop:
         control = self._control
         limits = self.settings.limits
         if control is not None and control.halted:
+            # Halts the loop itself made lapse after the cooldown; an operator's, and the drawdown breaker's
+            # (P0), wait for an operator (no RiskState for them: a halted run may hold for many candles).
+            if not control.halted_by_risk or control.severity is Severity.P0:
+                return
             state = RiskState(
                 now=at, equity=equity, cash=self.portfolio.cash, day_start_equity=self.book.day_start_equity or ZERO,
                 consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self.book.recent_equity),
                 halted=True, halted_at=control.halted_at,
             )
-            # Halts the loop itself made lapse after the cooldown; an operator's, and the drawdown breaker's
-            # (P0), wait for an operator.
-            if control.halted_by_risk and control.severity is not Severity.P0 and halt_lapsed(state, limits):
+            if halt_lapsed(state, limits):
                 control.resume("cooldown elapsed after an automatic halt", self._meta(at, actor="risk"))
                 self._take(control)
                 self.book.resumed(at)
