@@ -232,39 +232,43 @@ class TradingApplication(Application):
 
     # --- control, incidents, runs -------------------------------------------
 
-    def _control(self, meta: EventMeta) -> TradingControl:
+    def _control(self, meta: EventMeta, control_id: uuid.UUID = TRADING_CONTROL_ID) -> TradingControl:
         try:
-            return self.repository.get(TRADING_CONTROL_ID)
+            return self.repository.get(control_id)
         except AggregateNotFoundError:
-            return TradingControl.start(meta)
+            return TradingControl.start(meta, control_id)
 
-    def operator_halt(self, reason: str, severity: Severity | str, meta: EventMeta) -> tuple[TradingControl, bool]:
-        """An operator's halt (a P0 also requests cancel-all); returns the control and whether it was already halted."""
-        control = self._control(meta)
+    def operator_halt(self, reason: str, severity: Severity | str, meta: EventMeta,
+                      control_id: uuid.UUID = TRADING_CONTROL_ID) -> tuple[TradingControl, bool]:
+        """An operator's halt (a P0 also requests cancel-all) of one bot's stream or every bot's (the default);
+        returns the control and whether it was already halted."""
+        control = self._control(meta, control_id)
         already = control.operator_halt(reason, severity, meta)
         self._save(control)
         return control, already
 
-    def request_cancel_all(self, reason: str, meta: EventMeta) -> TradingControl:
-        control = self._control(meta)
+    def request_cancel_all(self, reason: str, meta: EventMeta,
+                           control_id: uuid.UUID = TRADING_CONTROL_ID) -> TradingControl:
+        control = self._control(meta, control_id)
         control.request_cancel_all(reason, meta)
         self._save(control)
         return control
 
-    def resume_trading(self, reason: str, meta: EventMeta) -> TradingControl:
-        control = self._control(meta)
+    def resume_trading(self, reason: str, meta: EventMeta, control_id: uuid.UUID = TRADING_CONTROL_ID) -> TradingControl:
+        control = self._control(meta, control_id)
         control.resume(reason, meta)
         self._save(control)
         return control
 
-    def get_trading_control(self) -> TradingControl | None:
+    def get_trading_control(self, control_id: uuid.UUID = TRADING_CONTROL_ID) -> TradingControl | None:
         try:
-            return self.repository.get(TRADING_CONTROL_ID)
+            return self.repository.get(control_id)
         except AggregateNotFoundError:
             return None
 
-    def open_incident(self, incident_id: uuid.UUID, meta: EventMeta, *, severity: Severity | str, kind: str, details: str) -> Incident:
-        incident = Incident.declare(incident_id, meta, severity=severity, kind=kind, details=details)
+    def open_incident(self, incident_id: uuid.UUID, meta: EventMeta, *, severity: Severity | str, kind: str, details: str,
+                      bot_id: str | None = None) -> Incident:
+        incident = Incident.declare(incident_id, meta, severity=severity, kind=kind, details=details, bot_id=bot_id)
         self._save(incident)
         return incident
 

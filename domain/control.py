@@ -13,7 +13,19 @@ from domain.aggregate import Aggregate, StartingEvent
 from domain.events import EVENT_NAMESPACE, DomainError, DomainEvent, EventMeta, Money, UtcDatetime
 
 TRADING_CONTROL_ID = uuid.uuid5(EVENT_NAMESPACE, "trading-control")
-"""The control stream of paper and live trading: what an operator halts."""
+"""The control stream every paper and live bot obeys: ``tradecore halt --all`` (and ``halt`` without ``--bot``)."""
+
+
+def default_bot_id(mode: str, product: str) -> str:
+    """The bot of a run that names none: ``<mode>-<product>`` lower-case (``paper-btc-usd``).
+
+    Runs recorded before bots had ids belong to this bot, so a restart keeps finding them."""
+    return f"{mode}-{product}".lower()
+
+
+def bot_control_id(bot_id: str) -> uuid.UUID:
+    """One bot's own control stream: ``tradecore halt --bot ID`` and the bot's automatic halts."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"trading-control:bot:{bot_id}")
 
 
 def run_control_id(run_id: uuid.UUID) -> uuid.UUID:
@@ -146,11 +158,12 @@ class TradingControl(Aggregate):
 
 
 class IncidentOpened(StartingEvent):
-    """An incident: severity P0-P3, kind, details. P0 also halts trading."""
+    """An incident: severity P0-P3, kind, details, and the bot it concerns (None: every bot). P0 also halts it."""
 
     severity: Severity
     kind: str
     details: str
+    bot_id: str | None = None
 
     @classmethod
     def _aggregate_class(cls):
@@ -177,8 +190,10 @@ class Incident(Aggregate):
     resolved: bool
 
     @classmethod
-    def declare(cls, incident_id: uuid.UUID, meta: EventMeta, *, severity: Severity | str, kind: str, details: str):
-        return cls._start(IncidentOpened.build(incident_id, 1, meta, severity=severity, kind=kind, details=details))
+    def declare(cls, incident_id: uuid.UUID, meta: EventMeta, *, severity: Severity | str, kind: str, details: str,
+                bot_id: str | None = None):
+        return cls._start(IncidentOpened.build(incident_id, 1, meta, severity=severity, kind=kind, details=details,
+                                               bot_id=bot_id))
 
     def resolve(self, note: str, meta: EventMeta) -> None:
         if self.resolved:
@@ -187,7 +202,8 @@ class Incident(Aggregate):
 
 
 class RunStarted(StartingEvent):
-    """A backtest, paper or live run began: mode, product, granularity, strategy, config hash, code version."""
+    """A backtest, paper or live run began: mode, product, granularity, strategy, config hash, code version,
+    and its bot (``bot_id``; runs recorded before bots had ids belong to ``<mode>-<product>``)."""
 
     mode: RunMode
     product: str
@@ -198,6 +214,12 @@ class RunStarted(StartingEvent):
     initial_balance: Money | None = None
     data_from: UtcDatetime | None = None
     data_to: UtcDatetime | None = None
+    bot_id: str | None = None
+
+    @property
+    def bot(self) -> str:
+        """The bot this run belongs to (its recorded ``bot_id``, else ``<mode>-<product>``)."""
+        return self.bot_id or default_bot_id(self.mode.value, self.product)
 
     @classmethod
     def _aggregate_class(cls):

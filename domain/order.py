@@ -27,9 +27,10 @@ class Overfill(DomainError):
     """A fill would take the filled quantity past the order's quantity."""
 
 
-def client_order_id(order_id: uuid.UUID) -> str:
-    """The id the venue sees; derived from ours so a retry is recognisable."""
-    return f"tc-{order_id.hex}"
+def client_order_id(order_id: uuid.UUID, bot_id: str | None = None) -> str:
+    """The id the venue sees, derived from ours so a retry is recognisable: ``tc-<bot>-<hex>``, so a bot
+    knows its own orders on an account several bots share (``tc-<hex>`` before bots, and for backtests)."""
+    return f"tc-{bot_id}-{order_id.hex}" if bot_id else f"tc-{order_id.hex}"
 
 
 class OrderPlaced(StartingEvent):
@@ -234,6 +235,7 @@ class Order(Aggregate):
         take_profit_price: Decimal | None = None,
         decision_id: uuid.UUID | None = None,
         time_in_force: str = "GTC",
+        bot_id: str | None = None,
     ) -> Order:
         event = OrderPlaced.build(
             order_id,
@@ -246,7 +248,7 @@ class Order(Aggregate):
             limit_price=limit_price,
             stop_loss_price=stop_loss_price,
             take_profit_price=take_profit_price,
-            client_order_id=client_order_id(order_id),
+            client_order_id=client_order_id(order_id, bot_id),
             decision_id=decision_id,
             time_in_force=time_in_force,
         )

@@ -9,6 +9,7 @@ Unless `--no-api`, the REST API (a read node) runs in the same process.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import signal
@@ -157,7 +158,8 @@ def run_command(
             model = MeteredDecisionModel(model)  # each decision's latency and failure kind: metrics and the log
         host = host or settings.system.api_host
         port = settings.system.api_port if port is None else port
-        s = loop_settings(settings)
+        bot = settings.trading.bot_for(mode)  # every run belongs to a bot: its controls, alerts and orders
+        s = dataclasses.replace(loop_settings(settings), bot_id=bot)
         clock = wall_clock()
         meter = ApiCallMeter(clock, timedelta(minutes=settings.monitoring.api_window_minutes))
         venue = coinbase_venue(settings, live=run_mode is RunMode.LIVE, product=s.product, granularity=s.granularity,
@@ -166,8 +168,8 @@ def run_command(
         services: list = []
         if not no_health:
             # one sink for alerts and incidents: routed by severity (email for P0/P1), delivered off the loop
-            sink = notification_sink(settings, source=f"{mode} {settings.trading.product}")
-            services.append(HealthService(health_watch(settings, trading, clock, api_meter=meter, sink=sink),
+            sink = notification_sink(settings, source=f"bot {bot} ({mode} {settings.trading.product})")
+            services.append(HealthService(health_watch(settings, trading, clock, api_meter=meter, sink=sink, scope=bot),
                                           settings.monitoring.check_interval_seconds))
             services.append(operations_notifier(settings, trading, clock, sink=sink))
         if not no_api and importlib.util.find_spec("api.http.server") is not None:
@@ -187,7 +189,7 @@ def run_command(
             stop.set()
 
         previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        console.print(f"{mode} run {run_id} on {parse_store_url(settings.eventstore.url).redacted()}; "
+        console.print(f"bot {bot}: {mode} run {run_id} on {parse_store_url(settings.eventstore.url).redacted()}; "
                       f"venue {settings.exchange.base_url}, feed {settings.exchange.ws_url}"
                       + (f"; log {log_file}" if log_file else ""))
         try:

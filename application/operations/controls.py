@@ -1,7 +1,8 @@
 """The operator's controls: halt, resume, cancel-all, incidents.
 
-Every control is an event on the trading-control stream (or an incident
-stream) whose actor is the operator's name, so it survives restarts and shows
+Every control is an event on a trading-control stream (or an incident
+stream) whose actor is the operator's name: one bot's own stream
+(``--bot ID``), or the one every bot obeys (``--all``, the default), so it survives restarts and shows
 in the timeline. Orders are cancelled by the process that owns the exchange
 session (``tradecore run``): a ``CancelAllRequested`` (which a P0 halt or a P0
 incident also records) is its instruction, and ``ControlWatch`` is how it
@@ -21,6 +22,7 @@ from application.ports import Clock, ExecutionReport, IdSource
 from application.trading_app import TradingApplication
 from domain.control import (
     TRADING_CONTROL_ID,
+    bot_control_id,
     Incident,
     RunMode,
     RunStarted,
@@ -73,38 +75,44 @@ class OperatorControls:
             raise DomainError("a control needs an actor (the operator's name)")
         return EventMeta(self.clock.now(), actor, correlation or TRADING_CONTROL_ID, None, None)
 
-    def halt(self, reason: str, severity: Severity | str, actor: str) -> HaltOutcome:
-        """Stop new entries; a P0 also asks for every working order to be cancelled
-        (see ``TradingControl.operator_halt`` for a P0 on an already-halted bot)."""
+    def halt(self, reason: str, severity: Severity | str, actor: str, bot: str | None = None) -> HaltOutcome:
+        """Stop new entries of one bot (``bot``) or of every bot (None); a P0 also asks for every working order
+        to be cancelled (see ``TradingControl.operator_halt`` for a P0 on an already-halted bot)."""
         severity = Severity(severity)
         _require("a halt needs a reason", reason)
-        control, already = self.store.operator_halt(reason, severity, self._meta(actor))
+        control, already = self.store.operator_halt(reason, severity, self._meta(actor), control_stream(bot))
         return HaltOutcome(control, severity is Severity.P0, already)
 
-    def resume(self, reason: str, actor: str) -> TradingControl:
+    def resume(self, reason: str, actor: str, bot: str | None = None) -> TradingControl:
         _require("a resume needs a reason (who checked what)", reason)
-        return self.store.resume_trading(reason, self._meta(actor))
+        return self.store.resume_trading(reason, self._meta(actor), control_stream(bot))
 
-    def cancel_all(self, reason: str, actor: str) -> TradingControl:
+    def cancel_all(self, reason: str, actor: str, bot: str | None = None) -> TradingControl:
         _require("a cancel-all needs a reason", reason)
-        return self.store.request_cancel_all(reason, self._meta(actor))
+        return self.store.request_cancel_all(reason, self._meta(actor), control_stream(bot))
 
-    def open_incident(self, severity: Severity | str, kind: str, details: str, actor: str) -> IncidentOutcome:
-        """Declare an incident; a P0 also halts trading and requests cancels."""
+    def open_incident(self, severity: Severity | str, kind: str, details: str, actor: str,
+                      bot: str | None = None) -> IncidentOutcome:
+        """Declare an incident about one bot (or every bot); a P0 also halts it and requests cancels."""
         severity = Severity(severity)
         _require("an incident needs kind", kind)
         _require("an incident needs details", details)
         incident_id = self.ids.new_id()
         self.store.open_incident(incident_id, self._meta(actor, incident_id), severity=severity, kind=kind,
-                                 details=details)
+                                 details=details, bot_id=bot)
         halted = None
         if severity is Severity.P0:
-            halted = self.halt(f"P0 incident {incident_id}: {kind}", Severity.P0, actor)
+            halted = self.halt(f"P0 incident {incident_id}: {kind}", Severity.P0, actor, bot)
         return IncidentOutcome(incident_id, halted)
 
     def resolve_incident(self, incident_id: uuid.UUID, note: str, actor: str) -> Incident:
         _require("resolving an incident needs a note", note)
         return self.store.resolve_incident(incident_id, note, self._meta(actor, incident_id))
+
+
+def control_stream(bot: str | None) -> uuid.UUID:
+    """The control stream of one bot, or (None) the one every bot obeys."""
+    return bot_control_id(bot) if bot else TRADING_CONTROL_ID
 
 
 def _require(message: str, text: str) -> None:
@@ -116,31 +124,41 @@ def _require(message: str, text: str) -> None:
 class ControlWatch:
     """For the process that owns the exchange session: notices new controls.
 
-    ``poll()`` reloads the trading-control stream; when cancel requests were
-    recorded since the last poll it calls ``on_cancel_all`` (which should call
-    the gateway's ``cancel_all`` and apply the reports through the loop).
-    Requests recorded before the watch started are served on the first poll
-    while trading is halted, so a P0 that raced a crash is not lost.
+    ``poll()`` reloads the bot's control stream (``bot``; None: the shared one
+    alone, as before bots) and the one every bot obeys (``fleet``); when cancel
+    requests were recorded on either since the last poll it calls
+    ``on_cancel_all`` (which should call the gateway's ``cancel_all`` and apply
+    the reports through the loop). Requests recorded before the watch started
+    are served on the first poll while trading is halted, so a P0 that raced a
+    crash is not lost.
     """
 
     store: TradingApplication
     on_cancel_all: Callable[[], list[ExecutionReport]]
     served: int | None = None
     control: TradingControl | None = field(default=None)
+    bot: str | None = None
+    fleet: TradingControl | None = field(default=None)
 
     def poll(self) -> TradingControl | None:
-        self.control = self.store.get_trading_control()
-        requests = self.control.cancel_requests if self.control else 0
+        self.control = self.store.get_trading_control(control_stream(self.bot))
+        self.fleet = self.store.get_trading_control() if self.bot else None
+        requests = sum(c.cancel_requests for c in (self.control, self.fleet) if c is not None)
         if self.served is None:
-            self.served = 0 if (self.control and self.control.halted) else requests
+            self.served = 0 if self.halted else requests
         if requests > self.served:
             self.served = requests
             self.on_cancel_all()
         return self.control
 
     @property
+    def halt(self) -> TradingControl | None:
+        """The halt in force (the bot's own first), or None."""
+        return next((c for c in (self.control, self.fleet) if c is not None and c.halted), None)
+
+    @property
     def halted(self) -> bool:
-        return bool(self.control and self.control.halted)
+        return self.halt is not None
 
 
 def working_orders(store: TradingApplication, modes: tuple[RunMode, ...] = (RunMode.PAPER, RunMode.LIVE)) -> list:

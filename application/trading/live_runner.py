@@ -159,10 +159,10 @@ class LiveRunner:
         try:
             report.reconciliation = self._reconcile(loop)
             self.say(f"reconciliation: {report.reconciliation.summary()}")
-            self.watch = ControlWatch(self.store, lambda: self._cancel_all(loop))
-            loop.refresh_control(self.watch.poll())
+            self.watch = ControlWatch(self.store, lambda: self._cancel_all(loop), bot=self.settings.bot_id)
+            loop.refresh_control(self.watch.poll(), self.watch.fleet)
             if self.watch.halted:
-                self.say(f"trading is halted: {self.watch.control.halt_reason} (no new entries until resumed)")
+                self.say(f"trading is halted: {self.watch.halt.halt_reason} (no new entries until resumed)")
             for service in self.services:
                 service.start()
                 started_services.append(service)
@@ -171,7 +171,7 @@ class LiveRunner:
             feed_started = True
             while not stop.is_set():
                 candle = self.candles.next_closed(timeout=self.tick_seconds)
-                loop.refresh_control(self.watch.poll())
+                loop.refresh_control(self.watch.poll(), self.watch.fleet)
                 if self._cancel_pending:
                     self._cancel_all(loop)
                 if candle is not None:
@@ -239,9 +239,10 @@ class LiveRunner:
         return cash
 
     def _reconcile(self, loop: TradingLoop) -> Reconciliation:
-        for run_id in close_abandoned_runs(self.store, self.mode, self.run_id, self._meta):
+        bot = self.settings.bot_id
+        for run_id in close_abandoned_runs(self.store, self.mode, self.run_id, self._meta, bot=bot):
             self.say(f"run {run_id} never recorded its end (its process died): recorded as abandoned")
-        book = rebuild_book(self.store, self.mode)
+        book = rebuild_book(self.store, self.mode, bot=bot)
         if self.mode is RunMode.PAPER:
             return reconcile_paper(self.store, book, self._meta)
         result = reconcile_live(self.store, book, self.venue, self._meta, (self.settings.product,))

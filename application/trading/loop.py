@@ -26,7 +26,7 @@ from application.trading.terms import (  # noqa: F401  (re-exported: where calle
 )
 from application.trading_app import TradingApplication
 from domain.account import Account
-from domain.control import TRADING_CONTROL_ID, Run, RunMode, Severity, TradingControl, run_control_id
+from domain.control import TRADING_CONTROL_ID, Run, RunMode, Severity, TradingControl, bot_control_id, run_control_id
 from domain.decision import DecisionContext, Decision, StrategyDecision, TradeAction, TradeActionKind
 from domain.events import DomainEvent, EventMeta
 from domain.ids import DeterministicIds  # noqa: F401  (re-exported: callers build a run's ids here)
@@ -44,18 +44,9 @@ HUNDRED = Decimal(100)
 class TradingLoop:
     """Drives one run; call ``start``, then ``step`` per closed candle, then ``finish``."""
 
-    def __init__(
-        self,
-        store: TradingApplication,
-        exchange: ExchangeGateway,
-        strategy: DecisionModel,
-        indicators: IndicatorSource,
-        settings: LoopSettings,
-        run_id: uuid.UUID,
-        ids: IdSource,
-        mode: RunMode | str = RunMode.BACKTEST,
-        record_candles: bool = True,
-    ):
+    def __init__(self, store: TradingApplication, exchange: ExchangeGateway, strategy: DecisionModel,
+                 indicators: IndicatorSource, settings: LoopSettings, run_id: uuid.UUID, ids: IdSource,
+                 mode: RunMode | str = RunMode.BACKTEST, record_candles: bool = True):
         """``record_candles=False``: the candles are already in the log (a backtest reads them from it),
         so ``step`` records no CandleClosed; paper and live record each candle as it closes."""
         self.record_candles = record_candles
@@ -77,7 +68,8 @@ class TradingLoop:
         self._recent: deque[Candle] = deque(maxlen=max(settings.candles_in_context, 1))
         self._since_flush = 0
         self._run: Run | None = None
-        self._control: TradingControl | None = None
+        self._control: TradingControl | None = None  # this run's own stream: its bot's (or a backtest's)
+        self._fleet: TradingControl | None = None  # the stream every bot obeys (``halt --all``)
 
     @property
     def portfolio(self):
@@ -112,15 +104,16 @@ class TradingLoop:
         self._run = Run.begin(
             self.run_id, meta, mode=self.mode, product=self.settings.product, granularity=self.settings.granularity,
             strategy=self.strategy.name, config_hash=config_hash, code_version=code_version,
-            initial_balance=initial_balance, data_from=data_from, data_to=data_to,
+            initial_balance=initial_balance, data_from=data_from, data_to=data_to, bot_id=self.settings.bot_id,
         )
         self._take(self._run)
         if self.mode is RunMode.BACKTEST:
             self._control_id = run_control_id(self.run_id)
             self._control = None  # a backtest starts unhalted, on its own control stream
-        else:
-            self._control_id = TRADING_CONTROL_ID
-            self._control = self.store.get_trading_control()
+        else:  # a bot's own halts on its stream; it also obeys the one every bot shares
+            self._control_id = bot_control_id(self.settings.bot_id) if self.settings.bot_id else TRADING_CONTROL_ID
+            self._control = self.store.get_trading_control(self._control_id)
+            self._fleet = self.store.get_trading_control() if self.settings.bot_id else None
         account = Account.open_account(f"run-{self.run_id}", self.settings.quote_currency, meta)
         account.deposit(initial_balance, meta)
         self._take(account)
@@ -196,8 +189,7 @@ class TradingLoop:
             open_positions=self.book.open_positions, position_quantity=position.quantity,
             exposure=self.book.exposure(),
             consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self.book.recent_equity),
-            halted=bool(self._control and self._control.halted),
-            halted_at=self._control.halted_at if self._control else None,
+            halted=bool(self._halt and self._halt.halted), halted_at=self._halt.halted_at if self._halt else None,
             daily_loss_breached_on=self.book.daily_loss_breached_on,
             position_notional=abs(position.quantity * candle.close), leverage=s.leverage,
         )
@@ -242,7 +234,8 @@ class TradingLoop:
         order_id = self.ids.new_id()
         meta = self._meta(at, correlation=decision_id, causation=causation)
         order = Order.place(order_id, meta, product=self.settings.product, side=side, order_type=OrderType.MARKET,
-                            quantity=quantity, stop_loss_price=stop, take_profit_price=target, decision_id=decision_id)
+                            quantity=quantity, stop_loss_price=stop, take_profit_price=target, decision_id=decision_id,
+                            bot_id=self.settings.bot_id)
         order.submit(meta)
         self._take(order)
         self.open_orders[order_id] = order
@@ -311,13 +304,20 @@ class TradingLoop:
             self.open_orders[order.id] = order
             self._order_decisions[order.id] = (decisions or {}).get(order.id, order.decision_id)
 
-    def refresh_control(self, control: TradingControl | None) -> None:
-        """The trading-control state as just read from the log (an operator may have halted or resumed)."""
-        if self.mode is not RunMode.BACKTEST and control is not None:
-            if self._control is not None and self._control.halted and not control.halted:
+    @property
+    def _halt(self) -> TradingControl | None:
+        """The control in force: the bot's own when it is halted or no halt of every bot is."""
+        return self._fleet if self._fleet is not None and self._fleet.halted and not (
+            self._control is not None and self._control.halted) else self._control
+
+    def refresh_control(self, control: TradingControl | None, fleet: TradingControl | None = None) -> None:
+        """The bot's control (and every bot's) as just read from the log (an operator may have halted or resumed)."""
+        if self.mode is not RunMode.BACKTEST and (control is not None or fleet is not None):
+            was_halted = bool(self._halt and self._halt.halted)
+            self._control, self._fleet = control or self._control, fleet or self._fleet
+            if was_halted and not self._halt.halted:
                 self.book.rebase_breaker()  # an operator lifted the halt: the breaker measures from here on
                 self.book.is_halted = False
-            self._control = control
 
     def apply_reports(self, reports: list[ExecutionReport]) -> int:
         """Apply what the venue reported between candles (late fills, cancels); returns how many applied."""
@@ -340,8 +340,7 @@ class TradingLoop:
     # --- the trading day, drawdown and halts -------------------------------------------
 
     def _check_halts(self, at: datetime, equity: Decimal) -> None:
-        control = self._control
-        limits = self.settings.limits
+        control, limits = self._halt, self.settings.limits
         if control is not None and control.halted:
             # Halts the loop itself made lapse after the cooldown; an operator's, and the drawdown breaker's
             # (P0), wait for an operator (no RiskState for them: a halted run may hold for many candles).

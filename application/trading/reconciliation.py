@@ -78,10 +78,17 @@ class Book:
         self.balances[quote] = self.balances.get(quote, ZERO) - sign * quantity * price - fee
 
 
-def rebuild_book(store: TradingApplication, mode: RunMode) -> Book:
-    """The book of every earlier run of ``mode``, from the log (orders, fills, position, balances)."""
+def _of_bot(started: RunStarted, mode: RunMode, bot: str | None) -> bool:
+    """Whether a run is ``bot``'s in ``mode`` (``bot`` None: any bot's, as before bots had ids)."""
+    return started.mode is mode and (bot is None or started.bot == bot)
+
+
+def rebuild_book(store: TradingApplication, mode: RunMode, bot: str | None = None) -> Book:
+    """The book of every earlier run of ``mode`` by ``bot``, from the log (orders, fills, position, balances).
+
+    Another bot's orders on the same store are never in it: a restart reconciles only its own."""
     book = Book(mode)
-    runs = {e.event.originator_id for e in store.iter_log(topics=[get_topic(RunStarted)]) if e.event.mode is mode}
+    runs = {e.event.originator_id for e in store.iter_log(topics=[get_topic(RunStarted)]) if _of_bot(e.event, mode, bot)}
     live_account = account_id(LIVE_ACCOUNT)
     topics = [get_topic(cls) for cls in ORDER_EVENTS] + [get_topic(BalanceReconciled)]
     placed_runs: dict[uuid.UUID, bool] = {}
@@ -227,14 +234,17 @@ def _save(store: TradingApplication, order: Order, result: Reconciliation) -> No
 
 
 def close_abandoned_runs(store: TradingApplication, mode: RunMode, current: uuid.UUID,
-                         meta: Callable[[], EventMeta]) -> list[uuid.UUID]:
-    """Earlier runs of ``mode`` that never recorded RunEnded (killed, crashed) end now, as ``abandoned``.
+                         meta: Callable[[], EventMeta], bot: str | None = None) -> list[uuid.UUID]:
+    """Earlier runs of ``bot`` in ``mode`` that never recorded RunEnded (killed, crashed) end now, as ``abandoned``.
 
-    One process owns a mode's venue session; a run that did not end is one whose process died.
+    One process runs a bot; a run of the bot that did not end is one whose process died. Other bots'
+    runs on the same store are theirs: never ended here (runs from before bot ids belong to
+    ``<mode>-<product>``, the default bot id).
     """
     ended = {e.event.originator_id for e in store.iter_log(topics=[get_topic(RunEnded)])}
     dangling = [e.event.originator_id for e in store.iter_log(topics=[get_topic(RunStarted)])
-                if e.event.mode is mode and e.event.originator_id not in ended and e.event.originator_id != current]
+                if _of_bot(e.event, mode, bot) and e.event.originator_id not in ended
+                and e.event.originator_id != current]
     for run_id in dangling:
         store.end_run(run_id, "abandoned", "its process ended without recording RunEnded; found by the next run", meta())
     return dangling

@@ -42,6 +42,8 @@ class LoopSettings:
     quote_currency: str = "USD"
     spec: ProductSpec | None = None
     """The product's price and size grid and minimums (domain/product.py); None: cents and 1e-8 units."""
+    bot_id: str | None = None
+    """The bot a paper/live run trades as (its control stream, client order ids); None: a backtest."""
 
     @property
     def quote_increment(self) -> Decimal:

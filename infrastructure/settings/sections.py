@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator
 
+from domain.control import default_bot_id
 from domain.market import GRANULARITIES
 from infrastructure.settings.base import LogLevel, Section, _percent  # noqa: F401 - LogLevel re-exported
 
@@ -34,6 +35,7 @@ INDICATOR_WARMUP_MIN = _indicator_warmup_min()
 """Candles the indicators need before every column is valid (59 with the default parameters)."""
 
 _PRODUCT = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
+_BOT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
 
 
 class TradingSection(Section):
@@ -48,6 +50,18 @@ class TradingSection(Section):
     )
     allow_shorts: bool = Field(False, description="whether SHORT decisions may open positions")
     leverage: Decimal = Field(Decimal(1), ge=1, le=100, description="leverage applied to position notional")
+    bot_id: str | None = Field(None, description="the bot this process trades as (runs, controls, alerts, orders); unset: <mode>-<product> lower-case")
+
+    @field_validator("bot_id")
+    @classmethod
+    def _bot_id_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _BOT_ID.match(value):
+            raise ValueError("must be 1-48 of a-z, 0-9 and '-', starting and ending with a letter or digit, e.g. paper-btc-usd")
+        return value
+
+    def bot_for(self, mode: str) -> str:
+        """The bot id of a run in ``mode``: ``bot_id`` when set, else ``<mode>-<product>`` lower-case."""
+        return self.bot_id or default_bot_id(mode, self.product)
 
     @field_validator("product", mode="before")
     @classmethod

@@ -192,7 +192,8 @@ class RunsProjection:
                 ended_at TIMESTAMPTZ,
                 status VARCHAR NOT NULL,        -- 'running' until RunEnded: completed | stopped | failed
                 reason VARCHAR,
-                actor VARCHAR NOT NULL
+                actor VARCHAR NOT NULL,
+                bot_id VARCHAR NOT NULL         -- RunStarted.bot_id; before bots had ids: <mode>-<product>
             )"""
         )
 
@@ -206,7 +207,8 @@ class RunsProjection:
                    payload->>'$.strategy', payload->>'$.config_hash', payload->>'$.code_version',
                    CAST(payload->>'$.initial_balance' AS {MONEY}),
                    CAST(payload->>'$.data_from' AS TIMESTAMPTZ), CAST(payload->>'$.data_to' AS TIMESTAMPTZ),
-                   occurred_at, NULL, 'running', NULL, actor
+                   occurred_at, NULL, 'running', NULL, actor,
+                   coalesce(payload->>'$.bot_id', lower((payload->>'$.mode') || '-' || (payload->>'$.product')))
             FROM batch_events WHERE notification_id > ? AND event_type = 'RunStarted'
             ORDER BY notification_id""",
             [after],

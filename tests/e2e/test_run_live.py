@@ -220,14 +220,15 @@ def test_p0_halt_cancels_open_orders_at_the_venue_blocks_entries_and_survives_a_
                                "--actor", "operator:test", "--store", url], cwd=ROOT, capture_output=True, text=True,
                               timeout=60)
         assert halt.returncode == 0, halt.stderr
-        wait_for(lambda: stand.orders[resting_id].status == "CANCELLED", timeout=15, what="the venue order cancelled")
+        wait_for(lambda: "cancel-all served" in run.output, timeout=15, what="the cancel-all served")
+        assert stand.orders[resting_id].status == "OPEN"  # not the bot's order: a bot touches only its own
         # The buy signal arrives while halted: decided, refused by risk, nothing sent.
         push_until(stand, run, url, lambda evs: any(type(e).__name__ == "RiskAssessed" and not e.approved for e in evs),
                    upto=stand.replay.signal + 2)
     finally:
         code = run.stop()
     assert code == 0, run.output
-    assert stand.order_count() == 1  # only the manual order, cancelled
+    assert stand.order_count() == 1  # only the manual order, left open
     evs = events(url)
     assert "OrderPlaced" not in names(evs)
     # The halt is an event: a new run starts halted, until `tradecore resume`.

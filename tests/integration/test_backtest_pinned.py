@@ -80,7 +80,7 @@ PINNED_LOG = {
     'OrderSubmitted': ('c4e5abd6d546c0299973a632584bb54c67eb928a413f1e4b51f30645bd4ba042', 164),
     'RiskAssessed': ('1cb4f8d563a394f1ea632b2cdd7b9ae70a2d19e336d695d5876f69aadd0b812c', 201),
     'RunEnded': ('cd32ed90f1351ef5f4e30f0e7ea34f53721f8d06b0de7bc5353fdb9532673645', 2),
-    'RunStarted': ('9b802197bdc510aad4374aec3c91ac828ad097e0c4be196be9b65561ae9ea469', 2),
+    'RunStarted': ('00decd67c68432a7a89976917d19327f32dc84b7cca7270d0d815fde17270fde', 2),
     'TradingHalted': ('b12ea9c9ca8e71d0c142cb257ff08792c194517c27d903e1fb10956f5adb41bb', 10),
     'TradingResumed': ('a8b9a146512289e8289edc354ea487f6515ad19735cf75a2d79324aa45511123', 8),
 }
@@ -95,7 +95,7 @@ PINNED_CHECKSUMS = {
     'config_drift': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
     'controls': '50c87ad8975b84cd75167ea12163db7648a54936cb2ccd7bd16f5374c3033cb6',
     'incidents': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-    'runs': 'faf87fca95ee4975f246deeab6c7cf2d0d38f1e1ca4063bc9ac31ad684a27cb3',
+    'runs': '78fd10595b188a13669227eb439cb9993124baf86bbc52290d3bd891492deb31',
     'positions': '86caabf850feb652bb54b1b3dfe30b380b04d62cf5e7ad9a4cdc111b60fbe069',
     'position_history': 'e7c9bfe9dfcb96920a60e3214870271816d3524c7c4463021a6840990b811d2d',
     'positions__state': '43218c4a438152e310a60d3334f04d9f8276892702f5004e0c6637687719fb4c',

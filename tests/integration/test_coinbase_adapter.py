@@ -167,18 +167,23 @@ def test_a_partial_fill_then_a_cancel_leaves_the_rest_unfilled(stand, app):
     assert stand.orders[accepted.venue_order_id].status == "CANCELLED"
 
 
-def test_cancel_all_cancels_every_open_order_at_the_venue_ours_or_not(stand):
+def test_cancel_all_cancels_only_the_orders_this_bot_placed(stand):
+    """Several bots (and people) share one account: a bot's cancel-all touches only its own orders."""
     ours = CoinbaseGateway(client_for(stand), fill_wait=0)
-    order_id = uuid.uuid4()
-    request = OrderRequest(order_id, client_order_id(order_id), "BTC-USD", OrderSide.BUY, OrderType.LIMIT,
-                           Decimal("1"), limit_price=Decimal("90"))
+    other_bot = CoinbaseGateway(client_for(stand), fill_wait=0)
+    order_id, theirs_id = uuid.uuid4(), uuid.uuid4()
+    request = OrderRequest(order_id, client_order_id(order_id, "paper-btc-usd"), "BTC-USD", OrderSide.BUY,
+                           OrderType.LIMIT, Decimal("1"), limit_price=Decimal("90"))
     ours.submit(request, Decimal(120), T0)
+    other_bot.submit(OrderRequest(theirs_id, client_order_id(theirs_id, "paper-eth-usd"), "BTC-USD", OrderSide.BUY,
+                                  OrderType.LIMIT, Decimal("1"), limit_price=Decimal("80")), Decimal(120), T0)
     client_for(stand).create_order("someone-else-1", "BTC-USD", "SELL",
                                    {"limit_limit_gtc": {"base_size": "2", "limit_price": "500", "post_only": False}})
-    assert len(ours.open_orders()) == 2
+    assert len(ours.open_orders()) == 3
     reports = ours.cancel_all(T0)
     assert [(r.kind, r.order_id) for r in reports] == [(ReportKind.CANCELLED, order_id)]
-    assert ours.open_orders() == []
+    still_open = {o.client_order_id: o.order_id for o in ours.open_orders()}
+    assert still_open == {client_order_id(theirs_id, "paper-eth-usd"): theirs_id, "someone-else-1": None}
 
 
 def test_candles_are_paged_within_the_venues_limit(tmp_path):

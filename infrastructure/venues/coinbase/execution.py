@@ -153,8 +153,10 @@ class CoinbaseGateway:
         return reports + self._refresh(tracked, at, cancel_reason="cancelled on request")
 
     def cancel_all(self, at: datetime) -> list[ExecutionReport]:
-        """Cancel every open order at the venue (ours or not); report what happened to ours."""
-        open_ids = [o.venue_order_id for o in self.open_orders()]
+        """Cancel every open order this bot placed (tracked here: placed or adopted on restart); report what happened.
+
+        Orders of other bots (or people) on the same account are never touched: several bots share one."""
+        open_ids = [o.venue_order_id for o in self.open_orders() if o.order_id is not None and o.order_id in self._orders]
         for i in range(0, len(open_ids), CANCEL_BATCH):
             for result in self.client.cancel_orders(open_ids[i:i + CANCEL_BATCH]):
                 if not result.get("success"):
@@ -164,7 +166,7 @@ class CoinbaseGateway:
         for tracked in list(self._orders.values()):
             if not tracked.done:
                 reports += self._refresh(tracked, at, cancel_reason="cancelled: cancel all")
-        log.warning("cancel all: %d open order(s) at the venue cancelled", len(open_ids))
+        log.warning("cancel all: %d open order(s) of ours at the venue cancelled", len(open_ids))
         return reports
 
     def disarm(self, product: str) -> Bracket | None:

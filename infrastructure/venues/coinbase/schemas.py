@@ -120,11 +120,12 @@ def parse_product_spec(payload: dict[str, Any], product: str) -> ProductSpec:
 
 
 def order_id_of(client_order_id: str | None) -> uuid.UUID | None:
-    """Our order id from a client_order_id we derived (``tc-<hex>``); None for anyone else's."""
+    """Our order id from a client_order_id we derived (``tc-<bot>-<hex>``, or ``tc-<hex>`` before bots had
+    ids); None for anyone else's."""
     if not client_order_id or not client_order_id.startswith(CLIENT_ORDER_PREFIX):
         return None
     try:
-        return uuid.UUID(hex=client_order_id[len(CLIENT_ORDER_PREFIX):])
+        return uuid.UUID(hex=client_order_id.rsplit("-", 1)[-1])
     except ValueError:
         return None
 
