@@ -162,12 +162,13 @@ def run_backtest_command(
         if parsed is not None:
             imported, _ = import_file(trading, source, parsed, product, granularity, False, store_url,
                                       out=err if as_json else console)  # --json: stdout is the summary only
-            if bundled:
-                from application.trading.products import record_spec
+            if bundled:  # its product's listing goes with it, unless the log knows a (newer) one already
+                from application.trading.products import record_spec, recorded_spec
                 from domain.events import EventMeta
                 from infrastructure.candles.bundled import BUNDLED_SPEC
 
-                record_spec(trading, BUNDLED_SPEC, EventMeta(imported[-1].end, actor="import"))
+                if recorded_spec(trading, BUNDLED_SPEC.product_id) is None:
+                    record_spec(trading, BUNDLED_SPEC, EventMeta(imported[-1].end, actor="import"))
             if imported and start is None and end is None:  # the file's span, not everything the log holds
                 start, end = imported[0].start, imported[-1].end
         logged = logged_candles(trading, product, granularity)
