@@ -111,7 +111,7 @@ def product_spec_for(store: TradingApplication, settings: Any, product: str, can
             return spec, None
     spec = recorded_spec(store, product)
     if spec is not None:
-        return spec, (unreached + f"trading by the spec recorded earlier") if unreached else None
+        return spec, (unreached + "trading by the spec recorded earlier") if unreached else None
     spec = inferred_spec(product, candles)
     warning = (f"{unreached}no spec for {product} in the settings or the log: prices step by {spec.quote_increment:f} "
                f"{spec.quote_currency} (the finest the candles show), sizes by {spec.base_increment:f} "

@@ -18,7 +18,6 @@ from application.ports import OrderRequest, ReportKind
 from application.trading.candle_history import import_candles, logged_candles
 from application.trading.products import product_spec_for, record_spec, recorded_spec
 from domain.events import EventMeta
-from domain.market import Candle
 from domain.order import OrderSide, OrderType
 from domain.product import ProductSpec, protective_rounding, round_price
 from infrastructure.candles.files import read_candle_file
