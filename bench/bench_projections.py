@@ -191,9 +191,9 @@ def run(target_events: int = 1_000_000) -> dict:
         finally:
             app.close()
         figures["projections_log_events"] = total
-        runs = (("core_", core, 5000), ("core_", core, 20000), ("money_", runner.by_name(MONEY), 20000),
-                ("", runner.ALL_PROJECTIONS, 20000), ("", runner.ALL_PROJECTIONS, 50000),
-                ("", runner.ALL_PROJECTIONS, 5000))
+        # (pages of 5,000 were measured too before issue 15; dropped to keep `make bench` well under 15 minutes)
+        runs = (("core_", core, 20000), ("money_", runner.by_name(MONEY), 20000),
+                ("", runner.ALL_PROJECTIONS, 20000), ("", runner.ALL_PROJECTIONS, 50000))
         for label, projections, batch in runs:
             print(f"rebuilding {label or 'all_'}projections, pages of {batch} ...", file=sys.stderr, flush=True)
             report = runner.CatchUpReport()
