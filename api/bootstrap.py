@@ -96,18 +96,21 @@ def code_version() -> str:
         return "0+unknown"
 
 
-def risk_limits(settings):
-    """RiskLimits from the [risk] and [trading] settings."""
+def risk_limits(settings, product: str | None = None):
+    """RiskLimits from the [risk] and [trading] settings; money thresholds are in the run's quote currency, so a
+    product's ``[products."P"] min_balance`` replaces ``risk.min_balance`` for it."""
     from domain.risk import RiskLimits
 
     r = settings.risk
+    table = (getattr(settings, "products", None) or {}).get(product or settings.trading.product)
+    min_balance = table.min_balance if table is not None and table.min_balance is not None else r.min_balance
     return RiskLimits(
         max_position_size_pct=r.max_position_size_pct,
         max_daily_loss_pct=r.max_daily_loss_pct,
         max_concurrent_positions=r.max_concurrent_positions,
         require_stop_loss=r.require_stop_loss,
         max_leverage=r.max_leverage,
-        min_balance=r.min_balance,
+        min_balance=min_balance,
         halt_cooldown_minutes=r.halt_cooldown_minutes,
         rapid_loss_pct=r.rapid_loss_pct,
         rapid_loss_window_minutes=r.rapid_loss_window_minutes,
@@ -124,7 +127,7 @@ def loop_settings(settings, *, product: str | None = None, granularity: str | No
     return LoopSettings(
         product=product or settings.trading.product,
         granularity=granularity or settings.trading.granularity,
-        limits=risk_limits(settings),
+        limits=risk_limits(settings, product),
         leverage=settings.trading.leverage,
         default_stop_loss_pct=settings.risk.default_stop_loss_pct,
         default_take_profit_pct=settings.risk.default_take_profit_pct,

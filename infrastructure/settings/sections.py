@@ -189,6 +189,8 @@ class ProductSettings(Section):
     base_increment: Decimal = Field(gt=0, description="size step in the base currency, e.g. 0.00000001")
     min_base_size: Decimal = Field(Decimal(0), ge=0, description="smallest order size, base currency")
     min_quote_funds: Decimal = Field(Decimal(0), ge=0, description="smallest order value, quote currency")
+    min_balance: Decimal | None = Field(None, ge=0, description="quote balance below which new entries are refused, "
+                                        "in this product's quote currency (instead of risk.min_balance)")
 
 
 def _product_keys(tables: dict[str, ProductSettings]) -> dict[str, ProductSettings]:

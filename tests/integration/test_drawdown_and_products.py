@@ -166,3 +166,29 @@ def test_a_btc_quoted_pair_trades_in_btc(tmp_path, balance):
         assert summary.final_equity < Decimal(2)  # the books are in BTC, not USD
     finally:
         store.close()
+
+
+def test_a_btc_quoted_product_takes_its_own_min_balance_from_its_settings_table(tmp_path):
+    from api.bootstrap import risk_limits
+
+    toml = tmp_path / "tradecore.toml"
+    toml.write_text('[products."ETH-BTC"]\nquote_increment = "0.00001"\nbase_increment = "0.0001"\nmin_balance = "0.01"\n')
+    settings = load_settings(env={}, config_file=toml)
+    assert risk_limits(settings, "ETH-BTC").min_balance == Decimal("0.01")
+    assert risk_limits(settings, "BTC-USD").min_balance == Decimal(100)  # risk.min_balance, in USD
+    spec = ProductSpec.for_product("ETH-BTC", Decimal("0.00001"), Decimal("0.0001"))
+    prices = [Decimal("0.05") + Decimal("0.0001") * (i % 5) for i in range(80)]
+    store = open_store(f"sqlite:///{tmp_path / 'events.db'}")
+    try:
+        exchange = paper_exchange(settings)
+        exchange.trade_by(spec)
+        exchange.deposit("BTC", Decimal(1))
+        loop = replace(loop_settings(settings, product="ETH-BTC", granularity="1h", flush_every=50), spec=spec,
+                       quote_currency="BTC")
+        summary = run_backtest(store, frame(prices, timedelta(hours=1)), exchange=exchange, strategy=AlwaysLong(),
+                               settings=loop, initial_balance=Decimal(1), config_hash="t", code_version="t",
+                               run_id=uuid.UUID(int=5))
+        assert summary.fills >= 1  # with risk.min_balance (100 BTC) every entry would be refused
+        assert not [r for r in events(store, "RiskAssessed") if r.rule == "min_balance"]
+    finally:
+        store.close()
