@@ -41,7 +41,7 @@ console = Console(soft_wrap=True)
 COMMAND_MODULES = (
     "api.cli.trading", "api.cli.project", "api.cli.report", "api.cli.control",
     "api.cli.replay", "api.cli.backup", "api.cli.serve", "api.cli.run",
-    "api.cli.health", "api.cli.data", "api.cli.doctor", "api.cli.logs",
+    "api.cli.health", "api.cli.data", "api.cli.doctor", "api.cli.logs", "api.cli.maintenance",
 )
 
 

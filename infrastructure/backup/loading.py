@@ -130,27 +130,8 @@ class SQLiteLoader:
 
     def replace(self) -> None:
         """Put the verified file at the target in one rename; the old file stays under a moved-aside name."""
-        holder = None
-        if self.target.exists():
-            holder = sqlite3.connect(self.target, isolation_level=None, timeout=10)
-            try:
-                holder.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything committed goes into the main file
-                mode = holder.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-                if mode.lower() != "delete" or Path(f"{self.target}-wal").exists():
-                    raise RestoreRefused(f"{self.target} is in use by another process; stop it and restore again")
-                holder.execute("BEGIN EXCLUSIVE")  # no one reads or writes the old file until it has moved aside
-            except sqlite3.OperationalError as exc:
-                holder.close()
-                raise RestoreRefused(f"{self.target} is in use by another process ({exc}); stop it and restore again") from None
-            if _sqlite_event_count_locked(holder):
-                self.moved_to = _link_aside(self.target, self._stamp)
-        try:
-            os.replace(self.tmp, self.target)
-            self._replaced = True
-            fsync_dir(self.target.parent)
-        finally:
-            if holder is not None:
-                holder.close()
+        self.moved_to = replace_sqlite_file(self.tmp, self.target, self._stamp, keep_old=True)
+        self._replaced = True
 
     def abort(self) -> None:
         try:
@@ -159,6 +140,46 @@ class SQLiteLoader:
             if not self._replaced:
                 for suffix in ("", "-wal", "-shm", "-journal"):
                     Path(f"{self.tmp}{suffix}").unlink(missing_ok=True)
+
+
+def replace_sqlite_file(new: Path, target: Path, stamp: str, *, keep_old: bool,
+                        unchanged: Callable[[sqlite3.Connection], bool] | None = None) -> str | None:
+    """Rename ``new`` over ``target`` in one step, while no one else has the target open.
+
+    The target's WAL is checkpointed into it and its journal switched off WAL, so no stale
+    -wal can meet the new file; it is held under an exclusive lock until the rename. With
+    ``keep_old`` (and events in it) the old file is first hard-linked to ``<target>.moved-<stamp>``,
+    whose name is returned. A target in use by another process raises RestoreRefused, and so does
+    one for which ``unchanged`` (asked under the lock) says it changed since ``new`` was made.
+    """
+    holder = None
+    moved = None
+    if target.exists():
+        holder = sqlite3.connect(target, isolation_level=None, timeout=10)
+        try:
+            holder.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything committed goes into the main file
+            mode = holder.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+            if mode.lower() != "delete" or Path(f"{target}-wal").exists():
+                raise RestoreRefused(f"{target} is in use by another process; stop it and try again")
+            holder.execute("BEGIN EXCLUSIVE")  # no one reads or writes the old file until it is replaced
+        except sqlite3.OperationalError as exc:
+            holder.close()
+            raise RestoreRefused(f"{target} is in use by another process ({exc}); stop it and try again") from None
+        except RestoreRefused:
+            holder.close()
+            raise
+        if unchanged is not None and not unchanged(holder):
+            holder.close()
+            raise RestoreRefused(f"{target} changed while the new file was made; nothing was replaced")
+        if keep_old and _sqlite_event_count_locked(holder):
+            moved = _link_aside(target, stamp)
+    try:
+        os.replace(new, target)
+        fsync_dir(target.parent)
+    finally:
+        if holder is not None:
+            holder.close()
+    return moved
 
 
 def _sqlite_event_count_locked(con: sqlite3.Connection) -> int:
