@@ -27,9 +27,10 @@ import pyarrow.parquet as pq
 
 from infrastructure.backup.analyst import ANALYST_SCHEMA, to_analyst, to_storage
 from infrastructure.backup.archive import (
-    ArchiveProblem, ChainWalk, EventsWriter, Manifest, check_files, fsync_dir, read_events, temporary_name,
+    ArchiveProblem, EventsWriter, Manifest, check_files, fsync_dir, read_events, temporary_name,
     write_manifest,
 )
+from infrastructure.backup.walk import ChainWalk
 from infrastructure.backup.rows import LogSnapshot
 
 

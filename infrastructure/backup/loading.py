@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from infrastructure.backup.archive import ArchiveProblem, ChainWalk, fsync_dir, temporary_name
+from infrastructure.backup.archive import ArchiveProblem, fsync_dir, temporary_name
+from infrastructure.backup.walk import ChainWalk
 from infrastructure.eventstore.chain import verify_chain
 from infrastructure.eventstore.store import PG_NAME_LIMIT, StoreLocation, _pg_connect, parse_store_url
 

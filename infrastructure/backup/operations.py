@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from infrastructure.backup.archive import (
-    EVENTS_FILES, MANIFEST, ArchiveProblem, ChainWalk, EventsWriter, Manifest, check_files, read_events, write_manifest,
+    EVENTS_FILES, MANIFEST, ArchiveProblem, EventsWriter, Manifest, check_files, read_events, write_manifest,
 )
+from infrastructure.backup.walk import ChainWalk
 from infrastructure.backup.loading import open_loader
 from infrastructure.backup.rows import LogSnapshot
 from infrastructure.backup.storage import Archives, list_archives

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from infrastructure.backup.archive import ArchiveProblem, ChainWalk, EventsWriter, FileEntry, Manifest, read_events
+from infrastructure.backup.archive import ArchiveProblem, EventsWriter, FileEntry, Manifest, read_events
+from infrastructure.backup.walk import ChainWalk
 from infrastructure.backup.retention import plan_prune
 from infrastructure.backup.rows import rows_to_batch
 from infrastructure.eventstore.chain import GENESIS, chain_link
