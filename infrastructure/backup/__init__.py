@@ -9,5 +9,10 @@ The log is the only thing worth backing up: the read model is rebuilt from it.
   manifest), written to a temporary name, fsynced and renamed; its checks.
 - ``storage``: where archives live (a directory or ``s3://bucket/prefix``).
 - ``retention``: which archives ``prune`` keeps.
-- ``operations``: create, verify, restore, prune, and the auditor's export.
+- ``walk``: the chain recomputed over archived rows.
+- ``loading``: a restore built beside the target, verified, then swapped in atomically.
+- ``operations``: create (refusing a rewound log unless accepted), verify, restore, prune.
+- ``export`` and ``analyst``: the auditor's export (typed Parquet columns) and its check.
+- ``anchors``: signed anchors of the chain head in a file, a folder or S3 (Object Lock).
+- ``leftovers``: what killed backups and restores left behind.
 """
