@@ -62,13 +62,14 @@ def child() -> dict:
         imported = import_into(f"sqlite:///{tmp}/year.db", candles)
         del candles  # the backtest reads them back from the log, as the CLI does
         gc.collect()
-        seconds, summary = backtest_from_log(f"sqlite:///{tmp}/year.db", "BTC-USD", "1m", settings, uuid.uuid4())
+        seconds, summary, cpu = backtest_from_log(f"sqlite:///{tmp}/year.db", "BTC-USD", "1m", settings, uuid.uuid4())
     return {
         "year_candles": MINUTES,
         "year_generate_seconds": round(generated, 2),
         "year_import_seconds": round(imported, 2),
         "year_backtest_seconds": round(seconds, 2),
         "year_backtest_candles_per_s": round(MINUTES / seconds),
+        "year_backtest_cpu_seconds": round(cpu, 2),
         "year_events_persisted": summary.events,
         "year_orders": summary.orders,
         "year_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
