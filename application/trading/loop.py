@@ -342,8 +342,7 @@ class TradingLoop:
     def _check_halts(self, at: datetime, equity: Decimal) -> None:
         control, limits = self._halt, self.settings.limits
         if control is not None and control.halted:
-            # Halts the loop itself made lapse after the cooldown; an operator's, and the drawdown breaker's
-            # (P0), wait for an operator (no RiskState for them: a halted run may hold for many candles).
+            # The loop's own halts lapse after the cooldown; an operator's and the drawdown breaker's (P0) wait.
             if not control.halted_by_risk or control.severity is Severity.P0:
                 return
             state = RiskState(
