@@ -48,15 +48,30 @@ def take_debug_flag(argv: Sequence[str]) -> list[str]:
     return args
 
 
-def run_guarded(command: Callable[..., object], argv: Sequence[str] | None = None) -> NoReturn | None:
+def run_guarded(command: Callable[..., object], argv: Sequence[str] | None = None) -> NoReturn:
     """Run the typer app with ``argv``; a failure becomes one line on stderr and a non-zero exit."""
+    # typer carries its own copy of click: its usage errors are of these classes.
+    from typer import Abort
+    from typer.core import _click as click
+
     args = take_debug_flag(sys.argv[1:] if argv is None else argv)
     where = _command_name(args)
     try:
-        command(args=args, prog_name="tradecore")
+        # Not standalone: a usage mistake comes back here as one line too, not as a framed box.
+        code = command(args=args, prog_name="tradecore", standalone_mode=False)
     except SystemExit:
         raise
-    except KeyboardInterrupt:
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a group named alone: its help, as before
+        sys.exit(exc.exit_code)
+    except click.exceptions.UsageError as exc:
+        path = exc.ctx.command_path if exc.ctx is not None else "tradecore"
+        _say(f"{path}: {exc.format_message()}", f"see `{path} --help`")
+        sys.exit(exc.exit_code)
+    except click.exceptions.ClickException as exc:
+        _say(exc.format_message(), "")
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, Abort):
         _say(f"tradecore {where}: interrupted", "")
         sys.exit(130)
     except BaseException as exc:  # noqa: BLE001 - the boundary: one line unless debugging
@@ -65,7 +80,7 @@ def run_guarded(command: Callable[..., object], argv: Sequence[str] | None = Non
         what, todo, code = explain(exc)
         _say(f"tradecore {where}: {what}", todo)
         sys.exit(code)
-    return None
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def explain(exc: BaseException) -> tuple[str, str, int]:

@@ -153,3 +153,11 @@ def test_debug_shows_the_traceback(store):
                   cli("events", "--after", "9223372036854775808", "--store", url, "--debug"),
                   cli("events", "--after", "9223372036854775808", "--store", url, env={"SYSTEM__LOG_LEVEL": "DEBUG"})):
         assert debug.returncode != 0 and "Traceback" in debug.stderr and "OverflowError" in debug.stderr
+
+
+def test_usage_mistakes_are_one_line_too():
+    one_line_error(cli("backtest", "--bogus"), "tradecore backtest: No such option: --bogus", "tradecore backtest --help")
+    one_line_error(cli("data", "import"), "Missing argument 'file'")
+    one_line_error(cli("nosuch"), "No such command 'nosuch'")
+    group = cli("data")
+    assert group.returncode == 2 and "import" in group.stdout and "Traceback" not in group.stderr
