@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlparse
+from urllib.parse import parse_qsl, quote, unquote, urlparse
 
 from eventsourcing.utils import get_topic
 
@@ -164,7 +164,7 @@ def require_existing_store(location: StoreLocation) -> None:
         import sqlite3
 
         try:
-            with contextlib.closing(sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)) as conn:
+            with contextlib.closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as conn:
                 found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreMissing(f"no event store at {location.redacted()}: {path} is not a SQLite database ({exc}); {hint}") from None
