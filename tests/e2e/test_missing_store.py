@@ -63,7 +63,7 @@ def test_a_misspelt_url_parameter_writes_nothing_into_public(tmp_path):
 
     with psycopg.connect(PG_DSN) as conn:
         before = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
-    result = cli("backtest", "--from", "2018-01-01", "--to", "2018-01-02", "--store", PG_DSN + "?shema=x")
+    result = cli("backtest", "--bundled", "--from", "2018-01-01", "--to", "2018-01-02", "--store", PG_DSN + "?shema=x")
     assert result.returncode == 2
     assert "unknown URL parameter(s) shema" in " ".join(result.stderr.split())
     with psycopg.connect(PG_DSN) as conn:

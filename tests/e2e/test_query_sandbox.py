@@ -79,3 +79,37 @@ def test_plain_queries_still_answer(days):
     assert "candles" in _query(days, "SHOW TABLES").stdout
     as_of = _query(days, "SELECT count(*) AS n FROM candles", "--as-of", "5")
     assert as_of.returncode == 0 and json.loads(as_of.stdout)["n"] == 5  # the log starts with the imported candles
+
+
+def test_the_snapshot_read_while_a_follower_owns_the_file_is_sealed_too(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.e2e.test_reports_cli import ROOT
+
+    store = f"sqlite:///{tmp_path}/events.db"
+    env = {"READMODEL__PATH": str(tmp_path / "rm.duckdb")}
+    assert cli("backtest", "--bundled", "--from", "2018-03-01", "--to", "2018-03-01", "--store", store, "--json").returncode == 0
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENTSTORE__", "READMODEL__"))} | env
+    owner = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "project", "--follow", "--snapshot-every", "0.2", "--poll-ms", "50", "--store", store],
+        cwd=ROOT, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while not (tmp_path / "rm.snapshot.duckdb").exists():
+            assert owner.poll() is None and time.time() < deadline, "the owner never published a snapshot"
+            time.sleep(0.1)
+        leak = tmp_path / "leak.csv"
+        for sql in ("SELECT * FROM read_csv_auto('/etc/passwd')", f"SELECT * FROM glob('{tmp_path}/*')"):
+            result = cli("query", sql, "--format", "json", "--store", store, env=env)
+            assert result.returncode == 2 and "file system operations are disabled" in " ".join(result.stderr.split())
+        assert cli("query", f"COPY candles TO '{leak}'", "--store", store, env=env).returncode == 2 and not leak.exists()
+        seen = cli("query", "SELECT count(*) AS n FROM candles", "--format", "json", "--store", store, env=env)
+        assert seen.returncode == 0 and json.loads(seen.stdout)["n"] > 0
+    finally:
+        owner.send_signal(signal.SIGTERM)
+        owner.communicate(timeout=60)

@@ -76,7 +76,7 @@ def test_db_functions_from_the_environment_cannot_write_events_without_links(tmp
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("EVENTSTORE__", "READMODEL__"))}
     env["POSTGRES_ENABLE_DB_FUNCTIONS"] = "y"
     result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "backtest", "--from", "2018-01-01", "--to", "2018-01-02", "--store", url],
+        [sys.executable, "-m", "api.cli", "backtest", "--bundled", "--from", "2018-01-01", "--to", "2018-01-02", "--store", url],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
     )
     assert result.returncode == 2, result.stdout
