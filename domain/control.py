@@ -215,6 +215,8 @@ class RunStarted(StartingEvent):
     data_from: UtcDatetime | None = None
     data_to: UtcDatetime | None = None
     bot_id: str | None = None
+    process: str | None = None
+    """The process running it (``host:pid:start``), so another process can tell a dead run from a live one."""
 
     @property
     def bot(self) -> str:

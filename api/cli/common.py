@@ -73,7 +73,20 @@ def opened_store(url: str, read_only: bool = False) -> Iterator[TradingApplicati
         trading = open_store(url)
     except StoreURLError as exc:
         fail(str(exc))
+    if not read_only:
+        end_dead_runs_of(trading)
     try:
         yield trading
     finally:
         trading.close()
+
+
+def end_dead_runs_of(trading: TradingApplication) -> None:
+    """A process that opens the store for writing ends the runs whose process died (application/trading/dead_runs.py)."""
+    from api.bootstrap import wall_clock
+    from application.trading.dead_runs import end_dead_runs
+    from infrastructure.process import process_alive, this_process
+
+    for run_id in end_dead_runs(trading, process_alive, f"process {this_process()}", wall_clock().now()):
+        err.print(f"[yellow]run {run_id} had no RunEnded and its process is gone: recorded it as abandoned[/yellow]",
+                  soft_wrap=True)

@@ -109,6 +109,7 @@ def run_command(
 ) -> None:
     """Trade on live Coinbase candles until Ctrl-C or SIGTERM (paper fills, or real orders with --mode live --live)."""
     from api.cli.config import effective_settings
+    from infrastructure.process import this_process
     from api.bootstrap import (
         MissingSetting,
         code_version,
@@ -159,7 +160,7 @@ def run_command(
         host = host or settings.system.api_host
         port = settings.system.api_port if port is None else port
         bot = settings.trading.bot_for(mode)  # every run belongs to a bot: its controls, alerts and orders
-        s = dataclasses.replace(loop_settings(settings), bot_id=bot)
+        s = dataclasses.replace(loop_settings(settings), bot_id=bot, process=this_process())
         clock = wall_clock()
         meter = ApiCallMeter(clock, timedelta(minutes=settings.monitoring.api_window_minutes))
         venue = coinbase_venue(settings, live=run_mode is RunMode.LIVE, product=s.product, granularity=s.granularity,

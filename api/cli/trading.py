@@ -126,6 +126,7 @@ def run_backtest_command(
 
     from api.cli.config import effective_settings
     from api.bootstrap import MissingSetting, code_version, decision_model, loop_settings, paper_exchange
+    from infrastructure.process import this_process
     from application.operations.config_service import recorded_overrides
     from application.trading.backtest import NotEnoughCandles, plan_backtest, run_planned_backtest
     from application.trading.candle_history import logged_candles
@@ -191,7 +192,8 @@ def run_backtest_command(
                 task = progress.add_task("candles", total=len(plan.candles))
                 summary = run_planned_backtest(
                     trading, plan, exchange=exchange, strategy=model,
-                    settings=replace(loop_settings(settings, flush_every=500), quote_currency=spec.quote_currency, spec=spec),
+                    settings=replace(loop_settings(settings, flush_every=500), quote_currency=spec.quote_currency, spec=spec,
+                                     process=this_process()),
                     initial_balance=settings.trading.initial_balance, config_hash=config_hash(settings),
                     code_version=code_version(), run_id=run_id, progress=lambda n: progress.advance(task, n),
                 )

@@ -105,6 +105,7 @@ class TradingLoop:
             self.run_id, meta, mode=self.mode, product=self.settings.product, granularity=self.settings.granularity,
             strategy=self.strategy.name, config_hash=config_hash, code_version=code_version,
             initial_balance=initial_balance, data_from=data_from, data_to=data_to, bot_id=self.settings.bot_id,
+            process=self.settings.process,
         )
         self._take(self._run)
         if self.mode is RunMode.BACKTEST:

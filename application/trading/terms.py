@@ -41,6 +41,7 @@ class LoopSettings:
     flush_every: int = 1
     quote_currency: str = "USD"
     spec: ProductSpec | None = None
+    process: str | None = None  # the process running the loop (host:pid:start), recorded in RunStarted
     """The product's price and size grid and minimums (domain/product.py); None: cents and 1e-8 units."""
     bot_id: str | None = None
     """The bot a paper/live run trades as (its control stream, client order ids); None: a backtest."""

@@ -26,6 +26,7 @@ HUNDRED = Decimal(100)
 SUCCESS_RATE_ALERT_PCT = Decimal(40)
 LOSS_LIMIT_WARN_PCT = Decimal(80)
 DECISION_FAILURE_ALERT_PCT = Decimal(10)
+ABNORMAL_ENDS = ("failed", "abandoned")  # RunEnded statuses of runs that did not end by themselves or an operator
 
 
 class NoData(LookupError):
@@ -132,7 +133,8 @@ def daily_report(con: duckdb.DuckDBPyConnection, day: date | None = None, run_id
     failed_decisions = sum(d["n"] for d in decisions if d["failed"])
     report = {
         "date": day.isoformat(),
-        "run": {"run_id": run.run_id, "mode": run.mode, "product": run.product, "strategy": run.strategy, "status": run.status},
+        "run": {"run_id": run.run_id, "mode": run.mode, "product": run.product, "strategy": run.strategy, "status": run.status,
+                "ended_abnormally": run.status in ABNORMAL_ENDS},
         "day_figures": {**shown_day_figures(p), "risk_level": p["risk_level"]},
         "trading_summary": {
             "trades_executed": int(fills[0]),
@@ -184,6 +186,9 @@ def recommendations(report: dict, trades: int, success: Decimal | None, used: De
                     total_decisions: int, failed_decisions: int, fees: Decimal, realized: Decimal) -> list[str]:
     """What the numbers ask an operator to do; each names its figure and threshold."""
     out = []
+    if report["run"]["ended_abnormally"]:
+        out.append(f"The run ended abnormally ({report['run']['status']}): its figures stop where it stopped; see "
+                   "`tradecore events --type RunEnded` for why before trusting or comparing them.")
     if breached:
         out.append(f"The daily loss limit ({report['risk_analysis']['max_daily_loss_pct']}%) was breached: new entries are "
                    "blocked until 00:00 UTC; review the losing trades before the next session.")

@@ -80,7 +80,7 @@ PINNED_LOG = {
     'OrderSubmitted': ('c4e5abd6d546c0299973a632584bb54c67eb928a413f1e4b51f30645bd4ba042', 164),
     'RiskAssessed': ('1cb4f8d563a394f1ea632b2cdd7b9ae70a2d19e336d695d5876f69aadd0b812c', 201),
     'RunEnded': ('cd32ed90f1351ef5f4e30f0e7ea34f53721f8d06b0de7bc5353fdb9532673645', 2),
-    'RunStarted': ('00decd67c68432a7a89976917d19327f32dc84b7cca7270d0d815fde17270fde', 2),
+    'RunStarted': ('7acd1a9d1516fb530ef2968b24a4057abffcdb55a42f013ded9163ef7265551d', 2),
     'TradingHalted': ('b12ea9c9ca8e71d0c142cb257ff08792c194517c27d903e1fb10956f5adb41bb', 10),
     'TradingResumed': ('a8b9a146512289e8289edc354ea487f6515ad19735cf75a2d79324aa45511123', 8),
 }
