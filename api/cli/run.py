@@ -21,6 +21,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store
 
@@ -109,6 +110,7 @@ def run_command(
 ) -> None:
     """Trade on live Coinbase candles until Ctrl-C or SIGTERM (paper fills, or real orders with --mode live --live)."""
     from api.cli.config import effective_settings
+    from application.trading.products import product_spec_for
     from infrastructure.process import this_process
     from api.bootstrap import (
         MissingSetting,
@@ -165,6 +167,15 @@ def run_command(
         meter = ApiCallMeter(clock, timedelta(minutes=settings.monitoring.api_window_minutes))
         venue = coinbase_venue(settings, live=run_mode is RunMode.LIVE, product=s.product, granularity=s.granularity,
                                paper_prefix=f"paper-{run_id.hex[:8]}", meter=meter)
+        # The product as the venue lists it (recorded in the log), else the settings' table, the log's, or inferred.
+        spec, spec_warning = product_spec_for(trading, settings, s.product, venue=venue.market.product_spec,
+                                              at=clock.now())
+        if spec_warning:
+            console.print(f"[yellow]{escape(spec_warning)}[/yellow]")
+        s = dataclasses.replace(s, spec=spec, quote_currency=spec.quote_currency)
+        if hasattr(venue.gateway, "trade_by"):  # paper fills by the product's grids, minimums and currencies
+            venue.gateway.trade_by(spec)
+            venue.gateway.deposit(spec.quote_currency, settings.trading.initial_balance)
 
         services: list = []
         if not no_health:

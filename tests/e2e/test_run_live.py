@@ -139,6 +139,9 @@ def test_paper_run_trades_live_candles_with_paper_fills_and_ends_cleanly_on_sigt
     (run_started,) = [e for e in evs if type(e).__name__ == "RunStarted"]
     (run_ended,) = [e for e in evs if type(e).__name__ == "RunEnded"]
     assert run_started.mode.value == "paper" and run_ended.status == "stopped"
+    # the product as the venue lists it, recorded before the run traded by it; the run's process is named
+    (listing,) = [e for e in evs if type(e).__name__ == "ProductSpecRecorded"]
+    assert listing.product == "BTC-USD" and listing.source == "venue" and run_started.process
     assert names(evs).count("OrderFilled") == 1
     fill = next(e for e in evs if type(e).__name__ == "OrderFilled")
     assert fill.fill_id.startswith("paper-")
