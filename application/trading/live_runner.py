@@ -40,8 +40,9 @@ from application.trading.reconciliation import (
     reconcile_live,
     reconcile_paper,
 )
-from application.trading_app import TradingApplication
 from application.trading.loop import IndicatorSource, LoopSettings, RunSummary, TradingLoop
+from application.trading.run_end import end_run_anyway
+from application.trading_app import TradingApplication
 from domain.control import RunMode
 from domain.events import EventMeta
 from domain.market import Candle
@@ -216,12 +217,12 @@ class LiveRunner:
                 service.stop()
             except Exception as exc:  # noqa: BLE001
                 report.notes.append(f"stopping {type(service).__name__} failed: {exc!r}")
-        try:
+        if status != "failed":
             loop.finish(self.clock.now(), status, reason)
-        except Exception as exc:  # noqa: BLE001 - e.g. the store itself failed: the first error is what matters
-            if status != "failed":
-                raise
-            report.notes.append(f"recording RunEnded failed: {exc!r}")
+        else:  # the failure may be the batch itself: RunEnded still reaches the log (application/trading/run_end.py)
+            failure = RuntimeError(reason)
+            if not end_run_anyway(loop, self.store, self.clock.now(), status, reason, failure):
+                report.notes.append("recording RunEnded failed: " + "; ".join(getattr(failure, "__notes__", [])))
         report.status, report.reason = status, reason
         self.say(f"run {self.run_id} ended: {status} ({reason})")
 
