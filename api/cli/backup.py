@@ -88,7 +88,7 @@ def create(
         fail(f"--format {fmt!r} is not parquet or jsonl")
     url = store or settings.eventstore.url
     archives = _archives(dest or settings.backup.dest)
-    with opened_store(url) as trading:
+    with opened_store(url, read_only=True) as trading:  # a backup reads the log; a typo must not create one
         try:
             created = create_backup(
                 trading, archives, kind=kind, now=_now(), events_format=fmt, since_last=since_last,

@@ -73,3 +73,10 @@ def test_a_misspelt_url_parameter_writes_nothing_into_public(tmp_path):
 def test_an_overlong_schema_name_is_refused():
     result = cli("audit", "verify", "--store", PG_DSN + "?schema=" + "s" * 64)
     assert result.returncode == 2 and "is 64 bytes" in " ".join(result.stderr.split())
+
+
+def test_backup_create_of_a_missing_store_backs_up_nothing_and_creates_nothing(tmp_path):
+    target = tmp_path / "typo.db"
+    result = cli("backup", "create", "--dest", str(tmp_path / "backups"), "--store", f"sqlite:///{target}")
+    assert result.returncode == 2 and "no event store at" in " ".join(result.stderr.split())
+    assert not target.exists() and not (tmp_path / "backups").exists()
