@@ -40,6 +40,7 @@ def maintenance_command(
     from infrastructure.clock import SystemClock
     from infrastructure.eventstore.store import parse_store_url
     from infrastructure.maintenance import files, secrets, upkeep
+    from infrastructure.maintenance.findings import skipped
 
     settings = load_cli_settings(config, {"eventstore.url": store} if store else None)
     now = SystemClock().now().astimezone(timezone.utc)
@@ -71,6 +72,9 @@ def maintenance_command(
         found += secrets.scan(sources, configured)
     if store_file is not None:
         found += upkeep.sqlite_upkeep(store_file, open_store, now.strftime("%Y%m%dT%H%M%SZ"))
+    elif location.backend == "postgresql":
+        found.append(skipped("store.upkeep", f"{location.redacted()}: PostgreSQL keeps itself (autovacuum); "
+                                             "its backups and replication are the database's"))
     found.append(upkeep.duckdb_checkpoint(Path(settings.readmodel.path)))
     b = settings.backup
     try:
