@@ -100,12 +100,17 @@ def _target(backend: str, tmp_path: Path, n: int) -> str:
     return fresh_pg_url()
 
 
-def _drop_leftover_staging() -> None:
+def _drop_leftover_staging(moved_of: str | None = None) -> None:
+    """Drop staging schemas (and the moved-aside schemas of ``moved_of``'s target) this test made."""
     import psycopg
 
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         for (schema,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tc_restore_%'").fetchall():
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        if moved_of:
+            for (schema,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                                          (moved_of.replace("_", "\\_") + "\\_moved\\_%",)).fetchall():
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -129,6 +134,8 @@ def test_a_killed_forced_restore_leaves_the_old_log_or_the_new_one(archive, tmp_
         assert intact, (delay, events)
         assert events in (OLD, ARCHIVED), f"killed {delay}s into the restore: the target holds {events} events"
         outcomes.append("finished" if finished else ("new" if events == ARCHIVED else "old"))
+        if backend == "postgres" and n != 1:
+            _drop_leftover_staging(moved_of=parse_store_url(url).schema)
         if n == 1:
             _leftovers_are_listed_and_pruned(archive, url, backend, tmp_path)
     assert "old" in outcomes, outcomes  # at least one kill landed before the swap
