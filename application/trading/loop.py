@@ -103,9 +103,8 @@ class TradingLoop:
         meta = self._meta(at, correlation=self.run_id)
         self._run = Run.begin(
             self.run_id, meta, mode=self.mode, product=self.settings.product, granularity=self.settings.granularity,
-            strategy=self.strategy.name, config_hash=config_hash, code_version=code_version,
-            initial_balance=initial_balance, data_from=data_from, data_to=data_to, bot_id=self.settings.bot_id,
-            process=self.settings.process,
+            strategy=self.strategy.name, config_hash=config_hash, code_version=code_version, initial_balance=initial_balance,
+            data_from=data_from, data_to=data_to, bot_id=self.settings.bot_id, process=self.settings.process,
         )
         self._take(self._run)
         if self.mode is RunMode.BACKTEST:
