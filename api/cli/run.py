@@ -15,6 +15,7 @@ import logging
 import signal
 import threading
 import uuid
+from pathlib import Path
 from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Optional
@@ -218,6 +219,7 @@ def run_command(
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            _anchor_at_end(trading, settings)
     summary = report.summary
     log.info("run %s %s: %d candle(s), %d decision(s), %d order(s), %d fill(s), %d rejected", run_id, report.status,
              summary.candles, summary.decisions, summary.orders, summary.fills, summary.rejected)
@@ -225,3 +227,34 @@ def run_command(
                   f"{summary.orders} order(s), {summary.fills} fill(s), {summary.rejected} rejected")
     for note in report.notes:
         console.print(f"note: {note}")
+
+
+def _anchor_at_end(trading, settings) -> None:
+    """With ``audit.anchor_key`` set, a signed anchor of the head the run leaves, in ``audit.anchor_dir``: a later
+    cut, rollback or rewrite of what the run recorded shows in `tradecore audit verify --anchor DIR`."""
+    key = settings.audit.anchor_key
+    if key is None:
+        return
+    from api.bootstrap import wall_clock
+    from infrastructure.backup.anchors import write_anchor
+    from infrastructure.backup.storage import StorageError
+    from infrastructure.eventstore.anchor import sign_anchor
+    from infrastructure.eventstore.chain import verify_chain
+    from infrastructure.eventstore.store import parse_store_url
+
+    try:
+        report = verify_chain(trading.recorder)
+        if not report.ok:
+            console.print(f"[red]no anchor written: the log is NOT intact (first bad notification id "
+                          f"{report.bad_notification_id}); run `tradecore audit verify`[/red]")
+            return
+        now = wall_clock().now()
+        anchor = sign_anchor(report.last_id, report.head, now, parse_store_url(settings.eventstore.url).redacted(),
+                             key.get_secret_value().encode())
+        if "://" not in settings.audit.anchor_dir:
+            Path(settings.audit.anchor_dir).mkdir(parents=True, exist_ok=True)  # a folder of anchors, one per run
+        written = write_anchor(anchor, settings.audit.anchor_dir, now, settings.audit.anchor_retention_days)
+    except (StorageError, OSError) as exc:
+        console.print(f"[yellow]the run's anchor was not written: {escape(str(exc))}; run `tradecore audit anchor`[/yellow]")
+        return
+    console.print(f"anchor of notification {anchor.notification_id} written to {written.where}")

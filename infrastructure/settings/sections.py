@@ -304,6 +304,9 @@ class AuditSection(Section):
     anchor_retention_days: int = Field(
         365, ge=1, le=36500, description="Object Lock retention of anchors written to S3, when the bucket has no default rule"
     )
+    anchor_dir: str = Field(
+        "var/anchors", min_length=1, description="where `tradecore run` writes an anchor when it ends: a folder or s3://bucket/prefix"
+    )
 
 
 from infrastructure.settings.operations import (  # noqa: E402, F401 - re-exported

@@ -133,8 +133,15 @@ def paper_run_until_a_fill(stand, url: str, env: dict) -> Run:
 
 def test_paper_run_trades_live_candles_with_paper_fills_and_ends_cleanly_on_sigterm(stand, tmp_path):
     url = f"sqlite:///{tmp_path / 'events.db'}"
-    run = paper_run_until_a_fill(stand, url, run_env(stand, keys=False))
+    anchors = {"AUDIT__ANCHOR_KEY": "anchor-key-for-the-test", "AUDIT__ANCHOR_DIR": str(tmp_path / "anchors")}
+    run = paper_run_until_a_fill(stand, url, {**run_env(stand, keys=False), **anchors})
     assert run.code == 0, run.output
+    # the run anchored the head it left, and the log still reaches it
+    assert len(list((tmp_path / "anchors").iterdir())) == 1 and "anchor-key-for-the-test" not in run.output
+    verify = subprocess.run([sys.executable, "-m", "api.cli", "audit", "verify", "--anchor", str(tmp_path / "anchors"),
+                             "--store", url], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **anchors})
+    assert verify.returncode == 0, verify.stdout + verify.stderr
     evs = events(url)
     (run_started,) = [e for e in evs if type(e).__name__ == "RunStarted"]
     (run_ended,) = [e for e in evs if type(e).__name__ == "RunEnded"]
