@@ -6,17 +6,13 @@ import json
 
 import pytest
 
-from tests.e2e.test_reports_cli import cli
+from tests.e2e.test_reports_cli import backtested, cli
 
 
 @pytest.fixture(scope="module")
 def days(tmp_path_factory):
     """A store with a two-day backtest and its read-model path."""
-    base = tmp_path_factory.mktemp("sandbox")
-    store = f"sqlite:///{base}/events.db"
-    result = cli("backtest", "--bundled", "--from", "2018-01-01", "--to", "2018-01-03", "--store", store, "--json")
-    assert result.returncode == 0, result.stderr
-    return store, {"READMODEL__PATH": str(base / "readmodel.duckdb")}, base
+    return backtested(tmp_path_factory.mktemp("sandbox"), "2018-01-01", "2018-01-03")
 
 
 def _query(days, sql: str, *extra: str):

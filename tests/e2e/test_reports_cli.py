@@ -22,14 +22,18 @@ def cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.Com
     return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=run_env)
 
 
+def backtested(base, start: str, end: str):
+    """A store with a backtest of the bundled candles of [start, end), its read-model env and its folder."""
+    store = f"sqlite:///{base}/events.db"
+    result = cli("backtest", "--bundled", "--from", start, "--to", end, "--store", store, "--json")
+    assert result.returncode == 0, result.stderr
+    return store, {"READMODEL__PATH": str(base / "readmodel.duckdb")}, base
+
+
 @pytest.fixture(scope="module")
 def month(tmp_path_factory):
     """A store with a backtest of January 2018 and its read-model path."""
-    base = tmp_path_factory.mktemp("reports")
-    store = f"sqlite:///{base}/events.db"
-    result = cli("backtest", "--bundled", "--from", "2018-01-01", "--to", "2018-01-31", "--store", store, "--json")
-    assert result.returncode == 0, result.stderr
-    return store, {"READMODEL__PATH": str(base / "readmodel.duckdb")}, base
+    return backtested(tmp_path_factory.mktemp("reports"), "2018-01-01", "2018-01-31")
 
 
 def test_daily_report_json_has_the_manuals_sections_and_is_written_to_reports(month, tmp_path):

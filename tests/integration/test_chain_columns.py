@@ -18,7 +18,7 @@ from api.bootstrap import open_store
 from domain.events import EventMeta
 from infrastructure.eventstore.chain import GENESIS, chain_link, verify_chain
 from tests.conftest import T0, fresh_pg_url, require_postgres
-from tests.integration.test_tamper_evidence import Tamper, seed, verify_cli
+from tests.integration.test_tamper_evidence import Tamper, caught, seed, verify_cli
 
 SQLITE_EDITS = {
     "stream id re-spelled with dashes": "UPDATE stored_events SET originator_id = "
@@ -65,18 +65,12 @@ def test_each_column_edit_is_caught_on_postgres(column):
     require_postgres()
     url = fresh_pg_url()
     seed(url)
-    Tamper(url).run((PG_EDITS[column], ()))
-    result = verify_cli(url)
-    assert result.returncode == 1, result.stdout
-    assert "first bad notification id 3" in result.stdout and "edited" in result.stdout
+    caught(url, (PG_EDITS[column], ()), first=3, word="edited")
 
 
 def test_moving_an_event_to_another_id_is_caught(store_url):
     seed(store_url)
-    Tamper(store_url).run(("UPDATE {t} SET {id} = 100 WHERE {id} = %s", (3,)))
-    result = verify_cli(store_url)
-    assert result.returncode == 1
-    assert "first bad notification id 3" in result.stdout
+    caught(store_url, ("UPDATE {t} SET {id} = 100 WHERE {id} = %s", (3,)), first=3)
 
 
 def _v1(previous: bytes, nid: int, oid: str, version: int, topic: str, state: bytes) -> bytes:

@@ -77,6 +77,15 @@ def verify_cli(url: str) -> subprocess.CompletedProcess:
     )
 
 
+def caught(url: str, *statements: tuple[str, tuple], first: int, word: str = "") -> subprocess.CompletedProcess:
+    """Edit the stored log with raw SQL; `audit verify` exits 1 naming notification ``first`` (and ``word``)."""
+    Tamper(url).run(*statements)
+    result = verify_cli(url)
+    assert result.returncode == 1, result.stdout
+    assert f"first bad notification id {first}" in result.stdout and word in result.stdout, result.stdout
+    return result
+
+
 def test_intact_log_verifies_with_exit_0(store_url):
     seed(store_url)
     result = verify_cli(store_url)
@@ -89,10 +98,7 @@ def test_edited_event_is_named(store_url):
     oid, version, topic, state = Tamper(store_url).row(3)
     forged = bytes(state).replace(b'"close":"102"', b'"close":"999"')
     assert forged != bytes(state)
-    Tamper(store_url).run(("UPDATE {t} SET state=%s WHERE {id}=%s", (forged, 3)))
-    result = verify_cli(store_url)
-    assert result.returncode == 1
-    assert "first bad notification id 3" in result.stdout and "edited" in result.stdout
+    caught(store_url, ("UPDATE {t} SET state=%s WHERE {id}=%s", (forged, 3)), first=3, word="edited")
 
 
 def test_deleted_event_is_named(store_url):
