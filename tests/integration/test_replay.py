@@ -85,6 +85,17 @@ def verify(app, day, settings, exchange_settings=None):
         store.close()
 
 
+def what_if(app, day, settings, alt, **options):
+    """The recorded day (measured with ``settings``' limits) beside its re-run with ``alt``, in a scratch store."""
+    log = load_day(app, day)
+    store = scratch_store()
+    try:
+        return what_if_day(log, risk_limits(settings), loop_settings(alt, flush_every=10_000), replay_exchange(alt, log),
+                           store, lambda: list(store.recorded), **options)
+    finally:
+        store.close()
+
+
 def test_timeline_shows_candles_decisions_verdicts_orders_fills_and_the_halt_in_log_order(recorded):
     app, _, settings, _ = recorded
     timeline = build_timeline(load_day(app, HALT_DAY), risk_limits(settings))
@@ -174,15 +185,7 @@ def test_what_if_with_a_tighter_loss_streak_and_lower_fees_never_writes_the_real
     app, _, settings, path = recorded
     before_id, before_hash = app.max_notification_id(), _digest(path)
     alt = load_settings(env={}, overrides={"risk.max_consecutive_losses": 10, "exchange.taker_fee_bps": 10})
-    log = load_day(app, HALT_DAY)
-    limits = risk_limits(settings)
-    store = scratch_store()
-    try:
-        report = what_if_day(log, limits, loop_settings(alt, flush_every=10_000),
-                             replay_exchange(alt, log), store,
-                             lambda: list(store.recorded))
-    finally:
-        store.close()
+    report = what_if(app, HALT_DAY, settings, alt)
     assert report.recorded.halts == 1 and report.what_if.halts == 0
     assert report.what_if.fees < report.recorded.fees
     assert report.recorded.orders == report.what_if.orders
@@ -193,15 +196,7 @@ def test_what_if_with_a_tighter_loss_streak_and_lower_fees_never_writes_the_real
 def test_what_if_with_a_tighter_daily_loss_limit_names_the_first_decision_that_differed(recorded):
     app, _, settings, _ = recorded
     alt = load_settings(env={}, overrides={"risk.max_daily_loss_pct": "0.01"})
-    log = load_day(app, date(2019, 1, 4))
-    limits = risk_limits(settings)
-    store = scratch_store()
-    try:
-        report = what_if_day(log, limits, loop_settings(alt, flush_every=10_000),
-                             replay_exchange(alt, log), store,
-                             lambda: list(store.recorded))
-    finally:
-        store.close()
+    report = what_if(app, date(2019, 1, 4), settings, alt)
     if report.recorded.orders == report.what_if.orders:
         pytest.fail(f"a 0.01% daily loss limit changed nothing on 2019-01-04: {report}")
     first = report.first_difference
