@@ -31,6 +31,7 @@ class ProjectorStatus:
     last_page_at: datetime | None = None
     error: str | None = None
     pages_applied: int = 0
+    following: str = "polling"  # how it learns the log grew: "listen/notify" (PostgreSQL) or "polling"
 
 
 @dataclass

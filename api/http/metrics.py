@@ -46,38 +46,50 @@ class NodeMetrics:
         return generate_latest(self.registry) + CALLS.render()
 
 
-def _latest_run_figures(access) -> dict[str, Any]:
-    def compute() -> dict[str, Any]:
-        run = access.one("SELECT run_id, mode, product FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
-        figures: dict[str, Any] = {"mode": run["mode"] if run else "none", "daily_pnl": 0.0, "win_rate": 0.0,
-                                   "positions": [], "equity": None}
-        if run is None:
-            return figures
-        # The run book's day_pnl (end_equity - day_start_equity) of the latest day, as pnl_daily holds it.
-        day = access.one("SELECT day_pnl, end_equity FROM pnl_daily WHERE run_id = ? ORDER BY day DESC LIMIT 1",
-                         [run["run_id"]])
-        if day:
-            figures["daily_pnl"], figures["equity"] = float(day["day_pnl"]), float(day["end_equity"])
-        totals = access.one("SELECT coalesce(sum(trades), 0) AS trades, coalesce(sum(wins), 0) AS wins FROM pnl_daily "
-                            "WHERE run_id = ?", [run["run_id"]])
-        if totals and totals["trades"]:
-            figures["win_rate"] = float(totals["wins"]) / float(totals["trades"])
-        figures["positions"] = [(r["product"], float(r["quantity"])) for r in access.rows(
-            "SELECT product, quantity FROM positions WHERE run_id = ? ORDER BY product", [run["run_id"]])]
-        if not figures["positions"]:  # nothing traded yet: the run's product is flat
-            figures["positions"] = [(run["product"], 0.0)]
-        return figures
+def _bot_figures(access) -> list[dict[str, Any]]:
+    """Per bot (``runs.bot_id``): its latest run's mode, day P&L, equity, win rate and positions."""
+    def compute() -> list[dict[str, Any]]:
+        out = []
+        for run in access.rows("SELECT run_id, mode, product, bot_id FROM runs "
+                               "QUALIFY row_number() OVER (PARTITION BY bot_id ORDER BY started_at DESC, run_id DESC) = 1 "
+                               "ORDER BY bot_id"):
+            figures: dict[str, Any] = {"bot": run["bot_id"], "mode": run["mode"], "daily_pnl": 0.0, "win_rate": 0.0,
+                                       "positions": [], "equity": None}
+            # The run book's day_pnl (end_equity - day_start_equity) of the latest day, as pnl_daily holds it.
+            day = access.one("SELECT day_pnl, end_equity FROM pnl_daily WHERE run_id = ? ORDER BY day DESC LIMIT 1",
+                             [run["run_id"]])
+            if day:
+                figures["daily_pnl"], figures["equity"] = float(day["day_pnl"]), float(day["end_equity"])
+            totals = access.one("SELECT coalesce(sum(trades), 0) AS trades, coalesce(sum(wins), 0) AS wins "
+                                "FROM pnl_daily WHERE run_id = ?", [run["run_id"]])
+            if totals and totals["trades"]:
+                figures["win_rate"] = float(totals["wins"]) / float(totals["trades"])
+            figures["positions"] = [(r["product"], float(r["quantity"])) for r in access.rows(
+                "SELECT product, quantity FROM positions WHERE run_id = ? ORDER BY product", [run["run_id"]])]
+            if not figures["positions"]:  # nothing traded yet: the run's product is flat
+                figures["positions"] = [(run["product"], 0.0)]
+            out.append(figures)
+        return out
 
-    return access.cached(("metrics", "run"), compute)
+    return access.cached(("metrics", "bots"), compute)
 
 
-def _current_run_fills(access) -> tuple[str, int]:
-    """(mode, fills) of the latest paper or live run; ("none", 0) when there is none (backtests never count)."""
-    run = access.one("SELECT run_id, mode FROM runs WHERE mode IN ('paper', 'live') "
-                     "ORDER BY started_at DESC, run_id DESC LIMIT 1")
-    if run is None:
-        return "none", 0
-    return run["mode"], int(access.scalar("SELECT count(*) FROM fills WHERE run_id = ?", [run["run_id"]]) or 0)
+def _current_run_fills(access) -> list[tuple[str, str, int]]:
+    """(mode, bot, fills) of each paper or live bot's latest run; [("none", "none", 0)] without one (backtests
+    never count)."""
+    rows = access.rows(
+        "SELECT r.mode, r.bot_id, (SELECT count(*) FROM fills f WHERE f.run_id = r.run_id) AS n FROM runs r "
+        "WHERE r.mode IN ('paper', 'live') "
+        "QUALIFY row_number() OVER (PARTITION BY r.bot_id ORDER BY r.started_at DESC, r.run_id DESC) = 1 ORDER BY r.bot_id")
+    return [(r["mode"], r["bot_id"], int(r["n"] or 0)) for r in rows] or [("none", "none", 0)]
+
+
+def _bot_halts(node) -> list[tuple[str, float]]:
+    """(bot, 1 halted / 0 trading) for each paper/live bot, from the read model (``GET /bots``)."""
+    from api.http.routes.trading import bots_view
+
+    return [(b["bot_id"], 1.0 if b["halted"] else 0.0)
+            for b in node.access.cached(("metrics", "halts"), lambda: bots_view(node))["items"]]
 
 
 class _TradingCollector:
@@ -93,8 +105,15 @@ class _TradingCollector:
         access = node.access
         health, _ = assess(node)
         yield _gauge("trading_bot_health_status", "1 healthy, 0.5 degraded, 0 unhealthy", STATUS_VALUE[health["status"]])
-        halted = health["checks"]["halted"]
-        yield _gauge("trading_bot_halted", "1 while the operator's control stream is halted", 1.0 if halted else 0.0)
+        halted = GaugeMetricFamily("trading_bot_halted", "1 while halted: bot=\"all\" the stream every bot obeys, "
+                                   "else one bot (its own halt or every bot's)", labels=["bot"])
+        halted.add_metric(["all"], 1.0 if health["checks"]["halted"] else 0.0)
+        try:
+            for bot, value in _bot_halts(node):
+                halted.add_metric([bot], value)
+        except Exception:  # noqa: BLE001 - a read model still being created has no bots yet
+            pass
+        yield halted
         lag = health["checks"]["projector_lag_events"]
         yield _gauge("trading_bot_projector_lag_events", "events in the log not yet in the read model", float(lag or 0))
         yield _gauge("trading_bot_projector_lag_seconds", "seconds the read model has trailed the log",
@@ -108,34 +127,39 @@ class _TradingCollector:
         except Exception:  # noqa: BLE001 - an unreachable store shows in trading_bot_health_status
             pass
         try:
-            figures = _latest_run_figures(access)
+            figures = _bot_figures(access)
             fills = access.cached(("metrics", "fills"), lambda: _current_run_fills(access))
             decisions = access.cached(("metrics", "decisions"), lambda: access.rows(
-                "SELECT CASE WHEN failed THEN 'FAILED' ELSE action END AS action, count(*) AS n "
-                "FROM decisions GROUP BY 1 ORDER BY 1"))
+                "SELECT CASE WHEN d.failed THEN 'FAILED' ELSE d.action END AS action, coalesce(r.bot_id, 'none') AS bot, "
+                "count(*) AS n FROM decisions d LEFT JOIN runs r USING (run_id) GROUP BY 1, 2 ORDER BY 2, 1"))
         except Exception:  # noqa: BLE001 - a read model still being created has no figures yet
             figures, fills, decisions = None, None, []
-        if figures is not None:
-            yield _gauge("trading_bot_daily_pnl", "day_pnl (end_equity - day_start_equity) of the latest run's latest UTC day (quote currency)",
-                         figures["daily_pnl"], ("mode",), (figures["mode"],))
-            if figures["equity"] is not None:
-                yield _gauge("trading_bot_equity", "equity of the latest run (quote currency)", figures["equity"],
-                             ("mode",), (figures["mode"],))
-            positions = GaugeMetricFamily("trading_bot_positions", "position quantity of the latest run by product",
-                                          labels=["product"])
-            for product, quantity in figures["positions"]:
-                positions.add_metric([product], quantity)
-            yield positions
-            yield _gauge("trading_bot_trade_success_rate", "winning share of the latest run's closed round trips (0-1)",
-                         figures["win_rate"], ("mode",), (figures["mode"],))
-            trades = CounterMetricFamily("trading_bot_trades", "fills of the current (latest) paper or live run",
-                                         labels=["mode"])
-            trades.add_metric([fills[0]], float(fills[1]))
+        if figures is not None:  # one series per bot (its latest run)
+            pnl = GaugeMetricFamily("trading_bot_daily_pnl", "day_pnl (end_equity - day_start_equity) of the bot's "
+                                    "latest run's latest UTC day (quote currency)", labels=["mode", "bot"])
+            equity = GaugeMetricFamily("trading_bot_equity", "equity of the bot's latest run (quote currency)",
+                                       labels=["mode", "bot"])
+            positions = GaugeMetricFamily("trading_bot_positions", "position quantity of the bot's latest run by product",
+                                          labels=["product", "bot"])
+            rate = GaugeMetricFamily("trading_bot_trade_success_rate", "winning share of the bot's latest run's closed "
+                                     "round trips (0-1)", labels=["mode", "bot"])
+            for bot in figures:
+                pnl.add_metric([bot["mode"], bot["bot"]], bot["daily_pnl"])
+                if bot["equity"] is not None:
+                    equity.add_metric([bot["mode"], bot["bot"]], bot["equity"])
+                for product, quantity in bot["positions"]:
+                    positions.add_metric([product, bot["bot"]], quantity)
+                rate.add_metric([bot["mode"], bot["bot"]], bot["win_rate"])
+            yield from (pnl, equity, positions, rate)
+            trades = CounterMetricFamily("trading_bot_trades", "fills of each paper or live bot's current (latest) run",
+                                         labels=["mode", "bot"])
+            for mode, bot, count in fills:
+                trades.add_metric([mode, bot], float(count))
             yield trades
             by_action = CounterMetricFamily("trading_bot_decisions", "decisions by action (FAILED: fell back to HOLD)",
-                                            labels=["action"])
+                                            labels=["action", "bot"])
             for row in decisions:
-                by_action.add_metric([row["action"]], float(row["n"]))
+                by_action.add_metric([row["action"], row["bot"]], float(row["n"]))
             yield by_action
         process = self.metrics._process
         yield _gauge("trading_bot_memory_usage_bytes", "resident memory of the read node", float(process.memory_info().rss))

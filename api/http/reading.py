@@ -20,22 +20,32 @@ Limit = Query(100, ge=1, le=MAX_LIMIT, description=f"at most this many items (1 
 Before = Query(None, ge=1, le=MAX_ID, description="paging cursor: only items with a notification id below this")
 Offset = Query(0, ge=0, le=10_000_000, description="paging: skip this many items")
 RunId = Query(None, description="the run (default: the active paper/live run, else the latest run)")
+BOT_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$"  # trading.bot_id's shape
+Bot = Query(None, pattern=BOT_PATTERN, description="the bot (`GET /bots`): its active run, else its latest; "
+            "with run_id, the run must be the bot's")
 
-RUN_COLUMNS = ("run_id::VARCHAR AS run_id, mode, product, granularity, strategy, status, started_at, ended_at")
+RUN_COLUMNS = ("run_id::VARCHAR AS run_id, mode, product, granularity, strategy, status, started_at, ended_at, bot_id")
 
 
-def choose_run(node, run_id: uuid.UUID | None) -> dict[str, Any] | None:
-    """The run asked for (404 if unknown), else the active paper/live run, else the latest one (None if no run)."""
+def choose_run(node, run_id: uuid.UUID | None, bot: str | None = None) -> dict[str, Any] | None:
+    """The run asked for (404 if unknown, or not ``bot``'s), else ``bot``'s (404 if the bot never ran) or every
+    bot's active paper/live run, else the latest one (None if no run)."""
     access = node.access
     if run_id is not None:
         found = access.cached(("run", run_id), lambda: access.one(
             f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?::UUID", [str(run_id)]))
         if found is None:
             raise Missing(f"no run {run_id} in the read model", code="unknown_run")
+        if bot is not None and found["bot_id"] != bot:
+            raise Missing(f"run {run_id} is bot {found['bot_id']}'s, not {bot}'s", code="unknown_run")
         return found
-    return access.cached(("run", None), lambda: access.one(
-        f"SELECT {RUN_COLUMNS} FROM runs ORDER BY (mode <> 'backtest' AND ended_at IS NULL) DESC, "
-        "started_at DESC, run_id DESC LIMIT 1"))
+    latest = access.cached(("run", None, bot), lambda: access.one(
+        f"SELECT {RUN_COLUMNS} FROM runs {'WHERE bot_id = ?' if bot else ''} "
+        "ORDER BY (mode <> 'backtest' AND ended_at IS NULL) DESC, started_at DESC, run_id DESC LIMIT 1",
+        [bot] if bot else []))
+    if latest is None and bot is not None:
+        raise Missing(f"no bot {bot!r} in the read model (GET /bots lists them)", code="unknown_bot")
+    return latest
 
 
 async def cached_json(node, key: Any, compute: Callable[[], Any]) -> JsonBytes:

@@ -25,6 +25,7 @@ class RunRef(BaseModel):
     status: str | None = None
     started_at: Time | None = None
     ended_at: Time | None = None
+    bot_id: str | None = None
 
 
 class Position(BaseModel):
@@ -210,6 +211,22 @@ class RunsPage(BaseModel):
     next_offset: int | None
 
 
+class BotState(RunRef):
+    """A bot (``trading.bot_id``): its latest paper/live run, and the halt in force (its own, else every bot's)."""
+
+    bot_id: str
+    runs: int
+    halted: bool
+    halted_by: Literal["bot", "all"] | None = None
+    halt_reason: str | None = None
+    halt_severity: str | None = None
+
+
+class BotsPage(BaseModel):
+    as_of_position: int
+    items: list[BotState]
+
+
 class Candle(BaseModel):
     notification_id: int
     product: str
@@ -257,6 +274,7 @@ class Incident(BaseModel):
     resolved_by: str | None
     note: str | None
     run_id: str | None
+    bot_id: str | None = None
 
 
 class IncidentsPage(BaseModel):
@@ -277,16 +295,22 @@ class AlertsPage(BaseModel):
 class HaltRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="why trading stops (recorded)")
     severity: Literal["P0", "P1", "P2", "P3"] = Field("P1", description="P0 also cancels every working order")
+    bot: str | None = Field(None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$",
+                            description="only this bot (GET /bots); unset: every bot")
 
 
 class ReasonRequest(BaseModel):
     reason: str = Field("by operator (REST API)", min_length=1, max_length=500, description="recorded with the event")
+    bot: str | None = Field(None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$",
+                            description="only this bot (GET /bots); unset: every bot")
 
 
 class IncidentRequest(BaseModel):
     severity: Literal["P0", "P1", "P2", "P3"]
     kind: str = Field(min_length=1, max_length=100)
     details: str = Field(min_length=1, max_length=2000)
+    bot: str | None = Field(None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$",
+                            description="only this bot (GET /bots); unset: every bot")
 
 
 class ResolveRequest(BaseModel):

@@ -46,6 +46,7 @@ class ReadNode:
     projector: Any
     server: Any = None
     readmodel_path: str = ""
+    store_url: str = ""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _stopped: bool = False
@@ -107,17 +108,25 @@ def _projector_loop(node: ReadNode, batch_size: int, snapshot_every: float) -> N
         status.caught_up_at = status_clock()
         publish()
 
+    from infrastructure.following.log_waker import log_waker
+
     status_clock = node.app.state.node.clock.now
     status.running = True
-    try:
-        runner.follow(node.store, node.con, runner.ALL_PROJECTIONS, batch_size, poll_ms=100, stop=node._stop,
-                      on_page=on_page, on_idle=on_idle)
+    waker = log_waker(node.store_url, node._stop) if node.store_url else None
+    status.following = waker.how if waker is not None else "polling"
+    log.info("read node follows the log by %s", status.following)
+    try:  # with notifications, polling is only the safety net (a lost trigger, a dropped connection)
+        runner.follow(node.store, node.con, runner.ALL_PROJECTIONS, batch_size,
+                      poll_ms=500 if status.following == "listen/notify" else 100, stop=node._stop,
+                      on_page=on_page, on_idle=on_idle, wait=waker.wait if waker is not None else None)
         publish(force=True)
     except BaseException as exc:  # noqa: BLE001 - reported by /health as "projector stopped"
         status.error = f"{type(exc).__name__}: {exc}"
         log.exception("projector stopped")
     finally:
         status.running = False
+        if waker is not None:
+            waker.close()
 
 
 def start_read_node(
@@ -174,7 +183,7 @@ def start_read_node(
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
     node = ReadNode(url=f"http://{shown}:{bound}", host=host, port=bound, store=store, con=con, access=access, app=app,
-                    projector=status, server=server, readmodel_path=path)
+                    projector=status, server=server, readmodel_path=path, store_url=store_url)
 
     def serve() -> None:
         server.run(sockets=[sock])

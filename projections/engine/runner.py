@@ -232,8 +232,10 @@ def follow(
     store: Any, con: duckdb.DuckDBPyConnection, projections: Sequence[Projection] = ALL_PROJECTIONS,
     batch_size: int = 5000, *, poll_ms: int = 100, stop: threading.Event,
     on_page: Callable[[int], None] | None = None, on_idle: Callable[[], None] | None = None,
+    wait: Callable[[float], None] | None = None,
 ) -> int:
-    """Keep catching up until ``stop`` is set; when there is nothing new, call ``on_idle`` and wait ``poll_ms``.
+    """Keep catching up until ``stop`` is set; when there is nothing new, call ``on_idle`` and wait ``poll_ms``
+    (through ``wait(seconds)`` when given: a LISTEN/NOTIFY waker returns as soon as the log grows).
 
     For ``tradecore project --follow``, ``serve`` and ``run``: run it in the
     process (or a thread of the process) that owns the DuckDB file; other
@@ -247,7 +249,7 @@ def follow(
         if read == 0:
             if on_idle is not None:
                 on_idle()
-            stop.wait(poll_ms / 1000)
+            (wait or stop.wait)(poll_ms / 1000)
     return total
 
 

@@ -130,7 +130,8 @@ class ControlProjection:
                 resolved_by VARCHAR,
                 note VARCHAR,
                 status VARCHAR NOT NULL,        -- 'open' | 'resolved'
-                run_id UUID
+                run_id UUID,
+                bot_id VARCHAR                  -- the bot it concerns; NULL: every bot
             )"""
         )
 
@@ -153,7 +154,7 @@ class ControlProjection:
         con.execute(
             """INSERT INTO incidents
             SELECT stream_id, payload->>'$.severity', payload->>'$.kind', payload->>'$.details', occurred_at, actor,
-                   NULL, NULL, NULL, 'open', run_id
+                   NULL, NULL, NULL, 'open', run_id, payload->>'$.bot_id'
             FROM batch_events WHERE notification_id > ? AND event_type = 'IncidentOpened'
             ORDER BY notification_id""",
             [after],

@@ -65,3 +65,40 @@ def test_dashboard_asks_for_a_token_when_it_has_none(read_node, chromium_browser
     page.click("#token-form button")
     page.wait_for_selector("body[data-loaded='true']", timeout=15_000)
     assert "auditor" in page.locator("#events tbody").text_content()  # a viewer may not page the event log
+
+
+def test_the_bot_switcher_scopes_the_views_to_one_bot(read_node, chromium_browser):
+    """Two paper bots beside the backtest: the switcher lists them (GET /bots) and ?bot= scopes the run views."""
+    import time
+    import uuid
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from domain.control import Run, RunMode
+    from domain.events import EventMeta
+    from tests.support.recording import record
+
+    for bot, product in (("paper-btc-usd", "BTC-USD"), ("eth-probation", "ETH-USD")):
+        run_id = uuid.uuid4()
+        record(read_node.store, Run.begin(run_id, EventMeta(datetime(2018, 1, 22, tzinfo=timezone.utc), "system", run_id,
+                                                              None, run_id),
+                                          mode=RunMode.PAPER, product=product, granularity="1h", strategy="rules",
+                                          config_hash="h", code_version="t", initial_balance=Decimal(1000), bot_id=bot))
+    deadline = time.monotonic() + 15
+    while read_node.access.scalar("SELECT count(*) FROM runs WHERE mode = 'paper'") != 2:
+        assert time.monotonic() < deadline, "the read node did not follow the log"
+        time.sleep(0.1)
+    page = chromium_browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{read_node.url}/#token={TOKENS['viewer']}")
+    page.wait_for_selector("body[data-loaded='true']", timeout=15_000)
+    options = page.locator("#bot option").all_text_contents()
+    assert options[0].startswith("latest run") and any(o.startswith("eth-probation · paper ETH-USD") for o in options)
+    page.select_option("#bot", "eth-probation")
+    page.wait_for_function("document.getElementById('run').textContent.includes('eth-probation')", timeout=15_000)
+    assert "bot=eth-probation" in page.url and "ETH-USD" in page.text_content("#run")
+    page.reload()  # the choice is in the address: a shared link shows the same bot
+    page.wait_for_function("document.getElementById('run').textContent.includes('eth-probation')", timeout=15_000)
+    assert page.input_value("#bot") == "eth-probation"
+    assert errors == []

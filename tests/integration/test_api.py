@@ -378,14 +378,14 @@ def test_fresh_market_data_of_an_active_paper_run_is_healthy(node):
 def test_metrics_use_the_dashboards_names_and_label_durations_by_endpoint(node):
     node.client.get("/positions", headers=auth("viewer"))
     text = node.client.get("/metrics").text
-    for name in ("trading_bot_health_status 1.0", "trading_bot_daily_pnl", "trading_bot_positions{product=\"BTC-USD\"}",
+    for name in ("trading_bot_health_status 1.0", "trading_bot_daily_pnl", "trading_bot_positions{bot=\"backtest-btc-usd\",product=\"BTC-USD\"}",
                  "trading_bot_trades_total", "trading_bot_trade_success_rate", "trading_bot_memory_usage_bytes",
                  "trading_bot_cpu_usage_percent", "trading_bot_projector_lag_events", "trading_bot_events_appended_total",
-                 "trading_bot_decisions_total{action=\"HOLD\"}",
+                 "trading_bot_decisions_total{action=\"HOLD\",bot=\"backtest-btc-usd\"}",
                  'trading_bot_api_request_duration_seconds_count{endpoint="/positions",method="GET",status="200"}'):
         assert name in text, name
     assert node.con.execute("SELECT count(*) FROM fills").fetchone()[0] > 0  # the backtest's fills...
-    assert 'trading_bot_trades_total{mode="none"} 0.0' in text  # ...are not the current paper/live run's trades
+    assert 'trading_bot_trades_total{bot="none",mode="none"} 0.0' in text  # ...are not a paper/live run's trades
 
 
 def test_replay_answers_the_days_timeline_as_json(node):

@@ -109,11 +109,11 @@ def test_trades_total_counts_only_the_current_paper_run_labelled_by_mode(tmp_pat
     shutil.copy(path, tmp_path / "readmodel.duckdb")
     node = Node(f"sqlite:///{tmp_path / 'events.db'}", tmp_path / "readmodel.duckdb")
     try:
-        assert 'trading_bot_trades_total{mode="none"} 0.0' in node.client.get("/metrics").text
+        assert 'trading_bot_trades_total{bot="none",mode="none"} 0.0' in node.client.get("/metrics").text
         run_id = uuid.uuid4()
         meta = EventMeta(NOW, "system", run_id, None, run_id)
         record(node.store, Run.begin(run_id, meta, mode="paper", product="BTC-USD", granularity="1h", strategy="rules",
-                                     config_hash="h", code_version="t"))
+                                     config_hash="h", code_version="t", bot_id="paper-a"))
         order = Order.place(uuid.uuid4(), meta, product="BTC-USD", side="BUY", order_type="MARKET",
                             quantity=Decimal("0.1"))
         order.submit(meta)
@@ -123,6 +123,7 @@ def test_trades_total_counts_only_the_current_paper_run_labelled_by_mode(tmp_pat
         record(node.store, order)
         node.catch_up()
         text = node.client.get("/metrics").text
-        assert 'trading_bot_trades_total{mode="paper"} 1.0' in text  # the backtest's many fills do not count
+        assert 'trading_bot_trades_total{bot="paper-a",mode="paper"} 1.0' in text  # the backtest's fills do not count
+        assert 'trading_bot_halted{bot="paper-a"} 0.0' in text and 'trading_bot_halted{bot="all"} 0.0' in text
     finally:
         node.close()

@@ -14,7 +14,7 @@ from api.http import schemas
 from api.http.auth import AUDITOR, VIEWER
 from api.http.errors import COMMON_RESPONSES, NOT_FOUND, BadParameter, ErrorBody, Missing, NotImplementedYet
 from api.http.jsonio import JsonBytes, dumps
-from api.http.reading import MAX_ID, MAX_LIMIT, Offset, cached_json, utc
+from api.http.reading import BOT_PATTERN, MAX_ID, MAX_LIMIT, Bot, Offset, cached_json, choose_run, utc
 
 router = APIRouter(responses={**COMMON_RESPONSES})
 
@@ -129,6 +129,7 @@ def replay_timeline_function():
 async def replay(request: Request, day: date = Path(description="the UTC day, YYYY-MM-DD"),
                  run_id: uuid.UUID | None = Query(None, description="the run (default: the only run, or the only "
                                                   "paper/live run, with events that day)"),
+                 bot: str | None = Bot,
                  after: int = Query(0, ge=0, le=MAX_ID, description="paging: only events after this notification id"),
                  limit: int = Query(1000, ge=1, le=5000, description="at most this many events (1 to 5000)"),
                  _caller=AUDITOR):
@@ -140,6 +141,8 @@ async def replay(request: Request, day: date = Path(description="the UTC day, YY
     if build is None:
         raise NotImplementedYet("replay is not available in this version (application.replay.timeline has no timeline)")
     node = request.app.state.node
+    if bot is not None:  # the bot's run (run_id, if given, must be the bot's)
+        run_id = uuid.UUID(choose_run(node, run_id, bot)["run_id"])
 
     def page() -> dict[str, Any]:
         whole = node.access.cached(("replay", day, run_id),
@@ -154,19 +157,23 @@ async def replay(request: Request, day: date = Path(description="the UTC day, YY
 @router.get("/incidents", tags=["audit"], response_model=schemas.IncidentsPage, summary="incidents, newest first")
 async def incidents(request: Request,
                     status: Literal["open", "resolved"] | None = Query(None, description="only open or resolved ones"),
+                    bot: str | None = Query(None, pattern=BOT_PATTERN, description="only those about this bot or every bot"),
                     limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Offset, _caller=VIEWER):
     node = request.app.state.node
 
     def compute() -> dict:
-        where = "WHERE lower(status) = ?" if status else ""
+        where, params = ["lower(status) = ?"] if status else [], [status] if status else []
+        if bot:
+            where.append("(bot_id = ? OR bot_id IS NULL)")
+            params.append(bot)
         rows = node.access.rows(
             "SELECT incident_id::VARCHAR AS incident_id, severity, kind, details, status, opened_at, opened_by, resolved_at, "
-            f"resolved_by, note, run_id::VARCHAR AS run_id FROM incidents {where} "
-            "ORDER BY opened_at DESC NULLS LAST, incident_id LIMIT ? OFFSET ?",
-            [*([status] if status else []), limit + 1, offset])
+            f"resolved_by, note, run_id::VARCHAR AS run_id, bot_id FROM incidents "
+            f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+            "ORDER BY opened_at DESC NULLS LAST, incident_id LIMIT ? OFFSET ?", [*params, limit + 1, offset])
         return {"items": rows[:limit], "next_offset": offset + limit if len(rows) > limit else None}
 
-    return await cached_json(node, ("incidents", status, limit, offset), compute)
+    return await cached_json(node, ("incidents", status, bot, limit, offset), compute)
 
 
 @router.get("/reports/daily", tags=["reports"], response_model=dict[str, Any], responses={**NOT_FOUND},
@@ -174,10 +181,12 @@ async def incidents(request: Request,
 async def daily_report(request: Request,
                        day: date | None = Query(None, alias="date", description="the UTC day (default: the run's latest)"),
                        run_id: uuid.UUID | None = Query(None, description="the run (default: the latest with P&L that day)"),
-                       _caller=VIEWER):
+                       bot: str | None = Bot, _caller=VIEWER):
     from projections.reading.reports import daily_report as build
 
     node = request.app.state.node
+    if bot is not None:  # the bot's run (run_id, if given, must be the bot's)
+        run_id = uuid.UUID(choose_run(node, run_id, bot)["run_id"])
     return await cached_json(node, ("report", day, run_id),
                              lambda: build(node.access.cursor(), day, str(run_id) if run_id else None))
 

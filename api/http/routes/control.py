@@ -16,13 +16,22 @@ from api.http.auth import OPERATOR, Caller
 from api.http.errors import COMMON_RESPONSES, CONFLICT, NOT_FOUND
 from api.http.jsonio import json_response
 
-router = APIRouter(tags=["control"], responses={**COMMON_RESPONSES, **CONFLICT})
+router = APIRouter(tags=["control"], responses={**COMMON_RESPONSES, **CONFLICT, **NOT_FOUND})
 
 
 def _controls(node):
     from application.operations.controls import OperatorControls
 
     return OperatorControls(node.store, node.clock, node.ids)
+
+
+def _bot(node, bot: str | None) -> str | None:
+    """The bot a control is for: one the read model knows (404 unknown_bot otherwise), or None for every bot."""
+    if bot is not None:
+        from api.http.reading import choose_run
+
+        choose_run(node, None, bot)
+    return bot
 
 
 def _state(node) -> dict:
@@ -37,7 +46,7 @@ async def halt(request: Request, body: schemas.HaltRequest, caller: Caller = OPE
     node = request.app.state.node
 
     def act() -> dict:
-        outcome = _controls(node).halt(body.reason, body.severity, caller.name)
+        outcome = _controls(node).halt(body.reason, body.severity, caller.name, _bot(node, body.bot))
         return {"recorded": "CancelAllRequested" if outcome.already_halted else "TradingHalted", "actor": caller.name,
                 "cancel_requested": outcome.cancel_requested, "state": _state(node)}
 
@@ -47,10 +56,10 @@ async def halt(request: Request, body: schemas.HaltRequest, caller: Caller = OPE
 @router.post("/control/resume", response_model=schemas.ControlAnswer, summary="lift a halt")
 async def resume(request: Request, body: schemas.ReasonRequest | None = Body(None), caller: Caller = OPERATOR):
     node = request.app.state.node
-    reason = (body or schemas.ReasonRequest()).reason
+    body = body or schemas.ReasonRequest()
 
     def act() -> dict:
-        _controls(node).resume(reason, caller.name)
+        _controls(node).resume(body.reason, caller.name, _bot(node, body.bot))
         return {"recorded": "TradingResumed", "actor": caller.name, "cancel_requested": False, "state": _state(node)}
 
     return json_response(await run_in_threadpool(act))
@@ -60,10 +69,10 @@ async def resume(request: Request, body: schemas.ReasonRequest | None = Body(Non
              summary="ask the running bot to cancel every working order (does not halt)")
 async def cancel_all(request: Request, body: schemas.ReasonRequest | None = Body(None), caller: Caller = OPERATOR):
     node = request.app.state.node
-    reason = (body or schemas.ReasonRequest()).reason
+    body = body or schemas.ReasonRequest()
 
     def act() -> dict:
-        _controls(node).cancel_all(reason, caller.name)
+        _controls(node).cancel_all(body.reason, caller.name, _bot(node, body.bot))
         return {"recorded": "CancelAllRequested", "actor": caller.name, "cancel_requested": True, "state": _state(node)}
 
     return json_response(await run_in_threadpool(act))
@@ -75,7 +84,7 @@ async def open_incident(request: Request, body: schemas.IncidentRequest, caller:
     node = request.app.state.node
 
     def act() -> dict:
-        outcome = _controls(node).open_incident(body.severity, body.kind, body.details, caller.name)
+        outcome = _controls(node).open_incident(body.severity, body.kind, body.details, caller.name, _bot(node, body.bot))
         return {"incident_id": str(outcome.incident_id), "severity": body.severity, "halted": outcome.halted is not None,
                 "actor": caller.name}
 

@@ -13,7 +13,7 @@ from api.http import schemas
 from api.http.auth import VIEWER
 from api.http.errors import COMMON_RESPONSES, NOT_FOUND
 from api.http.jsonio import JsonBytes, dumps, iso, money
-from api.http.reading import MAX_ID, RunId, choose_run, cached_json
+from api.http.reading import MAX_ID, Bot, RunId, choose_run, cached_json
 from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(tags=["market"], responses={**COMMON_RESPONSES, **NOT_FOUND})
@@ -112,11 +112,11 @@ class IndicatorsStatus(BaseModel):
 
 @router.get("/indicators/status", response_model=IndicatorsStatus,
             summary="the indicator values the strategy saw on its latest decision, and warm-up")
-async def indicators_status(request: Request, run_id: uuid.UUID | None = RunId, _caller=VIEWER):
+async def indicators_status(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot, _caller=VIEWER):
     node = request.app.state.node
 
     def compute() -> dict:
-        run = choose_run(node, run_id)
+        run = choose_run(node, run_id, bot)
         warmup = node.settings.data.indicator_warmup
         view = {"run": run, "product": None, "candle_start": None, "decided_at": None, "candles_seen": 0,
                 "warmup_candles": warmup, "warmed_up": False, "values": {}, "missing": []}
@@ -135,7 +135,7 @@ async def indicators_status(request: Request, run_id: uuid.UUID | None = RunId, 
                     warmed_up=int(seen) >= warmup)
         return view
 
-    return await cached_json(node, ("indicators", run_id), compute)
+    return await cached_json(node, ("indicators", run_id, bot), compute)
 
 
 class LlmStatus(BaseModel):
@@ -161,12 +161,12 @@ class LlmStatus(BaseModel):
 
 
 @router.get("/llm/status", response_model=LlmStatus, summary="the decision model: calls, failures, latency, tokens, cost")
-async def llm_status(request: Request, run_id: uuid.UUID | None = RunId, _caller=VIEWER):
+async def llm_status(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot, _caller=VIEWER):
     node = request.app.state.node
 
     def compute() -> dict:
         llm = node.settings.llm
-        run = choose_run(node, run_id)
+        run = choose_run(node, run_id, bot)
         view = {"strategy": node.settings.trading.strategy, "provider": llm.provider, "model": llm.model,
                 "endpoint": llm.base_url or "https://api.openai.com/v1", "api_key_set": llm.api_key is not None,
                 "run": run, "calls": 0, "failures": 0, "cached": 0, "success_rate_pct": None, "latency_p50_ms": None,
@@ -198,4 +198,4 @@ async def llm_status(request: Request, run_id: uuid.UUID | None = RunId, _caller
         view["recent_actions"] = {r["action"]: int(r["n"]) for r in recent}
         return view
 
-    return await cached_json(node, ("llm", run_id), compute)
+    return await cached_json(node, ("llm", run_id, bot), compute)

@@ -13,7 +13,7 @@ from api.http import schemas
 from api.http.auth import VIEWER
 from api.http.errors import COMMON_RESPONSES, NOT_FOUND, BadParameter
 from api.http.reading import (
-    MAX_LIMIT, Before, Limit, Offset, RunId, choose_run, cached_json, page_after,
+    MAX_LIMIT, Before, Bot, Limit, Offset, RunId, choose_run, cached_json, page_after,
 )
 
 router = APIRouter(tags=["trading"], responses={**COMMON_RESPONSES, **NOT_FOUND})
@@ -25,8 +25,8 @@ def _side(quantity: Decimal) -> str:
     return "long" if quantity > 0 else "short" if quantity < 0 else "flat"
 
 
-def positions_view(node, run_id, include_flat: bool, limit: int, offset: int) -> dict:
-    run = choose_run(node, run_id)
+def positions_view(node, run_id, include_flat: bool, limit: int, offset: int, bot: str | None = None) -> dict:
+    run = choose_run(node, run_id, bot)
     items: list[dict] = []
     if run is not None:
         rows = node.access.rows(
@@ -44,18 +44,18 @@ def positions_view(node, run_id, include_flat: bool, limit: int, offset: int) ->
 
 
 @router.get("/positions", response_model=schemas.PositionsPage, summary="current positions of a run, per product")
-async def positions(request: Request, run_id: uuid.UUID | None = RunId,
+async def positions(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot,
                     include_flat: bool = Query(True, description="also list products whose position is closed"),
                     limit: int = Limit, offset: int = Offset, _caller=VIEWER):
     node = request.app.state.node
-    return await cached_json(node, ("positions", run_id, include_flat, limit, offset),
-                             lambda: positions_view(node, run_id, include_flat, limit, offset))
+    return await cached_json(node, ("positions", run_id, bot, include_flat, limit, offset),
+                             lambda: positions_view(node, run_id, include_flat, limit, offset, bot))
 
 
-def risk_view(node, run_id) -> dict:
+def risk_view(node, run_id, bot: str | None = None) -> dict:
     """The run's latest UTC day as the run book measured it (pnl_daily and risk_usage rows; domain/run_book.py)."""
     access, settings = node.access, node.settings
-    run = choose_run(node, run_id)
+    run = choose_run(node, run_id, bot)
     limits = {
         "max_daily_loss_pct": settings.risk.max_daily_loss_pct, "max_position_size_pct": settings.risk.max_position_size_pct,
         "max_concurrent_positions": settings.risk.max_concurrent_positions, "max_leverage": settings.risk.max_leverage,
@@ -101,13 +101,13 @@ def risk_view(node, run_id) -> dict:
 
 
 @router.get("/risk/metrics", response_model=schemas.RiskMetrics, summary="daily loss used against the limit, exposure, drawdown")
-async def risk_metrics(request: Request, run_id: uuid.UUID | None = RunId, _caller=VIEWER):
+async def risk_metrics(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot, _caller=VIEWER):
     node = request.app.state.node
-    return await cached_json(node, ("risk", run_id), lambda: risk_view(node, run_id))
+    return await cached_json(node, ("risk", run_id, bot), lambda: risk_view(node, run_id, bot))
 
 
 @router.get("/pnl/daily", response_model=schemas.PnlPage, summary="realized, unrealized, fees and equity per UTC day")
-async def pnl_daily(request: Request, run_id: uuid.UUID | None = RunId,
+async def pnl_daily(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot,
                     date_from: date | None = Query(None, alias="from", description="first day (YYYY-MM-DD), inclusive"),
                     date_to: date | None = Query(None, alias="to", description="last day (YYYY-MM-DD), inclusive"),
                     limit: int = Query(366, ge=1, le=MAX_LIMIT, description="at most this many days"), _caller=VIEWER):
@@ -116,7 +116,7 @@ async def pnl_daily(request: Request, run_id: uuid.UUID | None = RunId,
     node = request.app.state.node
 
     def compute() -> dict:
-        run = choose_run(node, run_id)
+        run = choose_run(node, run_id, bot)
         if run is None:
             return {"run": None, "items": [], "next_from": None}
         rows = node.access.rows(
@@ -127,16 +127,16 @@ async def pnl_daily(request: Request, run_id: uuid.UUID | None = RunId,
         more = len(rows) > limit
         return {"run": run, "items": rows[:limit], "next_from": rows[limit]["day"].isoformat() if more else None}
 
-    return await cached_json(node, ("pnl", run_id, date_from, date_to, limit), compute)
+    return await cached_json(node, ("pnl", run_id, bot, date_from, date_to, limit), compute)
 
 
 @router.get("/trades", response_model=schemas.TradesPage, summary="fills of a run, newest first")
-async def trades(request: Request, run_id: uuid.UUID | None = RunId, limit: int = Limit, before: int | None = Before,
+async def trades(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot, limit: int = Limit, before: int | None = Before,
                  _caller=VIEWER):
     node = request.app.state.node
 
     def compute() -> dict:
-        run = choose_run(node, run_id)
+        run = choose_run(node, run_id, bot)
         if run is None:
             return {"run": None, "items": [], "next_before": None}
         rows = node.access.rows(
@@ -149,7 +149,7 @@ async def trades(request: Request, run_id: uuid.UUID | None = RunId, limit: int 
             row["notional"] = Decimal(row["quantity"]) * Decimal(row["price"])
         return {"run": run, "items": rows[:limit], "next_before": page_after(rows, limit)}
 
-    return await cached_json(node, ("trades", run_id, limit, before), compute)
+    return await cached_json(node, ("trades", run_id, bot, limit, before), compute)
 
 
 OrderStatus = Literal["placed", "submitted", "accepted", "partially_filled", "filled", "cancelled", "rejected", "expired",
@@ -157,13 +157,13 @@ OrderStatus = Literal["placed", "submitted", "accepted", "partially_filled", "fi
 
 
 @router.get("/orders", response_model=schemas.OrdersPage, summary="orders of a run, newest first")
-async def orders(request: Request, run_id: uuid.UUID | None = RunId,
+async def orders(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot,
                  status: OrderStatus | None = Query(None, description="only orders in this state ('working': not final)"),
                  limit: int = Limit, offset: int = Offset, _caller=VIEWER):
     node = request.app.state.node
 
     def compute() -> dict:
-        run = choose_run(node, run_id)
+        run = choose_run(node, run_id, bot)
         if run is None:
             return {"run": None, "items": [], "next_offset": None}
         where, params = "run_id = ?::UUID", [run["run_id"]]
@@ -180,19 +180,19 @@ async def orders(request: Request, run_id: uuid.UUID | None = RunId,
             [*params, limit + 1, offset])
         return {"run": run, "items": rows[:limit], "next_offset": offset + limit if len(rows) > limit else None}
 
-    return await cached_json(node, ("orders", run_id, status, limit, offset), compute)
+    return await cached_json(node, ("orders", run_id, bot, status, limit, offset), compute)
 
 
 @router.get("/decisions", response_model=schemas.DecisionsPage,
             summary="the strategy's decisions with their rationale and risk verdict, newest first")
-async def decisions(request: Request, run_id: uuid.UUID | None = RunId,
+async def decisions(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot,
                     action: Literal["LONG", "SHORT", "CLOSE", "HOLD"] | None = Query(None, description="only this action"),
                     trades_only: bool = Query(False, description="leave out HOLD decisions"),
                     limit: int = Limit, before: int | None = Before, _caller=VIEWER):
     node = request.app.state.node
 
     def compute() -> dict:
-        run = choose_run(node, run_id)
+        run = choose_run(node, run_id, bot)
         if run is None:
             return {"run": None, "items": [], "next_before": None}
         where, params = "d.run_id = ?::UUID AND d.notification_id < ?", [run["run_id"], before or 2**62]
@@ -211,18 +211,18 @@ async def decisions(request: Request, run_id: uuid.UUID | None = RunId,
             row["failed"] = bool(row["failed"])
         return {"run": run, "items": rows[:limit], "next_before": page_after(rows, limit)}
 
-    return await cached_json(node, ("decisions", run_id, action, trades_only, limit, before), compute)
+    return await cached_json(node, ("decisions", run_id, bot, action, trades_only, limit, before), compute)
 
 
 @router.get("/equity/curve", response_model=schemas.EquityPage,
             summary="equity per candle (the page's points oldest first; page back with next_before)")
-async def equity_curve(request: Request, run_id: uuid.UUID | None = RunId,
+async def equity_curve(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot,
                        limit: int = Query(1000, ge=1, le=5000, description="at most this many points (1 to 5000)"),
                        before: int | None = Before, _caller=VIEWER):
     node = request.app.state.node
 
     def compute() -> dict:
-        run = choose_run(node, run_id)
+        run = choose_run(node, run_id, bot)
         if run is None:
             return {"run": None, "items": [], "next_before": None}
         rows = node.access.rows(
@@ -231,17 +231,48 @@ async def equity_curve(request: Request, run_id: uuid.UUID | None = RunId,
             [run["run_id"], before or 2**62, limit + 1])
         return {"run": run, "items": rows[:limit][::-1], "next_before": page_after(rows, limit)}
 
-    return await cached_json(node, ("equity", run_id, limit, before), compute)
+    return await cached_json(node, ("equity", run_id, bot, limit, before), compute)
+
+
+@router.get("/bots", response_model=schemas.BotsPage, summary="the paper and live bots: latest run and halt, by id")
+async def bots(request: Request, _caller=VIEWER):
+    node = request.app.state.node
+    return await cached_json(node, ("bots",), lambda: bots_view(node))
+
+
+def bots_view(node) -> dict:
+    """Each bot's latest paper/live run (table ``runs``) and the halt in force (its own stream, else every bot's)."""
+    from domain.control import TRADING_CONTROL_ID, bot_control_id
+
+    access = node.access
+    runs = access.rows(
+        "SELECT bot_id, run_id::VARCHAR AS run_id, mode, product, granularity, strategy, status, started_at, ended_at, "
+        "count(*) OVER (PARTITION BY bot_id) AS runs FROM runs WHERE mode <> 'backtest' "
+        "QUALIFY row_number() OVER (PARTITION BY bot_id ORDER BY started_at DESC, run_id DESC) = 1 ORDER BY bot_id")
+    halts = {str(r["control_id"]): r for r in access.rows(
+        "SELECT control_id, action, reason, severity, occurred_at FROM controls "
+        "QUALIFY row_number() OVER (PARTITION BY control_id ORDER BY notification_id DESC) = 1")}
+    every = halts.get(str(TRADING_CONTROL_ID))
+    items = []
+    for run in runs:
+        own = halts.get(str(bot_control_id(run["bot_id"])))
+        halt, by = (own, "bot") if own and own["action"] == "halt" else (every, "all")
+        halted = bool(halt and halt["action"] == "halt")
+        items.append({**run, "runs": int(run["runs"]), "halted": halted, "halted_by": by if halted else None,
+                      "halt_reason": halt["reason"] if halted else None,
+                      "halt_severity": halt["severity"] if halted else None})
+    return {"as_of_position": access.position, "items": items}
 
 
 @router.get("/runs", response_model=schemas.RunsPage, summary="backtest, paper and live runs, newest first")
-async def runs(request: Request, limit: int = Limit, offset: int = Offset, _caller=VIEWER):
+async def runs(request: Request, bot: str | None = Bot, limit: int = Limit, offset: int = Offset, _caller=VIEWER):
     node = request.app.state.node
 
     def compute() -> dict:
         rows = node.access.rows(
-            "SELECT run_id::VARCHAR AS run_id, mode, product, granularity, strategy, status, started_at, ended_at FROM runs "
-            "ORDER BY started_at DESC, run_id DESC LIMIT ? OFFSET ?", [limit + 1, offset])
+            "SELECT run_id::VARCHAR AS run_id, mode, product, granularity, strategy, status, started_at, ended_at, bot_id "
+            f"FROM runs {'WHERE bot_id = ?' if bot else ''} ORDER BY started_at DESC, run_id DESC LIMIT ? OFFSET ?",
+            [*([bot] if bot else []), limit + 1, offset])
         return {"items": rows[:limit], "next_offset": offset + limit if len(rows) > limit else None}
 
-    return await cached_json(node, ("runs", limit, offset), compute)
+    return await cached_json(node, ("runs", bot, limit, offset), compute)

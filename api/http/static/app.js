@@ -30,6 +30,49 @@ async function api(path) {
   return body;
 }
 
+// The bot switcher: ?bot=ID in the address scopes every run view to that bot (GET /bots lists them).
+function selectedBot() {
+  return new URLSearchParams(window.location.search).get("bot") || "";
+}
+
+function scoped(path) {
+  const bot = selectedBot();
+  return bot ? path + (path.includes("?") ? "&" : "?") + "bot=" + encodeURIComponent(bot) : path;
+}
+
+async function showBots() {
+  const select = $("bot");
+  let page = { items: [] };
+  try {
+    page = await api("/bots");
+  } catch (error) {
+    if (error instanceof Unauthorized) throw error;  // an older node without /bots: only "latest run"
+  }
+  const current = selectedBot();
+  const options = [["", "latest run (any bot)"]].concat(page.items.map((b) =>
+    [b.bot_id, `${b.bot_id} · ${b.mode} ${b.product}${b.halted ? " · HALTED" : ""}`]));
+  if (current && !options.some(([value]) => value === current)) options.push([current, current + " (not in the read model)"]);
+  const signature = JSON.stringify(options);
+  if (select.dataset.signature !== signature) {
+    select.replaceChildren(...options.map(([value, text]) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = text;
+      return option;
+    }));
+    select.dataset.signature = signature;
+  }
+  select.value = current;
+}
+
+function chooseBot(bot) {
+  const params = new URLSearchParams(window.location.search);
+  if (bot) params.set("bot", bot); else params.delete("bot");
+  const query = params.toString();
+  history.replaceState(null, "", window.location.pathname + (query ? "?" + query : "") + window.location.hash);
+  refresh();
+}
+
 function num(text, digits = 2) {
   if (text === null || text === undefined || text === "") return "–";
   const value = Number(text);
@@ -99,8 +142,11 @@ async function showHealth() {
 }
 
 async function showRisk() {
-  const risk = await api("/risk/metrics");
-  if (risk.run) $("run").textContent = risk.run.mode + " run " + risk.run.run_id.slice(0, 8) + " · " + risk.run.product;
+  const risk = await api(scoped("/risk/metrics"));
+  if (risk.run) {
+    $("run").textContent = (risk.run.bot_id ? "bot " + risk.run.bot_id + " · " : "") + risk.run.mode + " run " +
+      risk.run.run_id.slice(0, 8) + " · " + risk.run.product;
+  }
   $("equity").textContent = num(risk.equity);
   $("equity-note").textContent = risk.day ? "as of " + risk.day + " · drawdown " + num(risk.drawdown_pct) + "%" : "no P&L yet";
   const used = Number(risk.pct_of_limit_used || 0);
@@ -120,7 +166,7 @@ async function showRisk() {
 }
 
 async function showPnl() {
-  const page = await api("/pnl/daily?limit=1000");
+  const page = await api(scoped("/pnl/daily?limit=1000"));
   const last = page.items[page.items.length - 1];
   const el = $("daily-pnl");
   el.textContent = last ? num(last.day_pnl) : "–";
@@ -130,7 +176,7 @@ async function showPnl() {
 }
 
 async function showEquityCurve() {
-  const page = await api("/equity/curve?limit=2000");
+  const page = await api(scoped("/equity/curve?limit=2000"));
   const svg = $("equity-chart");
   svg.replaceChildren();
   const points = page.items.map((p) => Number(p.equity)).filter(Number.isFinite);
@@ -166,7 +212,7 @@ async function showEquityCurve() {
 }
 
 async function showPositions() {
-  const page = await api("/positions");
+  const page = await api(scoped("/positions"));
   fillTable("positions", page.items, [
     (p) => [p.product], (p) => [p.side], (p) => [qty(p.quantity), "num"], (p) => [num(p.average_entry), "num"],
     (p) => [num(p.mark_price), "num"], (p) => [num(p.unrealized_pnl), "num"], (p) => [num(p.realized_pnl), "num"],
@@ -176,7 +222,7 @@ async function showPositions() {
 
 async function showDecisions() {
   const tradesOnly = $("trades-only").checked;
-  const page = await api("/decisions?limit=15&trades_only=" + tradesOnly);
+  const page = await api(scoped("/decisions?limit=15&trades_only=" + tradesOnly));
   fillTable("decisions", page.items, [
     (d) => [shortTime(d.occurred_at)], (d) => [d.failed ? d.action + " (failed)" : d.action],
     (d) => [num(d.size_pct, 1), "num"],
@@ -228,6 +274,7 @@ function askForToken(message) {
 async function refresh() {
   try {
     await showHealth();
+    await showBots();
     await Promise.all([showRisk(), showPnl(), showEquityCurve(), showPositions(), showDecisions(), showEvents(),
       showAlerts()]);
     $("token-panel").hidden = true;
@@ -253,6 +300,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("change-token").addEventListener("click", () => askForToken(""));
   $("trades-only").addEventListener("change", refresh);
+  $("bot").addEventListener("change", (event) => chooseBot(event.target.value));
   refresh();
   setInterval(refresh, REFRESH_MS);
 });
