@@ -178,8 +178,11 @@ def start_read_node(
         store.close()
         raise
     bound = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=access_log, lifespan="off", timeout_keep_alive=30,
-                            backlog=2048, **_uvicorn_choices())
+    # uvicorn's own log config would replace the process's (JSON lines, masking): keep ours. Its log_level sets
+    # "uvicorn.access" too, so the access lines (INFO) are let through after, and only when asked for.
+    config = uvicorn.Config(app, log_level="warning", log_config=None, access_log=access_log, lifespan="off",
+                            timeout_keep_alive=30, backlog=2048, **_uvicorn_choices())
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
     node = ReadNode(url=f"http://{shown}:{bound}", host=host, port=bound, store=store, con=con, access=access, app=app,

@@ -118,3 +118,25 @@ def test_a_second_serve_on_the_same_read_model_is_refused(served):
     second = cli(tmp_path, "serve", "--port", str(free_port()), "--store", store,
                  "--readmodel", str(tmp_path / "readmodel.duckdb"))
     assert second.returncode == 2 and "in use by another tradecore process" in second.stderr
+
+
+def test_serve_with_access_log_writes_each_request_to_its_log_file(tmp_path):
+    store = f"sqlite:///{tmp_path}/events.db"
+    assert cli(tmp_path, "backtest", "--bundled", "--from", "2018-01-01", "--to", "2018-01-03", "--store", store).returncode == 0
+    port, log = free_port(), tmp_path / "logs" / "serve.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--store", store, "--access-log",
+         "--readmodel", str(tmp_path / "readmodel.duckdb")],
+        cwd=ROOT, env={**environment(tmp_path), "SYSTEM__LOG_FILE": str(log)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_caught_up(url, process)
+        assert httpx.get(url + "/risk/metrics", headers={"Authorization": "Bearer e2e-operator-token"}).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert any("/risk/metrics" in line["message"] for line in access), lines[-5:]
+    assert not any("Bearer" in line["message"] for line in lines)
