@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 
 from bench.targets import TARGETS
 
-BENCHMARKS = ("eventstore", "backtest", "startup", "year", "indicators", "projections", "replay", "backup", "api")
+BENCHMARKS = ("eventstore", "backtest", "startup", "year", "indicators", "projections", "replay", "backup", "api",
+              "fleet")
 
 
 def _load() -> str:

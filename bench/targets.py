@@ -44,4 +44,10 @@ TARGETS: dict[str, Target] = {
     "api_requests_per_s": Target(">=", 2_000, "/s", "REST API GET /positions + /risk/metrics, loopback"),
     "api_p99_ms": Target("<", 25, "ms", "REST API latency p99"),
     "api_errors": Target("==", 0, "", "REST API errors"),
+    # issue 16: 20 bots writing one PostgreSQL log at 100x real time, two read nodes following (bench/bench_fleet.py)
+    **{f"fleet_node{k}_{name}": target for k in (1, 2) for name, target in (
+        ("lag_p99_ms", Target("<", 1000, "ms", f"read node {k}: append -> visible, p99")),
+        ("requests_per_s", Target(">=", 2_000, "/s", f"read node {k}: bot-scoped GETs under the fleet's writes")),
+        ("p99_ms", Target("<", 25, "ms", f"read node {k}: REST latency p99 under the fleet's writes")),
+        ("errors", Target("==", 0, "", f"read node {k}: REST errors")))},
 }

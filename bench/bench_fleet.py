@@ -1,0 +1,317 @@
+"""A fleet on one PostgreSQL log: 20 simulated bots write while two read nodes follow (`python -m bench fleet`).
+
+Loopback only, bounded (about 75 s of load, under two minutes in all):
+
+- a fresh PostgreSQL schema (TRADECORE_BENCH_PG, default postgresql://postgres@127.0.0.1:5432/test) holds the log;
+- two `tradecore serve` processes follow it (LISTEN/NOTIFY), each with its own DuckDB file;
+- a writer process runs 20 paper bots (bot ids fleet-00..fleet-19, five products) through the real trading loop
+  and paper exchange at 100x real time: each bot closes a one-minute candle every 0.6 s and records the candle,
+  its decision and risk verdict, and every 8th candle an order (placed, submitted, accepted, filled) that it
+  closes 4 candles later;
+- in the same process one probe thread per node polls `GET /bots` (whose `as_of_position` is the node's read-model
+  position) and notes when each position first became visible; an append's lag is the time from the writer's
+  commit to the first probe answer at or past its notification id (probe resolution about 10 ms);
+- the load: a Python asyncio generator (16 keep-alive connections, bot-scoped GET /positions?bot= and
+  /risk/metrics?bot=) drives node 1 then node 2 for LOAD_SECONDS each while the writers go on.
+
+Figures: fleet_node{1,2}_lag_p50_ms / _p99_ms (the whole run), _lag_under_load_p99_ms, fleet_node{1,2}_requests_per_s,
+_p99_ms, _errors; fleet_events_appended, fleet_orders. The load generator, the writer and both nodes share the
+machine's cores: the figures are a floor for separate machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "bench-fleet-viewer-token"
+PG = os.environ.get("TRADECORE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+BOTS, SPEEDUP, PRODUCTS = 20, 100, ("BTC-USD", "ETH-USD", "SOL-USD", "ETH-BTC", "LTC-USD")
+IDLE_SECONDS, LOAD_SECONDS, CONNECTIONS = 15, 20, 16
+START = datetime(2026, 2, 2, tzinfo=timezone.utc)
+
+
+# --- the writer process: 20 bots through the trading loop, and the probes ------------------------------------
+
+class Scripted:
+    """LONG every 8th candle (10% of equity, 2% stop), CLOSE 4 candles later, HOLD otherwise."""
+
+    name = "scripted"
+
+    def __init__(self):
+        self.count = 0
+
+    def decide(self, context):
+        from domain.decision import StrategyDecision, TradeAction, TradeActionKind
+
+        self.count += 1
+        kind = {0: TradeActionKind.LONG, 4: TradeActionKind.CLOSE}.get(self.count % 8, TradeActionKind.HOLD)
+        return StrategyDecision(TradeAction(action=kind, size_pct=10 if kind is TradeActionKind.LONG else 0,
+                                            stop_loss_pct=2 if kind is TradeActionKind.LONG else None,
+                                            rationale="fleet bench script"), strategy=self.name)
+
+
+class NoIndicators:
+    def on_candle(self, candle):
+        return {}
+
+
+def _probe(url: str, seen: list, stop: threading.Event) -> None:
+    import httpx
+
+    last = -1
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5) as client:
+        while not stop.is_set():
+            try:
+                position = client.get("/bots").json()["as_of_position"]
+            except Exception:  # noqa: BLE001 - a slow answer under load: try again
+                continue
+            if position != last:
+                seen.append((time.time(), position))
+                last = position
+            stop.wait(0.01)
+
+
+def writer(store_url: str, node_urls: list[str], seconds: float, out: str) -> None:
+    from api.bootstrap import open_store, paper_exchange, random_ids
+    from application.trading.loop import LoopSettings, TradingLoop
+    from domain.control import RunMode
+    from domain.market import Candle
+    from infrastructure.settings.loading import load_settings
+
+    settings = load_settings(env={})
+    store = open_store(store_url)
+    rng = random.Random(16)
+    bots = []
+    for i in range(BOTS):
+        product = PRODUCTS[i % len(PRODUCTS)]
+        loop = TradingLoop(store, paper_exchange(settings, f"paper-fleet-{i:02d}"), Scripted(), NoIndicators(),
+                           LoopSettings(product, "1m", quote_currency=product.split("-")[1], bot_id=f"fleet-{i:02d}"),
+                           uuid.uuid4(), random_ids(), RunMode.PAPER)
+        loop.start(START, Decimal(10) if product.endswith("-BTC") else Decimal(100000), "bench", "bench")
+        bots.append((loop, product))
+    # One market per product: the bots trading a product see the same candles (the first records each one).
+    prices = {p: Decimal("0.05") if p.endswith("-BTC") else Decimal(100 + 900 * k) for k, p in enumerate(PRODUCTS)}
+
+    def candles(minute: int) -> dict:
+        bar, out = START + timedelta(minutes=minute), {}
+        for product, price in prices.items():
+            quantum = Decimal("0.00001") if product.endswith("-BTC") else Decimal("0.01")
+            close = (price * (1 + Decimal(rng.randint(-30, 30)) / Decimal(10000))).quantize(quantum)
+            o = price.quantize(quantum)
+            out[product] = Candle(product, "1m", bar, o, max(o, close), min(o, close), close, Decimal(rng.randint(1, 50)))
+            prices[product] = close
+        return out
+
+    stop = threading.Event()
+    seen: dict[str, list] = {url: [] for url in node_urls}
+    probes = [threading.Thread(target=_probe, args=(url, seen[url], stop), daemon=True) for url in node_urls]
+    for probe in probes:
+        probe.start()
+    appends: list[tuple[float, int]] = []
+    step = 60 / SPEEDUP / BOTS  # one bot's candle every 30 ms: each bot every 0.6 s
+    began = time.monotonic()
+    minute = 0
+    while time.monotonic() - began < seconds:
+        bars = candles(minute)
+        for i, (loop, product) in enumerate(bots):
+            time.sleep(max(0.0, began + (minute * BOTS + i) * step - time.monotonic()))
+            loop.step(bars[product])
+            appends.append((time.time(), store.max_notification_id()))
+        minute += 1
+    for loop, _ in bots:
+        loop.finish(START + timedelta(minutes=minute), "stopped", "bench over")
+    appends.append((time.time(), store.max_notification_id()))
+    time.sleep(2)  # the last appends reach the nodes
+    stop.set()
+    for probe in probes:
+        probe.join(10)
+    orders = sum(loop.summary.orders for loop, _ in bots)
+    store.close()
+    Path(out).write_text(json.dumps({"appends": appends, "seen": seen, "orders": orders, "minutes": minute,
+                                     "speedup": round(minute * 60 / seconds, 1)}))
+
+
+# --- the load generator -----------------------------------------------------------------------------------
+
+async def _load(url: str, seconds: float) -> tuple[list[float], int, float]:
+    """CONNECTIONS keep-alive HTTP/1.1 connections over asyncio streams, bot-scoped GETs; latencies of the 200s."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    paths = [f"/positions?bot=fleet-{i:02d}" for i in range(BOTS)] + [f"/risk/metrics?bot=fleet-{i:02d}" for i in range(BOTS)]
+    requests = [f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode() for p in paths]
+    latencies: list[float] = []
+    errors = sent = 0
+    began = time.perf_counter()
+    deadline = began + seconds
+
+    async def response(reader) -> bool:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lower = head.lower()
+        if b"content-length:" in lower:
+            body = await reader.readexactly(int(lower.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0]))
+        else:
+            body = b""
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+                body += await reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        return head[9:12] == b"200" and len(body) > 2
+
+    async def worker(k: int) -> None:
+        nonlocal errors, sent
+        reader, writer_ = await asyncio.open_connection(host, port)
+        try:
+            while time.perf_counter() < deadline:
+                sent += 1
+                at = time.perf_counter()
+                try:
+                    writer_.write(requests[(sent * 7 + k) % len(requests)])
+                    ok = await asyncio.wait_for(response(reader), 10)
+                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
+                    ok = False
+                    writer_.close()
+                    reader, writer_ = await asyncio.open_connection(host, port)
+                if ok:
+                    latencies.append((time.perf_counter() - at) * 1000)
+                else:
+                    errors += 1
+        finally:
+            writer_.close()
+
+    await asyncio.gather(*(worker(k) for k in range(CONNECTIONS)))
+    return latencies, errors, time.perf_counter() - began
+
+
+def _pct(values: list[float], p: float) -> float | None:
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(len(values) * p))], 1) if values else None
+
+
+def _lags(appends: list, seen: list, since: float = 0.0, until: float = float("inf")) -> list[float]:
+    """ms from each append (wall time, notification id) to the first probe answer at or past that id."""
+    lags, j = [], 0
+    for at, nid in appends:
+        while j < len(seen) and seen[j][1] < nid:
+            j += 1
+        if j == len(seen):
+            break
+        if since <= at < until:
+            lags.append(round(max(0.0, (seen[j][0] - at) * 1000), 1))
+    return lags
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_up(url: str, deadline: float) -> None:
+    import httpx
+
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code in (200, 503):
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not start in time")
+
+
+def run() -> dict:
+    import asyncio
+
+    import psycopg
+
+    schema = f"bench_fleet_{uuid.uuid4().hex[:8]}"
+    store = f"{PG}?schema={schema}"
+    work = Path(tempfile.mkdtemp(prefix="tradecore-bench-fleet-"))
+    env = {**os.environ, "SYSTEM__API_TOKENS": json.dumps([{"name": "bench", "token": TOKEN, "role": "viewer"}]),
+           "SYSTEM__LOG_FILE": str(work / "serve.log")}
+    cli = [sys.executable, "-m", "api.cli.main"]
+    nodes, writer_proc = [], None
+    try:
+        from api.bootstrap import open_store
+
+        open_store(store).close()
+        for k in (1, 2):
+            port = _free_port()
+            proc = subprocess.Popen([*cli, "serve", "--port", str(port), "--store", store, "--readmodel",
+                                     str(work / f"node{k}.duckdb")], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            nodes.append((f"http://127.0.0.1:{port}", proc))
+        for url, _ in nodes:
+            _wait_up(url, time.monotonic() + 60)
+        seconds = IDLE_SECONDS + 2 * LOAD_SECONDS + 2
+        out = work / "writer.json"
+        writer_proc = subprocess.Popen([sys.executable, "-m", "bench.bench_fleet", "writer", store,
+                                        ",".join(u for u, _ in nodes), str(seconds), str(out)], cwd=REPO, env=env)
+        time.sleep(IDLE_SECONDS)
+        figures: dict = {}
+        windows = {}
+        for k, (url, _) in enumerate(nodes, 1):
+            began = time.time()
+            latencies, errors, wall = asyncio.run(_load(url, LOAD_SECONDS))
+            windows[k] = (began, time.time())
+            figures.update({f"fleet_node{k}_requests_per_s": round((len(latencies) + errors) / wall, 1),
+                            f"fleet_node{k}_p50_ms": _pct(latencies, 0.5), f"fleet_node{k}_p99_ms": _pct(latencies, 0.99),
+                            f"fleet_node{k}_errors": errors})
+        if writer_proc.wait(timeout=seconds + 60) != 0:
+            raise RuntimeError("the fleet writer failed")
+        result = json.loads(out.read_text())
+        for k, (url, _) in enumerate(nodes, 1):
+            lags = _lags(result["appends"], result["seen"][url])
+            loaded = _lags(result["appends"], result["seen"][url], *windows[k])
+            idle = _lags(result["appends"], result["seen"][url], 0.0, windows[1][0])  # before any API load
+            figures.update({f"fleet_node{k}_lag_p50_ms": _pct(lags, 0.5), f"fleet_node{k}_lag_p99_ms": _pct(lags, 0.99),
+                            f"fleet_node{k}_lag_no_api_load_p99_ms": _pct(idle, 0.99),
+                            f"fleet_node{k}_lag_under_load_p99_ms": _pct(loaded, 0.99), f"fleet_node{k}_lag_samples": len(lags)})
+        figures["fleet_events_appended"] = result["appends"][-1][1]
+        figures["fleet_orders"] = result["orders"]
+        figures["fleet_speedup_achieved"] = result["speedup"]  # below 100: the writer fell behind (CPU)
+        follows = (work / "serve.log").read_text() if (work / "serve.log").exists() else ""
+        figures["fleet_following"] = "listen/notify" if "follows the log by listen/notify" in follows else "polling"
+        figures["fleet_load"] = (f"{BOTS} bots x {result['minutes']} one-minute candles at {SPEEDUP}x real time into "
+                                 f"PostgreSQL; 2 tradecore serve nodes; python asyncio load, {CONNECTIONS} connections, "
+                                 f"{LOAD_SECONDS} s per node, GET /positions?bot= + /risk/metrics?bot=")
+        return figures
+    finally:
+        if writer_proc is not None and writer_proc.poll() is None:
+            writer_proc.kill()
+        for _, proc in nodes:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["writer"]:
+        writer(sys.argv[2], sys.argv[3].split(","), float(sys.argv[4]), sys.argv[5])
+    else:
+        print(json.dumps(run(), indent=2))
