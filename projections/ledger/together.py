@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import duckdb
 
-from domain.accounting import FillEffect
 from projections.ledger.book import GLOBAL, Book, Event
 from projections.ledger.walk import Ledger
 
 __all__ = ["apply_together"]
+
+
+def _each(hook: str):
+    """A hook of ``_Together`` that calls the same hook of every member, in order."""
+
+    def call(self, *args):
+        for member in self.members:
+            getattr(member, hook)(*args)
+
+    call.__name__ = hook
+    return call
 
 
 class _Together(Ledger):
@@ -72,45 +82,17 @@ class _Together(Ledger):
         for m in self.members:
             m._save_marks(con, after, known)
 
-    def begin(self, con: duckdb.DuckDBPyConnection) -> None:
-        for m in self.members:
-            m.begin(con)
-
-    def write(self, con: duckdb.DuckDBPyConnection) -> None:
-        for m in self.members:
-            m.write(con)
-
-    def thaw(self, book: Book) -> None:
-        for m in self.members:
-            m.thaw(book)
-
-    def on_step(self, book: Book, event: Event) -> None:
-        for m in self.members:
-            m.on_step(book, event)
-
-    def on_decision(self, book: Book, event: Event) -> None:
-        for m in self.members:
-            m.on_decision(book, event)
-
-    def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None:
-        for m in self.members:
-            m.on_fill(book, event, effect)
-
-    def on_cash(self, book: Book, event: Event) -> None:
-        for m in self.members:
-            m.on_cash(book, event)
-
-    def on_day(self, book: Book, event: Event) -> None:
-        for m in self.members:
-            m.on_day(book, event)
-
-    def on_update(self, book: Book, event: Event) -> None:
-        for m in self.members:
-            m.on_update(book, event)
-
-    def flush(self, book: Book) -> None:
-        for m in self.members:
-            m.flush(book)
+    # Every hook is handed to each member in turn, in the order its own walk would call it.
+    begin = _each("begin")
+    write = _each("write")
+    thaw = _each("thaw")
+    on_step = _each("on_step")
+    on_decision = _each("on_decision")
+    on_fill = _each("on_fill")
+    on_cash = _each("on_cash")
+    on_day = _each("on_day")
+    on_update = _each("on_update")
+    flush = _each("flush")
 
 
 def apply_together(con: duckdb.DuckDBPyConnection, after: int, members: list[Ledger]) -> None:
@@ -120,7 +102,3 @@ def apply_together(con: duckdb.DuckDBPyConnection, after: int, members: list[Led
         members[0].apply(con, after)
     else:
         _Together(list(members)).apply(con, after)
-
-
-
-
