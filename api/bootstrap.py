@@ -292,20 +292,21 @@ def alert_sink(settings, source: str = "") -> AlertSink:
 
 
 def health_probe(settings, store: TradingApplication, clock: Clock, *, api_meter: ApiCallMeter | None = None,
-                 cpu_interval: float | None = None, measure_process: bool = True) -> HealthProbe:
+                 cpu_interval: float | None = None, measure_process: bool = True, bot: str | None = None) -> HealthProbe:
     """The probe: ``cpu_interval`` blocks that long for a CPU reading (one-shot); ``measure_process``
     is False where this process is not the one to watch (a one-shot CLI)."""
     m = settings.monitoring
     return HealthProbe(store, clock, data_path=data_path(settings), api_meter=api_meter,
                        llm_window=timedelta(minutes=m.llm_window_minutes), llm_min_decisions=m.llm_min_decisions,
-                       cpu_interval=cpu_interval, measure_process=measure_process)
+                       cpu_interval=cpu_interval, measure_process=measure_process, bot=bot)
 
 
 def health_watch(settings, store: TradingApplication, clock: Clock, *, api_meter: ApiCallMeter | None = None,
                  sink: AlertSink | None = None, scope: str = "tradecore") -> HealthWatch:
     """The health watch of a process: probe, thresholds and sinks from the settings."""
     return HealthWatch(
-        store, health_probe(settings, store, clock, api_meter=api_meter), health_thresholds(settings),
+        store, health_probe(settings, store, clock, api_meter=api_meter, bot=None if scope == "tradecore" else scope),
+        health_thresholds(settings),
         sink if sink is not None else alert_sink(settings, source=f"{settings.trading.mode} {settings.trading.product}"),
         clock, scope=scope,
     )

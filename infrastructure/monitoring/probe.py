@@ -88,11 +88,12 @@ class FollowedRun(BooksHolder):
 
 
 class RunFollower:
-    """Follows the log and keeps the books of the active (latest, not ended) paper/live run."""
+    """Follows the log and keeps the books of the active (latest, not ended) paper/live run (of ``bot``, if given)."""
 
-    def __init__(self, store: TradingApplication, page: int = 5000):
+    def __init__(self, store: TradingApplication, page: int = 5000, bot: str | None = None):
         self.store = store
         self.page = page
+        self.bot = bot
         self.cursor = 0
         self.run: FollowedRun | None = None
         self._started = False
@@ -117,7 +118,7 @@ class RunFollower:
         ended: set[uuid.UUID] = set()
         for logged in self.store.iter_log(after=0, page=self.page, topics=RUN_TOPICS):
             event = logged.event
-            if isinstance(event, RunStarted) and event.mode in LIVE_MODES:
+            if isinstance(event, RunStarted) and event.mode in LIVE_MODES and self.bot in (None, event.bot):
                 latest = (logged.notification_id, event)
             elif isinstance(event, RunEnded):
                 ended.add(event.originator_id)
@@ -146,7 +147,7 @@ class RunFollower:
 
     def _apply(self, event) -> None:
         if isinstance(event, RunStarted):
-            if event.mode in LIVE_MODES:
+            if event.mode in LIVE_MODES and self.bot in (None, event.bot):
                 self.run = FollowedRun(event.originator_id, event.mode, event.product, event.granularity,
                                        event.strategy, event.occurred_at)
             return
@@ -213,7 +214,8 @@ class HealthProbe:
 
     def __init__(self, store: TradingApplication, clock: Clock, *, data_path: Path,
                  api_meter: ApiCallMeter | None = None, llm_window: timedelta = timedelta(hours=24),
-                 llm_min_decisions: int = 5, cpu_interval: float | None = None, measure_process: bool = True):
+                 llm_min_decisions: int = 5, cpu_interval: float | None = None, measure_process: bool = True,
+                 bot: str | None = None):
         import psutil
 
         self.store = store
@@ -224,7 +226,8 @@ class HealthProbe:
         self.llm_min_decisions = llm_min_decisions
         self.cpu_interval = cpu_interval
         self.measure_process = measure_process  # False in a one-shot CLI: its own memory says nothing of the bot
-        self.follower = RunFollower(store)
+        self.bot = bot  # a bot's watch: its own runs and its own halts (besides every bot's)
+        self.follower = RunFollower(store, bot=bot)
         self._process = psutil.Process(os.getpid())
         psutil.cpu_percent(interval=None)  # prime: the first non-blocking reading is meaningless
 
@@ -258,7 +261,11 @@ class HealthProbe:
         return HealthSample(taken_at=self.clock.now(), notes=notes, errors=errors, details=details, **values)
 
     def _halt(self, values: dict, details: dict) -> None:
-        control = self.store.get_trading_control()  # paper and live trading's control stream
+        from domain.control import bot_control_id
+
+        # the bot's own control stream first, then the one every bot obeys
+        controls = [self.store.get_trading_control(bot_control_id(self.bot))] if self.bot else []
+        control = next((c for c in controls if c is not None and c.halted), None) or self.store.get_trading_control()
         halted = bool(control and control.halted)
         values["trading_halted"] = Decimal(1 if halted else 0)
         if halted:

@@ -152,3 +152,18 @@ def test_a_bot_without_an_id_still_obeys_the_shared_stream_alone(app):
     controls.halt("maintenance", Severity.P1, "operator:ann")
     watch.poll()
     assert watch.halted and watch.fleet is None
+
+
+def test_a_bots_health_watch_follows_its_own_run_and_halts(app, tmp_path):
+    from infrastructure.monitoring.probe import HealthProbe
+
+    alpha = begin(app, bot_id="alpha")
+    begin(app, bot_id="beta")  # started later: the latest run, but not alpha's
+    probe = HealthProbe(app, Clock(), data_path=tmp_path, bot="alpha", measure_process=False)
+    assert probe.follower.refresh().run_id == alpha
+    controls = OperatorControls(app, Clock(), RandomIds())
+    controls.halt("beta's keys rotate", Severity.P1, "operator:ann", bot="beta")
+    assert probe.sample().trading_halted == 0  # another bot's halt
+    controls.halt("alpha misbehaves", Severity.P1, "operator:ann", bot="alpha")
+    sample = probe.sample()
+    assert sample.trading_halted == 1 and "alpha misbehaves" in sample.details["trading_halted"]
