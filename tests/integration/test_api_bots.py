@@ -85,3 +85,16 @@ def test_controls_and_incidents_for_one_bot_over_rest(node):
     metrics = node.client.get("/metrics").text
     assert 'trading_bot_halted{bot="eth-probation"} 0.0' in metrics
     assert 'trading_bot_equity{bot="paper-btc-usd",mode="paper"}' in metrics or "trading_bot_daily_pnl" in metrics
+
+
+def test_alerts_of_one_bot(node):
+    from domain.alerts import Alert
+
+    meta = EventMeta(T1, "health", None, None, None)
+    for bot in ("paper-btc-usd", "eth-probation"):
+        node.store._save(Alert.first("disk", meta, severity="P2", status="warn", value=Decimal(85), threshold=Decimal(80),
+                                     unit="%", message=f"{bot}: disk 85%", scope=bot))
+    node.catch_up()
+    mine = node.client.get("/alerts?bot=eth-probation", headers=auth("viewer")).json()["items"]
+    assert [a["message"] for a in mine] == ["eth-probation: disk 85%"]
+    assert len(node.client.get("/alerts", headers=auth("viewer")).json()["items"]) == 2

@@ -195,16 +195,23 @@ async def daily_report(request: Request,
             summary="health alerts (one row per episode of a check), newest first")
 async def alerts(request: Request,
                  status: Literal["active", "resolved"] | None = Query(None, description="only active or resolved ones"),
+                 bot: str | None = Query(None, pattern=BOT_PATTERN, description="only this bot's (its health watch's)"),
                  limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Offset, _caller=VIEWER):
+    from application.health.checks import CHECKS
+    from domain.alerts import alert_id
+
     node = request.app.state.node
 
     def compute() -> dict:
-        where = "WHERE status = ?" if status else ""
+        where, params = (["status = ?"], [status]) if status else ([], [])
+        if bot:  # a bot's alert streams are its checks' streams scoped by its id (domain/alerts.py alert_id)
+            where.append(f"alert_id::VARCHAR IN ({', '.join('?' for _ in CHECKS)})")
+            params += [str(alert_id(check.name, bot)) for check in CHECKS]
         rows = node.access.rows(
-            f"SELECT * FROM alerts {where} ORDER BY raised_at DESC, check_name, episode DESC LIMIT ? OFFSET ?",
-            [*([status] if status else []), limit + 1, offset])
+            f"SELECT * FROM alerts {'WHERE ' + ' AND '.join(where) if where else ''} "
+            "ORDER BY raised_at DESC, check_name, episode DESC LIMIT ? OFFSET ?", [*params, limit + 1, offset])
         for row in rows:
             row["alert_id"] = str(row["alert_id"])
         return {"items": rows[:limit], "next_offset": offset + limit if len(rows) > limit else None}
 
-    return await cached_json(node, ("alerts", status, limit, offset), compute)
+    return await cached_json(node, ("alerts", status, bot, limit, offset), compute)
