@@ -165,6 +165,7 @@ def assess(node, detailed: bool = False) -> tuple[dict[str, Any], int]:
         "running": None if projector is None else projector.running, "position": position,
         "lag_events": lag, "lag_seconds": lag_seconds, "caught_up_at": iso(projector.caught_up_at) if projector else None,
         "error": projector.error if projector else None,
+        "following": projector.following if projector else None,  # listen/notify (PostgreSQL) or polling
         **({"projections": node.access.projection_positions()} if detailed else {}),
     }
 

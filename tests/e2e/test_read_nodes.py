@@ -71,6 +71,8 @@ def test_two_read_nodes_follow_one_postgres_log(tmp_path):
             bots = [client.get(f"{url}/bots", headers=VIEWER).json()["items"] for url in lags]
             assert bots[0] == bots[1] and [b["bot_id"] for b in bots[0]] == sorted(f"bot-{i}" for i in range(21))
             for url in lags:
+                detailed = client.get(f"{url}/health/detailed", headers=VIEWER).json()
+                assert detailed["components"]["projector"]["following"] == "listen/notify"
                 positions = client.get(f"{url}/positions?bot=bot-7", headers=VIEWER).json()
                 assert positions["run"]["bot_id"] == "bot-7"
                 assert 'trading_bot_halted{bot="bot-7"} 0.0' in client.get(f"{url}/metrics").text
