@@ -72,6 +72,10 @@ class Book:
 
     def book_fill(self, order: Order, quantity: Decimal, price: Decimal, fee: Decimal) -> None:
         self.portfolio.apply_fill(order.product, order.side, quantity, price, fee)
+        self.book_balance(order, quantity, price, fee)
+
+    def book_balance(self, order: Order, quantity: Decimal, price: Decimal, fee: Decimal) -> None:
+        """A fill's move of the venue balances (any bot's: the bots of a mode share the venue account)."""
         base, _, quote = order.product.partition("-")
         sign = 1 if order.side is OrderSide.BUY else -1
         self.balances[base] = self.balances.get(base, ZERO) + sign * quantity
@@ -86,12 +90,17 @@ def _of_bot(started: RunStarted, mode: RunMode, bot: str | None) -> bool:
 def rebuild_book(store: TradingApplication, mode: RunMode, bot: str | None = None) -> Book:
     """The book of every earlier run of ``mode`` by ``bot``, from the log (orders, fills, position, balances).
 
-    Another bot's orders on the same store are never in it: a restart reconciles only its own."""
+    Another bot's orders on the same store are never in its orders or position: a restart reconciles only
+    its own. Their fills do move the recorded balances: the bots of a mode share the venue account, so the
+    balance the venue should hold is the last reconciled one moved by every bot's fills since."""
     book = Book(mode)
-    runs = {e.event.originator_id for e in store.iter_log(topics=[get_topic(RunStarted)]) if _of_bot(e.event, mode, bot)}
+    started = [e.event for e in store.iter_log(topics=[get_topic(RunStarted)]) if e.event.mode is mode]
+    runs = {s.originator_id for s in started if _of_bot(s, mode, bot)}
+    fleet = {s.originator_id for s in started} - runs
     live_account = account_id(LIVE_ACCOUNT)
     topics = [get_topic(cls) for cls in ORDER_EVENTS] + [get_topic(BalanceReconciled)]
-    placed_runs: dict[uuid.UUID, bool] = {}
+    placed_runs: dict[uuid.UUID, bool | None] = {}  # ours, another bot's of this mode (None), or neither
+    others: dict[uuid.UUID, Order] = {}
     for logged in store.iter_log(topics=topics):
         event = logged.event
         if isinstance(event, BalanceReconciled):
@@ -99,10 +108,14 @@ def rebuild_book(store: TradingApplication, mode: RunMode, bot: str | None = Non
                 book.balances[event.currency] = event.venue
             continue
         order_id = event.originator_id
-        if order_id not in placed_runs:
-            placed_runs[order_id] = event.run_id in runs  # an order belongs to the run that placed it
+        if order_id not in placed_runs:  # an order belongs to the run that placed it
+            placed_runs[order_id] = True if event.run_id in runs else None if event.run_id in fleet else False
             if placed_runs[order_id]:
                 book.placed_at[order_id] = event.occurred_at
+        if placed_runs[order_id] is None and mode is RunMode.LIVE:
+            other = others[order_id] = event.mutate(others.get(order_id))
+            if isinstance(event, FILL_TYPES):
+                book.book_balance(other, event.quantity, event.price, event.fee)
         if not placed_runs[order_id]:
             continue
         order = book.orders[order_id] = event.mutate(book.orders.get(order_id))

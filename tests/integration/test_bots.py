@@ -167,3 +167,24 @@ def test_a_bots_health_watch_follows_its_own_run_and_halts(app, tmp_path):
     controls.halt("alpha misbehaves", Severity.P1, "operator:ann", bot="alpha")
     sample = probe.sample()
     assert sample.trading_halted == 1 and "alpha misbehaves" in sample.details["trading_halted"]
+
+
+def test_live_bots_share_the_venue_account_so_every_bots_fills_move_the_recorded_balances(app):
+    """Positions and orders are the bot's own; the balances the venue should hold move with every bot's fills."""
+    btc, eth = begin(app, mode=RunMode.LIVE, bot_id="live-btc"), begin(app, mode=RunMode.LIVE, product="ETH-USD",
+                                                                       bot_id="live-eth")
+    app.reconcile_balance("USD", Decimal(0), Decimal(10000), meta(btc), account="live")
+    for run_id, bot, product, price in ((btc, "live-btc", "BTC-USD", Decimal(40000)),
+                                        (eth, "live-eth", "ETH-USD", Decimal(2000))):
+        order = Order.place(uuid.uuid4(), meta(run_id), product=product, side="BUY", order_type="MARKET",
+                            quantity=Decimal("0.1"), bot_id=bot)
+        order.submit(meta(run_id))
+        order.accept(meta(run_id), venue_order_id=f"v-{bot}")
+        order.fill(meta(run_id), fill_id=f"f-{bot}", quantity=Decimal("0.1"), price=price, fee=Decimal(1),
+                   fee_currency="USD", liquidity="TAKER")
+        record(app, order)
+    book = rebuild_book(app, RunMode.LIVE, bot="live-btc")
+    assert [o.product for o in book.orders.values()] == ["BTC-USD"]
+    assert set(book.portfolio.positions) == {"BTC-USD"}
+    assert book.balances == {"USD": Decimal(10000) - Decimal(4001) - Decimal(201), "BTC": Decimal("0.1"),
+                             "ETH": Decimal("0.1")}
