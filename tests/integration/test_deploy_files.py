@@ -177,3 +177,18 @@ def test_systemd_accepts_the_units(tmp_path):
     broken = subprocess.run(["systemd-analyze", "verify", "tradecore-serve.service"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert "ExecStrat" in broken.stdout + broken.stderr  # the check does look at the file
+
+
+def test_the_provisioned_dashboard_resolves_its_datasource_and_filters_by_bot():
+    import json
+
+    dashboard = json.loads((REPO / "docs" / "grafana" / "trading_bot.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource"  # provisioning does not fill __inputs: a variable does
+    assert variables["bot"]["includeAll"] and "bot" in variables["bot"]["query"]["query"]
+    labelled = ("trading_bot_halted", "trading_bot_positions", "trading_bot_daily_pnl", "trading_bot_equity",
+                "trading_bot_trades_total", "trading_bot_trade_success_rate", "trading_bot_decisions_total")
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            if any(name in target["expr"] for name in labelled):
+                assert "$bot" in target["expr"], (panel["title"], target["expr"])
