@@ -192,3 +192,10 @@ def test_the_provisioned_dashboard_resolves_its_datasource_and_filters_by_bot():
         for target in panel["targets"]:
             if any(name in target["expr"] for name in labelled):
                 assert "$bot" in target["expr"], (panel["title"], target["expr"])
+
+
+def test_prometheus_does_not_overwrite_the_metrics_bot_label():
+    config = yaml.safe_load((REPO / "docs" / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            assert "bot" not in static.get("labels", {}), "a target label bot would rename every series' bot label"
