@@ -142,7 +142,8 @@ def _compose_available() -> str | None:
         return "docker is not installed"
     probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
-        return f"the docker compose plugin is not installed ({(probe.stderr or probe.stdout).strip()[:80]})"
+        said = ((probe.stderr or probe.stdout).strip().splitlines() or ["no output"])[0]
+        return f"the docker compose plugin is not installed (`docker compose version`: {said})"
     return None
 
 
