@@ -113,6 +113,9 @@ def test_ports_agree_across_the_files():
     assert "serve --port 8080" in serve_unit
     bot = env_file(DEPLOY / "systemd" / "bot.env.example")
     assert bot["SYSTEM__API_PORT"] != "8080", "a bot beside the read node needs its own port"
+    # systemd lets EnvironmentFile= override Environment=: the instance name stays the bot id only if no file sets it
+    assert "TRADING__BOT_ID" not in bot and "TRADING__BOT_ID" not in env_file(DEPLOY / "tradecore.env.example")
+    assert "Environment=TRADING__BOT_ID=%i" in (DEPLOY / "systemd" / "tradecore-run@.service").read_text()
     bots = [name for name, s in services.items() if "run" in s.get("command", [])]
     assert len(bots) == 2
     assert len({services[b]["environment"]["TRADING__BOT_ID"] for b in bots}) == 2
@@ -123,7 +126,7 @@ def test_config_validate_accepts_the_environment_of_every_process():
     shared = env_file(DEPLOY / "tradecore.env.example")
     checked = validate(shared)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    bot = {**shared, **env_file(DEPLOY / "systemd" / "bot.env.example")}
+    bot = {**shared, **env_file(DEPLOY / "systemd" / "bot.env.example"), "TRADING__BOT_ID": "paper-btc-usd"}
     bot.pop("TRADECORE_RUN_FLAGS")
     checked = validate(bot)
     assert checked.returncode == 0, checked.stdout + checked.stderr
