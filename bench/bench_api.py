@@ -73,60 +73,10 @@ async def _httpx_load(url: str, seconds: float, max_requests: int) -> tuple[list
 
 
 async def _lean_load(url: str, seconds: float, max_requests: int) -> tuple[list[float], int, float]:
-    """The same load over plain asyncio streams: CONNECTIONS keep-alive HTTP/1.1 connections, each
-    request's status line checked (200) and its whole body read (Content-Length or chunked). httpx
-    costs the client about a millisecond of CPU per request, more than the server: on two shared
-    cores it, not the server, would set the figure."""
-    import asyncio
-    from urllib.parse import urlsplit
+    """The same load over plain asyncio streams (bench/load.py): httpx's own client CPU would set the figure."""
+    from bench.load import lean_load
 
-    host, port = urlsplit(url).hostname, urlsplit(url).port
-    requests = [f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
-                for path in PATHS]
-    latencies: list[float] = []
-    errors = sent = 0
-    began = time.perf_counter()
-    deadline = began + seconds
-
-    async def read_response(reader) -> bool:
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = head[9:12]
-        lower = head.lower()
-        if b"content-length:" in lower:
-            length = int(lower.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-            body = await reader.readexactly(length)
-        else:  # chunked
-            body = b""
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-                body += await reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        return status == b"200" and len(body) > 2
-
-    async def worker(k: int) -> None:
-        nonlocal errors, sent
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            while sent < max_requests and time.perf_counter() < deadline:
-                sent += 1
-                at = time.perf_counter()
-                try:
-                    writer.write(requests[(sent + k) % 2])
-                    ok = await asyncio.wait_for(read_response(reader), 10)
-                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
-                    ok = False
-                    writer.close()
-                    reader, writer = await asyncio.open_connection(host, port)
-                if ok:
-                    latencies.append((time.perf_counter() - at) * 1000)
-                else:
-                    errors += 1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker(k) for k in range(CONNECTIONS)))
-    return latencies, errors, time.perf_counter() - began
+    return await lean_load(url, list(PATHS), TOKEN, CONNECTIONS, seconds, max_requests)
 
 
 def _figures(prefix: str, latencies: list[float], errors: int, wall: float) -> dict:

@@ -147,55 +147,11 @@ def writer(store_url: str, node_urls: list[str], seconds: float, out: str) -> No
 # --- the load generator -----------------------------------------------------------------------------------
 
 async def _load(url: str, seconds: float) -> tuple[list[float], int, float]:
-    """CONNECTIONS keep-alive HTTP/1.1 connections over asyncio streams, bot-scoped GETs; latencies of the 200s."""
-    import asyncio
-    from urllib.parse import urlsplit
+    """CONNECTIONS keep-alive clients (bench/load.py), bot-scoped GETs; latencies of the 200s."""
+    from bench.load import lean_load
 
-    host, port = urlsplit(url).hostname, urlsplit(url).port
     paths = [f"/positions?bot=fleet-{i:02d}" for i in range(BOTS)] + [f"/risk/metrics?bot=fleet-{i:02d}" for i in range(BOTS)]
-    requests = [f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode() for p in paths]
-    latencies: list[float] = []
-    errors = sent = 0
-    began = time.perf_counter()
-    deadline = began + seconds
-
-    async def response(reader) -> bool:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lower = head.lower()
-        if b"content-length:" in lower:
-            body = await reader.readexactly(int(lower.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0]))
-        else:
-            body = b""
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-                body += await reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        return head[9:12] == b"200" and len(body) > 2
-
-    async def worker(k: int) -> None:
-        nonlocal errors, sent
-        reader, writer_ = await asyncio.open_connection(host, port)
-        try:
-            while time.perf_counter() < deadline:
-                sent += 1
-                at = time.perf_counter()
-                try:
-                    writer_.write(requests[(sent * 7 + k) % len(requests)])
-                    ok = await asyncio.wait_for(response(reader), 10)
-                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
-                    ok = False
-                    writer_.close()
-                    reader, writer_ = await asyncio.open_connection(host, port)
-                if ok:
-                    latencies.append((time.perf_counter() - at) * 1000)
-                else:
-                    errors += 1
-        finally:
-            writer_.close()
-
-    await asyncio.gather(*(worker(k) for k in range(CONNECTIONS)))
-    return latencies, errors, time.perf_counter() - began
+    return await lean_load(url, paths, TOKEN, CONNECTIONS, seconds, stride=7)
 
 
 def _pct(values: list[float], p: float) -> float | None:
