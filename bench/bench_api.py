@@ -101,17 +101,9 @@ def load_figures(url: str, seconds: float = SECONDS, max_requests: int = MAX_REQ
 
 
 def _wait_caught_up(url: str, deadline: float) -> None:
-    import httpx
+    from bench.load import wait_for
 
-    while time.monotonic() < deadline:
-        try:
-            health = httpx.get(url + "/health", timeout=2).json()
-            if health["checks"]["projector_lag_events"] == 0:
-                return
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not catch up in time")
+    wait_for(url, lambda r: r.json()["checks"]["projector_lag_events"] == 0, deadline, "catch up")
 
 
 def run() -> dict:

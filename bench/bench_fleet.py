@@ -181,16 +181,9 @@ def _free_port() -> int:
 
 
 def _wait_up(url: str, deadline: float) -> None:
-    import httpx
+    from bench.load import wait_for
 
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code in (200, 503):
-                return
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not start in time")
+    wait_for(url, lambda r: r.status_code in (200, 503), deadline, "start")
 
 
 def run() -> dict:

@@ -60,3 +60,17 @@ async def lean_load(url: str, paths: list[str], token: str, connections: int, se
 
     await asyncio.gather(*(client(k) for k in range(connections)))
     return latencies, errors, time.perf_counter() - began
+
+
+def wait_for(url: str, ready, deadline: float, what: str) -> None:
+    """Poll ``url``/health until ``ready(response)`` (or raise at ``deadline``, a time.monotonic())."""
+    import httpx
+
+    while time.monotonic() < deadline:
+        try:
+            if ready(httpx.get(url + "/health", timeout=2)):
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not {what} in time")
