@@ -130,37 +130,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
                               getattr(exc, "headers", None))
 
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound):
-        return error_response(404, "not_found", str(exc))
+    # Errors of the domain and the read side: (status, error code, headers) each, one handler for all.
+    answers = {
+        NotFound: (404, "not_found", None), NoData: (404, "no_data", None),
+        AlreadyHalted: (409, "already_halted", None), NotHalted: (409, "not_halted", None),
+        ConcurrencyConflict: (409, "conflict", None), DomainError: (422, "refused", None),
+        ReadModelNotReady: (503, "read_model_not_ready", {"Retry-After": "1"}),
+        StoreUnavailable: (503, "store_unavailable", {"Retry-After": "5"}),
+    }
 
-    @app.exception_handler(NoData)
-    async def _no_data(_: Request, exc: NoData):
-        return error_response(404, "no_data", str(exc))
+    def answer(status: int, code: str, headers: dict | None):
+        async def handler(_: Request, exc: Exception):
+            return error_response(status, code, str(exc), headers)
+        return handler
 
-    @app.exception_handler(AlreadyHalted)
-    async def _already_halted(_: Request, exc: AlreadyHalted):
-        return error_response(409, "already_halted", str(exc))
-
-    @app.exception_handler(NotHalted)
-    async def _not_halted(_: Request, exc: NotHalted):
-        return error_response(409, "not_halted", str(exc))
-
-    @app.exception_handler(ConcurrencyConflict)
-    async def _conflict(_: Request, exc: ConcurrencyConflict):
-        return error_response(409, "conflict", str(exc))
-
-    @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError):
-        return error_response(422, "refused", str(exc))
-
-    @app.exception_handler(ReadModelNotReady)
-    async def _not_ready(_: Request, exc: ReadModelNotReady):
-        return error_response(503, "read_model_not_ready", str(exc), {"Retry-After": "1"})
-
-    @app.exception_handler(StoreUnavailable)
-    async def _store(_: Request, exc: StoreUnavailable):
-        return error_response(503, "store_unavailable", str(exc), {"Retry-After": "5"})
+    for kind, (status, code, headers) in answers.items():
+        app.add_exception_handler(kind, answer(status, code, headers))
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception):
