@@ -80,37 +80,35 @@ def describe(e: DomainEvent, book: ReplayBook | None = None) -> str:
     if name in FILL_TYPES:
         return (f"fill {e.fill_id}: {e.quantity} @ {e.price} fee {e.fee} {e.fee_currency} {e.liquidity.value} "
                 f"(cumulative {e.cumulative_quantity})")
-    if name == "OrderAccepted":
-        return f"accepted as {e.venue_order_id}"
-    if name in ("OrderCancelled", "OrderRejected", "OrderExpired"):
-        return f"{name[5:].lower()}: {e.reason}"
-    if name == "OrderReconciled":
-        return f"reconciled {e.previous_status.value} -> {e.status.value} (venue {e.venue_status}): {e.reason}"
-    if name == "OrderSubmitted":
-        return "sent to the exchange"
-    if name == "TradingHalted":
-        return f"HALT {e.severity.value} by {e.actor}: {e.reason}"
-    if name == "TradingResumed":
-        return f"resumed by {e.actor}: {e.reason}"
-    if name == "CancelAllRequested":
-        return f"cancel-all requested by {e.actor}: {e.reason}"
-    if name == "ControlStarted":
-        return "control stream started"
-    if name == "IncidentOpened":
-        return f"INCIDENT {e.severity.value} {e.kind} opened by {e.actor}: {e.details}"
-    if name == "IncidentResolved":
-        return f"incident resolved by {e.actor}: {e.note}"
-    if name == "ConfigChanged":
-        return f"config {e.path}: {e.old_value} -> {e.new_value} by {e.actor} ({e.reason}); hash {e.config_hash[:12]}"
-    if name == "ConfigBaselineSet":
-        return f"config baseline set by {e.actor}: {len(e.values)} settings, hash {e.config_hash[:12]}"
-    if name == "RunStarted":
-        return f"{e.mode.value} run started: {e.product} {e.granularity} {e.strategy}, config {e.config_hash[:12]}"
-    if name == "RunEnded":
-        return f"run ended {e.status}: {e.reason}"
-    if name in ("FundsDeposited", "FundsWithdrawn"):
-        return f"{name[5:].lower()} {e.amount} {e.currency}"
-    if name == "BalanceReconciled":
-        return f"balance {e.currency}: recorded {e.recorded} venue {e.venue} (difference {e.difference})"
+    line = _LINES.get(name)
+    if line is not None:
+        return line(e)
     payload = e.payload()
     return " ".join(f"{k}={v}" for k, v in payload.items())[:200]
+
+
+# One line per event kind that needs nothing but its own fields.
+_LINES: dict[str, Any] = {
+    "OrderAccepted": lambda e: f"accepted as {e.venue_order_id}",
+    **{name: (lambda e: f"{type(e).__name__[5:].lower()}: {e.reason}")
+       for name in ("OrderCancelled", "OrderRejected", "OrderExpired")},
+    "OrderReconciled": lambda e: (f"reconciled {e.previous_status.value} -> {e.status.value} (venue {e.venue_status}): "
+                                  f"{e.reason}"),
+    "OrderSubmitted": lambda e: "sent to the exchange",
+    "TradingHalted": lambda e: f"HALT {e.severity.value} by {e.actor}: {e.reason}",
+    "TradingResumed": lambda e: f"resumed by {e.actor}: {e.reason}",
+    "CancelAllRequested": lambda e: f"cancel-all requested by {e.actor}: {e.reason}",
+    "ControlStarted": lambda e: "control stream started",
+    "IncidentOpened": lambda e: f"INCIDENT {e.severity.value} {e.kind} opened by {e.actor}: {e.details}",
+    "IncidentResolved": lambda e: f"incident resolved by {e.actor}: {e.note}",
+    "ConfigChanged": lambda e: (f"config {e.path}: {e.old_value} -> {e.new_value} by {e.actor} ({e.reason}); "
+                                f"hash {e.config_hash[:12]}"),
+    "ConfigBaselineSet": lambda e: f"config baseline set by {e.actor}: {len(e.values)} settings, hash {e.config_hash[:12]}",
+    "RunStarted": lambda e: (f"{e.mode.value} run started: {e.product} {e.granularity} {e.strategy}, "
+                             f"config {e.config_hash[:12]}"),
+    "RunEnded": lambda e: f"run ended {e.status}: {e.reason}",
+    **{name: (lambda e: f"{type(e).__name__[5:].lower()} {e.amount} {e.currency}")
+       for name in ("FundsDeposited", "FundsWithdrawn")},
+    "BalanceReconciled": lambda e: (f"balance {e.currency}: recorded {e.recorded} venue {e.venue} "
+                                    f"(difference {e.difference})"),
+}
