@@ -53,29 +53,28 @@ async def halt(request: Request, body: schemas.HaltRequest, caller: Caller = OPE
     return json_response(await run_in_threadpool(act))
 
 
-@router.post("/control/resume", response_model=schemas.ControlAnswer, summary="lift a halt")
-async def resume(request: Request, body: schemas.ReasonRequest | None = Body(None), caller: Caller = OPERATOR):
+async def _recorded(request: Request, body: schemas.ReasonRequest | None, caller: Caller, command: str,
+                    recorded: str, cancel_requested: bool):
+    """Record the operator's ``command`` (resume, cancel_all) for the body's bot (or every bot) and answer."""
     node = request.app.state.node
     body = body or schemas.ReasonRequest()
 
     def act() -> dict:
-        _controls(node).resume(body.reason, caller.name, _bot(node, body.bot))
-        return {"recorded": "TradingResumed", "actor": caller.name, "cancel_requested": False, "state": _state(node)}
+        getattr(_controls(node), command)(body.reason, caller.name, _bot(node, body.bot))
+        return {"recorded": recorded, "actor": caller.name, "cancel_requested": cancel_requested, "state": _state(node)}
 
     return json_response(await run_in_threadpool(act))
+
+
+@router.post("/control/resume", response_model=schemas.ControlAnswer, summary="lift a halt")
+async def resume(request: Request, body: schemas.ReasonRequest | None = Body(None), caller: Caller = OPERATOR):
+    return await _recorded(request, body, caller, "resume", "TradingResumed", False)
 
 
 @router.post("/control/cancel-all", response_model=schemas.ControlAnswer,
              summary="ask the running bot to cancel every working order (does not halt)")
 async def cancel_all(request: Request, body: schemas.ReasonRequest | None = Body(None), caller: Caller = OPERATOR):
-    node = request.app.state.node
-    body = body or schemas.ReasonRequest()
-
-    def act() -> dict:
-        _controls(node).cancel_all(body.reason, caller.name, _bot(node, body.bot))
-        return {"recorded": "CancelAllRequested", "actor": caller.name, "cancel_requested": True, "state": _state(node)}
-
-    return json_response(await run_in_threadpool(act))
+    return await _recorded(request, body, caller, "cancel_all", "CancelAllRequested", True)
 
 
 @router.post("/incidents", response_model=schemas.IncidentAnswer, status_code=201,
