@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Literal
@@ -15,6 +16,7 @@ from api.http.errors import COMMON_RESPONSES, NOT_FOUND, BadParameter
 from api.http.reading import (
     MAX_LIMIT, Before, Bot, Limit, Offset, RunId, choose_run, cached_json, page_after,
 )
+from domain.order_states import TERMINAL
 
 router = APIRouter(tags=["trading"], responses={**COMMON_RESPONSES, **NOT_FOUND})
 ZERO = Decimal(0)
@@ -106,6 +108,14 @@ async def risk_metrics(request: Request, run_id: uuid.UUID | None = RunId, bot: 
     return await cached_json(node, ("risk", run_id, bot), lambda: risk_view(node, run_id, bot))
 
 
+def run_page(node, run_id, bot, cursor: str, page) -> Callable[[], dict]:
+    """The answer of a paged route: the run asked for (else the latest) and ``page(run)``; no run, no items."""
+    def compute() -> dict:
+        run = choose_run(node, run_id, bot)
+        return {"run": None, "items": [], cursor: None} if run is None else {"run": run, **page(run)}
+    return compute
+
+
 @router.get("/pnl/daily", response_model=schemas.PnlPage, summary="realized, unrealized, fees and equity per UTC day")
 async def pnl_daily(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot,
                     date_from: date | None = Query(None, alias="from", description="first day (YYYY-MM-DD), inclusive"),
@@ -115,19 +125,17 @@ async def pnl_daily(request: Request, run_id: uuid.UUID | None = RunId, bot: str
         raise BadParameter(f"query parameter 'from' ({date_from}) is after 'to' ({date_to})")
     node = request.app.state.node
 
-    def compute() -> dict:
-        run = choose_run(node, run_id, bot)
-        if run is None:
-            return {"run": None, "items": [], "next_from": None}
+    def page(run: dict) -> dict:
         rows = node.access.rows(
             "SELECT day, day_start_equity, end_equity, day_pnl, realized_pnl, fees, daily_loss_pct, worst_daily_loss_pct, "
             "max_drawdown_pct, risk_score, risk_level, unrealized_pnl, net_pnl, equity, trades, wins FROM pnl_daily "
             "WHERE run_id = ?::UUID AND day >= ? AND day <= ? ORDER BY day LIMIT ?",
             [run["run_id"], date_from or date(1, 1, 1), date_to or date(9999, 12, 31), limit + 1])
         more = len(rows) > limit
-        return {"run": run, "items": rows[:limit], "next_from": rows[limit]["day"].isoformat() if more else None}
+        return {"items": rows[:limit], "next_from": rows[limit]["day"].isoformat() if more else None}
 
-    return await cached_json(node, ("pnl", run_id, bot, date_from, date_to, limit), compute)
+    return await cached_json(node, ("pnl", run_id, bot, date_from, date_to, limit),
+                             run_page(node, run_id, bot, "next_from", page))
 
 
 @router.get("/trades", response_model=schemas.TradesPage, summary="fills of a run, newest first")
@@ -135,10 +143,7 @@ async def trades(request: Request, run_id: uuid.UUID | None = RunId, bot: str | 
                  _caller=VIEWER):
     node = request.app.state.node
 
-    def compute() -> dict:
-        run = choose_run(node, run_id, bot)
-        if run is None:
-            return {"run": None, "items": [], "next_before": None}
+    def page(run: dict) -> dict:
         rows = node.access.rows(
             "SELECT f.notification_id, f.fill_id, f.order_id::VARCHAR AS order_id, o.decision_id::VARCHAR AS decision_id, "
             "f.run_id::VARCHAR AS run_id, f.product, f.side, f.quantity, f.price, f.fee, "
@@ -147,9 +152,9 @@ async def trades(request: Request, run_id: uuid.UUID | None = RunId, bot: str | 
             [run["run_id"], before or 2**62, limit + 1])
         for row in rows:  # in Python: DECIMAL(38,18) x DECIMAL(38,18) overflows in DuckDB
             row["notional"] = Decimal(row["quantity"]) * Decimal(row["price"])
-        return {"run": run, "items": rows[:limit], "next_before": page_after(rows, limit)}
+        return {"items": rows[:limit], "next_before": page_after(rows, limit)}
 
-    return await cached_json(node, ("trades", run_id, bot, limit, before), compute)
+    return await cached_json(node, ("trades", run_id, bot, limit, before), run_page(node, run_id, bot, "next_before", page))
 
 
 OrderStatus = Literal["placed", "submitted", "accepted", "partially_filled", "filled", "cancelled", "rejected", "expired",
@@ -162,13 +167,10 @@ async def orders(request: Request, run_id: uuid.UUID | None = RunId, bot: str | 
                  limit: int = Limit, offset: int = Offset, _caller=VIEWER):
     node = request.app.state.node
 
-    def compute() -> dict:
-        run = choose_run(node, run_id, bot)
-        if run is None:
-            return {"run": None, "items": [], "next_offset": None}
+    def page(run: dict) -> dict:
         where, params = "run_id = ?::UUID", [run["run_id"]]
-        if status == "working":
-            where += " AND lower(status) NOT IN ('filled', 'cancelled', 'rejected', 'expired')"
+        if status == "working":  # not in a final state of the order state machine (domain/order_states.py)
+            where += f" AND lower(status) NOT IN ({', '.join(repr(s.value.lower()) for s in sorted(TERMINAL))})"
         elif status:
             where += " AND lower(status) = ?"
             params.append(status)
@@ -178,9 +180,10 @@ async def orders(request: Request, run_id: uuid.UUID | None = RunId, bot: str | 
             "limit_price, stop_loss_price, take_profit_price, fees, venue_order_id, reason, placed_at, updated_at "
             f"FROM orders WHERE {where} ORDER BY placed_at DESC NULLS LAST, order_id DESC LIMIT ? OFFSET ?",
             [*params, limit + 1, offset])
-        return {"run": run, "items": rows[:limit], "next_offset": offset + limit if len(rows) > limit else None}
+        return {"items": rows[:limit], "next_offset": offset + limit if len(rows) > limit else None}
 
-    return await cached_json(node, ("orders", run_id, bot, status, limit, offset), compute)
+    return await cached_json(node, ("orders", run_id, bot, status, limit, offset),
+                             run_page(node, run_id, bot, "next_offset", page))
 
 
 @router.get("/decisions", response_model=schemas.DecisionsPage,
