@@ -88,6 +88,15 @@ def raw_rows(url: str) -> list[tuple]:
         app.close()
 
 
+def add_candles(url: str, product: str, count: int) -> None:
+    """Record ``count`` hourly candles of ``product`` from T0 in the store at ``url``."""
+    app = open_store(url)
+    try:
+        app.record_candles(candles(product, T0, count), EventMeta(T0, actor="market"))
+    finally:
+        app.close()
+
+
 def backup(url: str, dest: Path, **kwargs):
     app = open_store(url)
     try:
@@ -143,14 +152,10 @@ def test_archive_files_are_private_and_nothing_temporary_is_left(tmp_path, sourc
 
 def test_an_incremental_holds_only_new_events_and_restores_through_its_parent(tmp_path):
     url = f"sqlite:///{tmp_path}/events.db"
-    app = open_store(url)
-    app.record_candles(candles("BTC-USD", T0, 40), EventMeta(T0, actor="market"))
-    app.close()
+    add_candles(url, "BTC-USD", 40)
     dest = tmp_path / "backups"
     full = backup(url, dest)
-    app = open_store(url)
-    app.record_candles(candles("ETH-USD", T0, 15), EventMeta(T0, actor="market"))
-    app.close()
+    add_candles(url, "ETH-USD", 15)
     incr = backup(url, dest, since_last=True, now=NOW + timedelta(hours=1))
     assert incr.manifest.parent == full.name
     assert (incr.manifest.first_id, incr.manifest.last_id, incr.manifest.event_count) == (41, 55, 15)
@@ -167,9 +172,7 @@ def test_an_incremental_holds_only_new_events_and_restores_through_its_parent(tm
 
 def test_an_incremental_is_refused_when_the_log_no_longer_matches_its_parent(tmp_path):
     url = f"sqlite:///{tmp_path}/events.db"
-    app = open_store(url)
-    app.record_candles(candles("BTC-USD", T0, 10), EventMeta(T0, actor="market"))
-    app.close()
+    add_candles(url, "BTC-USD", 10)
     dest = tmp_path / "backups"
     backup(url, dest)
     with sqlite3.connect(parse_store_url(url).sqlite_path) as con:  # someone rewrites the chain behind the app
@@ -181,9 +184,7 @@ def test_an_incremental_is_refused_when_the_log_no_longer_matches_its_parent(tmp
 
 def test_a_backup_that_fails_midway_publishes_nothing(tmp_path):
     url = f"sqlite:///{tmp_path}/events.db"
-    app = open_store(url)
-    app.record_candles(candles("BTC-USD", T0, 30), EventMeta(T0, actor="market"))
-    app.close()
+    add_candles(url, "BTC-USD", 30)
     with sqlite3.connect(parse_store_url(url).sqlite_path) as con:  # a link deleted behind the app's back
         con.execute("DELETE FROM stored_events_chain WHERE notification_id = 20")
     dest = tmp_path / "backups"
@@ -210,9 +211,7 @@ def test_a_leftover_of_a_crashed_backup_never_looks_complete(tmp_path, source):
 
 def test_a_backup_taken_while_the_bot_writes_is_a_consistent_snapshot(tmp_path):
     url = f"sqlite:///{tmp_path}/events.db"
-    app = open_store(url)
-    app.record_candles(candles("BTC-USD", T0, 3000), EventMeta(T0, actor="market"))
-    app.close()
+    add_candles(url, "BTC-USD", 3000)
     stop = threading.Event()
     written = []
 
