@@ -129,34 +129,28 @@ class OrderFilled(_FillEvent):
         order.status = OrderStatus.FILLED
 
 
-class OrderCancelled(DomainEvent):
+class _OrderEnded(DomainEvent):
+    """An order ended without (more) fills: the status the state machine gives the event (``STATUS_AFTER``), and why."""
+
+    reason: str
+
+    def apply(self, order: Order) -> None:
+        order.status = STATUS_AFTER[type(self).__name__]
+        order.reason = self.reason
+
+
+class OrderCancelled(_OrderEnded):
     """The order was cancelled (by the operator, the loop or the venue); the unfilled rest is void."""
 
-    reason: str
 
-    def apply(self, order: Order) -> None:
-        order.status = OrderStatus.CANCELLED
-        order.reason = self.reason
-
-
-class OrderRejected(DomainEvent):
+class OrderRejected(_OrderEnded):
     """The venue or the exchange adapter refused the order; the reason says why."""
 
-    reason: str
 
-    def apply(self, order: Order) -> None:
-        order.status = OrderStatus.REJECTED
-        order.reason = self.reason
-
-
-class OrderExpired(DomainEvent):
+class OrderExpired(_OrderEnded):
     """The order's time in force ran out before it filled."""
 
     reason: str = "time in force elapsed"
-
-    def apply(self, order: Order) -> None:
-        order.status = OrderStatus.EXPIRED
-        order.reason = self.reason
 
 
 class FillDiscovered(_FillEvent):
