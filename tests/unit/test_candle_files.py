@@ -36,6 +36,11 @@ def hourly_csv(tmp_path: Path, *rows: str, header: str = HEADER) -> Path:
     return write(tmp_path, "\n".join((header, *rows)) + "\n")
 
 
+def read_rows(tmp_path: Path, *rows: str, header: str = HEADER):
+    """``read_candle_file`` of an hourly CSV of ``rows``."""
+    return read_candle_file(hourly_csv(tmp_path, *rows, header=header))
+
+
 def utc(*args: int) -> pd.Timestamp:
     return pd.Timestamp(datetime(*args, tzinfo=UTC))
 
@@ -155,10 +160,9 @@ def test_read_fifteen_minute_epoch_milliseconds_keep_minutes(tmp_path):
 
 
 def test_read_column_names_are_matched_case_insensitively_and_stripped(tmp_path):
-    path = hourly_csv(
+    candles = read_rows(
         tmp_path, f"2024-01-01T00:00:00Z,{GOOD}", header=" Timestamp ,OPEN, High,low ,Close,VOLUME"
     )
-    candles = read_candle_file(path)
     assert candles.frame.iloc[0]["close"] == Decimal("10.5")
 
 
@@ -325,12 +329,11 @@ def test_read_invalid_row_is_rejected_with_its_line_and_field(tmp_path, row, rea
 
 
 def test_read_prices_differing_beyond_float_precision_are_compared_exactly(tmp_path):
-    path = hourly_csv(
+    candles = read_rows(
         tmp_path,
         "2024-01-01T00:00:00Z,10.000000000000000001,10.000000000000000000,9,10,1",
         "2024-01-01T01:00:00Z,10.000000000000000001,10.000000000000000001,9,10,1",
     )
-    candles = read_candle_file(path)
     assert candles.rejected == [
         RejectedRow(2, "high '10.000000000000000000' < open '10.000000000000000001'")
     ]
@@ -357,13 +360,12 @@ def test_read_blank_lines_are_skipped_and_do_not_shift_line_numbers(tmp_path):
 
 
 def test_read_row_with_extra_fields_is_rejected_with_its_line(tmp_path):
-    path = hourly_csv(
+    candles = read_rows(
         tmp_path,
         f"2024-01-01T00:00:00Z,{GOOD}",
         f"2024-01-01T01:00:00Z,{GOOD},7",
         f"2024-01-01T02:00:00Z,{GOOD}",
     )
-    candles = read_candle_file(path)
     assert candles.rejected == [RejectedRow(3, "expected 6 fields, found 7")]
     assert len(candles.frame) == 2 and candles.source_rows == 3
 
@@ -374,12 +376,11 @@ def test_read_short_row_is_rejected_for_its_first_missing_field(tmp_path):
 
 
 def test_read_quoted_line_break_keeps_physical_line_numbers(tmp_path):
-    path = hourly_csv(
+    candles = read_rows(
         tmp_path,
         '"2024-01-01T00:00:00Z",10,11,9,"10\n.5",1',
         "2024-01-01T01:00:00Z,10,11,9,10.5,x",
     )
-    candles = read_candle_file(path)
     assert candles.rejected == [
         RejectedRow(2, "unparseable close '10\\n.5'"),
         RejectedRow(4, "unparseable volume 'x'"),
@@ -395,28 +396,26 @@ def test_read_quoted_fields_are_unquoted(tmp_path):
 
 
 def test_read_exact_duplicate_rows_are_dropped_and_counted(tmp_path):
-    path = hourly_csv(
+    candles = read_rows(
         tmp_path,
         f"2024-01-01T00:00:00Z,{GOOD}",
         f"2024-01-01T01:00:00Z,{GOOD}",
         f"2024-01-01T00:00:00Z,{GOOD}",
         f"1704067200,{GOOD}",  # the same start written as epoch seconds
     )
-    candles = read_candle_file(path)
     assert candles.duplicates == 2
     assert candles.rejected == []
     assert list(candles.frame.index) == [utc(2024, 1, 1, 0), utc(2024, 1, 1, 1)]
 
 
 def test_read_conflicting_duplicate_keeps_first_and_rejects_later(tmp_path):
-    path = hourly_csv(
+    candles = read_rows(
         tmp_path,
         f"2024-01-01T01:00:00Z,{GOOD}",
         "2024-01-01T00:00:00Z,10,11,9,10.5,1",
         "2024-01-01T00:00:00Z,10,11,9,10.6,1",
         "2024-01-01T00:00:00Z,10,11,9,10.7,1",
     )
-    candles = read_candle_file(path)
     assert candles.rejected == [
         RejectedRow(4, "conflicting duplicate of line 3"),
         RejectedRow(5, "conflicting duplicate of line 3"),
@@ -442,14 +441,13 @@ def test_read_shuffled_rows_come_out_sorted_ascending(tmp_path):
 
 
 def test_read_missing_bars_are_reported_as_gaps_not_errors(tmp_path):
-    path = hourly_csv(
+    candles = read_rows(
         tmp_path,
         f"2024-01-01T00:00:00Z,{GOOD}",
         f"2024-01-01T01:00:00Z,{GOOD}",
         f"2024-01-01T04:00:00Z,{GOOD}",
         f"2024-01-01T06:00:00Z,{GOOD}",
     )
-    candles = read_candle_file(path)
     hour = lambda h: datetime(2024, 1, 1, h, tzinfo=UTC)  # noqa: E731
     assert candles.gaps == [CandleGap(hour(1), hour(4), 2), CandleGap(hour(4), hour(6), 1)]
     assert candles.rejected == [] and len(candles.frame) == 4
