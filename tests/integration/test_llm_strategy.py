@@ -20,6 +20,7 @@ import pytest
 from domain.decision import DecisionContext
 from domain.market import Candle
 from infrastructure.llm.strategy import LLMStrategy
+from tests.support.json_reply import send_json
 
 API_KEY = "sk-test-4f8a1c9e2b7d4e6fa0c3"
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -84,17 +85,7 @@ class FakeOpenAI:
                 self._send(planned["status"], planned["body"], planned["headers"])
 
             def _send(self, status, body, headers):
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
-                    pass
+                send_json(self, status, body, headers)
 
         return Handler
 

@@ -33,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from websockets.sync.server import serve as ws_serve
 
 from domain.market import Candle, granularity_delta
+from tests.support.json_reply import send_json
 
 PREFIX = "/api/v3/brokerage"
 UTC = dt.timezone.utc
@@ -532,17 +533,7 @@ def _handler_for(stand: CoinbaseStandIn):
             status, payload, extra = stand.handle(method, url.path, query, body, self.headers)
             with stand.lock:
                 stand.requests.append((method, url.path, status))
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in extra.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-                pass
+            send_json(self, status, payload, extra, gone=(BrokenPipeError, ConnectionResetError, ssl.SSLError))
 
         def do_GET(self) -> None:
             self._serve("GET")
