@@ -65,6 +65,34 @@ def wall_clock() -> Clock:
     return SystemClock()
 
 
+def this_process() -> str:
+    """The running process's identity (``host:pid:start``), recorded in RunStarted."""
+    from infrastructure.process import this_process as identity
+
+    return identity()
+
+
+def process_liveness():
+    """Whether a recorded process still runs (None: another host): for ending the runs of dead processes."""
+    from infrastructure.process import process_alive
+
+    return process_alive
+
+
+def log_waker(store_url: str, stop):
+    """How a read node learns of appends: LISTEN/NOTIFY on PostgreSQL (polling as the fallback), polling on SQLite."""
+    from infrastructure.following.log_waker import log_waker as waker
+
+    return waker(store_url, stop)
+
+
+def candle_pages(client, product: str, granularity: str, start, end, now):
+    """Pages of a product's closed candles from the venue's public endpoint (``data fetch``)."""
+    from infrastructure.venues.coinbase.market_data import fetch_candles
+
+    return fetch_candles(client, product, granularity, start, end, now)
+
+
 def random_ids() -> IdSource:
     """Random ids for live commands (backtests and replays inject their own)."""
     from infrastructure.clock import RandomIds

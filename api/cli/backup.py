@@ -31,9 +31,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _now():
-    from infrastructure.clock import SystemClock
+    from api.bootstrap import wall_clock
 
-    return SystemClock().now()
+    return wall_clock().now()
 
 
 def _archives(dest: str):

@@ -85,8 +85,8 @@ def end_dead_runs_of(trading: TradingApplication) -> None:
     """A process that opens the store for writing ends the runs whose process died (application/trading/dead_runs.py)."""
     from api.bootstrap import wall_clock
     from application.trading.dead_runs import end_dead_runs
-    from infrastructure.process import process_alive, this_process
+    from api.bootstrap import process_liveness, this_process
 
-    for run_id in end_dead_runs(trading, process_alive, f"process {this_process()}", wall_clock().now()):
+    for run_id in end_dead_runs(trading, process_liveness(), f"process {this_process()}", wall_clock().now()):
         err.print(f"[yellow]run {run_id} had no RunEnded and its process is gone: recorded it as abandoned[/yellow]",
                   soft_wrap=True)

@@ -214,13 +214,12 @@ def fetch_command(
     config: ConfigOption = None,
 ) -> None:
     """Download candles from Coinbase (public endpoint, no keys) into the event log, and the product's spec."""
-    from api.bootstrap import coinbase_client
+    from api.bootstrap import candle_pages, coinbase_client
     from application.ports import VenueError
     from application.trading.candle_history import import_candles, logged_candles
     from application.trading.products import record_spec
     from domain.events import EventMeta
     from domain.market import granularity_delta
-    from infrastructure.venues.coinbase.market_data import fetch_candles
     from infrastructure.eventstore.store import parse_store_url
 
     product, granularity = checked_product(product), checked_granularity(granularity)
@@ -245,7 +244,7 @@ def fetch_command(
             except VenueError as exc:
                 spec_note = f"; spec not recorded ({exc})"
             logged = logged_candles(trading, product, granularity)
-            for page in fetch_candles(client, product, granularity, start, end, now):
+            for page in candle_pages(client, product, granularity, start, end, now):
                 requests += 1
                 if not page:
                     continue

@@ -216,7 +216,7 @@ def audit_anchor(
     """Verify the chain, then write a signed checkpoint of its head (notification id, head, time) outside the store."""
     from infrastructure.backup.anchors import write_anchor
     from infrastructure.backup.storage import StorageError
-    from infrastructure.clock import SystemClock
+    from api.bootstrap import wall_clock
     from infrastructure.eventstore.anchor import sign_anchor
     from infrastructure.eventstore.store import parse_store_url
 
@@ -233,7 +233,7 @@ def audit_anchor(
              "an anchor would vouch for it", 1)
     from api.cli.common import load_cli_settings
 
-    now = SystemClock().now()
+    now = wall_clock().now()
     anchor = sign_anchor(report.last_id, report.head, now, parse_store_url(url).redacted(), key)
     try:
         written = write_anchor(anchor, str(output) if output is not None else to, now,
@@ -283,7 +283,7 @@ def audit_export(
     from api.bootstrap import code_version
     from infrastructure.backup.archive import ArchiveProblem
     from infrastructure.backup.export import export_log, manifest_path
-    from infrastructure.clock import SystemClock
+    from api.bootstrap import wall_clock
     from infrastructure.eventstore.store import parse_store_url
 
     if format_ not in ("jsonl", "parquet"):
@@ -296,7 +296,7 @@ def audit_export(
     url = resolve_store_url(store, config)
     with opened_store(url, read_only=True) as trading:
         try:
-            exported = export_log(trading, output, events_format=format_, now=SystemClock().now(), start=start, end=end,
+            exported = export_log(trading, output, events_format=format_, now=wall_clock().now(), start=start, end=end,
                                   source=parse_store_url(url).redacted(), code_version=code_version())
         except OSError as exc:
             fail(f"cannot write {output}: {exc}")

@@ -37,13 +37,13 @@ def maintenance_command(
     the newest anchor's age."""
     from api.bootstrap import open_store
     from infrastructure.backup.storage import LocalArchives, StorageError, open_archives
-    from infrastructure.clock import SystemClock
+    from api.bootstrap import wall_clock
     from infrastructure.eventstore.store import parse_store_url
     from infrastructure.maintenance import files, secrets, upkeep
     from infrastructure.maintenance.findings import skipped
 
     settings = load_cli_settings(config, {"eventstore.url": store} if store else None)
-    now = SystemClock().now().astimezone(timezone.utc)
+    now = wall_clock().now().astimezone(timezone.utc)
     location = parse_store_url(settings.eventstore.url)
     try:
         archives = open_archives(settings.backup.dest)

@@ -112,7 +112,6 @@ def run_command(
     """Trade on live Coinbase candles until Ctrl-C or SIGTERM (paper fills, or real orders with --mode live --live)."""
     from api.cli.config import effective_settings
     from application.trading.products import product_spec_for
-    from infrastructure.process import this_process
     from api.bootstrap import (
         MissingSetting,
         code_version,
@@ -123,6 +122,7 @@ def run_command(
         notification_sink,
         operations_notifier,
         random_ids,
+        this_process,
         wall_clock,
     )
     from application.health.api_calls import ApiCallMeter

@@ -125,8 +125,7 @@ def run_backtest_command(
     import time
 
     from api.cli.config import effective_settings
-    from api.bootstrap import MissingSetting, code_version, decision_model, loop_settings, paper_exchange
-    from infrastructure.process import this_process
+    from api.bootstrap import MissingSetting, code_version, decision_model, loop_settings, paper_exchange, this_process
     from application.operations.config_service import recorded_overrides
     from application.trading.backtest import NotEnoughCandles, plan_backtest, run_planned_backtest
     from application.trading.candle_history import logged_candles

@@ -108,7 +108,7 @@ def _projector_loop(node: ReadNode, batch_size: int, snapshot_every: float) -> N
         status.caught_up_at = status_clock()
         publish()
 
-    from infrastructure.following.log_waker import log_waker
+    from api.bootstrap import log_waker
 
     status_clock = node.app.state.node.clock.now
     status.running = True

@@ -62,6 +62,19 @@ def test_domain_imports_nothing_of_the_outer_parts():
     assert outward == [], "the domain must not depend on the outer parts:\n" + "\n".join(outward)
 
 
+# Adapters that are built, not merely named: only the composition root may pick them.
+ADAPTER_MODULES = ("infrastructure.clock", "infrastructure.process", "infrastructure.following",
+                   "infrastructure.venues", "infrastructure.llm")
+
+
+def test_only_the_composition_root_picks_clocks_processes_venues_and_followers():
+    picked = [f"{p.relative_to(ROOT)}:{line} imports {module}"
+              for p in _modules("api", "bench") if p.name != "bootstrap.py"
+              for line, module in _imported(ast.parse(p.read_text(encoding="utf-8")))
+              if module.startswith(ADAPTER_MODULES)]
+    assert picked == [], "build these through api/bootstrap.py:\n" + "\n".join(picked)
+
+
 def test_bar_sizes_are_defined_once_in_the_domain():
     assert _bar_size_tables(ast.parse((ROOT / BAR_SIZE_HOME).read_text(encoding="utf-8"))), "the domain's table moved"
     elsewhere = [f"{p.relative_to(ROOT)}:{line}" for p in _modules(*PARTS) if p.relative_to(ROOT) != BAR_SIZE_HOME
