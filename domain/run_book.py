@@ -235,7 +235,11 @@ class RunBook:
         return position.entry_cost if mark is None else position.quantity * mark
 
     def equity(self) -> Decimal:
-        """Cash plus every open position at its mark."""
+        """Cash plus every open position at its mark (called per candle and per event: no sort for one product)."""
+        positions = self.portfolio.positions
+        if len(positions) == 1:
+            (only,) = positions.values()
+            return self.portfolio.cash + (self._value(only) if only.quantity else ZERO)
         return self.portfolio.cash + sum((self._value(p) for p in self._held()), ZERO)
 
     def unrealized_pnl(self) -> Decimal:

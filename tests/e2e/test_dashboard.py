@@ -45,10 +45,10 @@ def test_dashboard_shows_the_equity_curve_positions_and_decisions_with_real_valu
     assert gauge.endswith("%") and " / 3.00%" in gauge  # the loss against the limit, not the share of the limit
     risk = page.evaluate("fetch('/risk/metrics', {headers: {Authorization: 'Bearer ' + localStorage.getItem('tradecore.token')}}).then(r => r.json())")
     days = page.evaluate("fetch('/pnl/daily?limit=1000', {headers: {Authorization: 'Bearer ' + localStorage.getItem('tradecore.token')}}).then(r => r.json())")
-    if risk and days and days.get("items"):
-        last = days["items"][-1]
-        shown = float(page.text_content("#daily-pnl").replace(",", ""))
-        assert abs(shown - float(last["day_pnl"])) < 0.006  # the card shows day_pnl
+    assert risk["run"] is not None and days["items"], (risk, days)
+    last = days["items"][-1]
+    shown = float(page.text_content("#daily-pnl").replace(",", ""))
+    assert abs(shown - float(last["day_pnl"])) < 0.006  # the card shows day_pnl
     assert errors == []
 
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
