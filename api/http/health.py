@@ -79,17 +79,17 @@ def active_alerts(node) -> list[dict[str, Any]]:
 
 
 def candle_age_seconds(node, candle: dict[str, Any], now) -> float:
-    from infrastructure.settings.sections import GRANULARITY_SECONDS
+    from domain.market import GRANULARITIES
 
-    end = candle["start"] + timedelta(seconds=GRANULARITY_SECONDS.get(candle["granularity"], 0))
+    end = candle["start"] + GRANULARITIES.get(candle["granularity"], timedelta(0))
     return (now - end).total_seconds()
 
 
 def stale_after_seconds(node, granularity: str) -> float:
     """A closed candle is stale when older than one bar plus ``monitoring.market_data_stale_seconds``."""
-    from infrastructure.settings.sections import GRANULARITY_SECONDS
+    from domain.market import GRANULARITIES
 
-    return GRANULARITY_SECONDS.get(granularity, 0) + node.settings.monitoring.market_data_stale_seconds
+    return GRANULARITIES.get(granularity, timedelta(0)).total_seconds() + node.settings.monitoring.market_data_stale_seconds
 
 
 def control_state(node) -> dict[str, Any]:

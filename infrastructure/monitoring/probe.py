@@ -43,10 +43,9 @@ from application.trading_app import TradingApplication
 from domain.account import FundsDeposited, FundsWithdrawn, account_id
 from domain.control import RunEnded, RunMode, RunStarted
 from domain.decision import DecisionFailed, DecisionMade
-from domain.market import CandleClosed, CandleCorrected
+from domain.market import GRANULARITIES, CandleClosed, CandleCorrected
 from domain.order import OrderFilled, OrderPartiallyFilled, OrderPlaced
 from domain.run_book import BooksHolder, RunBook
-from infrastructure.settings.sections import GRANULARITY_SECONDS
 
 log = logging.getLogger("tradecore.health")
 
@@ -201,7 +200,7 @@ class RunFollower:
 
 
 def _step(run: FollowedRun) -> timedelta:
-    return timedelta(seconds=GRANULARITY_SECONDS.get(run.granularity, 3600))
+    return GRANULARITIES.get(run.granularity, timedelta(hours=1))
 
 
 def _grace(run: FollowedRun) -> timedelta:
