@@ -1,6 +1,7 @@
 """`tradecore health [--watch]`: the operations manual's health checks, once or continuously.
 
-One-shot: measure, judge, print; exit 0 when healthy, 1 when degraded or
+One-shot: measure, judge, print (``--bot ID``: that bot's run, halts and alerts besides those every bot
+shares; without it, the latest active run and every bot's alerts); exit 0 when healthy, 1 when degraded or
 unhealthy, 2 on bad input or an unusable store. It records nothing and sends
 nothing. ``--watch`` checks every ``--interval`` seconds, records
 ``AlertRaised`` / ``AlertResolved`` events and sends them to the alert webhook
@@ -41,6 +42,8 @@ def health_command(
         "--interval", min=0.1, help="Seconds between checks with --watch (default monitoring.check_interval_seconds)"
     )] = None,
     ticks: Annotated[int, typer.Option("--ticks", min=0, help="With --watch: stop after this many checks (0: never)")] = 0,
+    bot: Annotated[Optional[str], typer.Option(
+        "--bot", help="One bot's health: its active run, its halts and its alerts (its id: `tradecore bots`)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON (one object per check round)")] = False,
     store: StoreOption = None,
     config: ConfigOption = None,
@@ -59,26 +62,35 @@ def health_command(
     clock = wall_clock()
     with opened_store(settings.eventstore.url, read_only=True) as trading:  # never create a store to check it
         try:
+            if bot is not None:
+                from application.operations.bots import bot_runs
+
+                known = sorted(bot_runs(trading))
+                if bot not in known:
+                    fail(f"no bot {bot!r} has run on this store (bots: {', '.join(known) or 'none yet'}); "
+                         f"leave out --bot for the health of every bot")
             if not watch:
-                report = one_shot(settings, trading, clock)
+                report = one_shot(settings, trading, clock, bot)
                 _print_report(report, as_json)
                 raise typer.Exit(0 if report.overall == "healthy" else 1)
-            _watch(health_watch(settings, trading, clock), interval or settings.monitoring.check_interval_seconds,
-                   ticks, as_json)
+            _watch(health_watch(settings, trading, clock, **({"scope": bot} if bot else {})),
+                   interval or settings.monitoring.check_interval_seconds, ticks, as_json)
         except StoreUnavailable as exc:
             fail(str(exc))
 
 
-def one_shot(settings, trading, clock):
-    """The one verdict (application/health/verdict.py), as a one-shot command can measure it."""
+def one_shot(settings, trading, clock, bot: str | None = None):
+    """The one verdict (application/health/verdict.py), as a one-shot command can measure it: of one bot
+    (its latest paper/live run, its halts and alerts, and those every bot shares) or of every bot."""
     from api.bootstrap import health_probe, health_thresholds
-    from application.health.verdict import active_alerts, alerts_check, read_model_check, report_with, store_check
+    from application.health.verdict import (active_alerts, alert_scopes, alerts_check, read_model_check, report_with,
+                                            store_check)
 
-    probe = health_probe(settings, trading, clock, cpu_interval=0.3, measure_process=False)
+    probe = health_probe(settings, trading, clock, cpu_interval=0.3, measure_process=False, bot=bot)
     extra = [store_check(True, f" (last notification {trading.max_notification_id()})"),
              read_model_check("skipped", "Read model lag not measured: only a read node owns a read model "
                               "(GET /health of tradecore serve or tradecore run)"),
-             alerts_check(active_alerts(trading))]
+             alerts_check(active_alerts(trading, alert_scopes(trading, bot)))]
     return report_with(probe, lambda g: health_thresholds(settings, g), extra)
 
 

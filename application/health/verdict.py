@@ -28,7 +28,7 @@ from application.trading_app import TradingApplication
 from domain.alerts import alert_id
 from domain.control import Severity
 
-__all__ = ["active_alerts", "alerts_check", "read_model_check", "report_with", "store_check"]
+__all__ = ["SHARED_SCOPE", "active_alerts", "alert_scopes", "alerts_check", "read_model_check", "report_with", "store_check"]
 
 
 def store_check(reachable: bool, detail: str = "") -> CheckResult:
@@ -43,17 +43,32 @@ def read_model_check(status: str, message: str, severity: Severity | None = None
     return CheckResult("read_model", status, None, None, "", message, severity)
 
 
-def active_alerts(store: TradingApplication, scope: str = "tradecore") -> list[tuple[str, Severity, str]]:
-    """(check, severity, since) of the health watch's alerts still active, worst first."""
+SHARED_SCOPE = "tradecore"  # alerts of a watch that is no bot's (`tradecore health --watch`), and those raised before bots
+
+
+def alert_scopes(store: TradingApplication, bot: str | None = None) -> list[str]:
+    """Whose alerts count: a bot's own and the shared ones; without a bot, the shared ones and every bot's."""
+    if bot is not None:
+        return [bot, SHARED_SCOPE]
+    from application.operations.bots import bot_runs
+
+    return [SHARED_SCOPE, *sorted(b for b in bot_runs(store) if b != SHARED_SCOPE)]
+
+
+def active_alerts(store: TradingApplication, scopes: Sequence[str] = (SHARED_SCOPE,)) -> list[tuple[str, Severity, str]]:
+    """(check, severity, since) of the health watches' alerts still active in ``scopes``, worst first; a
+    bot's alert is named "<check> of bot <id>"."""
     found = []
-    for spec in CHECKS:
-        try:
-            alert = store.repository.get(alert_id(spec.name, scope))
-        except AggregateNotFoundError:
-            continue
-        if alert.active and alert.severity is not None:
-            since = alert.raised_at.isoformat() if alert.raised_at else "?"
-            found.append((spec.name, Severity(alert.severity), since))
+    for scope in scopes:
+        for spec in CHECKS:
+            try:
+                alert = store.repository.get(alert_id(spec.name, scope))
+            except AggregateNotFoundError:
+                continue
+            if alert.active and alert.severity is not None:
+                since = alert.raised_at.isoformat() if alert.raised_at else "?"
+                name = spec.name if scope == SHARED_SCOPE else f"{spec.name} of bot {scope}"
+                found.append((name, Severity(alert.severity), since))
     return sorted(found, key=lambda a: (a[1].value, a[0]))
 
 
