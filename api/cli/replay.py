@@ -115,7 +115,7 @@ def replay_command(
     if verify:
         _verify(log, settings, limits, as_json, note, url)
     elif what_if is not None:
-        _what_if(log, settings, limits, overrides, what_if, what_if_overrides, config, as_json, note)
+        _what_if(log, settings, limits, overrides, what_if, what_if_overrides, config, as_json, note, url)
     elif instant is not None:
         _state_at(log, instant, limits, as_json, note)
     else:
@@ -217,8 +217,26 @@ def _state_at(log, instant: datetime, limits, as_json: bool, note: str) -> None:
     console.print(table)
 
 
+def _traded_by(url: str, settings, log):
+    """The loop settings and paper exchange a re-execution trades with: by the run's product spec, found as
+    the run found it (the settings' [products."P"] table, the log, or inferred from the product's candles),
+    so a sub-cent or BTC-quoted product rounds on its own grid, in its own quote currency."""
+    from dataclasses import replace
+
+    from api.bootstrap import loop_settings, replay_exchange
+    from application.trading.products import product_spec_for
+
+    with opened_store(url, read_only=True) as trading:
+        spec, _ = product_spec_for(trading, settings, log.run.product, log.candles.values())
+    exchange = replay_exchange(settings, log)
+    exchange.trade_by(spec)
+    terms = replace(loop_settings(settings, product=log.run.product, flush_every=10_000),
+                    quote_currency=spec.quote_currency, spec=spec)
+    return terms, exchange
+
+
 def _verify(log, settings, limits, as_json: bool, note: str, url: str) -> None:
-    from api.bootstrap import loop_settings, replay_exchange, scratch_store
+    from api.bootstrap import scratch_store
     from application.replay.verify import verify_day
 
     if log.run is None:
@@ -227,8 +245,8 @@ def _verify(log, settings, limits, as_json: bool, note: str, url: str) -> None:
         fail("verify re-executes against the paper exchange; a live run's fills came from the venue")
     store = scratch_store()
     try:
-        exchange = replay_exchange(settings, log)
-        report = verify_day(log, limits, loop_settings(settings, flush_every=10_000), exchange, store,
+        terms, exchange = _traded_by(url, settings, log)
+        report = verify_day(log, limits, terms, exchange, store,
                             lambda: list(store.recorded))
     except ValueError as exc:
         fail(str(exc))
@@ -268,9 +286,9 @@ def _chain_note(url: str) -> str:
 
 
 def _what_if(log, settings, limits, overrides, path: Path, changes: dict[str, Any], config, as_json: bool,
-             note: str) -> None:
+             note: str, url: str) -> None:
     from api.config_view import masked_secret
-    from api.bootstrap import MissingSetting, decision_model, loop_settings, replay_exchange, scratch_store
+    from api.bootstrap import MissingSetting, decision_model, scratch_store
     from application.trading.backtest import IncrementalIndicators
     from application.replay.rerun import WarmIndicators
     from application.replay.whatif import what_if_day
@@ -294,8 +312,8 @@ def _what_if(log, settings, limits, overrides, path: Path, changes: dict[str, An
         indicators = lambda history: WarmIndicators(IncrementalIndicators().state, history)  # noqa: E731
     store = scratch_store()
     try:
-        exchange = replay_exchange(alt, log)
-        report = what_if_day(log, limits, loop_settings(alt, flush_every=10_000), exchange, store,
+        terms, exchange = _traded_by(url, alt, log)
+        report = what_if_day(log, limits, terms, exchange, store,
                              lambda: list(store.recorded), strategy=strategy, indicators=indicators,
                              changed_settings=changed)
     except ValueError as exc:
