@@ -21,27 +21,28 @@ from decimal import Decimal
 from typing import Any
 
 from application.ports import DecisionModel, ExchangeGateway, ExecutionReport, IdSource, OrderRequest, ReportKind
+from application.trading.halts import Breakers
 from application.trading.terms import (  # noqa: F401  (re-exported: where callers have always found them)
     IndicatorSource, LoopSettings, RunSummary, _clean,
 )
 from application.trading_app import TradingApplication
 from domain.account import Account
-from domain.control import TRADING_CONTROL_ID, Run, RunMode, Severity, TradingControl, bot_control_id, run_control_id
+from domain.control import TRADING_CONTROL_ID, Run, RunMode, TradingControl, bot_control_id, run_control_id
 from domain.decision import DecisionContext, Decision, StrategyDecision, TradeAction, TradeActionKind
 from domain.events import DomainEvent, EventMeta
 from domain.ids import DeterministicIds  # noqa: F401  (re-exported: callers build a run's ids here)
 from domain.market import Candle, CandleRecord, candle_id
 from domain.order import Order, OrderSide, OrderType
 from domain.product import check_minimums, protective_rounding
-from domain.risk import (RiskState, assess, drawdown_breach, halt_lapsed, min_order_refusal, position_size,
-                         unhalted_emergency_stop)
+from domain.hold_decisions import HoldDecisions
+from domain.risk import RiskState, assess, min_order_refusal, position_size
 from domain.run_book import RunBook
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 
 
-class TradingLoop:
+class TradingLoop(Breakers):
     """Drives one run; call ``start``, then ``step`` per closed candle, then ``finish``."""
 
     def __init__(self, store: TradingApplication, exchange: ExchangeGateway, strategy: DecisionModel,
@@ -91,9 +92,18 @@ class TradingLoop:
         """Append the buffered events, in order, in one transaction."""
         if self._pending:
             self.store.record_in_order(self._pending)
-            self.summary.events += len(self._pending)
+            self.summary.events += sum(len(e) if type(e) is HoldDecisions else 1 for e in self._pending)
             self._pending = []
         self._since_flush = 0
+
+    def hold_batch(self, inputs: dict[str, Any]) -> HoldDecisions:
+        """The batch of HOLD decisions at the end of the buffer (a new one when an event came last); a
+        backtest's fast path (application/trading/quiet_candles.py) adds its quiet candles' HOLDs to it."""
+        last = self._pending[-1] if self._pending else None
+        if type(last) is not HoldDecisions or last.inputs is not inputs:
+            last = HoldDecisions(self.run_id, self.strategy.name, self.settings.product, inputs)
+            self._pending.append(last)
+        return last
 
     # --- the run ---------------------------------------------------------------------
 
@@ -139,6 +149,11 @@ class TradingLoop:
 
     def step(self, candle: Candle) -> StrategyDecision:
         """Everything the loop does on one closed candle."""
+        return self.decide(candle, self.advance(candle))
+
+    def advance(self, candle: Candle) -> Decimal:
+        """The candle's part before the decision: record it (paper, live), mark, fills and triggers, the
+        equity point, the breakers; returns the equity the decision is made at."""
         at = candle.end
         if self.record_candles:
             self._pending.append(CandleRecord.closed_event(
@@ -152,7 +167,11 @@ class TradingLoop:
             self._apply_report(report, candle)
         equity = self.book.decided(at)  # the run's equity point: after the candle's fills, before deciding
         self._check_halts(at, equity)
+        return equity
 
+    def decide(self, candle: Candle, equity: Decimal) -> StrategyDecision:
+        """The strategy's decision on the candle at ``equity``, recorded, and what it causes."""
+        at = candle.end
         values = self.indicators.on_candle(candle)
         position = self.portfolio.position(self.settings.product)
         context = DecisionContext(
@@ -166,10 +185,14 @@ class TradingLoop:
         action = decided.action
         if not decided.failure_kind and action.action is not TradeActionKind.HOLD:
             self._act(decision, action, candle, equity, at)
+        self.candle_done()
+        return decided
+
+    def candle_done(self) -> None:
+        """Count the candle towards the next flush (every ``flush_every`` candles)."""
         self._since_flush += 1
         if self._since_flush >= self.settings.flush_every:
             self.flush()
-        return decided
 
     def _record_decision(self, decision_id: uuid.UUID, decided: StrategyDecision, candle: Candle, at: datetime) -> Decision:
         meta = EventMeta(at, f"strategy:{decided.strategy}", decision_id, None, self.run_id)
@@ -304,21 +327,6 @@ class TradingLoop:
             self.open_orders[order.id] = order
             self._order_decisions[order.id] = (decisions or {}).get(order.id, order.decision_id)
 
-    @property
-    def _halt(self) -> TradingControl | None:
-        """The control in force: the bot's own when it is halted or no halt of every bot is."""
-        return self._fleet if self._fleet is not None and self._fleet.halted and not (
-            self._control is not None and self._control.halted) else self._control
-
-    def refresh_control(self, control: TradingControl | None, fleet: TradingControl | None = None) -> None:
-        """The bot's control (and every bot's) as just read from the log (an operator may have halted or resumed)."""
-        if self.mode is not RunMode.BACKTEST and (control is not None or fleet is not None):
-            was_halted = bool(self._halt and self._halt.halted)
-            self._control, self._fleet = control or self._control, fleet or self._fleet
-            if was_halted and not self._halt.halted:
-                self.book.rebase_breaker()  # an operator lifted the halt: the breaker measures from here on
-                self.book.is_halted = False
-
     def apply_reports(self, reports: list[ExecutionReport]) -> int:
         """Apply what the venue reported between candles (late fills, cancels); returns how many applied."""
         applied = 0
@@ -336,58 +344,6 @@ class TradingLoop:
         reports = self.exchange.cancel_all(at)
         self.apply_reports(reports)
         return reports
-
-    # --- the trading day, drawdown and halts -------------------------------------------
-
-    def _check_halts(self, at: datetime, equity: Decimal) -> None:
-        control, limits = self._halt, self.settings.limits
-        if control is not None and control.halted:
-            # The loop's own halts lapse after the cooldown; an operator's and the drawdown breaker's (P0) wait.
-            if not control.halted_by_risk or control.severity is Severity.P0:
-                return
-            state = RiskState(
-                now=at, equity=equity, cash=self.portfolio.cash, day_start_equity=self.book.day_start_equity or ZERO,
-                consecutive_losses=self.portfolio.consecutive_losses, recent_equity=tuple(self.book.recent_equity),
-                halted=True, halted_at=control.halted_at,
-            )
-            if halt_lapsed(state, limits):
-                control.resume("cooldown elapsed after an automatic halt", self._meta(at, actor="risk"))
-                self._take(control)
-                self.book.resumed(at)
-                self.portfolio.reset_loss_streak()
-            return
-        # emergency_stop of the unhalted book, without a RiskState per candle (``at`` is the close of
-        # a candle whose CandleClosed was just validated, so it is UTC-aware as RiskState requires).
-        reason = unhalted_emergency_stop(at, equity, self.book.recent_equity, self.portfolio.consecutive_losses, limits)
-        severity = Severity.P1
-        if reason is None:
-            reason, severity = drawdown_breach(self.book.breaker_peak, equity, limits), Severity.P0
-        if reason is None:
-            return
-        meta = self._meta(at, actor="risk")
-        if control is None:
-            control = self._control = TradingControl.start(meta, self._control_id)
-        control.halt(reason, severity, meta)
-        halt = self._take(control)[-1]
-        self.book.halted(at)
-        self.summary.halts += 1
-        for report in self.exchange.cancel_all(at):
-            self._apply_report(report, None)
-        if severity is Severity.P0:  # the drawdown breaker: flat until an operator resumes
-            if self.summary.drawdown_halted_at is None:
-                self.summary.drawdown_halted_at, self.summary.drawdown_halt_reason = at, reason
-            self._flatten(at, halt.event_id)
-
-    def _flatten(self, at: datetime, causation: uuid.UUID | None) -> None:
-        """Close the run's position at the market (the exit of the drawdown breaker)."""
-        product = self.settings.product
-        position = self.portfolio.position(product)
-        mark = self.book.marks.get(product)
-        if position.quantity == 0 or mark is None:
-            return
-        self.exchange.disarm(product)
-        side = OrderSide.SELL if position.quantity > 0 else OrderSide.BUY
-        self._place(None, side, abs(position.quantity), mark, at, causation)
 
 
 def _price_off(price: Decimal, pct: float | None, *, down: bool, increment: Decimal, rounding: str) -> Decimal | None:
