@@ -21,13 +21,15 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 
 from application.errors import ConcurrencyConflict, NotFound
+from application.trading.decision_rows import DecisionRows
 from domain.account import Account, account_id
 from domain.config import CONFIG_LEDGER_ID, ConfigLedger
 from domain.control import TRADING_CONTROL_ID, Incident, Run, Severity, TradingControl
 from domain.events import DomainEvent, EventMeta
+from domain.hold_decisions import HoldDecisions
 from domain.market import Candle, CandleClosed, CandleConflict, CandleRecord, candle_id
 
 
@@ -79,18 +81,37 @@ class TradingApplication(Application):
         except AggregateNotFoundError:
             raise NotFound(kind, aggregate_id) from None
 
-    def _put(self, events: Sequence[DomainEvent]) -> None:
+    def _put(self, events: Sequence[DomainEvent | HoldDecisions]) -> None:
         """Map and insert events in one transaction (``EventStore.put`` without the
-        per-event ``Recording`` objects it builds and nobody here reads)."""
+        per-event ``Recording`` objects it builds and nobody here reads). A ``HoldDecisions``
+        batch among them is validated per column and encoded as the mapper writes each event."""
         to_row = getattr(self.mapper, "to_row", None)
         insert_rows = getattr(self.recorder, "insert_rows", None)
         if to_row is not None and insert_rows is not None:  # the chained SQLite recorder: no StoredEvents
-            insert_rows([to_row(event) for event in events])
+            rows: list = []
+            for event in events:
+                if type(event) is HoldDecisions:
+                    rows.extend(self._decision_rows(to_row).rows(event))
+                else:
+                    rows.append(to_row(event))
+            insert_rows(rows)
             return
         to_stored = self.mapper.to_stored_event
-        self.recorder.insert_events([to_stored(event) for event in events])
+        stored: list[StoredEvent] = []
+        for event in events:
+            if type(event) is HoldDecisions:
+                stored.extend(StoredEvent(*row) for row in self._decision_rows(_as_row(to_stored)).rows(event))
+            else:
+                stored.append(to_stored(event))
+        self.recorder.insert_events(stored)
 
-    def record_in_order(self, events: Sequence[DomainEvent]) -> None:
+    def _decision_rows(self, encode: Any) -> DecisionRows:
+        rows = getattr(self, "_hold_rows", None)
+        if rows is None:
+            rows = self._hold_rows = DecisionRows(encode)
+        return rows
+
+    def record_in_order(self, events: Sequence[DomainEvent | HoldDecisions]) -> None:
         """Append events made by several aggregates, in the order they happened, atomically.
 
         The trading loop's unit of work. A candle already in the log (a second
@@ -120,7 +141,7 @@ class TradingApplication(Application):
         try:
             self._put(kept)
         except IntegrityError as exc:
-            streams = ", ".join(dict.fromkeys(f"{type(e).__name__} {e.originator_id}" for e in kept))
+            streams = ", ".join(dict.fromkeys(f"{type(e).__name__} {getattr(e, 'originator_id', '(batch)')}" for e in kept))
             raise ConcurrencyConflict(
                 f"another writer changed the stream of {streams} first; nothing of this batch was recorded ({exc})"
             ) from None
@@ -325,6 +346,13 @@ def paused_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _as_row(to_stored: Any) -> Any:
+    def encode(event: DomainEvent) -> tuple[Any, int, str, bytes]:
+        s = to_stored(event)
+        return s.originator_id, s.originator_version, s.topic, s.state
+    return encode
 
 
 def _at(meta: EventMeta, occurred_at: datetime) -> EventMeta:
