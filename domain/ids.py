@@ -36,8 +36,12 @@ class DeterministicIds:
 
     def new_id(self) -> uuid.UUID:
         """``uuid.uuid5(seed, str(count))``, built without uuid5's per-call import and UUID checks."""
+        return uuid_from_int(self.new_int())
+
+    def new_int(self) -> int:
+        """The next id as its 128-bit integer (``new_id().int``, without the UUID object)."""
         self.count += 1
         if self._seed_bytes[0] is not self.seed:
             self._seed_bytes = (self.seed, self.seed.bytes)
         digest = _sha1(self._seed_bytes[1] + str(self.count).encode()).digest()
-        return uuid_from_int((int.from_bytes(digest[:16], "big") & _CLEAR_VERSION_VARIANT) | _VERSION_5_VARIANT)
+        return (int.from_bytes(digest[:16], "big") & _CLEAR_VERSION_VARIANT) | _VERSION_5_VARIANT

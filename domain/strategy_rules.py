@@ -14,20 +14,27 @@ arguments: no clock, environment, file or network.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
+
+import numpy as np
 
 from domain.decision import DecisionContext, StrategyDecision, TradeAction, TradeActionKind
 from domain.events import FieldProblem
 
 
-__all__ = ["RulesStrategy", "RulesVerdict"]
+__all__ = ["HOLDING", "INPUT_NAMES", "RulesHolds", "RulesStrategy", "RulesVerdict", "WARMING_UP"]
 
 RATIONALE_LIMIT = 200
 # The indicator values a decision reads; they are recorded as the decision's inputs.
 INPUT_NAMES = ("warmup", "wt1", "wt2", "wt_cross_up", "wt_cross_down", "wt_oversold", "wt_overbought",
                "buy_signal", "sell_signal", "rsi")
+
+WARMING_UP = "warming up: indicators not yet reliable"
+HOLDING = {0: "flat, no entry signal", 1: "long, no exit signal", -1: "short, no exit signal"}
+"""What a HOLD says when it is not warming up, by the sign of the position (its indicator values follow)."""
 
 Indicators = Mapping[str, float | bool | None]
 _isfinite = math.isfinite
@@ -78,7 +85,7 @@ class RulesStrategy:
         # Every value the rules read is one of the inputs: read them there (_scalar once per name).
 
         if inputs["warmup"] is True:
-            return RulesVerdict(_hold("warming up: indicators not yet reliable"), inputs)
+            return RulesVerdict(_hold(WARMING_UP), inputs)
 
         buy = inputs["buy_signal"] is True
         sell = inputs["sell_signal"] is True
@@ -92,20 +99,41 @@ class RulesStrategy:
                 return RulesVerdict(self._enter(TradeActionKind.LONG, f"buy signal: WT cross up oversold ({values})"), inputs)
             if sell and self.allow_shorts:
                 return RulesVerdict(self._enter(TradeActionKind.SHORT, f"sell signal: WT cross down overbought ({values})"), inputs)
-            return RulesVerdict(_hold(f"flat, no entry signal ({values})"), inputs)
+            return RulesVerdict(_hold(f"{HOLDING[0]} ({values})"), inputs)
 
         if position_quantity > 0:
             if sell:
                 return RulesVerdict(_close(f"long exit: sell signal ({values})"), inputs)
             if cross_down_above_zero:
                 return RulesVerdict(_close(f"long exit: WT cross down above 0 ({values})"), inputs)
-            return RulesVerdict(_hold(f"long, no exit signal ({values})"), inputs)
+            return RulesVerdict(_hold(f"{HOLDING[1]} ({values})"), inputs)
 
         if buy:
             return RulesVerdict(_close(f"short exit: buy signal ({values})"), inputs)
         if cross_up_below_zero:
             return RulesVerdict(_close(f"short exit: WT cross up below 0 ({values})"), inputs)
-        return RulesVerdict(_hold(f"short, no exit signal ({values})"), inputs)
+        return RulesVerdict(_hold(f"{HOLDING[-1]} ({values})"), inputs)
+
+    def holds(self, columns: Mapping[str, Sequence[Any]]) -> RulesHolds:
+        """Where ``evaluate`` holds, for every row of a history's indicator columns at once.
+
+        ``columns`` maps each of ``INPUT_NAMES`` to its values, one per candle (numpy arrays or lists, as
+        ``compute_indicators`` gives them); row ``i`` of the result is ``evaluate`` of row ``i`` with a
+        flat, a long or a short position (a test keeps the two equal).
+        """
+        inputs = {name: _scalars(columns[name]) for name in INPUT_NAMES}
+        warm, buy, sell = (_flags(columns[name], inputs[name]) for name in ("warmup", "buy_signal", "sell_signal"))
+        cross_up, cross_down = (_flags(columns[name], inputs[name]) for name in ("wt_cross_up", "wt_cross_down"))
+        wt2 = np.array([v if type(v) is float else np.nan for v in inputs["wt2"]], dtype=float)  # None: no number
+        with np.errstate(invalid="ignore"):
+            above, below = wt2 > 0, wt2 < 0
+        shorting = sell if self.allow_shorts else np.zeros_like(sell)
+        return RulesHolds(
+            inputs=inputs, warmup=warm,
+            flat=warm | ~(buy | shorting),
+            long=warm | ~(sell | (cross_down & above)),
+            short=warm | ~(buy | (cross_up & below)),
+        )
 
     def _enter(self, kind: TradeActionKind, rationale: str) -> TradeAction:
         return TradeAction(
@@ -115,6 +143,54 @@ class RulesStrategy:
             stop_loss_pct=self.stop_loss_pct,
             rationale=_clip(rationale),
         )
+
+
+@dataclass(frozen=True)
+class RulesHolds:
+    """Where the rules hold over a whole history (``RulesStrategy.holds``): per row, by the position's sign."""
+
+    inputs: dict[str, list[float | bool | None]]
+    """The recorded inputs of each row, per name (``position_quantity`` is the caller's)."""
+    warmup: np.ndarray
+    flat: np.ndarray
+    long: np.ndarray
+    short: np.ndarray
+
+    def by_sign(self, sign: int) -> np.ndarray:
+        """The rows that hold with a position of this sign (0 flat, 1 long, -1 short)."""
+        return self.flat if sign == 0 else (self.long if sign > 0 else self.short)
+
+    def rationale(self, row: int, sign: int) -> str:
+        """The rationale of the HOLD at ``row`` with a position of this sign (as ``evaluate`` writes it)."""
+        if self.warmup[row]:
+            return WARMING_UP
+        inputs = self.inputs
+        return _clip(f"{HOLDING[sign]} (wt1={_one_decimal(inputs['wt1'][row])}, wt2={_one_decimal(inputs['wt2'][row])}, "
+                     f"rsi={_one_decimal(inputs['rsi'][row])})")
+
+
+def _is_float_array(column: Any) -> bool:
+    return getattr(column, "dtype", None) is not None and column.dtype.kind == "f"
+
+
+def _scalars(column: Any) -> list[float | bool | None]:
+    """``_scalar`` of every value of a column (a float array: its non-finite values become None)."""
+    if _is_float_array(column):
+        array = np.asarray(column, dtype=float)
+        values = array.tolist()
+        for i in np.flatnonzero(~np.isfinite(array)).tolist():
+            values[i] = None
+        return values
+    if getattr(column, "dtype", None) is not None and column.dtype.kind == "b":
+        return np.asarray(column).tolist()
+    return [_scalar(v) for v in column]
+
+
+def _flags(column: Any, scalars: list) -> np.ndarray:
+    """Rows whose value is True (what ``evaluate`` reads as a set flag)."""
+    if getattr(column, "dtype", None) is not None and column.dtype.kind == "b":
+        return np.asarray(column, dtype=bool)
+    return np.array([v is True for v in scalars], dtype=bool)
 
 
 def _hold(rationale: str) -> TradeAction:

@@ -26,6 +26,7 @@ from decimal import Decimal
 import pandas as pd
 
 from application.trading.candle_history import LoggedCandles
+from application.trading.quiet_candles import QuietCandles
 from application.trading.run_end import end_run_anyway
 from application.trading.loop import DeterministicIds, LoopSettings, RunSummary, TradingLoop
 from application.ports import DecisionModel, ExchangeGateway
@@ -158,11 +159,12 @@ def run_planned_backtest(
     indicator_params: IndicatorParams | None = None,
 ) -> RunSummary:
     """Run the loop over the plan's candles, which are in the log already: no CandleClosed is written."""
-    indicators = PrecomputedIndicators(compute_indicators(frame_of(plan.warmup + plan.candles), indicator_params))
-    loop = TradingLoop(store, exchange, strategy, indicators, settings, run_id, DeterministicIds(run_id),
+    frame = compute_indicators(frame_of(plan.warmup + plan.candles), indicator_params)
+    loop = TradingLoop(store, exchange, strategy, PrecomputedIndicators(frame), settings, run_id, DeterministicIds(run_id),
                        RunMode.BACKTEST, record_candles=False)
     loop.warm(plan.warmup)
-    return _drive(loop, store, plan.candles, initial_balance, config_hash, code_version, progress)
+    quiet = QuietCandles.of(loop, frame, len(plan.warmup))
+    return _drive(loop, store, plan.candles, initial_balance, config_hash, code_version, progress, quiet)
 
 
 def run_backtest(
@@ -189,21 +191,23 @@ def run_backtest(
 
 
 def _drive(loop: TradingLoop, store: TradingApplication, candles: Sequence[Candle], initial_balance: Decimal,
-           config_hash: str, code_version: str, progress: Callable[[int], None] | None) -> RunSummary:
+           config_hash: str, code_version: str, progress: Callable[[int], None] | None,
+           quiet: QuietCandles | None = None) -> RunSummary:
     loop.start(candles[0].start, initial_balance, config_hash, code_version, candles[0].start, candles[-1].end)
     status, reason = "completed", "end of data"
+    ticks = _Ticks(progress, 1000 if quiet is None else 50_000)  # the rules leave no cycles behind
     try:
         # Each candle allocates some hundred short-lived objects, none in a cycle; the cyclic
         # collector would otherwise run every few candles and now and then walk the whole history.
         # The young generations are still collected every 1,000 candles (a strategy that does I/O
         # may leave cycles behind).
         with paused_gc():
-            for i, candle in enumerate(candles, 1):
-                loop.step(candle)
-                if i % 1000 == 0:
-                    gc.collect(1)
-                if progress is not None and i % 500 == 0:
-                    progress(500)
+            if quiet is not None:  # the rules over recorded candles: the quiet ones skipped (quiet_candles.py)
+                quiet.drive(candles, ticks)
+            else:
+                for candle in candles:
+                    loop.step(candle)
+                    ticks(1)
         loop.flush()  # the last batch: a store that refuses it fails the run here, not in finish
     except BaseException as exc:
         status, reason = ("stopped", "interrupted") if isinstance(exc, KeyboardInterrupt) else ("failed", repr(exc)[:300])
@@ -214,3 +218,19 @@ def _drive(loop: TradingLoop, store: TradingApplication, candles: Sequence[Candl
         progress(len(candles) % 500)
     return loop.finish(candles[-1].end, status, reason)
 
+
+class _Ticks:
+    """Candles done: the young generations collected every ``collect_every``, progress reported every 500."""
+
+    def __init__(self, progress: Callable[[int], None] | None, collect_every: int):
+        self.progress = progress
+        self.collect_every = collect_every
+        self.done = 0
+
+    def __call__(self, count: int) -> None:
+        before, self.done = self.done, self.done + count
+        if before // self.collect_every != self.done // self.collect_every:
+            gc.collect(1)
+        if self.progress is not None:
+            for _ in range(self.done // 500 - before // 500):
+                self.progress(500)

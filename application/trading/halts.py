@@ -26,6 +26,18 @@ class Breakers:
         return self._fleet if self._fleet is not None and self._fleet.halted and not (
             self._control is not None and self._control.halted) else self._control
 
+    @property
+    def halt_holds(self) -> bool:
+        """True when the run is halted until an operator resumes it (an operator's halt or the drawdown
+        breaker's P0): no candle lifts it."""
+        control = self._halt
+        return control is not None and control.halted and (not control.halted_by_risk or control.severity is Severity.P0)
+
+    @property
+    def halted_now(self) -> bool:
+        control = self._halt
+        return control is not None and control.halted
+
     def refresh_control(self, control: TradingControl | None, fleet: TradingControl | None = None) -> None:
         """The bot's control (and every bot's) as just read from the log (an operator may have halted or resumed)."""
         if self.mode is not RunMode.BACKTEST and (control is not None or fleet is not None):

@@ -188,11 +188,16 @@ class TradingLoop(Breakers):
         self.candle_done()
         return decided
 
-    def candle_done(self) -> None:
-        """Count the candle towards the next flush (every ``flush_every`` candles)."""
-        self._since_flush += 1
+    def candle_done(self, count: int = 1) -> None:
+        """Count candles towards the next flush (every ``flush_every`` candles)."""
+        self._since_flush += count
         if self._since_flush >= self.settings.flush_every:
             self.flush()
+
+    @property
+    def flush_room(self) -> int:
+        """How many more candles the buffer takes before the next flush."""
+        return max(self.settings.flush_every - self._since_flush, 1)
 
     def _record_decision(self, decision_id: uuid.UUID, decided: StrategyDecision, candle: Candle, at: datetime) -> Decision:
         meta = EventMeta(at, f"strategy:{decided.strategy}", decision_id, None, self.run_id)

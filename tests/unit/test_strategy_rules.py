@@ -122,3 +122,35 @@ def test_same_inputs_give_the_same_decision():
 def test_out_of_range_parameters_are_refused(params):
     with pytest.raises(FieldProblem):
         RulesStrategy(**params)
+
+
+@pytest.mark.parametrize("allow_shorts", [False, True])
+def test_holds_over_a_whole_history_are_evaluate_row_by_row(allow_shorts):
+    """RulesStrategy.holds (columns, vectorised) == evaluate on each row, flat, long and short: the same HOLDs,
+    the same rationales and inputs; NaN, infinities and a missing flag count as no signal."""
+    from application.trading.backtest import frame_of, candles_of
+    from domain.indicators.cipher import compute_indicators
+    from domain.strategy_rules import INPUT_NAMES
+    from infrastructure.candles.files import bundled_candles_path, read_candle_file
+
+    frame = read_candle_file(bundled_candles_path()).frame.iloc[:3000]
+    indicators = compute_indicators(frame_of(candles_of(frame, "BTC-USD", "1h")))
+    columns = {name: indicators[name].to_numpy() for name in INPUT_NAMES}
+    columns["wt2"] = columns["wt2"].copy()
+    columns["wt2"][[200, 201]] = [np.inf, np.nan]
+    columns["rsi"] = columns["rsi"].copy()
+    columns["rsi"][300] = -np.inf
+    columns["sell_signal"] = columns["sell_signal"].astype(object)
+    columns["sell_signal"][400] = None
+    strategy = RulesStrategy(allow_shorts=allow_shorts)
+    holds = strategy.holds(columns)
+    assert len(holds.flat) == 3000 and holds.flat.sum() > 2500 and not holds.flat.all() and not holds.long.all()
+    for sign, quantity in ((0, D(0)), (1, D("0.5")), (-1, D("-0.5"))):
+        for row in range(3000):
+            verdict = strategy.evaluate({name: values[row] for name, values in columns.items()}, quantity)
+            held = verdict.action.action is TradeActionKind.HOLD
+            assert bool(holds.by_sign(sign)[row]) == held, (sign, row)
+            if held:
+                assert holds.rationale(row, sign) == verdict.action.rationale
+            assert {name: holds.inputs[name][row] for name in INPUT_NAMES} == \
+                {k: v for k, v in verdict.inputs.items() if k != "position_quantity"}

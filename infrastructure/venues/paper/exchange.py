@@ -210,6 +210,11 @@ class PaperExchange:
     def bracket(self, product: str) -> Bracket | None:
         return self._brackets.get(product)
 
+    def idle(self, product: str) -> bool:
+        """True when a candle of ``product`` can change nothing here: no resting order, no bracket armed
+        (``on_candle`` would report nothing; a backtest then skips asking it)."""
+        return not self._resting and self._brackets.get(product) is None
+
     @property
     def open_order_ids(self) -> tuple[uuid.UUID, ...]:
         return tuple(self._resting)

@@ -1,0 +1,129 @@
+"""A backtest of the rules strategy that runs the sequential loop only where a position, an order, a halt
+or a signal makes it matter.
+
+The rules' HOLDs are known for the whole history at once (``RulesStrategy.holds``, vectorised over the
+indicator columns and kept equal to ``evaluate`` by a test). Each candle the loop advances through
+(``TradingLoop.advance``: fills, triggers, the equity point, the breakers) is decided by the strategy
+itself when the rules act there (``TradingLoop.decide``), and otherwise recorded as a HOLD from the
+columns (``domain.hold_decisions.HoldDecisions``, validated per batch) instead of one model per candle.
+
+While the run is flat, the exchange idle and the halt state cannot change, the candles up to the next
+entry signal change nothing but the log and the book's days, so the loop does not advance through each:
+
+- the equity is the cash, constant, so the book's equity points repeat one figure: only the first point
+  of each UTC day and the points within the rapid-loss window of the stretch's last candle are made
+  (``RunBook.decided``); the others would leave nothing the book keeps;
+- the breakers cannot trip: they did not at the stretch's first candle, which the loop advanced through
+  unhalted at this equity, and with a constant equity the rapid-loss drop can only shrink as older points
+  leave the window while the loss streak and the drawdown stay as they were; a halt that waits for an
+  operator (the drawdown breaker's) does nothing per candle;
+- the exchange has nothing to fill or trigger (``PaperExchange.idle``).
+
+The events are those the sequential loop writes, in the same order, with the same ids
+(tests/integration/test_backtest_pinned.py, and tests/integration/test_quiet_candles.py against the
+sequential loop over the same plans).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from application.trading.loop import TradingLoop
+from domain.control import RunMode
+from domain.market import Candle
+from domain.strategy_rules import INPUT_NAMES, RulesHolds, RulesStrategy
+
+
+BATCH_CANDLES = 20_000
+"""Candles per transaction at least: a quiet candle is one HOLD row, so a transaction per ``flush_every``
+(500 for `tradecore backtest`) would spend most of the run committing. A backtest's exchange is in memory
+and nothing outside waits on its log; a run killed mid-batch loses that batch, and the next writer ends
+it as abandoned, as before (application/trading/dead_runs.py). The durability settings are unchanged."""
+
+
+class QuietCandles:
+    """Drives a backtest's loop over its candles, skipping the quiet ones (see the module's docstring)."""
+
+    def __init__(self, loop: TradingLoop, holds: RulesHolds, first_row: int):
+        self.loop = loop
+        self.holds = holds
+        self.first_row = first_row  # the indicator row of the first candle (the warm-up comes before it)
+        self._acts = np.flatnonzero(~holds.flat)  # the rows where the rules enter from flat
+
+    @classmethod
+    def of(cls, loop: TradingLoop, indicators: pd.DataFrame, first_row: int) -> QuietCandles | None:
+        """The driver for a backtest of the rules strategy over recorded candles; None when the loop's
+        strategy, exchange or ids are not ones it knows to be quiet (the loop then steps every candle)."""
+        if (type(loop.strategy) is not RulesStrategy or loop.mode is not RunMode.BACKTEST or loop.record_candles
+                or not callable(getattr(loop.exchange, "idle", None)) or not hasattr(loop.ids, "new_int")):
+            return None
+        holds = loop.strategy.holds({name: indicators[name].to_numpy() for name in INPUT_NAMES})
+        loop.settings = replace(loop.settings, flush_every=max(loop.settings.flush_every, BATCH_CANDLES))
+        return cls(loop, holds, first_row)
+
+    def drive(self, candles: Sequence[Candle], tick: Callable[[int], None]) -> None:
+        """Every candle, in order; ``tick(n)`` after each ``n`` done."""
+        loop, holds, product = self.loop, self.holds, self.loop.settings.product
+        idle = loop.exchange.idle
+        n, i = len(candles), 0
+        while i < n:
+            candle, row = candles[i], i + self.first_row
+            was_halted = loop.halted_now
+            equity = loop.advance(candle)
+            quantity = loop.portfolio.position(product).quantity
+            sign = (quantity > 0) - (quantity < 0)
+            if not holds.by_sign(sign)[row]:
+                loop.decide(candle, equity)
+                i += 1
+                tick(1)
+                continue
+            text = str(quantity)
+            self._hold(candle, row, text, holds.rationale(row, sign))
+            loop.candle_done()
+            i += 1
+            tick(1)
+            quiet_halt = loop.halt_holds or not (was_halted or loop.halted_now)
+            if sign == 0 and quiet_halt and idle(product):
+                stop = min(n, self._next_entry(row + 1) - self.first_row)
+                if stop > i:
+                    self._fast_forward(candles, i, stop, text)
+                    tick(stop - i)
+                    i = stop
+
+    def _hold(self, candle: Candle, row: int, quantity: str, rationale: str) -> None:
+        loop = self.loop
+        loop.hold_batch(self.holds.inputs).add(loop.ids.new_int(), candle.end, candle.start, row, quantity, rationale)
+        loop.summary.decisions += 1
+
+    def _next_entry(self, row: int) -> int:
+        acts = self._acts
+        at = int(np.searchsorted(acts, row))
+        return int(acts[at]) if at < len(acts) else 1 << 62
+
+    def _fast_forward(self, candles: Sequence[Candle], start: int, stop: int, quantity: str) -> None:
+        """Candles ``[start, stop)`` of a flat, idle, unchanging run: HOLDs, the book's days and its window."""
+        loop, holds, first_row = self.loop, self.holds, self.first_row
+        book, product, summary = loop.book, loop.settings.product, loop.summary
+        tail = candles[stop - 1].end - book.rapid_loss_window  # points from here on stay in the window
+        day = book.current.day
+        new_int, rationale, inputs = loop.ids.new_int, holds.rationale, holds.inputs
+        k = start
+        while k < stop:
+            end = min(stop, k + loop.flush_room)
+            add = loop.hold_batch(inputs).add
+            for m in range(k, end):
+                candle = candles[m]
+                at = candle.end
+                if at >= tail or at.date() != day:
+                    book.step(at, product, candle.close)
+                    book.decided(at)
+                    day = book.current.day
+                add(new_int(), at, candle.start, m + first_row, quantity, rationale(m + first_row, 0))
+            summary.candles += end - k
+            summary.decisions += end - k
+            loop.candle_done(end - k)
+            k = end
