@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from api.http.auth import TokenBook
 from api.http.errors import install_error_handlers
 from api.http.methods import AnswerOptions
+from api.http.reading import Answers
 from api.http.readmodel import ReadModelAccess
 
 
@@ -52,6 +53,7 @@ class NodeContext:
     version: str = "0+unknown"
     metrics: Any = None
     health_probe: Any = None  # built on the first /health (api/http/health.py)
+    answers: Answers = field(default_factory=Answers)  # the read answers being computed (api/http/reading.py)
 
 
 def create_app(

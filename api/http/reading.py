@@ -1,14 +1,21 @@
-"""What the read routes share: the run a view describes, paging limits, and cached JSON answers."""
+"""What the read routes share: the run a view describes, paging limits, and cached JSON answers.
+
+A JSON answer is computed at most once per read-model position: requests that ask for it while it is being
+computed wait for that computation, and at most ``READ_THREADS`` answers are computed at once (DuckDB queries in
+worker threads), so a burst of requests right after a page neither repeats work nor crowds out the projector.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Query
-from starlette.concurrency import run_in_threadpool
 
 from api.http.errors import BadParameter, Missing
 from api.http.jsonio import JsonBytes, dumps
@@ -23,6 +30,8 @@ RunId = Query(None, description="the run (default: the active paper/live run, el
 BOT_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$"  # trading.bot_id's shape
 Bot = Query(None, pattern=BOT_PATTERN, description="the bot (`GET /bots`): its active run, else its latest; "
             "with run_id, the run must be the bot's")
+
+READ_THREADS = max(2, min(4, os.cpu_count() or 2))  # answers computed at once
 
 RUN_COLUMNS = ("run_id::VARCHAR AS run_id, mode, product, granularity, strategy, status, started_at, ended_at, bot_id")
 
@@ -49,11 +58,46 @@ def choose_run(node, run_id: uuid.UUID | None, bot: str | None = None) -> dict[s
 
 
 async def cached_json(node, key: Any, compute: Callable[[], Any]) -> JsonBytes:
-    """The JSON answer for ``key`` at the read model's position: from the cache, or computed once in a thread."""
-    body = node.access.peek(key)
-    if body is None:
-        body = await run_in_threadpool(node.access.cached, key, lambda: dumps(compute()))
+    """The JSON answer for ``key`` at the read model's position: from the cache, from the computation of it already
+    under way, or computed once in a worker thread."""
+    return await cached_bytes(node, key, lambda: dumps(compute()))
+
+
+async def cached_bytes(node, key: Any, compute: Callable[[], bytes]) -> JsonBytes:
+    """``cached_json`` for a ``compute`` that returns the JSON bytes itself (api/http/fleet.py keeps its siblings')."""
+    access = node.access
+    body = access.peek(key)
+    if body is not None:
+        return JsonBytes(body)
+    position, answers = access.position, node.answers
+    pending = answers.computing.get(key)
+    if pending is not None and pending[0] == position:
+        body = await asyncio.shield(pending[1])
+        if body is not None:
+            return JsonBytes(body)
+    waiting = asyncio.get_running_loop().create_future()
+    answers.computing[key] = (position, waiting)
+    try:
+        body = await anyio.to_thread.run_sync(access.cached, key, compute, limiter=answers.limiter())
+    finally:
+        waiting.set_result(body)  # None after an error: a waiter computes it itself (and meets the error itself)
+        if answers.computing.get(key, (None, None))[1] is waiting:
+            del answers.computing[key]
     return JsonBytes(body)
+
+
+class Answers:
+    """The answers being computed (key -> (position, future)) and the limit on computing them at once."""
+
+    def __init__(self, threads: int = READ_THREADS):
+        self.computing: dict[Any, tuple[int, asyncio.Future]] = {}
+        self.threads = threads
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    def limiter(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:  # made inside the event loop that uses it
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return self._limiter
 
 
 def utc(moment: datetime | None, name: str) -> datetime | None:

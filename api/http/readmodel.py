@@ -100,6 +100,15 @@ class ReadModelAccess:
         self._cache[key] = (at, value)
         return value
 
+    def keep(self, at: int, values: dict[Any, Any]) -> None:
+        """Keep ``values`` (key -> value) as computed at position ``at`` (dropped if the read model has moved)."""
+        if at != self.position:
+            return
+        if len(self._cache) + len(values) > _CACHE_ENTRIES:
+            self._cache.clear()
+        for key, value in values.items():
+            self._cache[key] = (at, value)
+
     def peek(self, key: Any) -> Any:
         """The cached value for ``key`` at the current position, or None (no computing)."""
         hit = self._cache.get(key)

@@ -98,3 +98,28 @@ def test_alerts_of_one_bot(node):
     mine = node.client.get("/alerts?bot=eth-probation", headers=auth("viewer")).json()["items"]
     assert [a["message"] for a in mine] == ["eth-probation: disk 85%"]
     assert len(node.client.get("/alerts", headers=auth("viewer")).json()["items"]) == 2
+
+
+def test_every_bots_answers_computed_together_equal_each_runs_own(node):
+    """The first ?bot= request after a page computes every bot's answer in one go (api/http/fleet.py): each must be
+    what that bot's run alone gives (?run_id=), and the other bots' answers are kept at that position."""
+    runs = {"paper-btc-usd": paper_bot(node, "paper-btc-usd", "BTC-USD", fill=True),
+            "eth-probation": paper_bot(node, "eth-probation", "ETH-USD"),
+            "sol-one": paper_bot(node, "sol-one", "SOL-USD", fill=True)}
+    node.catch_up()
+    access = node.access
+    for query in ("/positions", "/positions?include_flat=false", "/positions?limit=1&offset=0", "/risk/metrics"):
+        joiner = "&" if "?" in query else "?"
+        first = node.client.get(f"{query}{joiner}bot=paper-btc-usd", headers=auth("viewer"))
+        assert first.status_code == 200, first.text
+        name = "risk" if query == "/risk/metrics" else "positions"
+        assert any(k[0] == name and k[2] == "sol-one" for k in access._cache), (query, "the other bots' were not kept")
+        for bot, run_id in runs.items():
+            together = node.client.get(f"{query}{joiner}bot={bot}", headers=auth("viewer")).json()
+            alone = node.client.get(f"{query}{joiner}run_id={run_id}", headers=auth("viewer")).json()
+            assert together == alone, (query, bot)
+            assert together["run"]["run_id"] == str(run_id)
+    risk = node.client.get("/risk/metrics?bot=sol-one", headers=auth("viewer")).json()
+    assert risk["exposure"] is not None and Decimal(risk["exposure"]) > 0  # its filled order counts
+    positions = node.client.get("/positions?bot=sol-one", headers=auth("viewer")).json()["items"]
+    assert [(p["product"], p["side"]) for p in positions] == [("SOL-USD", "long")]

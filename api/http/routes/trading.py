@@ -10,39 +10,22 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request
 
-from api.http import schemas
+from api.http import fleet, schemas
 from api.http.auth import VIEWER
 from api.http.errors import COMMON_RESPONSES, NOT_FOUND, BadParameter
 from api.http.reading import (
-    MAX_LIMIT, Before, Bot, Limit, Offset, RunId, choose_run, cached_json, page_after,
+    MAX_LIMIT, Before, Bot, Limit, Offset, RunId, choose_run, cached_bytes, cached_json, page_after,
 )
 from domain.order_states import TERMINAL
 
 router = APIRouter(tags=["trading"], responses={**COMMON_RESPONSES, **NOT_FOUND})
-ZERO = Decimal(0)
-HUNDRED = Decimal(100)
-
-
-def _side(quantity: Decimal) -> str:
-    return "long" if quantity > 0 else "short" if quantity < 0 else "flat"
 
 
 def positions_view(node, run_id, include_flat: bool, limit: int, offset: int, bot: str | None = None) -> dict:
     run = choose_run(node, run_id, bot)
-    items: list[dict] = []
-    if run is not None:
-        rows = node.access.rows(
-            "SELECT product, quantity, average_entry, entry_cost, mark_price, unrealized_pnl, realized_pnl, fees, updated_at "
-            f"FROM positions WHERE run_id = ?::UUID {'' if include_flat else 'AND quantity <> 0'} "
-            "ORDER BY product LIMIT ? OFFSET ?", [run["run_id"], limit + 1, offset])
-        for r in rows:
-            quantity = Decimal(r["quantity"])
-            mark = r["mark_price"]
-            items.append({**r, "side": _side(quantity),
-                          "notional": None if mark is None else abs(quantity) * Decimal(mark)})
-    more = len(items) > limit
-    return {"run": run, "as_of_position": node.access.position, "items": items[:limit],
-            "next_offset": offset + limit if more else None}
+    if run is None:
+        return {"run": None, "as_of_position": node.access.position, "items": [], "next_offset": None}
+    return fleet.positions_views(node, [run], include_flat, limit, offset)[run["run_id"]]
 
 
 @router.get("/positions", response_model=schemas.PositionsPage, summary="current positions of a run, per product")
@@ -50,61 +33,28 @@ async def positions(request: Request, run_id: uuid.UUID | None = RunId, bot: str
                     include_flat: bool = Query(True, description="also list products whose position is closed"),
                     limit: int = Limit, offset: int = Offset, _caller=VIEWER):
     node = request.app.state.node
-    return await cached_json(node, ("positions", run_id, bot, include_flat, limit, offset),
-                             lambda: positions_view(node, run_id, include_flat, limit, offset, bot))
+    key = ("positions", run_id, bot, include_flat, limit, offset)
+    if run_id is None and bot is not None:  # every bot's at once (api/http/fleet.py)
+        return await cached_bytes(node, key, lambda: fleet.for_every_bot(
+            node, bot, lambda b: ("positions", None, b, include_flat, limit, offset),
+            lambda runs: fleet.positions_views(node, runs, include_flat, limit, offset)))
+    return await cached_json(node, key, lambda: positions_view(node, run_id, include_flat, limit, offset, bot))
 
 
 def risk_view(node, run_id, bot: str | None = None) -> dict:
     """The run's latest UTC day as the run book measured it (pnl_daily and risk_usage rows; domain/run_book.py)."""
-    access, settings = node.access, node.settings
     run = choose_run(node, run_id, bot)
-    limits = {
-        "max_daily_loss_pct": settings.risk.max_daily_loss_pct, "max_position_size_pct": settings.risk.max_position_size_pct,
-        "max_concurrent_positions": settings.risk.max_concurrent_positions, "max_leverage": settings.risk.max_leverage,
-        "min_balance": settings.risk.min_balance, "rapid_loss_pct": settings.risk.rapid_loss_pct,
-        "max_consecutive_losses": settings.risk.max_consecutive_losses, "max_drawdown_pct": settings.risk.max_drawdown_pct,
-    }
-    view = {"run": run, "as_of_position": access.position, "day": None, "equity": None, "day_start_equity": None,
-            "end_equity": None, "day_pnl": None, "realized_pnl": None, "fees": None,
-            "daily_loss_pct": None, "worst_daily_loss_pct": None, "max_daily_loss_pct": settings.risk.max_daily_loss_pct,
-            "pct_of_limit_used": None, "daily_loss_breached": False, "exposure": None, "exposure_pct": None,
-            "open_positions": 0, "drawdown_pct": None, "max_drawdown_pct": None, "run_max_drawdown_pct": None,
-            "peak_equity": None, "risk_score": None, "risk_level": None, "refusals_today": {}, "limits": limits,
-            "max_drawdown_limit_pct": settings.risk.max_drawdown_pct, "drawdown_breaker": None}
     if run is None:
-        return view
-    usage = access.one("SELECT * FROM risk_usage WHERE run_id = ?::UUID ORDER BY day DESC LIMIT 1", [run["run_id"]])
-    day = usage and access.one("SELECT * FROM pnl_daily WHERE run_id = ?::UUID AND day = ?", [run["run_id"], usage["day"]])
-    curve = access.one(
-        "SELECT equity, peak_equity, drawdown_pct, (SELECT max(drawdown_pct) FROM equity_curve WHERE run_id = ?::UUID) AS worst "
-        "FROM equity_curve WHERE run_id = ?::UUID ORDER BY candle_start DESC LIMIT 1", [run["run_id"], run["run_id"]])
-    if usage and day:
-        equity = Decimal(usage["equity"] or ZERO)
-        exposure = Decimal(usage["exposure"] or ZERO)
-        exposure_pct = exposure / equity * HUNDRED if equity else None
-        view.update(day=usage["day"].isoformat(), equity=day["end_equity"], end_equity=day["end_equity"],
-                    day_start_equity=day["day_start_equity"], day_pnl=day["day_pnl"], realized_pnl=day["realized_pnl"],
-                    fees=day["fees"], daily_loss_pct=day["daily_loss_pct"],
-                    worst_daily_loss_pct=day["worst_daily_loss_pct"], max_daily_loss_pct=usage["max_daily_loss_pct"],
-                    pct_of_limit_used=usage["pct_of_limit_used"], daily_loss_breached=bool(usage["max_daily_loss_breached"]),
-                    exposure=exposure, exposure_pct=None if exposure_pct is None else exposure_pct.quantize(Decimal("0.0001")),
-                    open_positions=int(usage["open_positions"] or 0), max_drawdown_pct=day["max_drawdown_pct"],
-                    risk_score=int(day["risk_score"]), risk_level=day["risk_level"])
-        refusals = access.rows("SELECT rule, count(*) AS n FROM risk_assessments WHERE run_id = ?::UUID AND NOT approved "
-                               "AND occurred_at::DATE = ? GROUP BY rule ORDER BY rule", [run["run_id"], usage["day"]])
-        view["refusals_today"] = {r["rule"] or "unknown": int(r["n"]) for r in refusals}
-    if curve:
-        view.update(drawdown_pct=curve["drawdown_pct"], run_max_drawdown_pct=curve["worst"], peak_equity=curve["peak_equity"])
-    tripped = access.one("SELECT occurred_at, reason FROM controls WHERE run_id = ?::UUID AND action = 'halt' "
-                         "AND reason LIKE 'max_drawdown:%' ORDER BY notification_id DESC LIMIT 1", [run["run_id"]])
-    if tripped:  # the drawdown breaker (risk.max_drawdown_pct) halted the run
-        view["drawdown_breaker"] = {"tripped_at": tripped["occurred_at"].isoformat(), "reason": tripped["reason"]}
-    return view
+        return fleet.empty_risk(node.access.position, node.settings.risk, None)
+    return fleet.risk_views(node, [run])[run["run_id"]]
 
 
 @router.get("/risk/metrics", response_model=schemas.RiskMetrics, summary="daily loss used against the limit, exposure, drawdown")
 async def risk_metrics(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot, _caller=VIEWER):
     node = request.app.state.node
+    if run_id is None and bot is not None:  # every bot's at once (api/http/fleet.py)
+        return await cached_bytes(node, ("risk", None, bot), lambda: fleet.for_every_bot(
+            node, bot, lambda b: ("risk", None, b), lambda runs: fleet.risk_views(node, runs)))
     return await cached_json(node, ("risk", run_id, bot), lambda: risk_view(node, run_id, bot))
 
 

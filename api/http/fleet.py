@@ -1,0 +1,147 @@
+"""Bot-scoped answers for the whole fleet at once: one query per table over every bot's run.
+
+A read node behind a fleet's dashboards is asked one question per bot (``GET /risk/metrics?bot=fleet-07``), and
+each page the projector commits makes every kept answer stale. On these small tables a DuckDB query costs about
+the same for twenty runs as for one (its fixed cost dominates: about a millisecond, and a risk answer takes six),
+so the first bot-scoped request after a page computes that answer for every bot's run in one go and keeps all of
+them at the read model's position (``ReadModelAccess.keep``): the other bots' requests find theirs. A view of one
+run (``?run_id=``, or no bot) is the same computation over one run, so both ways answer alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from decimal import Decimal
+from typing import Any
+
+from api.http.jsonio import dumps
+from api.http.reading import RUN_COLUMNS, choose_run
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+_RUNS = "run_id IN (SELECT unnest(?::VARCHAR[])::UUID)"
+
+
+def bots_runs(access) -> dict[str, dict]:
+    """Each bot's run as ``choose_run(node, None, bot)`` picks it: its active paper/live run, else its latest."""
+    rows = access.rows(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE bot_id IS NOT NULL QUALIFY row_number() OVER (PARTITION BY bot_id "
+        "ORDER BY (mode <> 'backtest' AND ended_at IS NULL) DESC, started_at DESC, run_id DESC) = 1")
+    return {r["bot_id"]: r for r in rows}
+
+
+def for_every_bot(node, bot: str, key: Callable[[str], Hashable], views: Callable[[list[dict]], dict[str, dict]]) -> bytes:
+    """``bot``'s answer (JSON bytes), the other bots' kept under ``key(their bot)`` at the same position.
+
+    ``views(runs)`` maps each run's id to its view. A bot the read model does not know is answered by
+    ``choose_run`` (404 unknown_bot), as for one run.
+    """
+    access = node.access
+    at = access.position
+    runs = access.cached(("bots-runs",), lambda: bots_runs(access))
+    if bot not in runs:
+        run = choose_run(node, None, bot)  # 404, or a run that appeared since: answer it alone
+        return dumps(views([run])[run["run_id"]])
+    answers = {b: dumps(view) for b, view in _by_bot(runs, views(list(runs.values()))).items()}
+    access.keep(at, {key(b): body for b, body in answers.items() if b != bot})
+    return answers[bot]
+
+
+def _by_bot(runs: dict[str, dict], views: dict[str, dict]) -> dict[str, dict]:
+    return {b: views[run["run_id"]] for b, run in runs.items()}
+
+
+def _side(quantity: Decimal) -> str:
+    return "long" if quantity > 0 else "short" if quantity < 0 else "flat"
+
+
+def positions_views(node, runs: list[dict], include_flat: bool, limit: int, offset: int) -> dict[str, dict]:
+    """The ``GET /positions`` answer of each run (its positions by product, ``limit`` from ``offset``)."""
+    access = node.access
+    position = access.position  # before reading: the answer shows at least this position
+    rows = access.rows(
+        "SELECT run_id::VARCHAR AS run_key, product, quantity, average_entry, entry_cost, mark_price, unrealized_pnl, "
+        f"realized_pnl, fees, updated_at FROM positions WHERE {_RUNS} {'' if include_flat else 'AND quantity <> 0'} "
+        "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY product) BETWEEN ? AND ? ORDER BY run_id, product",
+        [[r["run_id"] for r in runs], offset + 1, offset + limit + 1])
+    items: dict[str, list[dict]] = {r["run_id"]: [] for r in runs}
+    for r in rows:
+        run_key = r.pop("run_key")
+        quantity = Decimal(r["quantity"])
+        mark = r["mark_price"]
+        items[run_key].append({**r, "side": _side(quantity),
+                               "notional": None if mark is None else abs(quantity) * Decimal(mark)})
+    return {run["run_id"]: {"run": run, "as_of_position": position, "items": items[run["run_id"]][:limit],
+                            "next_offset": offset + limit if len(items[run["run_id"]]) > limit else None}
+            for run in runs}
+
+
+def _latest(access, sql: str, ids: list[str]) -> dict[str, dict]:
+    return {r.pop("run_key"): r for r in access.rows(sql, [ids])}
+
+
+def risk_views(node, runs: list[dict]) -> dict[str, dict]:
+    """The ``GET /risk/metrics`` answer of each run: its latest UTC day as the run book measured it (pnl_daily and
+    risk_usage rows; domain/run_book.py), its drawdown and the drawdown breaker."""
+    access, risk = node.access, node.settings.risk
+    position = access.position  # before reading: the answer shows at least this position
+    ids = [r["run_id"] for r in runs]
+    last_day = f"SELECT run_id, max(day) AS day FROM risk_usage WHERE {_RUNS} GROUP BY run_id"
+    usages = _latest(access, f"SELECT run_id::VARCHAR AS run_key, * FROM risk_usage WHERE {_RUNS} "
+                             "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY day DESC) = 1", ids)
+    days = _latest(access, f"SELECT p.run_id::VARCHAR AS run_key, p.* FROM pnl_daily p JOIN ({last_day}) u "
+                           "ON p.run_id = u.run_id AND p.day = u.day", ids)
+    curves = _latest(access, "SELECT run_id::VARCHAR AS run_key, equity, peak_equity, drawdown_pct, "
+                             f"max(drawdown_pct) OVER (PARTITION BY run_id) AS worst FROM equity_curve WHERE {_RUNS} "
+                             "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY candle_start DESC, "
+                             "notification_id DESC) = 1", ids)
+    refusals: dict[str, dict[str, int]] = {}
+    for r in access.rows(f"SELECT a.run_id::VARCHAR AS run_key, a.rule, count(*) AS n FROM risk_assessments a "
+                         f"JOIN ({last_day}) u ON a.run_id = u.run_id AND a.occurred_at::DATE = u.day "
+                         "WHERE NOT a.approved GROUP BY a.run_id, a.rule ORDER BY a.rule", [ids]):
+        refusals.setdefault(r["run_key"], {})[r["rule"] or "unknown"] = int(r["n"])
+    tripped = _latest(access, f"SELECT run_id::VARCHAR AS run_key, occurred_at, reason FROM controls WHERE {_RUNS} "
+                              "AND action = 'halt' AND reason LIKE 'max_drawdown:%' "
+                              "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY notification_id DESC) = 1", ids)
+    return {run["run_id"]: _risk(position, risk, run, usages.get(run["run_id"]), days.get(run["run_id"]),
+                                 curves.get(run["run_id"]), refusals.get(run["run_id"], {}), tripped.get(run["run_id"]))
+            for run in runs}
+
+
+def empty_risk(position: int, risk: Any, run: dict | None) -> dict:
+    """The risk answer before any day was measured (or with no run)."""
+    limits = {
+        "max_daily_loss_pct": risk.max_daily_loss_pct, "max_position_size_pct": risk.max_position_size_pct,
+        "max_concurrent_positions": risk.max_concurrent_positions, "max_leverage": risk.max_leverage,
+        "min_balance": risk.min_balance, "rapid_loss_pct": risk.rapid_loss_pct,
+        "max_consecutive_losses": risk.max_consecutive_losses, "max_drawdown_pct": risk.max_drawdown_pct,
+    }
+    return {"run": run, "as_of_position": position, "day": None, "equity": None, "day_start_equity": None,
+            "end_equity": None, "day_pnl": None, "realized_pnl": None, "fees": None,
+            "daily_loss_pct": None, "worst_daily_loss_pct": None, "max_daily_loss_pct": risk.max_daily_loss_pct,
+            "pct_of_limit_used": None, "daily_loss_breached": False, "exposure": None, "exposure_pct": None,
+            "open_positions": 0, "drawdown_pct": None, "max_drawdown_pct": None, "run_max_drawdown_pct": None,
+            "peak_equity": None, "risk_score": None, "risk_level": None, "refusals_today": {}, "limits": limits,
+            "max_drawdown_limit_pct": risk.max_drawdown_pct, "drawdown_breaker": None}
+
+
+def _risk(position: int, risk: Any, run: dict, usage: dict | None, day: dict | None, curve: dict | None,
+          refusals: dict[str, int], tripped: dict | None) -> dict:
+    view = empty_risk(position, risk, run)
+    if usage and day:
+        equity = Decimal(usage["equity"] or ZERO)
+        exposure = Decimal(usage["exposure"] or ZERO)
+        exposure_pct = exposure / equity * HUNDRED if equity else None
+        view.update(day=usage["day"].isoformat(), equity=day["end_equity"], end_equity=day["end_equity"],
+                    day_start_equity=day["day_start_equity"], day_pnl=day["day_pnl"], realized_pnl=day["realized_pnl"],
+                    fees=day["fees"], daily_loss_pct=day["daily_loss_pct"],
+                    worst_daily_loss_pct=day["worst_daily_loss_pct"], max_daily_loss_pct=usage["max_daily_loss_pct"],
+                    pct_of_limit_used=usage["pct_of_limit_used"], daily_loss_breached=bool(usage["max_daily_loss_breached"]),
+                    exposure=exposure, exposure_pct=None if exposure_pct is None else exposure_pct.quantize(Decimal("0.0001")),
+                    open_positions=int(usage["open_positions"] or 0), max_drawdown_pct=day["max_drawdown_pct"],
+                    risk_score=int(day["risk_score"]), risk_level=day["risk_level"], refusals_today=refusals)
+    if curve:
+        view.update(drawdown_pct=curve["drawdown_pct"], run_max_drawdown_pct=curve["worst"], peak_equity=curve["peak_equity"])
+    if tripped:  # the drawdown breaker (risk.max_drawdown_pct) halted the run
+        view["drawdown_breaker"] = {"tripped_at": tripped["occurred_at"].isoformat(), "reason": tripped["reason"]}
+    return view
