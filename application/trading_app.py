@@ -89,18 +89,22 @@ class TradingApplication(Application):
         insert_rows = getattr(self.recorder, "insert_rows", None)
         if to_row is not None and insert_rows is not None:  # the chained SQLite recorder: no StoredEvents
             rows: list = []
+            checked = False  # the first batch of a transaction is checked against the one-event encoding
             for event in events:
                 if type(event) is HoldDecisions:
-                    rows.extend(self._decision_rows(to_row).rows(event))
+                    rows.extend(self._decision_rows(to_row).rows(event, check=not checked))
+                    checked = True
                 else:
                     rows.append(to_row(event))
             insert_rows(rows)
             return
         to_stored = self.mapper.to_stored_event
         stored: list[StoredEvent] = []
+        checked = False
         for event in events:
             if type(event) is HoldDecisions:
-                stored.extend(StoredEvent(*row) for row in self._decision_rows(_as_row(to_stored)).rows(event))
+                stored.extend(StoredEvent(*row) for row in self._decision_rows(_as_row(to_stored)).rows(event, check=not checked))
+                checked = True
             else:
                 stored.append(to_stored(event))
         self.recorder.insert_events(stored)

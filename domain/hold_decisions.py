@@ -16,8 +16,11 @@ from __future__ import annotations
 import typing
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timezone
+from operator import attrgetter
+from typing import Any, Optional
+
+import numpy as np
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -83,6 +86,16 @@ class HoldDecisions:
         self.position_quantity.append(position_quantity)
         self.rationale.append(rationale)
 
+    def extend(self, decision_ids: Sequence[int], occurred_at: Sequence[datetime], candle_start: Sequence[datetime],
+               rows: Sequence[int], position_quantity: str, rationale: Sequence[str]) -> None:
+        """``add`` for several rows at once, all at the same position quantity."""
+        self.ids.extend(decision_ids)
+        self.occurred_at.extend(occurred_at)
+        self.candle_start.extend(candle_start)
+        self.rows.extend(rows)
+        self.position_quantity.extend([position_quantity] * len(rows))
+        self.rationale.extend(rationale)
+
     def inputs_of(self, k: int) -> dict[str, Any]:
         row = self.rows[k]
         made = {name: values[row] for name, values in self.inputs.items()}
@@ -113,30 +126,36 @@ class HoldDecisions:
         """
         out: dict[str, list[bytes]] = {}
         ids = self.ids
-        if any(not 0 <= n < 1 << 128 for n in ids):
-            k = next(k for k, n in enumerate(ids) if not 0 <= n < 1 << 128)
+        if ids and (set(map(type, ids)) != {int} or min(ids) < 0 or max(ids) >= 1 << 128):
+            k = next(k for k, n in enumerate(ids) if type(n) is not int or not 0 <= n < 1 << 128)
             raise EventValidationError("DecisionMade", [(f"originator_id (row {k})", ids[k], "not a 128-bit UUID")])
-        out["originator_id"] = [_uuid_json(n) for n in ids]
+        out["originator_id"] = _uuids_json(ids)
         for name in ("occurred_at", "candle_start"):
-            out[name] = _split(_dump(_LIST_OF_TIMES, getattr(self, name), name))
+            out[name] = _times_json(getattr(self, name), name)
         texts = self.rationale
-        for k, text in enumerate(texts):
-            if not isinstance(text, str) or len(text) > _HOLD_RATIONALE_LIMIT:
-                raise EventValidationError("DecisionMade", [(f"rationale (row {k})", text,
-                                                             f"a text of at most {_HOLD_RATIONALE_LIMIT} characters")])
+        if texts and (set(map(type, texts)) != {str} or max(map(len, texts)) > _HOLD_RATIONALE_LIMIT):
+            k = next(k for k, t in enumerate(texts) if type(t) is not str or len(t) > _HOLD_RATIONALE_LIMIT)
+            raise EventValidationError("DecisionMade", [(f"rationale (row {k})", texts[k],
+                                                         f"a text of at most {_HOLD_RATIONALE_LIMIT} characters")])
         out["rationale"] = _strings_json(texts, field_adapter("rationale"))
         rows = self.rows
+        contiguous = bool(rows) and rows[-1] - rows[0] == len(rows) - 1 and rows == list(range(rows[0], rows[-1] + 1))
         for name, values in self.inputs.items():
-            out[f"inputs.{name}"] = _split(_dump(_LIST_OF_INPUTS, [values[r] for r in rows], f"inputs.{name}"))
+            column = list(values[rows[0]:rows[-1] + 1]) if contiguous else [values[r] for r in rows]
+            out[f"inputs.{name}"] = _inputs_json(column, f"inputs.{name}")
         quantities = self.position_quantity
-        for k, text in enumerate(quantities):
-            if not isinstance(text, str):
-                raise EventValidationError("DecisionMade", [(f"inputs.position_quantity (row {k})", text, "not a text")])
+        if quantities and set(map(type, quantities)) != {str}:
+            k = next(k for k, t in enumerate(quantities) if type(t) is not str)
+            raise EventValidationError("DecisionMade", [(f"inputs.position_quantity (row {k})", quantities[k], "not a text")])
         out["inputs.position_quantity"] = _strings_json(quantities, _INPUT_ADAPTER)
         return out
 
 
 _INPUT_ADAPTER = TypeAdapter(_INPUT_VALUE)
+_FLOATS = TypeAdapter(list[Optional[float]])
+_UTC_TIMES = TypeAdapter(list[datetime])
+_BOOL_JSON = {True: b"true", False: b"false"}
+_tzinfo = attrgetter("tzinfo")
 
 
 def _dump(adapter: TypeAdapter, values: list, field: str) -> bytes:
@@ -152,6 +171,22 @@ def _dump(adapter: TypeAdapter, values: list, field: str) -> bytes:
     return adapter.dump_json(valid)
 
 
+def _times_json(values: list, field: str) -> list[bytes]:
+    # datetimes in UTC already are what the field's validation gives back: written as they are
+    if set(map(type, values)) <= {datetime} and set(map(_tzinfo, values)) <= {timezone.utc}:
+        return _split(_UTC_TIMES.dump_json(values))
+    return _split(_dump(_LIST_OF_TIMES, values, field))
+
+
+def _inputs_json(values: list, field: str) -> list[bytes]:
+    kinds = set(map(type, values))
+    if kinds <= {bool}:  # flags: valid as they are
+        return list(map(_BOOL_JSON.__getitem__, values))
+    if kinds <= {float, type(None)}:  # numbers: valid as they are, written as pydantic writes a float
+        return _split(_FLOATS.dump_json(values))
+    return _split(_dump(_LIST_OF_INPUTS, values, field))
+
+
 def _split(listed: bytes) -> list[bytes]:
     # A JSON list of numbers, booleans, nulls or ISO times: none of them holds a comma.
     inner = listed[1:-1]
@@ -159,15 +194,24 @@ def _split(listed: bytes) -> list[bytes]:
 
 
 def _strings_json(texts: list[str], adapter: TypeAdapter) -> list[bytes]:
-    out = []
-    for text in texts:
-        # Printable ASCII without quotes or backslashes is written as it is; anything else by pydantic.
-        plain = text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
-        out.append(b'"%s"' % text.encode() if plain else adapter.dump_json(text))
-    return out
+    if not texts:
+        return []
+    body = "".join(texts)
+    if body.isascii() and body.isprintable() and '"' not in body and "\\" not in body:
+        # printable ASCII without quotes or backslashes is written as it is, between quotes
+        return ('"' + '"\x00"'.join(texts) + '"').encode().split(b"\x00")
+    return [adapter.dump_json(text) for text in texts]
 
 
-def _uuid_json(n: int) -> bytes:
-    h = b"%032x" % n
-    return b'"%s-%s-%s-%s-%s"' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
-
+def _uuids_json(ids: list[int]) -> list[bytes]:
+    """Each id as its JSON text (a quoted 8-4-4-4-12 UUID), built for the whole column at once."""
+    if not ids:
+        return []
+    digits = np.frombuffer((("%032x" * len(ids)) % tuple(ids)).encode(), dtype="S1").reshape(-1, 32)
+    out = np.empty((len(ids), 38), dtype="S1")
+    out[:, [0, 37]] = b'"'
+    out[:, [9, 14, 19, 24]] = b"-"
+    for into, frm in ((1, 0), (10, 8), (15, 12), (20, 16), (25, 20)):
+        width = {0: 8, 8: 4, 12: 4, 16: 4, 20: 12}[frm]
+        out[:, into:into + width] = digits[:, frm:frm + width]
+    return out.view("S38").ravel().tolist()

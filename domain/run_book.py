@@ -45,6 +45,7 @@ The run's ``max_drawdown_pct`` is the deepest fall from the run's running peak
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -161,6 +162,23 @@ class RunBook:
         while window and window[0][0] < since:
             window.popleft()
         return equity
+
+    def unchanged_points(self, ats: Sequence[datetime]) -> None:
+        """``decided(at)`` for each of ``ats`` (in order) while nothing can change the equity between them (a
+        flat run between candles, no fills): the same figures, without recomputing one equity per point."""
+        if not ats:
+            return
+        window, equity, day = self.recent_equity, None, None
+        since = ats[-1] - self.rapid_loss_window
+        for at in ats:
+            # The first point, and the first of each new day, in full; then the same equity again.
+            if equity is None or at.date() > day or not self.current.started:
+                equity = self.decided(at)
+                day = self.current.day
+            elif at >= since:  # the same equity again: only the rapid-loss window keeps it
+                window.append((at, equity))
+        while window and window[0][0] < since:
+            window.popleft()
 
     def halted(self, at: datetime) -> None:
         self.roll(at)

@@ -36,6 +36,8 @@ WARMING_UP = "warming up: indicators not yet reliable"
 HOLDING = {0: "flat, no entry signal", 1: "long, no exit signal", -1: "short, no exit signal"}
 """What a HOLD says when it is not warming up, by the sign of the position (its indicator values follow)."""
 
+_HOLD_FORMATS = {sign: f"{text} (wt1=%.1f, wt2=%.1f, rsi=%.1f)" for sign, text in HOLDING.items()}  # == _one_decimal
+
 Indicators = Mapping[str, float | bool | None]
 _isfinite = math.isfinite
 
@@ -165,8 +167,10 @@ class RulesHolds:
         if self.warmup[row]:
             return WARMING_UP
         inputs = self.inputs
-        return _clip(f"{HOLDING[sign]} (wt1={_one_decimal(inputs['wt1'][row])}, wt2={_one_decimal(inputs['wt2'][row])}, "
-                     f"rsi={_one_decimal(inputs['rsi'][row])})")
+        wt1, wt2, rsi = inputs["wt1"][row], inputs["wt2"][row], inputs["rsi"][row]
+        if type(wt1) is float and type(wt2) is float and type(rsi) is float:  # the common case: one format
+            return _clip(_HOLD_FORMATS[sign] % (wt1, wt2, rsi))
+        return _clip(f"{HOLDING[sign]} (wt1={_one_decimal(wt1)}, wt2={_one_decimal(wt2)}, rsi={_one_decimal(rsi)})")
 
 
 def _is_float_array(column: Any) -> bool:

@@ -31,26 +31,32 @@ class DecisionRows:
 
     def __init__(self, encode: Encode):
         self._encode = encode
-        self._templates: dict[tuple[str, ...], tuple[bytes, list[str], str]] = {}
-        self.fallbacks = 0  # batches encoded one event at a time (the template did not match)
+        self._templates: dict[tuple[str, ...], tuple[bytes, list[str], str, bool]] = {}
+        self.fallbacks = 0  # how often the template did not match the one-event encoding
 
-    def rows(self, batch: HoldDecisions) -> list[tuple[Any, int, str, bytes]]:
-        """The batch's rows, in order; raises ``EventValidationError`` (nothing encoded) on a bad value."""
+    def rows(self, batch: HoldDecisions, check: bool = True) -> list[tuple[Any, int, str, bytes]]:
+        """The batch's rows, in order; raises ``EventValidationError`` (nothing encoded) on a bad value.
+
+        ``check``: encode the first row the one-event way too and compare (the caller does it for the
+        first batch of each transaction at least)."""
         if not len(batch):
             return []
-        columns = batch.json_columns()  # validates every column first
-        template, slots, topic = self._template(batch)
-        states = [template % values for values in zip(*(columns[slot] for slot in slots))]
-        first = self._encode(batch.event(0))
-        if first[3] != states[0] or first[2] != topic:
-            self.fallbacks += 1
+        if self.fallbacks:  # the template once differed from the mapper: one event at a time from then on
             return [self._encode(event) for event in batch.events()]
-        oid = first[0]
-        if isinstance(oid, str):
-            return [("%032x" % n, 1, topic, state) for n, state in zip(batch.ids, states)]
+        columns = batch.json_columns()  # validates every column first
+        template, slots, topic, stored_as_text = self._template(batch)
+        states = [template % values for values in zip(*(columns[slot] for slot in slots))]
+        if check:
+            first = self._encode(batch.event(0))
+            if first[3] != states[0] or first[2] != topic:
+                self.fallbacks += 1
+                return [self._encode(event) for event in batch.events()]
+        if stored_as_text:  # the stream id as stored: 32 hex digits
+            digits = ("%032x" * len(states)) % tuple(batch.ids)
+            return [(digits[i:i + 32], 1, topic, state) for i, state in zip(range(0, len(digits), 32), states)]
         return [(uuid_from_int(n), 1, topic, state) for n, state in zip(batch.ids, states)]
 
-    def _template(self, batch: HoldDecisions) -> tuple[bytes, list[str], str]:
+    def _template(self, batch: HoldDecisions) -> tuple[bytes, list[str], str, bool]:
         names = tuple(batch.inputs)
         found = self._templates.get(names)
         if found is None:
@@ -58,14 +64,14 @@ class DecisionRows:
         return found
 
 
-def _template_of(batch: HoldDecisions, encode: Encode) -> tuple[bytes, list[str], str]:
+def _template_of(batch: HoldDecisions, encode: Encode) -> tuple[bytes, list[str], str, bool]:
     """The stored state of a HOLD decision with a ``%s`` slot for each varying field, the slots' column names
-    in order, and the topic."""
+    in order, the topic, and whether the stream id is stored as text."""
     names = list(batch.inputs)
     probe = HoldDecisions(batch.run_id, batch.strategy, batch.product,
                           {name: [f"@@input-{i}@@"] for i, name in enumerate(names)})
     probe.add(_SENTINEL_ID, _SENTINEL_AT, _SENTINEL_START, 0, "@@position@@", "@@rationale@@")
-    _, version, topic, state = encode(probe.event(0))
+    oid, version, topic, state = encode(probe.event(0))
     fragments = {
         "originator_id": probe.json_columns()["originator_id"][0],
         "occurred_at": field_adapter("occurred_at").dump_json(_SENTINEL_AT),
@@ -92,4 +98,4 @@ def _template_of(batch: HoldDecisions, encode: Encode) -> tuple[bytes, list[str]
         slots.append(slot)
         done = at + len(fragment)
     template.append(state[done:].replace(b"%", b"%%"))
-    return b"".join(template), slots, topic
+    return b"".join(template), slots, topic, isinstance(oid, str)

@@ -107,22 +107,21 @@ class QuietCandles:
     def _fast_forward(self, candles: Sequence[Candle], start: int, stop: int, quantity: str) -> None:
         """Candles ``[start, stop)`` of a flat, idle, unchanging run: HOLDs, the book's days and its window."""
         loop, holds, first_row = self.loop, self.holds, self.first_row
-        book, product, summary = loop.book, loop.settings.product, loop.summary
-        tail = candles[stop - 1].end - book.rapid_loss_window  # points from here on stay in the window
-        day = book.current.day
-        new_int, rationale, inputs = loop.ids.new_int, holds.rationale, holds.inputs
+        book, summary = loop.book, loop.summary
+        span = candles[start:stop]
+        bar = span[0].end - span[0].start
+        starts = [c.start for c in span]
+        ends = [s + bar for s in starts]
+        book.unchanged_points(ends)
+        book.mark(loop.settings.product, span[-1].close)
+        rationale, inputs = holds.rationale, holds.inputs
         k = start
         while k < stop:
             end = min(stop, k + loop.flush_room)
-            add = loop.hold_batch(inputs).add
-            for m in range(k, end):
-                candle = candles[m]
-                at = candle.end
-                if at >= tail or at.date() != day:
-                    book.step(at, product, candle.close)
-                    book.decided(at)
-                    day = book.current.day
-                add(new_int(), at, candle.start, m + first_row, quantity, rationale(m + first_row, 0))
+            rows = range(k + first_row, end + first_row)
+            loop.hold_batch(inputs).extend(loop.ids.new_ints(end - k), ends[k - start:end - start],
+                                           starts[k - start:end - start], rows, quantity,
+                                           [rationale(row, 0) for row in rows])
             summary.candles += end - k
             summary.decisions += end - k
             loop.candle_done(end - k)
