@@ -321,6 +321,10 @@ class TradingApplication(Application):
             decode = self.mapper.decode
             return [LoggedEvent(nid, topic, decode(topic, state)) for nid, topic, state in rows]
 
+    def read_stored(self, after: int = 0, limit: int = 1000, topics: Sequence[str] = ()) -> list[tuple[int, str, bytes]]:
+        """One page of the log as stored: (notification id, topic, state), not decoded (a reader of columns)."""
+        return self.recorder.select_log_rows(after, limit, topics)
+
     def iter_log(self, after: int = 0, page: int = 2000, topics: Sequence[str] = ()) -> Iterator[LoggedEvent]:
         """Every event after a notification id, in log order, page by page."""
         while True:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
+from itertools import repeat
+from operator import itemgetter
+
+import orjson
 
 from eventsourcing.utils import get_topic
 
-from application.trading_app import CandleRecording, TradingApplication
+from application.trading_app import CandleRecording, TradingApplication, paused_gc
 from domain.events import EventMeta
 from domain.market import Candle, CandleClosed, CandleConflict, CandleCorrected, granularity_delta
 
@@ -82,14 +86,64 @@ class LoggedCandles:
 
 
 def logged_candles(store: TradingApplication, product: str, granularity: str) -> LoggedCandles:
-    """Every recorded candle of ``product`` at ``granularity``, the newest correction winning."""
+    """Every recorded candle of ``product`` at ``granularity``, the newest correction winning.
+
+    The candle events are read a page at a time as the columns a candle needs (their stored JSON, as
+    the events write it), not as one event model each; a page that is not plain current-schema JSON
+    (an older ``class_version``, another encoding) is decoded by the store's mapper instead.
+    """
     by_start: dict[datetime, Candle] = {}
-    for logged in store.iter_log(topics=CANDLE_TOPICS, page=5000):
-        e = logged.event
-        if e.product != product or e.granularity != granularity:
-            continue
-        by_start[e.start] = Candle(product, granularity, e.start, e.open, e.high, e.low, e.close, e.volume)
+    after, page = 0, 20_000
+    while True:
+        rows = store.read_stored(after, page, CANDLE_TOPICS)
+        if not rows:
+            break
+        with paused_gc():  # tens of thousands of small acyclic objects per page (see paused_gc)
+            for candle in _page_candles(store, rows, product, granularity):
+                by_start[candle.start] = candle
+        if len(rows) < page:
+            break
+        after = rows[-1][0]
     return LoggedCandles(product, granularity, [by_start[s] for s in sorted(by_start)])
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _page_candles(store: TradingApplication, rows: list, product: str, granularity: str) -> list[Candle]:
+    try:
+        events = orjson.loads(b"[" + b",".join(row[2] for row in rows) + b"]")
+        if any(len(e) != _FIELD_COUNTS[row[1]] for e, row in zip(events, rows)):
+            raise ValueError("not the current schemas")
+        values = list(map(_CANDLE_VALUES, events))
+        if {v[:2] for v in values} != {(product, granularity)}:
+            values = [v for v in values if v[:2] == (product, granularity)]
+        if not values:
+            return []
+        products, granularities, starts, *ohlcv = zip(*values)
+        starts = list(map(datetime.fromisoformat, starts))
+        if {s.tzinfo for s in starts} != {timezone.utc}:
+            starts = [s.astimezone(timezone.utc) for s in starts]
+        columns = zip(products, granularities, starts, *(map(Decimal, column) for column in ohlcv))
+        # Candle is a frozen dataclass: its __init__ would set each field through a guard; the fields go in whole.
+        made = [_new(Candle) for _ in range(len(starts))]
+        list(map(_set, made, repeat("__dict__"), map(dict, map(zip, repeat(_CANDLE_FIELDS), columns))))
+        return made
+    except (ValueError, KeyError, TypeError, ArithmeticError):
+        decoded = store.mapper.decode_rows(rows, lambda nid, topic, event: event) if hasattr(store.mapper, "decode_rows") \
+            else [store.mapper.decode(topic, state) for _, topic, state in rows]
+        return [Candle(product, granularity, e.start, e.open, e.high, e.low, e.close, e.volume)
+                for e in decoded if e.product == product and e.granularity == granularity]
+
+
+_CANDLE_FIELDS = ("product", "granularity", "start", "open", "high", "low", "close", "volume")
+_CANDLE_VALUES = itemgetter(*_CANDLE_FIELDS)
+
+
+# Each stored candle event holds every field of its class (version 1: no ``class_version`` key).
+_FIELD_COUNTS = {get_topic(cls): len(cls.model_fields) if cls.class_version == 1 else -1
+                 for cls in (CandleClosed, CandleCorrected)}
 
 
 def logged_series(store: TradingApplication) -> dict[tuple[str, str], int]:
