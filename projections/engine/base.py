@@ -34,6 +34,8 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 T = TypeVar("T")
 
@@ -99,3 +101,23 @@ def shared(kind: str, after: int, compute: Callable[[], T]) -> T:
         if not box:
             box.append(compute())
     return box[0]
+
+
+def type_counts(con: duckdb.DuckDBPyConnection, after: int) -> dict[str, int]:
+    """How many events of each type ``batch_events`` holds after ``after``: counted once per page from the page's
+    arrow table (no statement), or by SQL outside the projector. A projection skips the statements of types the
+    page does not hold."""
+    page = getattr(PAGE, "table", None)
+    if page is None:
+        return dict(con.execute("SELECT event_type, count(*) FROM batch_events WHERE notification_id > ? "
+                                "GROUP BY event_type", [after]).fetchall())
+    return shared("type-counts", after, lambda: _counts(page, after))
+
+
+def _counts(page: pa.Table, after: int) -> dict[str, int]:
+    types = page.column("event_type")
+    ids = page.column("notification_id")
+    if page.num_rows and pc.min(ids).as_py() <= after:
+        types = types.filter(pc.greater(ids, after))
+    counted = pc.value_counts(types.cast(pa.string()))
+    return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))

@@ -151,9 +151,59 @@ def iso_day(micros: int) -> str:
     return day
 
 
+FEW = 64
+"""Rows written as one statement with parameters (no arrow view to register): a follower's pages write a few rows
+to many tables, and registering a view costs as much as the statement."""
+
+
+def values_of(rows: pa.Table, names: list[str]) -> tuple[str, list]:
+    """``rows``' columns ``names`` as a VALUES list and its parameters, with the types an arrow view would give:
+    times (epoch microseconds) and dates typed in SQL, everything else bound as its Python value (Decimals
+    arrive as exact text, cast by the INSERT as from the view)."""
+    exprs, columns = [], []
+    for name in names:
+        column = rows.column(name)
+        if pa.types.is_timestamp(column.type):
+            exprs.append("(TIMESTAMPTZ '1970-01-01 00:00:00+00' + to_microseconds(CAST(? AS BIGINT)))")
+            columns.append(column.cast(pa.int64()).to_pylist())
+        elif pa.types.is_date(column.type):
+            exprs.append("CAST(? AS DATE)")
+            columns.append(column.to_pylist())
+        else:
+            exprs.append("CAST(? AS VARCHAR)" if pa.types.is_string(column.type) else "?")
+            columns.append(column.to_pylist())
+    row = f"({', '.join(exprs)})"
+    return ", ".join([row] * rows.num_rows), [v for values in zip(*columns) for v in values]
+
+
+def insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    """Insert ``rows`` (by column name)."""
+    if rows.num_rows == 0:
+        return
+    if rows.num_rows <= FEW:
+        names = rows.column_names
+        values, params = values_of(rows, names)
+        con.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT * FROM (VALUES {values})", params)
+        return
+    view = f"_new_{table}"
+    con.register(view, rows)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+    finally:
+        con.unregister(view)
+
+
 def replace(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], rows: pa.Table) -> None:
     """Upsert: delete the rows with the same key columns, insert ``rows`` (by column name)."""
     if rows.num_rows == 0:
+        return
+    if rows.num_rows <= FEW:
+        if keys:
+            values, params = values_of(rows, keys)
+            match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM n.{k}" for k in keys)
+            con.execute(f"DELETE FROM {table} AS t USING (VALUES {values}) AS n({', '.join(keys)}) WHERE {match}",
+                        params)
+        insert(con, table, rows)
         return
     view = f"_new_{table}"
     con.register(view, rows)

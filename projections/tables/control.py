@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import duckdb
 
-from projections.engine.base import MONEY
+from projections.engine.base import MONEY, type_counts
 
 
 def _count(con: duckdb.DuckDBPyConnection, after: int, *types: str) -> int:
-    placeholders = ", ".join("?" * len(types))
-    return con.execute(
-        f"SELECT count(*) FROM batch_events WHERE notification_id > ? AND event_type IN ({placeholders})",
-        [after, *types],
-    ).fetchall()[0][0]
+    counts = type_counts(con, after)
+    return sum(counts.get(t, 0) for t in types)
 
 
 class ConfigProjection:
@@ -140,6 +137,12 @@ class ControlProjection:
         con.execute("DROP TABLE IF EXISTS controls")
 
     def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
+        if _count(con, after, "TradingHalted", "TradingResumed"):
+            self._controls(con, after)
+        if _count(con, after, "IncidentOpened", "IncidentResolved"):
+            self._incidents(con, after)
+
+    def _controls(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
         con.execute(
             """INSERT INTO controls
             SELECT notification_id, occurred_at,
@@ -149,8 +152,8 @@ class ControlProjection:
             ORDER BY notification_id""",
             [after],
         )
-        if not _count(con, after, "IncidentOpened", "IncidentResolved"):
-            return
+
+    def _incidents(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
         con.execute(
             """INSERT INTO incidents
             SELECT stream_id, payload->>'$.severity', payload->>'$.kind', payload->>'$.details', occurred_at, actor,
@@ -202,6 +205,12 @@ class RunsProjection:
         con.execute("DROP TABLE IF EXISTS runs")
 
     def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
+        if _count(con, after, "RunStarted"):
+            self._started(con, after)
+        if _count(con, after, "RunEnded"):
+            self._ended(con, after)
+
+    def _started(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
         con.execute(
             f"""INSERT INTO runs
             SELECT stream_id, payload->>'$.mode', payload->>'$.product', payload->>'$.granularity',
@@ -214,8 +223,8 @@ class RunsProjection:
             ORDER BY notification_id""",
             [after],
         )
-        if not _count(con, after, "RunEnded"):
-            return
+
+    def _ended(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
         con.execute(
             """UPDATE runs SET ended_at = e.occurred_at, status = e.status, reason = e.reason
             FROM (SELECT stream_id, occurred_at, payload->>'$.status' AS status, payload->>'$.reason' AS reason

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import duckdb
 
-from projections.engine.base import MONEY
+from projections.engine.base import MONEY, type_counts
 
 # The envelope fields ride in the same json_transform: one parse per event.
 _ENVELOPE = '"originator_id": "UUID", "run_id": "UUID", "occurred_at": "TIMESTAMPTZ"'
@@ -105,6 +105,12 @@ class DecisionsProjection:
         con.execute("DROP TABLE IF EXISTS decisions")
 
     def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
+        counts = type_counts(con, after)
+        if counts.get("DecisionMade"):
+            self._made(con, after)
+        self._failed_and_assessed(con, after, counts)
+
+    def _made(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
         con.execute(
             f"""INSERT INTO decisions
             SELECT d.originator_id, d.run_id, d.occurred_at, d.strategy, d.model, d.product, d.candle_start, d.action,
@@ -116,13 +122,8 @@ class DecisionsProjection:
             """,
             [after],
         )
-        counts = dict(
-            con.execute(
-                "SELECT event_type, count(*) FROM batch_events WHERE notification_id > ? "
-                "AND event_type IN ('DecisionFailed', 'RiskAssessed') GROUP BY event_type",
-                [after],
-            ).fetchall()
-        )
+
+    def _failed_and_assessed(self, con: duckdb.DuckDBPyConnection, after: int, counts: dict[str, int]) -> None:
         if counts.get("DecisionFailed"):
             con.execute(
                 f"""INSERT INTO decisions

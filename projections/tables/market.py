@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
-from projections.engine.base import MONEY
+from projections.engine.base import MONEY, type_counts
 
 _CANDLE_FIELDS = f"""'{{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPTZ",
     "open": "{MONEY}", "high": "{MONEY}", "low": "{MONEY}", "close": "{MONEY}", "volume": "{MONEY}"}}'"""
@@ -41,19 +41,17 @@ class CandlesProjection:
         con.execute("DROP TABLE IF EXISTS candles")
 
     def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
-        # One JSON parse per event: json_transform yields every field typed.
-        con.execute(
-            f"""INSERT INTO candles
-            SELECT c.product, c.granularity, c.start, c.open, c.high, c.low, c.close, c.volume, 0, notification_id
-            FROM (SELECT notification_id, json_transform(payload, {_CANDLE_FIELDS}) AS c
-                  FROM batch_events WHERE notification_id > ? AND event_type = 'CandleClosed')
-            """,
-            [after],
-        )
-        corrected = con.execute(
-            "SELECT count(*) FROM batch_events WHERE notification_id > ? AND event_type = 'CandleCorrected'", [after]
-        ).fetchall()[0][0]
-        if not corrected:
+        counts = type_counts(con, after)
+        if counts.get("CandleClosed"):  # one JSON parse per event: json_transform yields every field typed
+            con.execute(
+                f"""INSERT INTO candles
+                SELECT c.product, c.granularity, c.start, c.open, c.high, c.low, c.close, c.volume, 0, notification_id
+                FROM (SELECT notification_id, json_transform(payload, {_CANDLE_FIELDS}) AS c
+                      FROM batch_events WHERE notification_id > ? AND event_type = 'CandleClosed')
+                """,
+                [after],
+            )
+        if not counts.get("CandleCorrected"):
             return
         # The last correction of a candle in the page wins; every one is counted.
         con.execute(
