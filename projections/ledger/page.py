@@ -13,8 +13,9 @@ import duckdb
 import pyarrow as pa
 
 from domain.order_states import TERMINAL_EVENTS
-from projections.engine.base import shared
+from projections.engine.base import PAGE, shared
 from projections.ledger.book import Event
+from projections.ledger.page_rows import marks_rows, parse, walk_rows
 
 DECISIONS = ("DecisionMade", "DecisionFailed")
 FILLS = ("OrderPartiallyFilled", "OrderFilled", "FillDiscovered")  # a discovered fill books like any fill
@@ -40,7 +41,21 @@ _CANDLE = '{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPT
 
 
 
+_WALK_SET = frozenset(WALK_TYPES)
+
+
+def _parsed(after: int) -> list[tuple] | None:
+    """The projector's page, when it is small, read in Python (projections/ledger/page_rows.py), once per page."""
+    page = getattr(PAGE, "table", None)
+    if page is None:
+        return None
+    return shared("ledger-parsed", after, lambda: parse(page, after, _WALK_SET))
+
+
 def walk_events(con: duckdb.DuckDBPyConnection, after: int) -> list[Event]:
+    parsed = _parsed(after)
+    if parsed is not None:
+        return [Event(*row) for row in walk_rows(parsed)]
     types = ", ".join(f"'{t}'" for t in WALK_TYPES)
     # w: the events the walk needs, in log order (a run's candles, candles a decision of the page
     # names, everything else of the types); a decision right after the CandleClosed of its run, product
@@ -94,6 +109,9 @@ def page_marks(con: duckdb.DuckDBPyConnection, after: int) -> pa.Table:
                       epoch_us(j.start) AS start_us, j.close AS close
                FROM (SELECT notification_id, json_transform(payload, '{_CANDLE}') AS j FROM batch_events
                      WHERE notification_id > {int(after)} AND event_type IN ('CandleClosed', 'CandleCorrected')))"""
+    parsed = _parsed(after)
+    if parsed is not None:
+        return shared("ledger-marks", after, lambda: marks_rows(parsed))
     return shared("ledger-marks", after, lambda: con.sql(
         f"""SELECT product, granularity, start_us, arg_max(close, nid) AS close FROM {page}
         GROUP BY product, granularity, start_us""").to_arrow_table())

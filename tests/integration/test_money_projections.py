@@ -26,6 +26,9 @@ from domain.accounting import Portfolio
 from domain.events import EventMeta
 from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from infrastructure.settings.loading import load_settings
+from projections.ledger.book import Event
+from projections.ledger.page import WALK_TYPES, page_marks, walk_events
+from projections.ledger.page_rows import marks_rows, parse, walk_rows
 from projections.ledger.pnl import PnlProjection
 from projections.engine.pages import BATCH_VIEW
 from projections.ledger.positions import PositionsProjection
@@ -82,7 +85,7 @@ def logs(tmp_path_factory, history):
 # --- projecting without the projector ---------------------------------------------------------
 
 
-def load_batch(con: duckdb.DuckDBPyConnection, rows, low: int, high: int) -> None:
+def load_batch(con: duckdb.DuckDBPyConnection, rows, low: int, high: int) -> pa.Table:
     """``batch_events`` (projections/engine/base.py) holding the log rows low < notification_id <= high."""
     ids = [r[0] for r in rows]
     page = rows[bisect.bisect_right(ids, low):bisect.bisect_right(ids, high)]
@@ -94,6 +97,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, rows, low: int, high: int) -> Non
     })
     con.register("batch_rows", table)  # the projector's own view over a page (projections/engine/pages.py)
     con.execute(BATCH_VIEW)
+    return table
 
 
 def project(rows, cuts=None, overlap: int = 0) -> duckdb.DuckDBPyConnection:
@@ -318,6 +322,34 @@ def test_the_projector_catches_up_and_rebuilds_to_the_same_tables(con, logs):
     incremental = runner.checksums(db, mine)
     runner.rebuild(store, db, mine, batch_size=5000)
     assert runner.checksums(db, mine) == incremental
+
+
+def test_a_small_page_read_in_python_gives_the_rows_of_the_sql(logs):
+    """The projector reads a small page's walk rows and candle closes in Python (projections/ledger/page_rows.py);
+    they must be the SQL's (projections/ledger/page.py) exactly, wherever a page starts and ends."""
+    rows, last = logs.rows, logs.rows[-1][0]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    rng = random.Random(11)
+    starts = [0, *rng.sample(range(1, last - 1), 120)]
+    for low in starts:
+        high = min(last, low + rng.choice((1, 2, 7, 30, 400)))
+        table = load_batch(con, rows, max(low - rng.choice((0, 0, 5)), 0), high)
+        parsed = parse(table, low, frozenset(WALK_TYPES))
+        assert parsed is not None, (low, high)
+        assert [Event(*r) for r in walk_rows(parsed)] == walk_events(con, low), (low, high)
+        key = lambda r: (r["product"], r["granularity"], r["start_us"])  # noqa: E731
+        sql_marks = page_marks(con, low)
+        assert marks_rows(parsed).schema == sql_marks.schema
+        assert sorted(marks_rows(parsed).to_pylist(), key=key) == sorted(sql_marks.to_pylist(), key=key), (low, high)
+    # a value DuckDB might read otherwise (a number where text is read, a time in another form): the SQL reads it
+    candle = next(r for r in rows if r[1].endswith(":CandleClosed"))
+    for change in ({"close": 101.5}, {"occurred_at": "2024-01-01 00:00:00"}, {"originator_id": "ABC"}):
+        page = pa.table({"notification_id": [1], "event_type": ["CandleClosed"],
+                         "payload": [json.dumps({**json.loads(candle[2]), **change})]})
+        assert parse(page, 0, frozenset(WALK_TYPES)) is None, change
+    assert parse(pa.table({"notification_id": [1], "event_type": ["CandleClosed"],
+                           "payload": [candle[2].decode()]}), 0, frozenset(WALK_TYPES)) is not None
 
 
 # --- the limit's sources ------------------------------------------------------------------------
