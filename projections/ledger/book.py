@@ -156,10 +156,10 @@ FEW = 64
 to many tables, and registering a view costs as much as the statement."""
 
 
-def values_of(rows: pa.Table, names: list[str]) -> tuple[str, list]:
-    """``rows``' columns ``names`` as a VALUES list and its parameters, with the types an arrow view would give:
-    times (epoch microseconds) and dates typed in SQL, everything else bound as its Python value (Decimals
-    arrive as exact text, cast by the INSERT as from the view)."""
+def _typed(rows: pa.Table, names: list[str]) -> tuple[list[str], list[list]]:
+    """A parameter expression per column ``names`` of ``rows``, with the type an arrow view would give it (times
+    from epoch microseconds, dates; everything else bound as its Python value: Decimals arrive as exact text,
+    cast by the statement as from the view), and each column's values."""
     exprs, columns = [], []
     for name in names:
         column = rows.column(name)
@@ -172,8 +172,26 @@ def values_of(rows: pa.Table, names: list[str]) -> tuple[str, list]:
         else:
             exprs.append("CAST(? AS VARCHAR)" if pa.types.is_string(column.type) else "?")
             columns.append(column.to_pylist())
+    return exprs, columns
+
+
+def values_of(rows: pa.Table, names: list[str]) -> tuple[str, list]:
+    """``rows``' columns ``names`` as a VALUES list and its parameters (see ``_typed``)."""
+    exprs, columns = _typed(rows, names)
     row = f"({', '.join(exprs)})"
     return ", ".join([row] * rows.num_rows), [v for values in zip(*columns) for v in values]
+
+
+MATCHED = 16
+"""Up to this many rows, ``matching`` is a condition on the table (a join with the rows costs more)."""
+
+
+def matching(rows: pa.Table, keys: list[str], alias: str = "t") -> tuple[str, list]:
+    """A WHERE condition true for the rows of ``alias`` whose ``keys`` equal (NULLs equal) those of one of
+    ``rows``, and its parameters."""
+    exprs, columns = _typed(rows, keys)
+    one = " AND ".join(f"{alias}.{k} IS NOT DISTINCT FROM {e}" for k, e in zip(keys, exprs))
+    return " OR ".join([f"({one})"] * rows.num_rows), [v for values in zip(*columns) for v in values]
 
 
 def insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
@@ -198,7 +216,10 @@ def replace(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], rows: p
     if rows.num_rows == 0:
         return
     if rows.num_rows <= FEW:
-        if keys:
+        if keys and rows.num_rows <= MATCHED:
+            condition, params = matching(rows, keys)
+            con.execute(f"DELETE FROM {table} AS t WHERE {condition}", params)
+        elif keys:
             values, params = values_of(rows, keys)
             match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM n.{k}" for k in keys)
             con.execute(f"DELETE FROM {table} AS t USING (VALUES {values}) AS n({', '.join(keys)}) WHERE {match}",

@@ -31,20 +31,16 @@ figure with more than 18 decimals (a division) is rounded half-even there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from domain.account import account_id
 from domain.accounting import FillEffect
 from domain.run_book import DEFAULT_DAILY_LOSS_LIMIT_PCT
 from projections.engine.base import shared
-from projections.ledger.book import (DAY_US, FEW, GLOBAL, Book, Candle, Decided, Event, arrow, day_end, insert,
-                                    replace, utc_day, values_of)
+from projections.ledger.book import DAY_US, GLOBAL, Book, Candle, Decided, Event, arrow, day_end, replace, utc_day
+from projections.ledger.marks import marks_known, save_marks
 from projections.ledger.page import (DECISIONS, FILLS, LEDGER_TYPES, TERMINAL, _number, _time, page_marks,
                                      walk_events)
 
@@ -352,45 +348,8 @@ class Ledger:
         """Every candle's close (the last correction in the page wins), set-based.
 
         ``known``: whether any of the page's candles already has a row (None: not known, so delete them)."""
-        new = self._page_marks(con, after)
-        if new.num_rows == 0:
-            return
-        n = self.name
-        if known is not False:
-            with _keys(con, f"{n}__marks", new) as (keys, params):  # (literal bounds: row groups outside are skipped)
-                con.execute(f"""DELETE FROM {n}__marks AS t USING {keys}
-                    WHERE {_bounds(new)} AND t.product = k.product AND t.granularity = k.granularity
-                    AND t.start_us = k.start_us""", params)
-        insert(con, f"{n}__marks", new)
+        save_marks(con, f"{self.name}__marks", self._page_marks(con, after), known)
 
     def _marks_known(self, con: duckdb.DuckDBPyConnection, after: int) -> bool:
         """Whether any candle of the page already has a row in this projection's marks."""
-        new = self._page_marks(con, after)
-        if new.num_rows == 0:
-            return False
-        with _keys(con, f"{self.name}__marks", new) as (keys, params):
-            return con.execute(f"""SELECT EXISTS (SELECT 1 FROM {self.name}__marks AS t SEMI JOIN {keys}
-                ON t.product = k.product AND t.granularity = k.granularity AND t.start_us = k.start_us
-                WHERE {_bounds(new)})""", params).fetchall()[0][0]
-
-
-def _bounds(marks: pa.Table) -> str:
-    """The page's candle starts as literal bounds of ``t.start_us``."""
-    bounds = pc.min_max(marks.column("start_us"))
-    return f"t.start_us BETWEEN {int(bounds['min'].as_py())} AND {int(bounds['max'].as_py())}"
-
-
-@contextmanager
-def _keys(con: duckdb.DuckDBPyConnection, table: str, marks: pa.Table) -> Iterator[tuple[str, list]]:
-    """The page's marks (product, granularity, start_us) as a relation to join: a VALUES list with its parameters
-    when they are few, else an arrow view registered for the statement."""
-    if marks.num_rows <= FEW:
-        values, params = values_of(marks, ["product", "granularity", "start_us"])
-        yield f"(VALUES {values}) AS k(product, granularity, start_us)", params
-        return
-    view = f"_new_{table}"
-    con.register(view, marks)
-    try:
-        yield f"{view} AS k", []
-    finally:
-        con.unregister(view)
+        return marks_known(con, f"{self.name}__marks", self._page_marks(con, after))
