@@ -22,7 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 
+import numpy as np
 import pandas as pd
 
 from application.trading.candle_history import LoggedCandles
@@ -100,13 +102,19 @@ def _starts(frame: pd.DataFrame) -> list:
     return [ts.to_pydatetime() for ts in frame.index]
 
 
-def frame_of(candles: Sequence[Candle]) -> pd.DataFrame:
-    """Candles as the frame compute_indicators reads: Decimal OHLCV on a UTC DatetimeIndex."""
-    index = pd.DatetimeIndex([c.start for c in candles], name="start")
+def frame_of(candles: Sequence[Candle], floats: bool = False) -> pd.DataFrame:
+    """Candles as the frame compute_indicators reads: Decimal OHLCV on a UTC DatetimeIndex (``floats``: the
+    float64 values compute_indicators converts them to, without a column of Decimal objects)."""
+    index = pd.DatetimeIndex(list(map(attrgetter("start"), candles)), name="start")
     if index.tz is None:
         index = index.tz_localize("UTC")
-    return pd.DataFrame({name: [getattr(c, name) for c in candles] for name in ("open", "high", "low", "close", "volume")},
-                        index=index.tz_convert("UTC"))
+    names = ("open", "high", "low", "close", "volume")
+    columns = zip(*map(attrgetter(*names), candles)) if candles else ([] for _ in names)
+    if floats:
+        made = {name: np.fromiter(map(float, column), np.float64, len(candles)) for name, column in zip(names, columns)}
+    else:
+        made = dict(zip(names, map(list, columns)))
+    return pd.DataFrame(made, index=index.tz_convert("UTC"))
 
 
 class NotEnoughCandles(ValueError):
@@ -159,7 +167,9 @@ def run_planned_backtest(
     indicator_params: IndicatorParams | None = None,
 ) -> RunSummary:
     """Run the loop over the plan's candles, which are in the log already: no CandleClosed is written."""
-    frame = compute_indicators(frame_of(plan.warmup + plan.candles), indicator_params)
+    frame = compute_indicators(frame_of(plan.warmup + plan.candles, floats=True), indicator_params)
+    if QuietCandles.drives(strategy):  # the rules read their inputs only: the other columns are not kept for the run
+        frame = frame[list(QuietCandles.INPUTS)]
     loop = TradingLoop(store, exchange, strategy, PrecomputedIndicators(frame), settings, run_id, DeterministicIds(run_id),
                        RunMode.BACKTEST, record_candles=False)
     loop.warm(plan.warmup)

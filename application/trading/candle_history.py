@@ -121,11 +121,11 @@ def _page_candles(store: TradingApplication, rows: list, product: str, granulari
             values = [v for v in values if v[:2] == (product, granularity)]
         if not values:
             return []
-        products, granularities, starts, *ohlcv = zip(*values)
+        _, _, starts, *ohlcv = zip(*values)
         starts = list(map(datetime.fromisoformat, starts))
         if {s.tzinfo for s in starts} != {timezone.utc}:
             starts = [s.astimezone(timezone.utc) for s in starts]
-        columns = zip(products, granularities, starts, *(map(Decimal, column) for column in ohlcv))
+        columns = zip(repeat(product), repeat(granularity), starts, *(map(Decimal, column) for column in ohlcv))
         # Candle is a frozen dataclass: its __init__ would set each field through a guard; the fields go in whole.
         made = [_new(Candle) for _ in range(len(starts))]
         list(map(_set, made, repeat("__dict__"), map(dict, map(zip, repeat(_CANDLE_FIELDS), columns))))

@@ -54,11 +54,18 @@ class QuietCandles:
         self.first_row = first_row  # the indicator row of the first candle (the warm-up comes before it)
         self._acts = np.flatnonzero(~holds.flat)  # the rows where the rules enter from flat
 
+    INPUTS = INPUT_NAMES  # the indicator columns the rules read
+
+    @staticmethod
+    def drives(strategy: object) -> bool:
+        """Whether this driver knows ``strategy`` (the rules strategy itself, not a subclass)."""
+        return type(strategy) is RulesStrategy
+
     @classmethod
     def of(cls, loop: TradingLoop, indicators: pd.DataFrame, first_row: int) -> QuietCandles | None:
         """The driver for a backtest of the rules strategy over recorded candles; None when the loop's
         strategy, exchange or ids are not ones it knows to be quiet (the loop then steps every candle)."""
-        if (type(loop.strategy) is not RulesStrategy or loop.mode is not RunMode.BACKTEST or loop.record_candles
+        if (not cls.drives(loop.strategy) or loop.mode is not RunMode.BACKTEST or loop.record_candles
                 or not callable(getattr(loop.exchange, "idle", None)) or not hasattr(loop.ids, "new_int")):
             return None
         holds = loop.strategy.holds({name: indicators[name].to_numpy() for name in INPUT_NAMES})
