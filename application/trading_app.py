@@ -152,14 +152,16 @@ class TradingApplication(Application):
 
     # --- market ----------------------------------------------------------
 
-    def record_candles(self, candles: Iterable[Candle], meta: EventMeta, on_conflict: str = "refuse") -> CandleRecording:
-        """Record closed candles in batches.
+    def record_candles(self, candles: Iterable[Candle], meta: EventMeta, on_conflict: str = "refuse",
+                       batch_size: int | None = None) -> CandleRecording:
+        """Record closed candles in batches (one transaction each, ``batch_size`` candles, the store's by default).
 
         The same candle again is a no-op; a different candle for a recorded
         start is refused (``on_conflict="refuse"``, returned in ``conflicts``)
         or recorded as ``CandleCorrected`` (``on_conflict="correct"``).
         Each candle's event is dated at its close.
         """
+        batch_size = batch_size or self.batch_size
         if on_conflict not in ("refuse", "correct"):
             raise ValueError(f"on_conflict must be 'refuse' or 'correct', not {on_conflict!r}")
         result = CandleRecording()
@@ -174,7 +176,7 @@ class TradingApplication(Application):
                     result.conflicts.append(CandleConflict(candle, seen.values()))
                 continue
             batch[key] = candle
-            if len(batch) >= self.batch_size:
+            if len(batch) >= batch_size:
                 self._record_candle_batch(batch, meta, on_conflict, result)
                 batch = {}
         if batch:

@@ -25,6 +25,8 @@ from domain.events import EventMeta
 from domain.market import Candle, CandleClosed, CandleConflict, CandleCorrected, granularity_delta
 
 CANDLE_TOPICS = (get_topic(CandleClosed), get_topic(CandleCorrected))
+IMPORT_BATCH = 20_000
+"""Candles per transaction when importing (the store's ``batch_size`` is for reading and live feeds)."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,9 @@ def import_candles(store: TradingApplication, candles: Sequence[Candle], meta: E
             result.conflicts.append(CandleConflict(candle, recorded))
     for batch, policy in ((fresh, "refuse"), (differing, "correct")):
         if batch:
-            done = store.record_candles(batch, meta, on_conflict=policy)
+            # Candles the log lacked a moment ago: a transaction per IMPORT_BATCH of them (a crash loses at
+            # most that batch, which the next import records); one already recorded by then is sorted out.
+            done = store.record_candles(batch, meta, on_conflict=policy, batch_size=IMPORT_BATCH)
             result.recorded += done.recorded
             result.corrected += done.corrected
             result.duplicates += done.duplicates
