@@ -8,15 +8,21 @@ Loopback only, bounded (about 75 s of load, under two minutes in all):
   and paper exchange at 100x real time: each bot closes a one-minute candle every 0.6 s and records the candle,
   its decision and risk verdict, and every 8th candle an order (placed, submitted, accepted, filled) that it
   closes 4 candles later;
-- in the same process one probe thread per node polls `GET /bots` (whose `as_of_position` is the node's read-model
-  position) and notes when each position first became visible; an append's lag is the time from the writer's
-  commit to the first probe answer at or past its notification id (probe resolution about 10 ms);
+- a probe process (one thread per node, plain keep-alive http.client) polls `GET /bots` (whose `as_of_position` is
+  the node's read-model position) and notes when each position first became visible; an append's lag is the time
+  from the writer's commit to the first probe answer at or past its notification id (probe resolution about 10 ms).
+  The probes used to be threads of the writer: their HTTP client then took the writer's GIL and CPU, and the writer
+  fell behind its 100x (fleet_speedup_achieved ~72);
 - the load: a Python asyncio generator (16 keep-alive connections, bot-scoped GET /positions?bot= and
   /risk/metrics?bot=) drives node 1 then node 2 for LOAD_SECONDS each while the writers go on.
 
 Figures: fleet_node{1,2}_lag_p50_ms / _p99_ms (the whole run), _lag_under_load_p99_ms, fleet_node{1,2}_requests_per_s,
-_p99_ms, _errors; fleet_events_appended, fleet_orders. The load generator, the writer and both nodes share the
-machine's cores: the figures are a floor for separate machines.
+_p99_ms, _errors; fleet_events_appended, fleet_orders; _pages (distinct positions the probe saw: the pages the node
+applied). What each process costs, in cores (CPU seconds over wall seconds, psutil): fleet_cpu_cores_node{1,2} over
+the run and _node{1,2}_under_load over its load window, fleet_cpu_cores_writer, _probe, _load_generator (during the
+load windows), _postgres (every postgres process of the machine), and fleet_cpu_cores_machine_idle /
+fleet_cpu_cores_other (the machine's idle cores, and what processes outside the bench took). The load generator,
+the writer and both nodes share the machine's cores: the figures are a floor for separate machines.
 """
 
 from __future__ import annotations
@@ -69,22 +75,45 @@ class NoIndicators:
 
 
 def _probe(url: str, seen: list, stop: threading.Event) -> None:
-    import httpx
+    import http.client
+    from urllib.parse import urlsplit
 
-    last = -1
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5) as client:
-        while not stop.is_set():
-            try:
-                position = client.get("/bots").json()["as_of_position"]
-            except Exception:  # noqa: BLE001 - a slow answer under load: try again
-                continue
-            if position != last:
-                seen.append((time.time(), position))
-                last = position
+    where = urlsplit(url)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    last, conn = -1, None
+    while not stop.is_set():
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection(where.hostname, where.port, timeout=5)
+            conn.request("GET", "/bots", headers=headers)
+            position = json.loads(conn.getresponse().read())["as_of_position"]
+        except Exception:  # noqa: BLE001 - a slow answer under load, a dropped connection: try again
+            if conn is not None:
+                conn.close()
+            conn = None
             stop.wait(0.01)
+            continue
+        if position != last:
+            seen.append((time.time(), position))
+            last = position
+        stop.wait(0.01)
 
 
-def writer(store_url: str, node_urls: list[str], seconds: float, out: str) -> None:
+def probe(node_urls: list[str], seconds: float, out: str) -> None:
+    """One probe thread per node for ``seconds``; what each saw, to ``out``."""
+    stop = threading.Event()
+    seen: dict[str, list] = {url: [] for url in node_urls}
+    probes = [threading.Thread(target=_probe, args=(url, seen[url], stop), daemon=True) for url in node_urls]
+    for thread in probes:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in probes:
+        thread.join(10)
+    Path(out).write_text(json.dumps(seen))
+
+
+def writer(store_url: str, seconds: float, out: str) -> None:
     from api.bootstrap import open_store, paper_exchange, random_ids
     from application.trading.loop import LoopSettings, TradingLoop
     from domain.control import RunMode
@@ -115,11 +144,6 @@ def writer(store_url: str, node_urls: list[str], seconds: float, out: str) -> No
             prices[product] = close
         return out
 
-    stop = threading.Event()
-    seen: dict[str, list] = {url: [] for url in node_urls}
-    probes = [threading.Thread(target=_probe, args=(url, seen[url], stop), daemon=True) for url in node_urls]
-    for probe in probes:
-        probe.start()
     appends: list[tuple[float, int]] = []
     step = 60 / SPEEDUP / BOTS  # one bot's candle every 30 ms: each bot every 0.6 s
     began = time.monotonic()
@@ -134,13 +158,9 @@ def writer(store_url: str, node_urls: list[str], seconds: float, out: str) -> No
     for loop, _ in bots:
         loop.finish(START + timedelta(minutes=minute), "stopped", "bench over")
     appends.append((time.time(), store.max_notification_id()))
-    time.sleep(2)  # the last appends reach the nodes
-    stop.set()
-    for probe in probes:
-        probe.join(10)
     orders = sum(loop.summary.orders for loop, _ in bots)
     store.close()
-    Path(out).write_text(json.dumps({"appends": appends, "seen": seen, "orders": orders, "minutes": minute,
+    Path(out).write_text(json.dumps({"appends": appends, "orders": orders, "minutes": minute,
                                      "speedup": round(minute * 60 / seconds, 1)}))
 
 
@@ -186,6 +206,61 @@ def _wait_up(url: str, deadline: float) -> None:
     wait_for(url, lambda r: r.status_code in (200, 503), deadline, "start")
 
 
+class CpuUse:
+    """CPU seconds of the bench's processes, PostgreSQL's and the whole machine's, at a moment (psutil)."""
+
+    def __init__(self, procs: dict[str, int]):
+        import psutil
+
+        self.procs = {tag: psutil.Process(pid) for tag, pid in procs.items()}
+
+    def take(self) -> dict:
+        import psutil
+
+        taken = {"at": time.monotonic(), "load_generator": time.process_time()}
+        for tag, proc in self.procs.items():
+            try:
+                times = proc.cpu_times()
+                taken[tag] = times.user + times.system
+            except psutil.Error:
+                taken[tag] = None
+        postgres = 0.0
+        for proc in psutil.process_iter(["name"]):
+            if (proc.info["name"] or "").startswith("postgres"):
+                try:
+                    times = proc.cpu_times()
+                    postgres += times.user + times.system
+                except psutil.Error:
+                    pass
+        machine = psutil.cpu_times()
+        taken.update(postgres=postgres, machine_idle=machine.idle + getattr(machine, "iowait", 0.0),
+                     machine_all=sum(machine) - getattr(machine, "guest", 0.0) - getattr(machine, "guest_nice", 0.0))
+        return taken
+
+    @staticmethod
+    def cores(before: dict, after: dict, tag: str) -> float | None:
+        if before.get(tag) is None or after.get(tag) is None:
+            return None
+        return round((after[tag] - before[tag]) / (after["at"] - before["at"]), 2)
+
+
+def _cpu_figures(start: dict, end: dict, windows: dict[int, tuple[dict, dict]]) -> dict:
+    """Cores each process used (CPU seconds / wall seconds): over the run, and each node under its load."""
+    wall = end["at"] - start["at"]
+    figures = {f"fleet_cpu_cores_{tag}": CpuUse.cores(start, end, tag) for tag in ("node1", "node2", "writer", "probe",
+                                                                                      "postgres")}
+    generator = sum(after["load_generator"] - before["load_generator"] for before, after in windows.values())
+    figures["fleet_cpu_cores_load_generator"] = round(generator / sum(a["at"] - b["at"] for b, a in windows.values()), 2)
+    for k, (before, after) in windows.items():
+        figures[f"fleet_cpu_cores_node{k}_under_load"] = CpuUse.cores(before, after, f"node{k}")
+    busy = (end["machine_all"] - start["machine_all"]) - (end["machine_idle"] - start["machine_idle"])
+    ours = sum(end[t] - start[t] for t in ("node1", "node2", "writer", "probe", "postgres") if start.get(t) is not None
+               and end.get(t) is not None) + generator
+    figures["fleet_cpu_cores_machine_idle"] = round((end["machine_idle"] - start["machine_idle"]) / wall, 2)
+    figures["fleet_cpu_cores_other"] = round(max(0.0, busy - ours) / wall, 2)  # processes outside the bench
+    return figures
+
+
 def run() -> dict:
     import asyncio
 
@@ -197,7 +272,7 @@ def run() -> dict:
     env = {**os.environ, "SYSTEM__API_TOKENS": json.dumps([{"name": "bench", "token": TOKEN, "role": "viewer"}]),
            "SYSTEM__LOG_FILE": str(work / "serve.log")}
     cli = [sys.executable, "-m", "api.cli.main"]
-    nodes, writer_proc = [], None
+    nodes, helpers = [], []
     try:
         from api.bootstrap import open_store
 
@@ -211,32 +286,44 @@ def run() -> dict:
         for url, _ in nodes:
             _wait_up(url, time.monotonic() + 60)
         seconds = IDLE_SECONDS + 2 * LOAD_SECONDS + 2
-        out = work / "writer.json"
-        writer_proc = subprocess.Popen([sys.executable, "-m", "bench.bench_fleet", "writer", store,
-                                        ",".join(u for u, _ in nodes), str(seconds), str(out)], cwd=REPO, env=env)
+        out, seen_out = work / "writer.json", work / "probe.json"
+        writer_proc = subprocess.Popen([sys.executable, "-m", "bench.bench_fleet", "writer", store, str(seconds), str(out)],
+                                       cwd=REPO, env=env)
+        helpers.append(writer_proc)
+        probe_proc = subprocess.Popen([sys.executable, "-m", "bench.bench_fleet", "probe", ",".join(u for u, _ in nodes),
+                                       str(seconds + 4), str(seen_out)], cwd=REPO, env=env)
+        helpers.append(probe_proc)
+        cpu = CpuUse({"node1": nodes[0][1].pid, "node2": nodes[1][1].pid, "writer": writer_proc.pid,
+                      "probe": probe_proc.pid})
+        start = cpu.take()
         time.sleep(IDLE_SECONDS)
         figures: dict = {}
-        windows = {}
+        windows, cpu_windows = {}, {}
         for k, (url, _) in enumerate(nodes, 1):
-            began = time.time()
+            began, before = time.time(), cpu.take()
             latencies, errors, wall = asyncio.run(_load(url, LOAD_SECONDS))
-            windows[k] = (began, time.time())
+            windows[k], cpu_windows[k] = (began, time.time()), (before, cpu.take())
             figures.update({f"fleet_node{k}_requests_per_s": round((len(latencies) + errors) / wall, 1),
                             f"fleet_node{k}_p50_ms": _pct(latencies, 0.5), f"fleet_node{k}_p99_ms": _pct(latencies, 0.99),
                             f"fleet_node{k}_errors": errors})
+        end = cpu.take()
         if writer_proc.wait(timeout=seconds + 60) != 0:
             raise RuntimeError("the fleet writer failed")
-        result = json.loads(out.read_text())
+        if probe_proc.wait(timeout=30) != 0:
+            raise RuntimeError("the fleet probe failed")
+        result, seen = json.loads(out.read_text()), json.loads(seen_out.read_text())
         for k, (url, _) in enumerate(nodes, 1):
-            lags = _lags(result["appends"], result["seen"][url])
-            loaded = _lags(result["appends"], result["seen"][url], *windows[k])
-            idle = _lags(result["appends"], result["seen"][url], 0.0, windows[1][0])  # before any API load
+            lags = _lags(result["appends"], seen[url])
+            loaded = _lags(result["appends"], seen[url], *windows[k])
+            idle = _lags(result["appends"], seen[url], 0.0, windows[1][0])  # before any API load
             figures.update({f"fleet_node{k}_lag_p50_ms": _pct(lags, 0.5), f"fleet_node{k}_lag_p99_ms": _pct(lags, 0.99),
                             f"fleet_node{k}_lag_no_api_load_p99_ms": _pct(idle, 0.99),
-                            f"fleet_node{k}_lag_under_load_p99_ms": _pct(loaded, 0.99), f"fleet_node{k}_lag_samples": len(lags)})
+                            f"fleet_node{k}_lag_under_load_p99_ms": _pct(loaded, 0.99), f"fleet_node{k}_lag_samples": len(lags),
+                            f"fleet_node{k}_pages": len(seen[url])})
         figures["fleet_events_appended"] = result["appends"][-1][1]
         figures["fleet_orders"] = result["orders"]
         figures["fleet_speedup_achieved"] = result["speedup"]  # below 100: the writer fell behind (CPU)
+        figures.update(_cpu_figures(start, end, cpu_windows))
         follows = (work / "serve.log").read_text() if (work / "serve.log").exists() else ""
         figures["fleet_following"] = "listen/notify" if "follows the log by listen/notify" in follows else "polling"
         figures["fleet_load"] = (f"{BOTS} bots x {result['minutes']} one-minute candles at {SPEEDUP}x real time into "
@@ -244,8 +331,9 @@ def run() -> dict:
                                  f"{LOAD_SECONDS} s per node, GET /positions?bot= + /risk/metrics?bot=")
         return figures
     finally:
-        if writer_proc is not None and writer_proc.poll() is None:
-            writer_proc.kill()
+        for proc in helpers:
+            if proc.poll() is None:
+                proc.kill()
         for _, proc in nodes:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -261,6 +349,8 @@ def run() -> dict:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["writer"]:
-        writer(sys.argv[2], sys.argv[3].split(","), float(sys.argv[4]), sys.argv[5])
+        writer(sys.argv[2], float(sys.argv[3]), sys.argv[4])
+    elif sys.argv[1:2] == ["probe"]:
+        probe(sys.argv[2].split(","), float(sys.argv[3]), sys.argv[4])
     else:
         print(json.dumps(run(), indent=2))

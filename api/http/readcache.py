@@ -23,7 +23,7 @@ from typing import Any
 # Read paths whose answer depends only on the read model's content (viewer role).
 CACHED_PATHS = frozenset({
     "/positions", "/risk/metrics", "/pnl/daily", "/trades", "/orders", "/decisions", "/equity/curve", "/runs",
-    "/market/data", "/indicators/status", "/llm/status", "/incidents", "/alerts", "/reports/daily",
+    "/market/data", "/indicators/status", "/llm/status", "/incidents", "/alerts", "/reports/daily", "/bots",
 })
 _MAX_ENTRIES = 1024
 

@@ -198,6 +198,7 @@ def bots_view(node) -> dict:
     from domain.control import TRADING_CONTROL_ID, bot_control_id
 
     access = node.access
+    position = access.position  # before reading: the answer shows at least this position
     runs = access.rows(
         "SELECT bot_id, run_id::VARCHAR AS run_id, mode, product, granularity, strategy, status, started_at, ended_at, "
         "count(*) OVER (PARTITION BY bot_id) AS runs FROM runs WHERE mode <> 'backtest' "
@@ -214,7 +215,7 @@ def bots_view(node) -> dict:
         items.append({**run, "runs": int(run["runs"]), "halted": halted, "halted_by": by if halted else None,
                       "halt_reason": halt["reason"] if halted else None,
                       "halt_severity": halt["severity"] if halted else None})
-    return {"as_of_position": access.position, "items": items}
+    return {"as_of_position": position, "items": items}
 
 
 @router.get("/runs", response_model=schemas.RunsPage, summary="backtest, paper and live runs, newest first")
