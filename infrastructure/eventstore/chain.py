@@ -79,6 +79,30 @@ def chain_link(previous: bytes, notification_id: int, originator_id: Any, versio
     return _V2 + h.digest()
 
 
+def next_links(previous: bytes, ids: Sequence[int], rows: Sequence[tuple[Any, Any, Any, Any]]) -> list[bytes]:
+    """The links of ``rows`` (oid, version, topic, state as stored) at notification ``ids``, after ``previous``:
+    ``chain_link`` of each, inlined (one hash call per event) for the columns as the recorders store them."""
+    sha256 = hashlib.sha256
+    topic_fields: dict[str, bytes] = {}
+    links = []
+    for nid, (oid, version, topic, state) in zip(ids, rows):
+        kind = type(oid)
+        if (kind is str or kind is UUID) and type(version) is int and type(topic) is str and type(state) is bytes:
+            oid_bytes = oid.hex.encode() if kind is UUID else oid.encode("utf-8", "surrogatepass")
+            topic_field = topic_fields.get(topic)
+            if topic_field is None:
+                topic_field = topic_fields[topic] = _field(topic)
+            version_bytes = b"%d" % version
+            previous = _V2 + sha256(b"%s%st%s%si%s%s%sb%s%s" % (
+                previous, nid.to_bytes(8, "big"), len(oid_bytes).to_bytes(8, "big"), oid_bytes,
+                len(version_bytes).to_bytes(8, "big"), version_bytes, topic_field, len(state).to_bytes(8, "big"),
+                state)).digest()
+        else:
+            previous = chain_link(previous, nid, oid, version, topic, state)
+        links.append(previous)
+    return links
+
+
 def chain_link_v1(previous: bytes, notification_id: int, originator_id: Any, version: Any, topic: Any, state: Any) -> bytes | None:
     """The version 1 link of a row, or None when the row is not what the version 1 writer stored."""
     if isinstance(originator_id, UUID):
@@ -169,28 +193,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         )
         found = c.fetchone()
         previous = found[0] if found else GENESIS
-        # chain_link inlined (one hash call per event): the recorder stores the oid
-        # as text, the version as an integer, the topic as text, the state as a blob.
-        sha256 = hashlib.sha256
-        topic_fields: dict[str, bytes] = {}
-        links = []
-        for nid, (oid, version, topic, state) in zip(ids, rows):
-            topic_field = topic_fields.get(topic)
-            if topic_field is None:
-                topic_field = topic_fields[topic] = _field(topic)
-            oid_bytes = oid.encode()
-            version_bytes = b"%d" % version
-            previous = _V2 + sha256(
-                b"%s%s%s%s%s%s%s%s%s%s%s"
-                % (
-                    previous, nid.to_bytes(8, "big"),
-                    b"t", len(oid_bytes).to_bytes(8, "big"), oid_bytes,
-                    b"i", len(version_bytes).to_bytes(8, "big"), version_bytes,
-                    topic_field,
-                    b"b" + len(state).to_bytes(8, "big"), state,
-                )
-            ).digest()
-            links.append((nid, previous))
+        links = list(zip(ids, next_links(previous, ids, rows)))
         c.executemany(f"INSERT INTO {self.chain_table_name} VALUES (?, ?)", links)
         return ids
 
@@ -264,13 +267,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         )
         self._insert_columns = SQL(
             "INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%s::{}[], %s::bigint[], %s::text[], %s::bytea[]) RETURNING notification_id"
+            "SELECT * FROM unnest(%b::{}[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
         ).format(schema, Identifier(self.events_table_name), SQL(self.datastore.originator_id_type))
         self._select_prev = SQL(
             "SELECT link FROM {}.{} WHERE notification_id < %s ORDER BY notification_id DESC LIMIT 1"
         ).format(schema, chain)
         self._insert_links = SQL(
-            "INSERT INTO {}.{} (notification_id, link) SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
+            "INSERT INTO {}.{} (notification_id, link) SELECT * FROM unnest(%b::bigint[], %b::bytea[])"
         ).format(schema, chain)
         self._select_joined = SQL(
             "SELECT e.notification_id AS e_id, l.notification_id AS l_id, e.originator_id, e.originator_version, "
@@ -283,7 +286,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[Any], **kwargs: Any) -> None:
         # The library sends an array of a composite type, which psycopg dumps
-        # in Python with regular expressions; four plain arrays dump in C.
+        # in Python with regular expressions; four plain arrays in binary (%b) need no quoting.
         self._lock_table(curs)
         self._notify_channel(curs)
         curs.execute(
@@ -303,10 +306,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         curs.execute(self._select_prev, (ids[0],))
         found = curs.fetchone()
         previous = bytes(found["link"]) if found else GENESIS
-        links = []
-        for nid, s in zip(ids, stored_events):
-            previous = chain_link(previous, nid, s.originator_id, s.originator_version, s.topic, s.state)
-            links.append(previous)
+        links = next_links(previous, ids, [(e.originator_id, e.originator_version, e.topic, e.state)
+                                           for e in stored_events])
         curs.execute(self._insert_links, (list(ids), links))
         return ids
 
