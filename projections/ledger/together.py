@@ -10,6 +10,21 @@ from projections.ledger.walk import Ledger
 __all__ = ["apply_together"]
 
 
+_PER_EVENT = ("on_step", "on_decision", "on_fill", "on_cash", "on_day", "on_update", "flush")
+
+
+def _nothing(*args) -> None:
+    return None
+
+
+def _calls(hooks: list):
+    """One hook that calls ``hooks`` (bound methods of the members), in order."""
+    def call(*args):
+        for hook in hooks:
+            hook(*args)
+    return call
+
+
 def _each(hook: str):
     """A hook of ``_Together`` that calls the same hook of every member, in order."""
 
@@ -35,6 +50,9 @@ class _Together(Ledger):
         self.members = members
         self.name = members[0].name  # orders and marks are the same in every member's tables
         self.extra_types = tuple(dict.fromkeys(t for m in members for t in m.extra_types))
+        for hook in _PER_EVENT:  # the walk calls these per event: only the members that define them, no loop for one
+            mine = [getattr(m, hook) for m in members if getattr(type(m), hook) is not getattr(Ledger, hook)]
+            setattr(self, hook, mine[0] if len(mine) == 1 else _calls(mine) if mine else _nothing)
 
     def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event]) -> None:
         super()._load(con, after, events)
@@ -86,13 +104,7 @@ class _Together(Ledger):
     begin = _each("begin")
     write = _each("write")
     thaw = _each("thaw")
-    on_step = _each("on_step")
-    on_decision = _each("on_decision")
-    on_fill = _each("on_fill")
-    on_cash = _each("on_cash")
-    on_day = _each("on_day")
-    on_update = _each("on_update")
-    flush = _each("flush")
+    # (the per-event hooks, _PER_EVENT, are set per instance in __init__)
 
 
 def apply_together(con: duckdb.DuckDBPyConnection, after: int, members: list[Ledger]) -> None:
