@@ -9,7 +9,7 @@ is write-side state kept in step with the events it records, never the read
 model. Events are buffered and appended in one transaction per ``flush``:
 every candle in paper and live mode (before anything reaches a real venue
 the order is already in the log), every ``flush_every`` candles in a
-backtest, where the exchange is in memory (at least 20,000 when the rules
+backtest, where the exchange is in memory (at least 25,000 when the rules
 run over recorded candles: application/trading/quiet_candles.py, which
 advances the loop only where something can happen and buffers its HOLDs
 as one batch of columns, ``hold_batch``).

@@ -38,7 +38,7 @@ from domain.market import Candle
 from domain.strategy_rules import INPUT_NAMES, RulesHolds, RulesStrategy
 
 
-BATCH_CANDLES = 20_000
+BATCH_CANDLES = 25_000
 """Candles per transaction at least: a quiet candle is one HOLD row, so a transaction per ``flush_every``
 (500 for `tradecore backtest`) would spend most of the run committing. A backtest's exchange is in memory
 and nothing outside waits on its log; a run killed mid-batch loses that batch, and the next writer ends
