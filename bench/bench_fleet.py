@@ -1,6 +1,6 @@
 """A fleet on one PostgreSQL log: 20 simulated bots write while two read nodes follow (`python -m bench fleet`).
 
-Loopback only, bounded (about 75 s of load, under two minutes in all):
+Loopback only, bounded (about 100 s of load, about two minutes in all):
 
 - a fresh PostgreSQL schema (TRADECORE_BENCH_PG, default postgresql://postgres@127.0.0.1:5432/test) holds the log;
 - two `tradecore serve` processes follow it (LISTEN/NOTIFY), each with its own DuckDB file;
@@ -14,10 +14,14 @@ Loopback only, bounded (about 75 s of load, under two minutes in all):
   The probes used to be threads of the writer: their HTTP client then took the writer's GIL and CPU, and the writer
   fell behind its 100x (fleet_speedup_achieved ~72);
 - the load: a Python asyncio generator (16 keep-alive connections, bot-scoped GET /positions?bot= and
-  /risk/metrics?bot=) drives node 1 then node 2 for LOAD_SECONDS each while the writers go on.
+  /risk/metrics?bot=) drives node 1 then node 2 for LOAD_SECONDS each, as fast as the node answers (closed loop:
+  what a node can serve), while the writers go on; then each node in turn at PACED_RATE requests/s (open loop,
+  latencies from when each request was due; a generator process of its own, on uvloop) for PACED_SECONDS: the
+  target load, and the lag under it.
 
 Figures: fleet_node{1,2}_lag_p50_ms / _p99_ms (the whole run), _lag_under_load_p99_ms, fleet_node{1,2}_requests_per_s,
-_p99_ms, _errors; fleet_events_appended, fleet_orders; _pages (distinct positions the probe saw: the pages the node
+_p99_ms, _errors; the same at the paced load (_paced_requests_per_s, _paced_p99_ms, _paced_errors,
+_lag_paced_p99_ms); fleet_events_appended, fleet_orders; _pages (distinct positions the probe saw: the pages the node
 applied). What each process costs, in cores (CPU seconds over wall seconds, psutil): fleet_cpu_cores_node{1,2} over
 the run and _node{1,2}_under_load over its load window, fleet_cpu_cores_writer, _probe, _load_generator (during the
 load windows), _postgres (every postgres process of the machine), and fleet_cpu_cores_machine_idle /
@@ -27,6 +31,7 @@ the writer and both nodes share the machine's cores: the figures are a floor for
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -46,6 +51,7 @@ TOKEN = "bench-fleet-viewer-token"
 PG = os.environ.get("TRADECORE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BOTS, SPEEDUP, PRODUCTS = 20, 100, ("BTC-USD", "ETH-USD", "SOL-USD", "ETH-BTC", "LTC-USD")
 IDLE_SECONDS, LOAD_SECONDS, CONNECTIONS = 15, 20, 16
+PACED_SECONDS, PACED_RATE = 12, 2000  # each node in turn at the target rate (requests/s)
 START = datetime(2026, 2, 2, tzinfo=timezone.utc)
 
 
@@ -166,12 +172,33 @@ def writer(store_url: str, seconds: float, out: str) -> None:
 
 # --- the load generator -----------------------------------------------------------------------------------
 
-async def _load(url: str, seconds: float) -> tuple[list[float], int, float]:
-    """CONNECTIONS keep-alive clients (bench/load.py), bot-scoped GETs; latencies of the 200s."""
+async def _load(url: str, seconds: float, rate: float | None = None) -> tuple[list[float], int, float]:
+    """CONNECTIONS keep-alive clients (bench/load.py), bot-scoped GETs; latencies of the 200s. As fast as the node
+    answers, or at ``rate`` requests/s (latencies from when each request was due)."""
     from bench.load import lean_load
 
     paths = [f"/positions?bot=fleet-{i:02d}" for i in range(BOTS)] + [f"/risk/metrics?bot=fleet-{i:02d}" for i in range(BOTS)]
-    return await lean_load(url, paths, TOKEN, CONNECTIONS, seconds, stride=7)
+    return await lean_load(url, paths, TOKEN, CONNECTIONS, seconds, stride=7, rate=rate)
+
+
+def paced(url: str, out: str) -> None:
+    """One node's paced load, in a process of its own (one Python process pacing both nodes fell behind its own
+    schedule on the shared cores, and its latencies, counted from when each request was due, measured itself)."""
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    latencies, errors, wall = runner(_load(url, PACED_SECONDS, PACED_RATE))
+    Path(out).write_text(json.dumps([latencies, errors, wall, round(time.process_time() / wall, 2)]))
+
+
+def _paced(url: str, out: Path, env: dict) -> tuple[list[float], int, float, float]:
+    proc = subprocess.Popen([sys.executable, "-m", "bench.bench_fleet", "paced", url, str(out)], cwd=REPO, env=env)
+    if proc.wait(timeout=PACED_SECONDS + 60) != 0:
+        raise RuntimeError("the paced load generator failed")
+    return json.loads(out.read_text())
 
 
 def _pct(values: list[float], p: float) -> float | None:
@@ -262,8 +289,6 @@ def _cpu_figures(start: dict, end: dict, windows: dict[int, tuple[dict, dict]]) 
 
 
 def run() -> dict:
-    import asyncio
-
     import psycopg
 
     schema = f"bench_fleet_{uuid.uuid4().hex[:8]}"
@@ -285,7 +310,7 @@ def run() -> dict:
             nodes.append((f"http://127.0.0.1:{port}", proc))
         for url, _ in nodes:
             _wait_up(url, time.monotonic() + 60)
-        seconds = IDLE_SECONDS + 2 * LOAD_SECONDS + 2
+        seconds = IDLE_SECONDS + 2 * LOAD_SECONDS + 2 * PACED_SECONDS + 4
         out, seen_out = work / "writer.json", work / "probe.json"
         writer_proc = subprocess.Popen([sys.executable, "-m", "bench.bench_fleet", "writer", store, str(seconds), str(out)],
                                        cwd=REPO, env=env)
@@ -306,6 +331,15 @@ def run() -> dict:
             figures.update({f"fleet_node{k}_requests_per_s": round((len(latencies) + errors) / wall, 1),
                             f"fleet_node{k}_p50_ms": _pct(latencies, 0.5), f"fleet_node{k}_p99_ms": _pct(latencies, 0.99),
                             f"fleet_node{k}_errors": errors})
+        for k, (url, _) in enumerate(nodes, 1):
+            began, before = time.time(), cpu.take()
+            latencies, errors, wall, generator = _paced(url, work / f"paced{k}.json", env)
+            windows[f"paced{k}"], after = (began, time.time()), cpu.take()
+            figures.update({f"fleet_node{k}_paced_requests_per_s": round((len(latencies) + errors) / wall, 1),
+                            f"fleet_node{k}_paced_p50_ms": _pct(latencies, 0.5),
+                            f"fleet_node{k}_paced_p99_ms": _pct(latencies, 0.99), f"fleet_node{k}_paced_errors": errors,
+                            f"fleet_cpu_cores_node{k}_paced": CpuUse.cores(before, after, f"node{k}"),
+                            f"fleet_cpu_cores_paced_generator{k}": generator})
         end = cpu.take()
         if writer_proc.wait(timeout=seconds + 60) != 0:
             raise RuntimeError("the fleet writer failed")
@@ -319,6 +353,7 @@ def run() -> dict:
             figures.update({f"fleet_node{k}_lag_p50_ms": _pct(lags, 0.5), f"fleet_node{k}_lag_p99_ms": _pct(lags, 0.99),
                             f"fleet_node{k}_lag_no_api_load_p99_ms": _pct(idle, 0.99),
                             f"fleet_node{k}_lag_under_load_p99_ms": _pct(loaded, 0.99), f"fleet_node{k}_lag_samples": len(lags),
+                            f"fleet_node{k}_lag_paced_p99_ms": _pct(_lags(result["appends"], seen[url], *windows[f"paced{k}"]), 0.99),
                             f"fleet_node{k}_pages": len(seen[url])})
         figures["fleet_events_appended"] = result["appends"][-1][1]
         figures["fleet_orders"] = result["orders"]
@@ -328,7 +363,8 @@ def run() -> dict:
         figures["fleet_following"] = "listen/notify" if "follows the log by listen/notify" in follows else "polling"
         figures["fleet_load"] = (f"{BOTS} bots x {result['minutes']} one-minute candles at {SPEEDUP}x real time into "
                                  f"PostgreSQL; 2 tradecore serve nodes; python asyncio load, {CONNECTIONS} connections, "
-                                 f"{LOAD_SECONDS} s per node, GET /positions?bot= + /risk/metrics?bot=")
+                                 f"{LOAD_SECONDS} s per node as fast as it answers, then {PACED_SECONDS} s per node at "
+                                 f"{PACED_RATE} requests/s (_paced_, a generator process of its own), GET /positions?bot= + /risk/metrics?bot=")
         return figures
     finally:
         for proc in helpers:
@@ -350,6 +386,8 @@ def run() -> dict:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["writer"]:
         writer(sys.argv[2], float(sys.argv[3]), sys.argv[4])
+    elif sys.argv[1:2] == ["paced"]:
+        paced(sys.argv[2], sys.argv[3])
     elif sys.argv[1:2] == ["probe"]:
         probe(sys.argv[2].split(","), float(sys.argv[3]), sys.argv[4])
     else:

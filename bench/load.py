@@ -3,6 +3,10 @@
 Each request's status line is checked (200) and its whole body read (Content-Length or chunked). httpx costs the
 client about a millisecond of CPU per request, more than the server: on two shared cores it, not the server, would
 set the figure. Bounded in time (and, optionally, in requests); loopback only.
+
+Closed loop by default (each connection sends its next request when the last answer is in: the most the server
+answers). With ``rate`` it is an open loop: the requests are due at that rate overall, evenly spread, whatever the
+server's pace, and each latency runs from when its request was due, so a stall counts for every request it held up.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ async def _ok(reader: asyncio.StreamReader) -> bool:
 
 
 async def lean_load(url: str, paths: list[str], token: str, connections: int, seconds: float,
-                    max_requests: int | None = None, stride: int = 1) -> tuple[list[float], int, float]:
-    """(latencies of the 200s in ms, errors, wall seconds) of ``connections`` clients GETting ``paths`` in turn."""
+                    max_requests: int | None = None, stride: int = 1,
+                    rate: float | None = None) -> tuple[list[float], int, float]:
+    """(latencies of the 200s in ms, errors, wall seconds) of ``connections`` clients GETting ``paths`` in turn
+    (at ``rate`` requests/s in all when given)."""
     host, port = urlsplit(url).hostname, urlsplit(url).port
     requests = [f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n".encode() for p in paths]
     latencies: list[float] = []
@@ -40,10 +46,16 @@ async def lean_load(url: str, paths: list[str], token: str, connections: int, se
     async def client(k: int) -> None:
         nonlocal errors, sent
         reader, writer = await asyncio.open_connection(host, port)
+        every = connections / rate if rate else 0.0
+        due = began + k * every / connections  # this connection's first request, spread over the others'
         try:
             while (max_requests is None or sent < max_requests) and time.perf_counter() < deadline:
                 sent += 1
                 at = time.perf_counter()
+                if rate:
+                    if due > at:
+                        await asyncio.sleep(due - at)
+                    at, due = due, due + every
                 try:
                     writer.write(requests[(sent * stride + k) % len(requests)])
                     ok = await asyncio.wait_for(_ok(reader), 10)
