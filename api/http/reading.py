@@ -63,26 +63,30 @@ async def cached_json(node, key: Any, compute: Callable[[], Any]) -> JsonBytes:
     return await cached_bytes(node, key, lambda: dumps(compute()))
 
 
-async def cached_bytes(node, key: Any, compute: Callable[[], bytes]) -> JsonBytes:
-    """``cached_json`` for a ``compute`` that returns the JSON bytes itself (api/http/fleet.py keeps its siblings')."""
+async def cached_bytes(node, key: Any, compute: Callable[[], bytes], family: Any = None) -> JsonBytes:
+    """``cached_json`` for a ``compute`` that returns the JSON bytes itself. With ``family``, one computation
+    answers every key of the family (api/http/fleet.py: every bot's at once, kept by ``ReadModelAccess.keep``), so
+    a request for any of them waits for the one under way instead of starting another."""
     access = node.access
     body = access.peek(key)
     if body is not None:
         return JsonBytes(body)
     position, answers = access.position, node.answers
-    pending = answers.computing.get(key)
+    flight = key if family is None else family
+    pending = answers.computing.get(flight)
     if pending is not None and pending[0] == position:
-        body = await asyncio.shield(pending[1])
+        found = await asyncio.shield(pending[1])
+        body = found if family is None else access.peek(key)
         if body is not None:
             return JsonBytes(body)
     waiting = asyncio.get_running_loop().create_future()
-    answers.computing[key] = (position, waiting)
+    answers.computing[flight] = (position, waiting)
     try:
         body = await anyio.to_thread.run_sync(access.cached, key, compute, limiter=answers.limiter())
     finally:
         waiting.set_result(body)  # None after an error: a waiter computes it itself (and meets the error itself)
-        if answers.computing.get(key, (None, None))[1] is waiting:
-            del answers.computing[key]
+        if answers.computing.get(flight, (None, None))[1] is waiting:
+            del answers.computing[flight]
     return JsonBytes(body)
 
 
