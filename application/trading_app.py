@@ -29,7 +29,8 @@ from domain.account import Account, account_id
 from domain.config import CONFIG_LEDGER_ID, ConfigLedger
 from domain.control import TRADING_CONTROL_ID, Incident, Run, Severity, TradingControl
 from domain.events import DomainEvent, EventMeta
-from domain.hold_decisions import HoldDecisions
+from domain.candle_columns import ClosedCandles
+from domain.event_columns import ColumnBatch
 from domain.market import Candle, CandleClosed, CandleConflict, CandleRecord, candle_id
 
 
@@ -81,17 +82,17 @@ class TradingApplication(Application):
         except AggregateNotFoundError:
             raise NotFound(kind, aggregate_id) from None
 
-    def _put(self, events: Sequence[DomainEvent | HoldDecisions]) -> None:
+    def _put(self, events: Sequence[DomainEvent | ColumnBatch]) -> None:
         """Map and insert events in one transaction (``EventStore.put`` without the
-        per-event ``Recording`` objects it builds and nobody here reads). A ``HoldDecisions``
-        batch among them is validated per column and encoded as the mapper writes each event."""
+        per-event ``Recording`` objects it builds and nobody here reads). A ``ColumnBatch`` among them
+        (HOLD decisions, new candles) is validated per column and encoded as the mapper writes each event."""
         to_row = getattr(self.mapper, "to_row", None)
         insert_rows = getattr(self.recorder, "insert_rows", None)
         if to_row is not None and insert_rows is not None:  # the chained SQLite recorder: no StoredEvents
             rows: list = []
             checked = False  # the first batch of a transaction is checked against the one-event encoding
             for event in events:
-                if type(event) is HoldDecisions:
+                if isinstance(event, ColumnBatch):
                     rows.extend(self._decision_rows(to_row).rows(event, check=not checked))
                     checked = True
                 else:
@@ -102,7 +103,7 @@ class TradingApplication(Application):
         stored: list[StoredEvent] = []
         checked = False
         for event in events:
-            if type(event) is HoldDecisions:
+            if isinstance(event, ColumnBatch):
                 stored.extend(StoredEvent(*row) for row in self._decision_rows(_as_row(to_stored)).rows(event, check=not checked))
                 checked = True
             else:
@@ -115,7 +116,7 @@ class TradingApplication(Application):
             rows = self._hold_rows = DecisionRows(encode)
         return rows
 
-    def record_in_order(self, events: Sequence[DomainEvent | HoldDecisions]) -> None:
+    def record_in_order(self, events: Sequence[DomainEvent | ColumnBatch]) -> None:
         """Append events made by several aggregates, in the order they happened, atomically.
 
         The trading loop's unit of work. A candle already in the log (a second
@@ -186,14 +187,21 @@ class TradingApplication(Application):
     def _record_candle_batch(self, batch: dict[uuid.UUID, Candle], meta: EventMeta, on_conflict: str, result: CandleRecording) -> None:
         try:
             with paused_gc():
-                events = CandleRecord.closed_events(batch.items(), meta)
-                # Straight to the event store: no aggregates to collect from, and
-                # save()'s per-object protocol checks cost more than the insert.
-                self._put(events)
+                # Straight to the event store: no aggregates to collect from, and save()'s per-object
+                # protocol checks cost more than the insert. One product and bar size: as columns.
+                candles = list(batch.values())
+                if len({(c.product, c.granularity) for c in candles}) == 1:
+                    events: Sequence[DomainEvent] | ClosedCandles = ClosedCandles(list(batch), candles, meta)
+                    self._put([events])
+                else:
+                    events = CandleRecord.closed_events(batch.items(), meta)
+                    self._put(events)
             result.recorded += len(events)
             return
         except IntegrityError:
             pass  # some are recorded already: sort them out one by one
+        if isinstance(events, ClosedCandles):
+            events = events.events()
         fresh: list[DomainEvent] = []
         corrections: list[CandleRecord] = []
         for event, candle in zip(events, batch.values()):

@@ -17,14 +17,12 @@ import typing
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from operator import attrgetter
 from typing import Any, Optional
 
-import numpy as np
-
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from domain.decision import Decision, DecisionMade, StrategyDecision, TradeAction, TradeActionKind
+from domain.event_columns import ColumnBatch, field_type, split_listed, strings_json, times_json, uuids_json, validated_json
 from domain.events import EventMeta, EventValidationError
 from domain.ids import uuid_from_int
 
@@ -38,22 +36,16 @@ def field_adapter(name: str) -> TypeAdapter:
     return _ADAPTERS[name]
 
 
-def _adapter_of(name: str) -> TypeAdapter:
-    info = DecisionMade.model_fields[name]
-    annotation = info.annotation
-    if info.metadata:
-        annotation = typing.Annotated[(annotation, *info.metadata)]
-    return TypeAdapter(annotation)
-
-
-_ADAPTERS = {name: _adapter_of(name) for name in ("occurred_at", "candle_start", "rationale", "inputs")}
-_LIST_OF_TIMES = TypeAdapter(list[typing.Annotated[(DecisionMade.model_fields["occurred_at"].annotation,
-                                                    *DecisionMade.model_fields["occurred_at"].metadata)]])
+_ADAPTERS = {name: TypeAdapter(field_type(DecisionMade, name)) for name in ("occurred_at", "candle_start", "rationale")}
+_LIST_OF_TIMES = TypeAdapter(list[field_type(DecisionMade, "occurred_at")])
 _INPUT_VALUE = typing.get_args(DecisionMade.model_fields["inputs"].annotation)[1]
 _LIST_OF_INPUTS = TypeAdapter(list[_INPUT_VALUE])
+_SENTINEL_ID = 0x5E5E5E5E_5E5E_4E5E_9E5E_5E5E5E5E5E5E
+_SENTINEL_AT = datetime(1971, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+_SENTINEL_START = datetime(1972, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
 
 
-class HoldDecisions:
+class HoldDecisions(ColumnBatch):
     """``DecisionMade`` HOLD events of one run, strategy and product, as columns, in log order.
 
     ``inputs`` are the indicator columns every row points into (name -> values, JSON-safe scalars such as
@@ -112,8 +104,23 @@ class HoldDecisions:
         (made,) = Decision.of(decision_id, meta, decided, self.product, self.candle_start[k], inputs).collect_events()
         return made
 
-    def events(self) -> list[DecisionMade]:
-        return [self.event(k) for k in range(len(self))]
+    @property
+    def template_key(self) -> tuple:
+        return DecisionMade, self.run_id, self.strategy, self.product, tuple(self.inputs)
+
+    def probe(self) -> tuple[HoldDecisions, dict[str, bytes]]:
+        names = list(self.inputs)
+        probe = HoldDecisions(self.run_id, self.strategy, self.product,
+                              {name: [f"@@input-{i}@@"] for i, name in enumerate(names)})
+        probe.add(_SENTINEL_ID, _SENTINEL_AT, _SENTINEL_START, 0, "@@position@@", "@@rationale@@")
+        return probe, {
+            "originator_id": uuids_json([_SENTINEL_ID])[0],
+            "occurred_at": field_adapter("occurred_at").dump_json(_SENTINEL_AT),
+            "candle_start": field_adapter("candle_start").dump_json(_SENTINEL_START),
+            "rationale": b'"@@rationale@@"',
+            "inputs.position_quantity": b'"@@position@@"',
+            **{f"inputs.{name}": b'"@@input-%d@@"' % i for i, name in enumerate(names)},
+        }
 
     # --- validation per column ----------------------------------------------------------------------
 
@@ -129,7 +136,7 @@ class HoldDecisions:
         if ids and (set(map(type, ids)) != {int} or min(ids) < 0 or max(ids) >= 1 << 128):
             k = next(k for k, n in enumerate(ids) if type(n) is not int or not 0 <= n < 1 << 128)
             raise EventValidationError("DecisionMade", [(f"originator_id (row {k})", ids[k], "not a 128-bit UUID")])
-        out["originator_id"] = _uuids_json(ids)
+        out["originator_id"] = uuids_json(ids)
         for name in ("occurred_at", "candle_start"):
             out[name] = _times_json(getattr(self, name), name)
         texts = self.rationale
@@ -137,7 +144,7 @@ class HoldDecisions:
             k = next(k for k, t in enumerate(texts) if type(t) is not str or len(t) > _HOLD_RATIONALE_LIMIT)
             raise EventValidationError("DecisionMade", [(f"rationale (row {k})", texts[k],
                                                          f"a text of at most {_HOLD_RATIONALE_LIMIT} characters")])
-        out["rationale"] = _strings_json(texts, field_adapter("rationale"))
+        out["rationale"] = strings_json(texts, field_adapter("rationale"))
         rows = self.rows
         contiguous = bool(rows) and rows[-1] - rows[0] == len(rows) - 1 and rows == list(range(rows[0], rows[-1] + 1))
         for name, values in self.inputs.items():
@@ -147,35 +154,17 @@ class HoldDecisions:
         if quantities and set(map(type, quantities)) != {str}:
             k = next(k for k, t in enumerate(quantities) if type(t) is not str)
             raise EventValidationError("DecisionMade", [(f"inputs.position_quantity (row {k})", quantities[k], "not a text")])
-        out["inputs.position_quantity"] = _strings_json(quantities, _INPUT_ADAPTER)
+        out["inputs.position_quantity"] = strings_json(quantities, _INPUT_ADAPTER)
         return out
 
 
 _INPUT_ADAPTER = TypeAdapter(_INPUT_VALUE)
 _FLOATS = TypeAdapter(list[Optional[float]])
-_UTC_TIMES = TypeAdapter(list[datetime])
 _BOOL_JSON = {True: b"true", False: b"false"}
-_tzinfo = attrgetter("tzinfo")
-
-
-def _dump(adapter: TypeAdapter, values: list, field: str) -> bytes:
-    try:
-        valid = adapter.validate_python(values, strict=False)
-    except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        row = error["loc"][0] if error.get("loc") else "?"
-        message = error.get("msg", "invalid")
-        if error.get("type") == "timezone_aware":
-            message = "naive datetime (a UTC timezone is required)"
-        raise EventValidationError("DecisionMade", [(f"{field} (row {row})", error.get("input"), message)]) from None
-    return adapter.dump_json(valid)
 
 
 def _times_json(values: list, field: str) -> list[bytes]:
-    # datetimes in UTC already are what the field's validation gives back: written as they are
-    if set(map(type, values)) <= {datetime} and set(map(_tzinfo, values)) <= {timezone.utc}:
-        return _split(_UTC_TIMES.dump_json(values))
-    return _split(_dump(_LIST_OF_TIMES, values, field))
+    return times_json(values, field, _LIST_OF_TIMES, "DecisionMade")
 
 
 def _inputs_json(values: list, field: str) -> list[bytes]:
@@ -183,35 +172,5 @@ def _inputs_json(values: list, field: str) -> list[bytes]:
     if kinds <= {bool}:  # flags: valid as they are
         return list(map(_BOOL_JSON.__getitem__, values))
     if kinds <= {float, type(None)}:  # numbers: valid as they are, written as pydantic writes a float
-        return _split(_FLOATS.dump_json(values))
-    return _split(_dump(_LIST_OF_INPUTS, values, field))
-
-
-def _split(listed: bytes) -> list[bytes]:
-    # A JSON list of numbers, booleans, nulls or ISO times: none of them holds a comma.
-    inner = listed[1:-1]
-    return inner.split(b",") if inner else []
-
-
-def _strings_json(texts: list[str], adapter: TypeAdapter) -> list[bytes]:
-    if not texts:
-        return []
-    body = "".join(texts)
-    if body.isascii() and body.isprintable() and '"' not in body and "\\" not in body:
-        # printable ASCII without quotes or backslashes is written as it is, between quotes
-        return ('"' + '"\x00"'.join(texts) + '"').encode().split(b"\x00")
-    return [adapter.dump_json(text) for text in texts]
-
-
-def _uuids_json(ids: list[int]) -> list[bytes]:
-    """Each id as its JSON text (a quoted 8-4-4-4-12 UUID), built for the whole column at once."""
-    if not ids:
-        return []
-    digits = np.frombuffer((("%032x" * len(ids)) % tuple(ids)).encode(), dtype="S1").reshape(-1, 32)
-    out = np.empty((len(ids), 38), dtype="S1")
-    out[:, [0, 37]] = b'"'
-    out[:, [9, 14, 19, 24]] = b"-"
-    for into, frm in ((1, 0), (10, 8), (15, 12), (20, 16), (25, 20)):
-        width = {0: 8, 8: 4, 12: 4, 16: 4, 20: 12}[frm]
-        out[:, into:into + width] = digits[:, frm:frm + width]
-    return out.view("S38").ravel().tolist()
+        return split_listed(_FLOATS.dump_json(values))
+    return split_listed(validated_json(_LIST_OF_INPUTS, values, field, "DecisionMade"))

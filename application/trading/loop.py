@@ -37,6 +37,7 @@ from domain.ids import DeterministicIds  # noqa: F401  (re-exported: callers bui
 from domain.market import Candle, CandleRecord, candle_id
 from domain.order import Order, OrderSide, OrderType
 from domain.product import check_minimums, protective_rounding
+from domain.event_columns import ColumnBatch
 from domain.hold_decisions import HoldDecisions
 from domain.risk import RiskState, assess, min_order_refusal, position_size
 from domain.run_book import RunBook
@@ -95,7 +96,7 @@ class TradingLoop(Breakers):
         """Append the buffered events, in order, in one transaction."""
         if self._pending:
             self.store.record_in_order(self._pending)
-            self.summary.events += sum(len(e) if type(e) is HoldDecisions else 1 for e in self._pending)
+            self.summary.events += sum(len(e) if isinstance(e, ColumnBatch) else 1 for e in self._pending)
             self._pending = []
         self._since_flush = 0
 
