@@ -24,7 +24,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 
 from application.errors import ConcurrencyConflict, NotFound
-from application.trading.decision_rows import DecisionRows
+from application.stored_rows import StoredRows
 from domain.account import Account, account_id
 from domain.config import CONFIG_LEDGER_ID, ConfigLedger
 from domain.control import TRADING_CONTROL_ID, Incident, Run, Severity, TradingControl
@@ -93,7 +93,7 @@ class TradingApplication(Application):
             checked = False  # the first batch of a transaction is checked against the one-event encoding
             for event in events:
                 if isinstance(event, ColumnBatch):
-                    rows.extend(self._decision_rows(to_row).rows(event, check=not checked))
+                    rows.extend(self._stored_rows_for(to_row).rows(event, check=not checked))
                     checked = True
                 else:
                     rows.append(to_row(event))
@@ -104,16 +104,16 @@ class TradingApplication(Application):
         checked = False
         for event in events:
             if isinstance(event, ColumnBatch):
-                stored.extend(StoredEvent(*row) for row in self._decision_rows(_as_row(to_stored)).rows(event, check=not checked))
+                stored.extend(StoredEvent(*row) for row in self._stored_rows_for(_as_row(to_stored)).rows(event, check=not checked))
                 checked = True
             else:
                 stored.append(to_stored(event))
         self.recorder.insert_events(stored)
 
-    def _decision_rows(self, encode: Any) -> DecisionRows:
-        rows = getattr(self, "_hold_rows", None)
+    def _stored_rows_for(self, encode: Any) -> StoredRows:
+        rows = getattr(self, "_stored_rows", None)
         if rows is None:
-            rows = self._hold_rows = DecisionRows(encode)
+            rows = self._stored_rows = StoredRows(encode)
         return rows
 
     def record_in_order(self, events: Sequence[DomainEvent | ColumnBatch]) -> None:

@@ -6,7 +6,7 @@ varying column with the types of the event's own fields (pydantic, one call per 
 cross-field checks once per row) and gives each value's JSON; one bad value anywhere refuses the whole
 batch with an ``EventValidationError`` naming the field, the row and the value. ``event(k)`` is row ``k``
 as the one validated model the ordinary path makes, and ``probe()`` a one-row batch of sentinel values, so
-the store can derive, and check, how it writes the batch (application/trading/decision_rows.py).
+the store can derive, and check, how it writes the batch (application/stored_rows.py).
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def test_new_candles_are_stored_as_the_one_event_path_stores_them(tmp_path):
         events.record_in_order(CandleRecord.closed_events([(candle_id(c.product, c.granularity, c.start), c)
                                                            for c in candles], meta))
         assert columns.recorder.select_log_rows(0, 10_000) == events.recorder.select_log_rows(0, 10_000)
-        assert columns._hold_rows.fallbacks == 0
+        assert columns._stored_rows.fallbacks == 0
     finally:
         columns.close()
         events.close()

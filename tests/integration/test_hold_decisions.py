@@ -52,7 +52,7 @@ def test_a_batch_is_stored_as_the_one_event_path_stores_each_decision(store, tmp
         rows = store.recorder.select_log_rows(0, 1000)
         assert len(rows) == 301
         assert rows == one_by_one.recorder.select_log_rows(0, 1000)  # the same bytes, in the same order
-        assert store._hold_rows.fallbacks == 0
+        assert store._stored_rows.fallbacks == 0
         assert [e.event for e in store.iter_log()][1:] == holds.events()
     finally:
         one_by_one.close()

@@ -21,7 +21,7 @@ Encode = Callable[[DomainEvent], tuple[Any, int, str, bytes]]
 """An event as its stored row: (originator id as stored, version, topic, state)."""
 
 
-class DecisionRows:
+class StoredRows:
     """Stored rows of column batches for one mapper (``encode``); one template per ``template_key``."""
 
     def __init__(self, encode: Encode):
