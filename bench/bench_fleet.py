@@ -20,8 +20,9 @@ Loopback only, bounded (about 100 s of load, about two minutes in all):
   target load, and the lag under it.
 
 Figures: fleet_node{1,2}_lag_p50_ms / _p99_ms (the whole run), _lag_under_load_p99_ms, fleet_node{1,2}_requests_per_s,
-_p99_ms, _errors; the same at the paced load (_paced_requests_per_s, _paced_p99_ms, _paced_errors,
-_lag_paced_p99_ms); fleet_events_appended, fleet_orders; _pages (distinct positions the probe saw: the pages the node
+_p99_ms, _errors; the same at the paced load (_paced_requests_per_s, _paced_p99_ms from when each request was due,
+_paced_from_sending_p99_ms from when it was sent: the difference is the time the generator itself was late, for
+the server or for a core, _paced_errors, _lag_paced_p99_ms); fleet_events_appended, fleet_orders; _pages (distinct positions the probe saw: the pages the node
 applied). What each process costs, in cores (CPU seconds over wall seconds, psutil): fleet_cpu_cores_node{1,2} over
 the run and _node{1,2}_under_load over its load window, fleet_cpu_cores_writer, _probe, _load_generator (during the
 load windows), _postgres (every postgres process of the machine), and fleet_cpu_cores_machine_idle /
@@ -172,13 +173,14 @@ def writer(store_url: str, seconds: float, out: str) -> None:
 
 # --- the load generator -----------------------------------------------------------------------------------
 
-async def _load(url: str, seconds: float, rate: float | None = None) -> tuple[list[float], int, float]:
+async def _load(url: str, seconds: float, rate: float | None = None,
+                served: list[float] | None = None) -> tuple[list[float], int, float]:
     """CONNECTIONS keep-alive clients (bench/load.py), bot-scoped GETs; latencies of the 200s. As fast as the node
     answers, or at ``rate`` requests/s (latencies from when each request was due)."""
     from bench.load import lean_load
 
     paths = [f"/positions?bot=fleet-{i:02d}" for i in range(BOTS)] + [f"/risk/metrics?bot=fleet-{i:02d}" for i in range(BOTS)]
-    return await lean_load(url, paths, TOKEN, CONNECTIONS, seconds, stride=7, rate=rate)
+    return await lean_load(url, paths, TOKEN, CONNECTIONS, seconds, stride=7, rate=rate, served=served)
 
 
 def paced(url: str, out: str) -> None:
@@ -190,11 +192,12 @@ def paced(url: str, out: str) -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    latencies, errors, wall = runner(_load(url, PACED_SECONDS, PACED_RATE))
-    Path(out).write_text(json.dumps([latencies, errors, wall, round(time.process_time() / wall, 2)]))
+    served: list[float] = []
+    latencies, errors, wall = runner(_load(url, PACED_SECONDS, PACED_RATE, served))
+    Path(out).write_text(json.dumps([latencies, errors, wall, round(time.process_time() / wall, 2), served]))
 
 
-def _paced(url: str, out: Path, env: dict) -> tuple[list[float], int, float, float]:
+def _paced(url: str, out: Path, env: dict) -> tuple[list[float], int, float, float, list[float]]:
     proc = subprocess.Popen([sys.executable, "-m", "bench.bench_fleet", "paced", url, str(out)], cwd=REPO, env=env)
     if proc.wait(timeout=PACED_SECONDS + 60) != 0:
         raise RuntimeError("the paced load generator failed")
@@ -333,11 +336,13 @@ def run() -> dict:
                             f"fleet_node{k}_errors": errors})
         for k, (url, _) in enumerate(nodes, 1):
             began, before = time.time(), cpu.take()
-            latencies, errors, wall, generator = _paced(url, work / f"paced{k}.json", env)
+            latencies, errors, wall, generator, served = _paced(url, work / f"paced{k}.json", env)
             windows[f"paced{k}"], after = (began, time.time()), cpu.take()
             figures.update({f"fleet_node{k}_paced_requests_per_s": round((len(latencies) + errors) / wall, 1),
                             f"fleet_node{k}_paced_p50_ms": _pct(latencies, 0.5),
                             f"fleet_node{k}_paced_p99_ms": _pct(latencies, 0.99), f"fleet_node{k}_paced_errors": errors,
+                            f"fleet_node{k}_paced_from_sending_p50_ms": _pct(served, 0.5),
+                            f"fleet_node{k}_paced_from_sending_p99_ms": _pct(served, 0.99),
                             f"fleet_cpu_cores_node{k}_paced": CpuUse.cores(before, after, f"node{k}"),
                             f"fleet_cpu_cores_paced_generator{k}": generator})
         end = cpu.take()

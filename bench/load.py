@@ -33,9 +33,9 @@ async def _ok(reader: asyncio.StreamReader) -> bool:
 
 async def lean_load(url: str, paths: list[str], token: str, connections: int, seconds: float,
                     max_requests: int | None = None, stride: int = 1,
-                    rate: float | None = None) -> tuple[list[float], int, float]:
+                    rate: float | None = None, served: list[float] | None = None) -> tuple[list[float], int, float]:
     """(latencies of the 200s in ms, errors, wall seconds) of ``connections`` clients GETting ``paths`` in turn
-    (at ``rate`` requests/s in all when given)."""
+    (at ``rate`` requests/s in all when given; ``served`` then gets each 200's time from its sending, in ms)."""
     host, port = urlsplit(url).hostname, urlsplit(url).port
     requests = [f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n".encode() for p in paths]
     latencies: list[float] = []
@@ -55,7 +55,7 @@ async def lean_load(url: str, paths: list[str], token: str, connections: int, se
                 if rate:
                     if due > at:
                         await asyncio.sleep(due - at)
-                    at, due = due, due + every
+                    sending, at, due = time.perf_counter(), due, due + every
                 try:
                     writer.write(requests[(sent * stride + k) % len(requests)])
                     ok = await asyncio.wait_for(_ok(reader), 10)
@@ -65,6 +65,8 @@ async def lean_load(url: str, paths: list[str], token: str, connections: int, se
                     reader, writer = await asyncio.open_connection(host, port)
                 if ok:
                     latencies.append((time.perf_counter() - at) * 1000)
+                    if rate and served is not None:
+                        served.append((time.perf_counter() - sending) * 1000)
                 else:
                     errors += 1
         finally:
