@@ -9,14 +9,12 @@ is refused (or, on request, recorded as a correction).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from itertools import repeat
-from operator import itemgetter
-
-import orjson
 
 from eventsourcing.utils import get_topic
 
@@ -115,10 +113,14 @@ _set = object.__setattr__
 
 def _page_candles(store: TradingApplication, rows: list, product: str, granularity: str) -> list[Candle]:
     try:
-        events = orjson.loads(b"[" + b",".join(row[2] for row in rows) + b"]")
-        if any(len(e) != _FIELD_COUNTS[row[1]] for e, row in zip(events, rows)):
+        if {row[1] for row in rows} - set(CANDLE_TOPICS):
+            raise ValueError("not candle events")
+        # The fields a candle needs, in the order the events write them (envelope first, then these); a
+        # page where any event does not read so (another layout, an escape) is decoded by the mapper.
+        states = b"".join(row[2] for row in rows)
+        values = _CANDLE_JSON.findall(states.decode())
+        if len(values) != len(rows) or b'"class_version"' in states:  # an older schema: upcast by the mapper
             raise ValueError("not the current schemas")
-        values = list(map(_CANDLE_VALUES, events))
         if {v[:2] for v in values} != {(product, granularity)}:
             values = [v for v in values if v[:2] == (product, granularity)]
         if not values:
@@ -140,12 +142,7 @@ def _page_candles(store: TradingApplication, rows: list, product: str, granulari
 
 
 _CANDLE_FIELDS = ("product", "granularity", "start", "open", "high", "low", "close", "volume")
-_CANDLE_VALUES = itemgetter(*_CANDLE_FIELDS)
-
-
-# Each stored candle event holds every field of its class (version 1: no ``class_version`` key).
-_FIELD_COUNTS = {get_topic(cls): len(cls.model_fields) if cls.class_version == 1 else -1
-                 for cls in (CandleClosed, CandleCorrected)}
+_CANDLE_JSON = re.compile(",".join(f'"{name}":"([^"\\\\]*)"' for name in _CANDLE_FIELDS))
 
 
 def logged_series(store: TradingApplication) -> dict[tuple[str, str], int]:
