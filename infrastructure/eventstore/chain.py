@@ -32,8 +32,6 @@ anchors of the chain head and backup manifests are kept outside the store.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,92 +42,11 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-GENESIS = bytes(32)
-CHAIN_VERSION = 2
-_V2 = b"\x02"
-_HEX32 = re.compile(r"[0-9a-f]{32}")
+from infrastructure.eventstore.links import (CHAIN_VERSION, GENESIS, _V2, _stored_link, chain_link, chain_link_v1,
+                                            link_matches, next_links)
 
-
-def _field(value: Any) -> bytes:
-    """One column as stored: type tag, 8-byte length, bytes (see the module docstring)."""
-    if isinstance(value, str):
-        tag, data = b"t", value.encode("utf-8", "surrogatepass")
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        tag, data = b"b", bytes(value)
-    elif isinstance(value, bool):  # never stored by the recorders; keep it apart from 0/1
-        tag, data = b"?", b"%d" % value
-    elif isinstance(value, int):
-        tag, data = b"i", b"%d" % value
-    elif isinstance(value, UUID):  # PostgreSQL's uuid column: the text SQLite stores for it
-        tag, data = b"t", value.hex.encode()
-    elif isinstance(value, float):
-        tag, data = b"r", repr(value).encode()
-    elif value is None:
-        tag, data = b"n", b""
-    else:
-        tag, data = b"x", repr(value).encode()
-    return tag + len(data).to_bytes(8, "big") + data
-
-
-def chain_link(previous: bytes, notification_id: int, originator_id: Any, version: Any, topic: Any, state: Any) -> bytes:
-    """One version 2 link of the chain over the columns exactly as stored (see the module docstring)."""
-    h = hashlib.sha256(previous)
-    h.update(notification_id.to_bytes(8, "big"))
-    h.update(_field(originator_id) + _field(version) + _field(topic) + _field(state))
-    return _V2 + h.digest()
-
-
-def next_links(previous: bytes, ids: Sequence[int], rows: Sequence[tuple[Any, Any, Any, Any]]) -> list[bytes]:
-    """The links of ``rows`` (oid, version, topic, state as stored) at notification ``ids``, after ``previous``:
-    ``chain_link`` of each, inlined (one hash call per event) for the columns as the recorders store them."""
-    sha256 = hashlib.sha256
-    topic_fields: dict[str, bytes] = {}
-    links = []
-    for nid, (oid, version, topic, state) in zip(ids, rows):
-        kind = type(oid)
-        if (kind is str or kind is UUID) and type(version) is int and type(topic) is str and type(state) is bytes:
-            oid_bytes = oid.hex.encode() if kind is UUID else oid.encode("utf-8", "surrogatepass")
-            topic_field = topic_fields.get(topic)
-            if topic_field is None:
-                topic_field = topic_fields[topic] = _field(topic)
-            version_bytes = b"%d" % version
-            previous = _V2 + sha256(b"%s%st%s%si%s%s%sb%s%s" % (
-                previous, nid.to_bytes(8, "big"), len(oid_bytes).to_bytes(8, "big"), oid_bytes,
-                len(version_bytes).to_bytes(8, "big"), version_bytes, topic_field, len(state).to_bytes(8, "big"),
-                state)).digest()
-        else:
-            previous = chain_link(previous, nid, oid, version, topic, state)
-        links.append(previous)
-    return links
-
-
-def chain_link_v1(previous: bytes, notification_id: int, originator_id: Any, version: Any, topic: Any, state: Any) -> bytes | None:
-    """The version 1 link of a row, or None when the row is not what the version 1 writer stored."""
-    if isinstance(originator_id, UUID):
-        oid = originator_id.hex
-    elif isinstance(originator_id, str) and _HEX32.fullmatch(originator_id):
-        oid = originator_id
-    else:
-        return None
-    if type(version) is not int or not isinstance(topic, str) or not isinstance(state, (bytes, bytearray, memoryview)):
-        return None
-    h = hashlib.sha256(previous)
-    h.update(b"%d|%s|%d|%s|" % (notification_id, oid.encode(), version, topic.encode()))
-    h.update(state)
-    return h.digest()
-
-
-def link_matches(previous: bytes, notification_id: int, row: tuple, link: bytes) -> bool | None:
-    """Whether ``link`` is the stored link of ``row`` (oid, version, topic, state) after ``previous``.
-
-    Returns True or False for a version 2 link, and None when a version 1 link
-    matches (the caller decides whether version 1 is still allowed there).
-    """
-    if len(link) == 33 and link[:1] == _V2:
-        return chain_link(previous, notification_id, *row) == link
-    if len(link) == 32 and chain_link_v1(previous, notification_id, *row) == link:
-        return None
-    return False
+__all__ = ["CHAIN_VERSION", "GENESIS", "ChainReport", "ChainedPostgresRecorder", "ChainedSQLiteRecorder", "chain_link",
+           "chain_link_v1", "link_matches", "next_links", "verify_chain"]
 
 
 @dataclass(frozen=True)
@@ -201,14 +118,15 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         """Events and links joined on notification id, in order, streamed."""
         e, l = self.events_table_name, self.chain_table_name
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
+            cursor = c.sqlite_cursor  # plain tuples, not sqlite3.Row
+            cursor.row_factory = None
+            cursor.execute(
                 f"SELECT e.rowid, l.notification_id, e.originator_id, e.originator_version, e.topic, e.state, l.link "
                 f"FROM {e} e FULL OUTER JOIN {l} l ON l.notification_id = e.rowid "
                 f"ORDER BY coalesce(e.rowid, l.notification_id)"
             )
-            while rows := c.sqlite_cursor.fetchmany(10_000):
-                for r in rows:
-                    yield tuple(r)
+            while rows := cursor.fetchmany(10_000):
+                yield from rows
 
     def select_log_rows(self, after: int, limit: int, topics: Sequence[str] = ()) -> list[tuple[int, str, bytes]]:
         """(notification id, topic, state) after an id: the lean read of the log."""
@@ -363,6 +281,7 @@ def verify_chain(recorder: Any) -> ChainReport:
     checked = 0
     last_id = 0
     seen_v2 = False
+    topic_fields: dict[str, bytes] = {}
     for event_id, link_id, oid, version, topic, state, link in recorder.iter_chain_rows():
         if link_id is None:
             return ChainReport(
@@ -372,7 +291,12 @@ def verify_chain(recorder: Any) -> ChainReport:
         if event_id is None:
             return ChainReport(False, checked, previous.hex(), last_id, link_id, f"notification {link_id} is missing (deleted)")
         link = bytes(link)
-        matched = link_matches(previous, event_id, (oid, version, topic, state), link)
+        if len(link) == 33 and link[:1] == _V2:
+            expected = (_stored_link(previous, event_id, oid, version, topic, state, topic_fields)
+                        or chain_link(previous, event_id, oid, version, topic, state))
+            matched = expected == link
+        else:
+            matched = link_matches(previous, event_id, (oid, version, topic, state), link)
         if matched is None and seen_v2:
             matched = False  # a version 1 link after version 2 ones: a rewrite with the weaker formula
         if matched is False:
