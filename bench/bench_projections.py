@@ -23,7 +23,9 @@ so the reused log stays as it was.
 The lag run appends 1,000 events/s (10 candles every 10 ms, each batch one
 transaction) from a writer thread while ``follow`` runs in another thread with
 its own store connection, and measures, per batch, the time from the append's
-return to the page that contains it being committed in DuckDB.
+return to the page that contains it being committed in DuckDB, and the CPU
+the projector spent per page (all its threads, its idle polls included: the
+process's CPU less the writer thread's).
 """
 
 from __future__ import annotations
@@ -135,6 +137,8 @@ def measure_lag(url: str, readmodel: Path, seconds: float = 10.0, rate: int = 10
         args=(reader_app, con, runner.ALL_PROJECTIONS, 5000),
         kwargs={"poll_ms": poll_ms, "stop": stop, "on_page": lambda pos: visible.append((pos, time.perf_counter()))},
     )
+    # the projector's CPU: the process's, less this (the writer's) thread's
+    cpu_began, writer_began = time.process_time(), time.thread_time()
     follower.start()
     per_tick, tick = 10, 10 / rate
     start = datetime(2040, 1, 1, tzinfo=timezone.utc)
@@ -156,6 +160,7 @@ def measure_lag(url: str, readmodel: Path, seconds: float = 10.0, rate: int = 10
         time.sleep(0.01)
     stop.set()
     follower.join()
+    projector_cpu = (time.process_time() - cpu_began) - (time.thread_time() - writer_began)
     con.close()
     writer_app.close()
     reader_app.close()
@@ -166,6 +171,9 @@ def measure_lag(url: str, readmodel: Path, seconds: float = 10.0, rate: int = 10
         lags.append((visible[v][1] - at) * 1000)
     lags.sort()
     return {
+        # what one small page costs the projector's thread (issue 16: a read node follows 20 bots' writes)
+        "projection_follow_cpu_ms_per_page": round(projector_cpu * 1000 / max(len(visible), 1), 1),
+        "projection_follow_events_per_page": round(i / max(len(visible), 1), 1),
         "projection_lag_p50_ms": round(statistics.median(lags), 1),
         "projection_lag_p99_ms": round(lags[int(len(lags) * 0.99) - 1], 1),
         "projection_lag_load_events_per_s": round(i / wrote),
