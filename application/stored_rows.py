@@ -10,7 +10,7 @@ one-event way and compared; if they ever differ, batches are encoded one event a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from domain.event_columns import ColumnBatch
@@ -28,6 +28,29 @@ class StoredRows:
         self._encode = encode
         self._templates: dict[tuple, tuple[bytes, list[str], str, bool]] = {}
         self.fallbacks = 0  # how often a template did not match the one-event encoding
+
+    def rows_in_order(self, items: Sequence[DomainEvent | ColumnBatch]) -> list[tuple[Any, int, str, bytes]]:
+        """The rows of events and batches, in order; the batches that can be are encoded as one (``merged``),
+        each such group checked against the one-event encoding. Everything is validated before it returns."""
+        groups: dict[tuple, list[ColumnBatch]] = {}
+        for item in items:
+            if isinstance(item, ColumnBatch):
+                groups.setdefault(item.merge_key, []).append(item)
+        encoded: dict[int, list[tuple[Any, int, str, bytes]]] = {}
+        for group in groups.values():
+            rows = self.rows(group[0] if len(group) == 1 else type(group[0]).merged(group))
+            at = 0
+            for batch in group:
+                encoded[id(batch)] = rows[at:at + len(batch)]
+                at += len(batch)
+        out: list[tuple[Any, int, str, bytes]] = []
+        encode = self._encode
+        for item in items:
+            if isinstance(item, ColumnBatch):
+                out.extend(encoded[id(item)])
+            else:
+                out.append(encode(item))
+        return out
 
     def rows(self, batch: ColumnBatch, check: bool = True) -> list[tuple[Any, int, str, bytes]]:
         """The batch's rows, in order; raises ``EventValidationError`` (nothing encoded) on a bad value.

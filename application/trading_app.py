@@ -89,26 +89,10 @@ class TradingApplication(Application):
         to_row = getattr(self.mapper, "to_row", None)
         insert_rows = getattr(self.recorder, "insert_rows", None)
         if to_row is not None and insert_rows is not None:  # the chained SQLite recorder: no StoredEvents
-            rows: list = []
-            checked = False  # the first batch of a transaction is checked against the one-event encoding
-            for event in events:
-                if isinstance(event, ColumnBatch):
-                    rows.extend(self._stored_rows_for(to_row).rows(event, check=not checked))
-                    checked = True
-                else:
-                    rows.append(to_row(event))
-            insert_rows(rows)
+            insert_rows(self._stored_rows_for(to_row).rows_in_order(events))
             return
-        to_stored = self.mapper.to_stored_event
-        stored: list[StoredEvent] = []
-        checked = False
-        for event in events:
-            if isinstance(event, ColumnBatch):
-                stored.extend(StoredEvent(*row) for row in self._stored_rows_for(_as_row(to_stored)).rows(event, check=not checked))
-                checked = True
-            else:
-                stored.append(to_stored(event))
-        self.recorder.insert_events(stored)
+        stored = self._stored_rows_for(_as_row(self.mapper.to_stored_event)).rows_in_order(events)
+        self.recorder.insert_events([StoredEvent(*row) for row in stored])
 
     def _stored_rows_for(self, encode: Any) -> StoredRows:
         rows = getattr(self, "_stored_rows", None)

@@ -53,6 +53,11 @@ class ClosedCandles(ColumnBatch):
         m = self.meta
         return CandleClosed, self.product, self.granularity, m.actor, m.correlation_id, m.causation_id, m.run_id
 
+    @classmethod
+    def merged(cls, batches: list[ClosedCandles]) -> ClosedCandles:
+        return cls([uuid_from_int(n) for b in batches for n in b.ids], [c for b in batches for c in b.candles],
+                   batches[0].meta)
+
     def event(self, k: int) -> CandleClosed:
         candle, m = self.candles[k], self.meta
         return CandleRecord.closed_event(candle, EventMeta(candle.end, m.actor, m.correlation_id, m.causation_id, m.run_id),

@@ -37,6 +37,16 @@ class ColumnBatch:
         """What the stored form depends on besides the varying columns (the class and the constant fields)."""
         raise NotImplementedError
 
+    @property
+    def merge_key(self) -> tuple:
+        """Batches with equal keys can be encoded as one (``merged``): the same template and columns."""
+        return self.template_key
+
+    @classmethod
+    def merged(cls, batches: list) -> ColumnBatch:
+        """One batch of the rows of ``batches`` (equal ``merge_key``s), in order."""
+        raise NotImplementedError
+
     def probe(self) -> tuple[ColumnBatch, dict[str, bytes]]:
         """A one-row batch like this one whose varying fields hold sentinels, and each sentinel's JSON."""
         raise NotImplementedError

@@ -108,6 +108,19 @@ class HoldDecisions(ColumnBatch):
     def template_key(self) -> tuple:
         return DecisionMade, self.run_id, self.strategy, self.product, tuple(self.inputs)
 
+    @property
+    def merge_key(self) -> tuple:
+        return self.template_key, id(self.inputs)  # the rows point into the same inputs
+
+    @classmethod
+    def merged(cls, batches: list[HoldDecisions]) -> HoldDecisions:
+        first = batches[0]
+        made = cls(first.run_id, first.strategy, first.product, first.inputs)
+        for batch in batches:
+            for name in ("ids", "occurred_at", "candle_start", "rows", "position_quantity", "rationale"):
+                getattr(made, name).extend(getattr(batch, name))
+        return made
+
     def probe(self) -> tuple[HoldDecisions, dict[str, bytes]]:
         names = list(self.inputs)
         probe = HoldDecisions(self.run_id, self.strategy, self.product,

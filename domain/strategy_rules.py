@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from decimal import Decimal
 from typing import Any
 
@@ -171,6 +172,17 @@ class RulesHolds:
         if type(wt1) is float and type(wt2) is float and type(rsi) is float:  # the common case: one format
             return _clip(_HOLD_FORMATS[sign] % (wt1, wt2, rsi))
         return _clip(f"{HOLDING[sign]} (wt1={_one_decimal(wt1)}, wt2={_one_decimal(wt2)}, rsi={_one_decimal(rsi)})")
+
+
+    def rationales(self, start: int, stop: int, sign: int) -> list[str]:
+        """``rationale(row, sign)`` of the rows ``[start, stop)``, formatted in one go when all are plain."""
+        inputs, count = self.inputs, stop - start
+        wt1, wt2, rsi = inputs["wt1"][start:stop], inputs["wt2"][start:stop], inputs["rsi"][start:stop]
+        if count > 0 and not self.warmup[start:stop].any() and {*map(type, wt1), *map(type, wt2), *map(type, rsi)} == {float}:
+            texts = ("\x00".join([_HOLD_FORMATS[sign]] * count) % tuple(chain.from_iterable(zip(wt1, wt2, rsi)))).split("\x00")
+            if max(map(len, texts)) <= RATIONALE_LIMIT:
+                return texts
+        return [self.rationale(row, sign) for row in range(start, stop)]
 
 
 def _is_float_array(column: Any) -> bool:

@@ -121,14 +121,14 @@ class QuietCandles:
         ends = [s + bar for s in starts]
         book.unchanged_points(ends)
         book.mark(loop.settings.product, span[-1].close)
-        rationale, inputs = holds.rationale, holds.inputs
+        inputs = holds.inputs
         k = start
         while k < stop:
             end = min(stop, k + loop.flush_room)
             rows = range(k + first_row, end + first_row)
             loop.hold_batch(inputs).extend(loop.ids.new_ints(end - k), ends[k - start:end - start],
                                            starts[k - start:end - start], rows, quantity,
-                                           [rationale(row, 0) for row in rows])
+                                           holds.rationales(k + first_row, end + first_row, 0))
             summary.candles += end - k
             summary.decisions += end - k
             loop.candle_done(end - k)

@@ -154,3 +154,5 @@ def test_holds_over_a_whole_history_are_evaluate_row_by_row(allow_shorts):
                 assert holds.rationale(row, sign) == verdict.action.rationale
             assert {name: holds.inputs[name][row] for name in INPUT_NAMES} == \
                 {k: v for k, v in verdict.inputs.items() if k != "position_quantity"}
+        for start, stop in ((0, 3000), (150, 199), (195, 210), (290, 310), (2990, 3000), (5, 5)):
+            assert holds.rationales(start, stop, sign) == [holds.rationale(row, sign) for row in range(start, stop)]
