@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from itertools import repeat
+from itertools import islice, repeat
+from operator import attrgetter, lt
 
 from eventsourcing.utils import get_topic
 
@@ -92,23 +93,27 @@ def logged_candles(store: TradingApplication, product: str, granularity: str) ->
     the events write it), not as one event model each; a page that is not plain current-schema JSON
     (an older ``class_version``, another encoding) is decoded by the store's mapper instead.
     """
-    by_start: dict[datetime, Candle] = {}
+    found: list[Candle] = []
     after, page = 0, 20_000
     while True:
         rows = store.read_stored(after, page, CANDLE_TOPICS)
         if not rows:
             break
         with paused_gc():  # tens of thousands of small acyclic objects per page (see paused_gc)
-            for candle in _page_candles(store, rows, product, granularity):
-                by_start[candle.start] = candle
+            found.extend(_page_candles(store, rows, product, granularity))
         if len(rows) < page:
             break
         after = rows[-1][0]
+    starts = list(map(_start_of, found))
+    if all(map(lt, starts, islice(starts, 1, None))):  # recorded in order, each once: nothing to sort out
+        return LoggedCandles(product, granularity, found)
+    by_start = dict(zip(starts, found))  # the newest (latest recorded) of a start wins
     return LoggedCandles(product, granularity, [by_start[s] for s in sorted(by_start)])
 
 
 _new = object.__new__
 _set = object.__setattr__
+_start_of = attrgetter("start")
 
 
 def _page_candles(store: TradingApplication, rows: list, product: str, granularity: str) -> list[Candle]:
