@@ -152,9 +152,10 @@ def iso_day(micros: int) -> str:
     return day
 
 
-FEW = 64
+FEW = 16
 """Rows written as one statement with parameters (no arrow view to register): a follower's pages write a few rows
-to many tables, and registering a view costs as much as the statement."""
+to many tables; registering a view costs about as much as a statement of 16 rows (measured: 1 row 0.4 vs
+1.1 ms, 60 rows 4.2 vs 1.4 ms)."""
 
 
 def _typed(rows: pa.Table, names: list[str]) -> tuple[list[str], list[list]]:

@@ -16,36 +16,54 @@ import pyarrow.compute as pc
 
 from projections.ledger.book import FEW, MATCHED, insert, matching, values_of
 
-__all__ = ["marks_known", "save_marks"]
+__all__ = ["marks_known", "page_view", "save_marks"]
 
 _KEY = ["product", "granularity", "start_us"]
 
 
-def save_marks(con: duckdb.DuckDBPyConnection, table: str, new: pa.Table, known: bool | None) -> None:
-    """Write the page's closes ``new`` into ``table``, first deleting their earlier rows unless ``known`` is False
-    (no candle of the page has a row yet)."""
+@contextmanager
+def page_view(con: duckdb.DuckDBPyConnection, new: pa.Table) -> Iterator[str | None]:
+    """The page's closes registered once as a view for the statements of several projections (None when they are
+    few: the statements then take them as parameters)."""
+    if new.num_rows <= FEW:
+        yield None
+        return
+    con.register("_page_marks", new)
+    try:
+        yield "_page_marks"
+    finally:
+        con.unregister("_page_marks")
+
+
+def save_marks(con: duckdb.DuckDBPyConnection, table: str, new: pa.Table, known: bool | None,
+               view: str | None = None) -> None:
+    """Write the page's closes ``new`` (also registered as ``view``, if given) into ``table``, first deleting their
+    earlier rows unless ``known`` is False (no candle of the page has a row yet)."""
     if new.num_rows == 0:
         return
     if known is not False and new.num_rows <= MATCHED:
         condition, params = matching(new, _KEY)
         con.execute(f"DELETE FROM {table} AS t WHERE {_bounds(new)} AND ({condition})", params)
     elif known is not False:
-        with _keys(con, table, new) as (keys, params):
+        with _keys(con, table, new, view) as (keys, params):
             con.execute(f"""DELETE FROM {table} AS t USING {keys}
                 WHERE {_bounds(new)} AND t.product = k.product AND t.granularity = k.granularity
                 AND t.start_us = k.start_us""", params)
-    insert(con, table, new)
+    if view is None:
+        insert(con, table, new)
+    else:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
 
 
-def marks_known(con: duckdb.DuckDBPyConnection, table: str, new: pa.Table) -> bool:
-    """Whether any candle of ``new`` already has a row in ``table``."""
+def marks_known(con: duckdb.DuckDBPyConnection, table: str, new: pa.Table, view: str | None = None) -> bool:
+    """Whether any candle of ``new`` (also registered as ``view``, if given) already has a row in ``table``."""
     if new.num_rows == 0:
         return False
     if new.num_rows <= MATCHED:
         condition, params = matching(new, _KEY)
         return con.execute(f"SELECT EXISTS (SELECT 1 FROM {table} AS t WHERE {_bounds(new)} AND ({condition}))",
                            params).fetchall()[0][0]
-    with _keys(con, table, new) as (keys, params):
+    with _keys(con, table, new, view) as (keys, params):
         return con.execute(f"""SELECT EXISTS (SELECT 1 FROM {table} AS t SEMI JOIN {keys}
             ON t.product = k.product AND t.granularity = k.granularity AND t.start_us = k.start_us
             WHERE {_bounds(new)})""", params).fetchall()[0][0]
@@ -58,9 +76,13 @@ def _bounds(marks: pa.Table) -> str:
 
 
 @contextmanager
-def _keys(con: duckdb.DuckDBPyConnection, table: str, marks: pa.Table) -> Iterator[tuple[str, list]]:
-    """The page's marks (product, granularity, start_us) as a relation ``k`` to join: a VALUES list with its
-    parameters when they are few, else an arrow view registered for the statement."""
+def _keys(con: duckdb.DuckDBPyConnection, table: str, marks: pa.Table,
+          view: str | None = None) -> Iterator[tuple[str, list]]:
+    """The page's marks (product, granularity, start_us) as a relation ``k`` to join: ``view`` when given, a VALUES
+    list with its parameters when they are few, else an arrow view registered for the statement."""
+    if view is not None:
+        yield f"{view} AS k", []
+        return
     if marks.num_rows <= FEW:
         values, params = values_of(marks, _KEY)
         yield f"(VALUES {values}) AS k(product, granularity, start_us)", params

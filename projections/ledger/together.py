@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from projections.ledger.book import GLOBAL, Book, Event
+from projections.ledger.marks import marks_known, page_view, save_marks
 from projections.ledger.walk import Ledger
 
 __all__ = ["apply_together"]
@@ -96,9 +97,11 @@ class _Together(Ledger):
             self._save_as(con, m.name, runs, m.x_keys)
 
     def _save_marks(self, con: duckdb.DuckDBPyConnection, after: int, known: bool | None = None) -> None:
-        known = self.members[0]._marks_known(con, after)  # (every member's marks are the same rows)
-        for m in self.members:
-            m._save_marks(con, after, known)
+        new = self._page_marks(con, after)  # (every member's marks are the same rows: the page's, registered once)
+        with page_view(con, new) as view:
+            known = marks_known(con, f"{self.members[0].name}__marks", new, view)
+            for m in self.members:
+                save_marks(con, f"{m.name}__marks", new, known, view)
 
     # Every hook is handed to each member in turn, in the order its own walk would call it.
     begin = _each("begin")
