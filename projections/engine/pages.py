@@ -9,9 +9,11 @@ computed then), and projections apply side by side on cursors of their own.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,7 @@ import pyarrow.compute as pc
 
 from projections.engine.base import PAGE, Projection
 
-__all__ = ["APPLY_THREADS", "BATCH_VIEW", "Page", "Pipeline", "read_page"]
+__all__ = ["APPLY_THREADS", "BATCH_VIEW", "Page", "Pipeline", "collector_paused", "read_page"]
 
 # DuckDB evaluates only the columns a query reads, after its WHERE on
 # notification_id / event_type. Bulk projections take their envelope fields in
@@ -60,7 +62,28 @@ class Page:
         return Counter(later.column("event_type").to_pylist())
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a page is read or applied (process-wide, like
+    application.trading_app.paused_gc): a page allocates tens of thousands of acyclic objects (row tuples, the
+    ledger's events and rows), and each 700 allocations would otherwise start a collection that walks every live
+    object again (reading a page of 20,000: 89 -> 30 ms CPU). Reference counting still frees them; the collector
+    resumes after (the first thread in re-enables it)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def read_page(select: Callable[..., list], after: int, batch_size: int) -> Page | None:
+    with collector_paused():
+        return _read_page(select, after, batch_size)
+
+
+def _read_page(select: Callable[..., list], after: int, batch_size: int) -> Page | None:
     rows = select(after, batch_size)
     if not rows:
         return None

@@ -31,7 +31,7 @@ import duckdb
 
 from projections.engine import checksums as checksums_
 from projections.engine.base import Projection
-from projections.engine.pages import Page, Pipeline
+from projections.engine.pages import Page, Pipeline, collector_paused
 from projections.engine.tracking import TRACKING, ReadModelLocked, ensure, move, open_readmodel, positions, restart
 from projections.ledger import pnl, risk_usage
 from projections.ledger import positions as positions_
@@ -127,7 +127,8 @@ def _catch_up(
             page = pipeline.read(min(at.values()), at)
             if page is None:
                 break
-            _apply(con, pipeline, projections, at, page, report)
+            with collector_paused():
+                _apply(con, pipeline, projections, at, page, report)
             read += page.table.num_rows
             report.events_read += page.table.num_rows
             report.pages += 1
