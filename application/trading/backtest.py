@@ -65,6 +65,10 @@ class PrecomputedIndicators:
             self._position = {s: n for n, s in enumerate(self._starts)}
         return self._position[start]
 
+    def seek(self, row: int) -> None:
+        """The next candle asked for is the one of ``row`` (a driver that skips candles knows where it is)."""
+        self._next = row
+
     def on_candle(self, candle: Candle) -> dict[str, float | bool | None]:
         i = self._index_of(candle.start)
         self._next = i + 1

@@ -76,6 +76,7 @@ class QuietCandles:
         """Every candle, in order; ``tick(n)`` after each ``n`` done."""
         loop, holds, product = self.loop, self.holds, self.loop.settings.product
         idle = loop.exchange.idle
+        seek = getattr(loop.indicators, "seek", None)
         n, i = len(candles), 0
         while i < n:
             candle, row = candles[i], i + self.first_row
@@ -84,6 +85,8 @@ class QuietCandles:
             quantity = loop.portfolio.position(product).quantity
             sign = (quantity > 0) - (quantity < 0)
             if not holds.by_sign(sign)[row]:
+                if seek is not None:
+                    seek(row)  # the indicators' row of this candle: no lookup by time
                 loop.decide(candle, equity)
                 i += 1
                 tick(1)
