@@ -17,6 +17,7 @@ import typing
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any, Optional
 
 from pydantic import TypeAdapter
@@ -160,8 +161,9 @@ class HoldDecisions(ColumnBatch):
         out["rationale"] = strings_json(texts, field_adapter("rationale"))
         rows = self.rows
         contiguous = bool(rows) and rows[-1] - rows[0] == len(rows) - 1 and rows == list(range(rows[0], rows[-1] + 1))
+        take = itemgetter(*rows) if len(rows) > 1 else (lambda values: [values[r] for r in rows])
         for name, values in self.inputs.items():
-            column = list(values[rows[0]:rows[-1] + 1]) if contiguous else [values[r] for r in rows]
+            column = list(values[rows[0]:rows[-1] + 1]) if contiguous else list(take(values))
             out[f"inputs.{name}"] = _inputs_json(column, f"inputs.{name}")
         quantities = self.position_quantity
         if quantities and set(map(type, quantities)) != {str}:
