@@ -323,9 +323,9 @@ def restore_archive(
         try:
             with paused_gc():
                 _load(folders, chain, loader, walk, cutoff)
-            # Verified where it was built (every link recomputed from the rows as stored, count and
-            # head equal to the archive's); only then does it take the target's place, atomically.
-            loader.seal_and_check(walk)
+                # Verified where it was built (every link recomputed from the rows as stored, count and
+                # head equal to the archive's); only then does it take the target's place, atomically.
+                loader.seal_and_check(walk)
             loader.replace()
         except BaseException:
             loader.abort()
