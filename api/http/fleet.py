@@ -76,36 +76,44 @@ def positions_views(node, runs: list[dict], include_flat: bool, limit: int, offs
             for run in runs}
 
 
-def _latest(access, sql: str, ids: list[str]) -> dict[str, dict]:
-    return {r.pop("run_key"): r for r in access.rows(sql, [ids])}
+_RISK = """
+WITH ids AS (SELECT DISTINCT unnest(?::VARCHAR[])::UUID AS run_id),
+usage AS (SELECT * FROM risk_usage WHERE run_id IN (SELECT run_id FROM ids)
+          QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY day DESC) = 1),
+curve AS (SELECT run_id, peak_equity, drawdown_pct, max(drawdown_pct) OVER (PARTITION BY run_id) AS worst
+          FROM equity_curve WHERE run_id IN (SELECT run_id FROM ids)
+          QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY candle_start DESC, notification_id DESC) = 1),
+tripped AS (SELECT run_id, occurred_at, reason FROM controls WHERE run_id IN (SELECT run_id FROM ids)
+            AND action = 'halt' AND reason LIKE 'max_drawdown:%'
+            QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY notification_id DESC) = 1),
+refusals AS (SELECT run_id, list({'rule': rule, 'n': n} ORDER BY rule) AS refusals FROM (
+               SELECT a.run_id, a.rule, count(*) AS n FROM risk_assessments a
+               JOIN usage u ON a.run_id = u.run_id AND a.occurred_at::DATE = u.day
+               WHERE NOT a.approved GROUP BY a.run_id, a.rule) GROUP BY run_id)
+SELECT ids.run_id::VARCHAR AS run_key, u.run_id IS NOT NULL AS has_usage, p.run_id IS NOT NULL AS has_day,
+       u.day, u.equity AS usage_equity, u.exposure, u.max_daily_loss_pct AS usage_max_daily_loss_pct,
+       u.pct_of_limit_used, u.max_daily_loss_breached, u.open_positions,
+       p.end_equity, p.day_start_equity, p.day_pnl, p.realized_pnl, p.fees, p.daily_loss_pct, p.worst_daily_loss_pct,
+       p.max_drawdown_pct, p.risk_score, p.risk_level,
+       c.run_id IS NOT NULL AS has_curve, c.drawdown_pct AS curve_drawdown_pct, c.worst AS curve_worst,
+       c.peak_equity AS curve_peak_equity,
+       t.run_id IS NOT NULL AS tripped, t.occurred_at AS tripped_at, t.reason AS tripped_reason, r.refusals
+FROM ids LEFT JOIN usage u ON u.run_id = ids.run_id
+LEFT JOIN pnl_daily p ON p.run_id = u.run_id AND p.day = u.day
+LEFT JOIN curve c ON c.run_id = ids.run_id
+LEFT JOIN tripped t ON t.run_id = ids.run_id
+LEFT JOIN refusals r ON r.run_id = ids.run_id
+"""
 
 
 def risk_views(node, runs: list[dict]) -> dict[str, dict]:
     """The ``GET /risk/metrics`` answer of each run: its latest UTC day as the run book measured it (pnl_daily and
-    risk_usage rows; domain/run_book.py), its drawdown and the drawdown breaker."""
+    risk_usage rows; domain/run_book.py), its drawdown and the drawdown breaker. One query for every run (each
+    query costs a few milliseconds whatever its size here)."""
     access, risk = node.access, node.settings.risk
     position = access.position  # before reading: the answer shows at least this position
-    ids = [r["run_id"] for r in runs]
-    last_day = f"SELECT run_id, max(day) AS day FROM risk_usage WHERE {_RUNS} GROUP BY run_id"
-    usages = _latest(access, f"SELECT run_id::VARCHAR AS run_key, * FROM risk_usage WHERE {_RUNS} "
-                             "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY day DESC) = 1", ids)
-    days = _latest(access, f"SELECT p.run_id::VARCHAR AS run_key, p.* FROM pnl_daily p JOIN ({last_day}) u "
-                           "ON p.run_id = u.run_id AND p.day = u.day", ids)
-    curves = _latest(access, "SELECT run_id::VARCHAR AS run_key, equity, peak_equity, drawdown_pct, "
-                             f"max(drawdown_pct) OVER (PARTITION BY run_id) AS worst FROM equity_curve WHERE {_RUNS} "
-                             "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY candle_start DESC, "
-                             "notification_id DESC) = 1", ids)
-    refusals: dict[str, dict[str, int]] = {}
-    for r in access.rows(f"SELECT a.run_id::VARCHAR AS run_key, a.rule, count(*) AS n FROM risk_assessments a "
-                         f"JOIN ({last_day}) u ON a.run_id = u.run_id AND a.occurred_at::DATE = u.day "
-                         "WHERE NOT a.approved GROUP BY a.run_id, a.rule ORDER BY a.rule", [ids]):
-        refusals.setdefault(r["run_key"], {})[r["rule"] or "unknown"] = int(r["n"])
-    tripped = _latest(access, f"SELECT run_id::VARCHAR AS run_key, occurred_at, reason FROM controls WHERE {_RUNS} "
-                              "AND action = 'halt' AND reason LIKE 'max_drawdown:%' "
-                              "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY notification_id DESC) = 1", ids)
-    return {run["run_id"]: _risk(position, risk, run, usages.get(run["run_id"]), days.get(run["run_id"]),
-                                 curves.get(run["run_id"]), refusals.get(run["run_id"], {}), tripped.get(run["run_id"]))
-            for run in runs}
+    rows = {r["run_key"]: r for r in access.rows(_RISK, [[r["run_id"] for r in runs]])}
+    return {run["run_id"]: _risk(position, risk, run, rows[run["run_id"]]) for run in runs}
 
 
 def empty_risk(position: int, risk: Any, run: dict | None) -> dict:
@@ -125,23 +133,24 @@ def empty_risk(position: int, risk: Any, run: dict | None) -> dict:
             "max_drawdown_limit_pct": risk.max_drawdown_pct, "drawdown_breaker": None}
 
 
-def _risk(position: int, risk: Any, run: dict, usage: dict | None, day: dict | None, curve: dict | None,
-          refusals: dict[str, int], tripped: dict | None) -> dict:
+def _risk(position: int, risk: Any, run: dict, row: dict) -> dict:
     view = empty_risk(position, risk, run)
-    if usage and day:
-        equity = Decimal(usage["equity"] or ZERO)
-        exposure = Decimal(usage["exposure"] or ZERO)
+    if row["has_usage"] and row["has_day"]:
+        equity = Decimal(row["usage_equity"] or ZERO)
+        exposure = Decimal(row["exposure"] or ZERO)
         exposure_pct = exposure / equity * HUNDRED if equity else None
-        view.update(day=usage["day"].isoformat(), equity=day["end_equity"], end_equity=day["end_equity"],
-                    day_start_equity=day["day_start_equity"], day_pnl=day["day_pnl"], realized_pnl=day["realized_pnl"],
-                    fees=day["fees"], daily_loss_pct=day["daily_loss_pct"],
-                    worst_daily_loss_pct=day["worst_daily_loss_pct"], max_daily_loss_pct=usage["max_daily_loss_pct"],
-                    pct_of_limit_used=usage["pct_of_limit_used"], daily_loss_breached=bool(usage["max_daily_loss_breached"]),
+        view.update(day=row["day"].isoformat(), equity=row["end_equity"], end_equity=row["end_equity"],
+                    day_start_equity=row["day_start_equity"], day_pnl=row["day_pnl"], realized_pnl=row["realized_pnl"],
+                    fees=row["fees"], daily_loss_pct=row["daily_loss_pct"],
+                    worst_daily_loss_pct=row["worst_daily_loss_pct"], max_daily_loss_pct=row["usage_max_daily_loss_pct"],
+                    pct_of_limit_used=row["pct_of_limit_used"], daily_loss_breached=bool(row["max_daily_loss_breached"]),
                     exposure=exposure, exposure_pct=None if exposure_pct is None else exposure_pct.quantize(Decimal("0.0001")),
-                    open_positions=int(usage["open_positions"] or 0), max_drawdown_pct=day["max_drawdown_pct"],
-                    risk_score=int(day["risk_score"]), risk_level=day["risk_level"], refusals_today=refusals)
-    if curve:
-        view.update(drawdown_pct=curve["drawdown_pct"], run_max_drawdown_pct=curve["worst"], peak_equity=curve["peak_equity"])
-    if tripped:  # the drawdown breaker (risk.max_drawdown_pct) halted the run
-        view["drawdown_breaker"] = {"tripped_at": tripped["occurred_at"].isoformat(), "reason": tripped["reason"]}
+                    open_positions=int(row["open_positions"] or 0), max_drawdown_pct=row["max_drawdown_pct"],
+                    risk_score=int(row["risk_score"]), risk_level=row["risk_level"],
+                    refusals_today={r["rule"] or "unknown": int(r["n"]) for r in row["refusals"] or []})
+    if row["has_curve"]:
+        view.update(drawdown_pct=row["curve_drawdown_pct"], run_max_drawdown_pct=row["curve_worst"],
+                    peak_equity=row["curve_peak_equity"])
+    if row["tripped"]:  # the drawdown breaker (risk.max_drawdown_pct) halted the run
+        view["drawdown_breaker"] = {"tripped_at": row["tripped_at"].isoformat(), "reason": row["tripped_reason"]}
     return view
