@@ -62,7 +62,11 @@ class StoredRows:
         if self.fallbacks:  # a template once differed from the mapper: one event at a time from then on
             return [self._encode(event) for event in batch.events()]
         columns = batch.json_columns()  # validates every column first
-        template, slots, topic, stored_as_text = self._template(batch)
+        try:
+            template, slots, topic, stored_as_text = self._template(batch)
+        except _NoTemplate:  # the mapper writes the probe in a form with no slots to find (e.g. not as JSON)
+            self.fallbacks += 1
+            return [self._encode(event) for event in batch.events()]
         states = [template % values for values in zip(*(columns[slot] for slot in slots))]
         if check:
             first = self._encode(batch.event(0))
@@ -82,18 +86,22 @@ class StoredRows:
         return found
 
 
+class _NoTemplate(Exception):
+    """The mapper's stored form of the probe has no place for a varying field."""
+
+
 def _template_of(batch: ColumnBatch, encode: Encode) -> tuple[bytes, list[str], str, bool]:
     """The stored state of one of the batch's events with a ``%s`` slot for each varying field, the slots'
     column names in order, the topic, and whether the stream id is stored as text."""
     probe, fragments = batch.probe()
     oid, version, topic, state = encode(probe.event(0))
     if version != 1:
-        raise ValueError(f"a column batch's events start their streams at version 1, the mapper wrote {version}")
+        raise _NoTemplate(f"a column batch's events start their streams at version 1, the mapper wrote {version}")
     places = []
     for slot, fragment in fragments.items():
         at = state.find(fragment)
         if at < 0:
-            raise ValueError(f"the stored {topic} does not hold its {slot} as {fragment!r}")
+            raise _NoTemplate(f"the stored {topic} does not hold its {slot} as {fragment!r}")
         while at >= 0:
             places.append((at, slot, fragment))
             at = state.find(fragment, at + len(fragment))
