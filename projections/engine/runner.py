@@ -116,12 +116,15 @@ def catch_up(
 def _catch_up(
     store: Any, con: duckdb.DuckDBPyConnection, projections: Sequence[Projection], at: dict[str, int], batch_size: int,
     report: CatchUpReport | None, on_page: Callable[[int], None] | None, stop: threading.Event | None,
+    kept: Pipeline | None = None,
 ) -> int:
+    """``kept``: a pipeline the caller keeps between calls (``follow``: its cursors outlive a wake), else one of
+    this call's own."""
     report = report if report is not None else CatchUpReport()
     for name, position in at.items():
         report.projections.setdefault(name, ProjectionProgress()).position = position
     read = 0
-    pipeline = Pipeline(store, con, batch_size, projections)
+    pipeline = kept or Pipeline(store, con, batch_size, projections)
     try:
         while projections and (stop is None or not stop.is_set()):
             page = pipeline.read(min(at.values()), at)
@@ -135,7 +138,8 @@ def _catch_up(
             if on_page is not None:
                 on_page(page.last)
     finally:
-        pipeline.close()
+        if kept is None:
+            pipeline.close()
     return read
 
 
@@ -299,13 +303,17 @@ def follow(
     """
     total = 0
     at = ensure(con, projections)
-    while not stop.is_set():
-        read = _catch_up(store, con, projections, at, batch_size, None, on_page, stop)
-        total += read
-        if read == 0:
-            if on_idle is not None:
-                on_idle()
-            (wait or stop.wait)(poll_ms / 1000)
+    pipeline = Pipeline(store, con, batch_size, projections)  # kept: its cursors are set up once, not per wake
+    try:
+        while not stop.is_set():
+            read = _catch_up(store, con, projections, at, batch_size, None, on_page, stop, pipeline)
+            total += read
+            if read == 0:
+                if on_idle is not None:
+                    on_idle()
+                (wait or stop.wait)(poll_ms / 1000)
+    finally:
+        pipeline.close()
     return total
 
 
