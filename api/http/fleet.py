@@ -30,35 +30,47 @@ def bots_runs(access) -> dict[str, dict]:
     return {r["bot_id"]: r for r in rows}
 
 
-def for_every_bot(node, bot: str, key: Callable[[str], Hashable], views: Callable[[list[dict]], dict[str, dict]]) -> bytes:
+Views = Callable[[list[dict], "int | None"], dict[str, dict]]  # (runs, position) -> run id -> view
+
+
+def for_every_bot(node, bot: str, key: Callable[[str], Hashable], views: Views, family: Hashable) -> bytes:
     """``bot``'s answer (JSON bytes), the other bots' kept under ``key(their bot)`` at the same position.
 
-    ``views(runs)`` maps each run's id to its view. A bot the read model does not know is answered by
-    ``choose_run`` (404 unknown_bot), as for one run.
+    ``views(runs, position)`` maps each run's id to its view. The family is then hot: after each page the
+    projector computes it again before the API sees the new position (``Answers.warm``), so no request waits
+    for it. A bot the read model does not know is answered by ``choose_run`` (404 unknown_bot), as for one run.
     """
     access = node.access
     at = access.position
     runs = access.cached(("bots-runs",), lambda: bots_runs(access))
     if bot not in runs:
         run = choose_run(node, None, bot)  # 404, or a run that appeared since: answer it alone
-        return dumps(views([run])[run["run_id"]])
-    answers = {b: dumps(view) for b, view in _by_bot(runs, views(list(runs.values()))).items()}
-    access.keep(at, {key(b): body for b, body in answers.items() if b != bot})
-    return answers[bot]
+        return dumps(views([run], None)[run["run_id"]])
+    answers = _answers(runs, views(list(runs.values()), None), key)
+    access.keep(at, {k: body for k, body in answers.items() if k != key(bot)})
+    node.answers.used(family, lambda position: every_bot(node, key, views, position))
+    return answers[key(bot)]
 
 
-def _by_bot(runs: dict[str, dict], views: dict[str, dict]) -> dict[str, dict]:
-    return {b: views[run["run_id"]] for b, run in runs.items()}
+def every_bot(node, key: Callable[[str], Hashable], views: Views, position: int) -> dict[Hashable, bytes]:
+    """Every bot's answer (key -> JSON bytes) as at ``position`` (the page the projector has just committed)."""
+    runs = bots_runs(node.access)
+    return _answers(runs, views(list(runs.values()), position), key)
+
+
+def _answers(runs: dict[str, dict], views: dict[str, dict], key: Callable[[str], Hashable]) -> dict[Hashable, bytes]:
+    return {key(b): dumps(views[run["run_id"]]) for b, run in runs.items()}
 
 
 def _side(quantity: Decimal) -> str:
     return "long" if quantity > 0 else "short" if quantity < 0 else "flat"
 
 
-def positions_views(node, runs: list[dict], include_flat: bool, limit: int, offset: int) -> dict[str, dict]:
+def positions_views(node, runs: list[dict], include_flat: bool, limit: int, offset: int,
+                    position: int | None = None) -> dict[str, dict]:
     """The ``GET /positions`` answer of each run (its positions by product, ``limit`` from ``offset``)."""
     access = node.access
-    position = access.position  # before reading: the answer shows at least this position
+    position = access.position if position is None else position  # before reading: the answer shows at least this
     rows = access.rows(
         "SELECT run_id::VARCHAR AS run_key, product, quantity, average_entry, entry_cost, mark_price, unrealized_pnl, "
         f"realized_pnl, fees, updated_at FROM positions WHERE {_RUNS} {'' if include_flat else 'AND quantity <> 0'} "
@@ -106,12 +118,12 @@ LEFT JOIN refusals r ON r.run_id = ids.run_id
 """
 
 
-def risk_views(node, runs: list[dict]) -> dict[str, dict]:
+def risk_views(node, runs: list[dict], position: int | None = None) -> dict[str, dict]:
     """The ``GET /risk/metrics`` answer of each run: its latest UTC day as the run book measured it (pnl_daily and
     risk_usage rows; domain/run_book.py), its drawdown and the drawdown breaker. One query for every run (each
     query costs a few milliseconds whatever its size here)."""
     access, risk = node.access, node.settings.risk
-    position = access.position  # before reading: the answer shows at least this position
+    position = access.position if position is None else position  # before reading: the answer shows at least this
     rows = {r["run_key"]: r for r in access.rows(_RISK, [[r["run_id"] for r in runs]])}
     return {run["run_id"]: _risk(position, risk, run, rows[run["run_id"]]) for run in runs}
 

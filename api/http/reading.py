@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -91,12 +92,34 @@ async def cached_bytes(node, key: Any, compute: Callable[[], bytes], family: Any
 
 
 class Answers:
-    """The answers being computed (key -> (position, future)) and the limit on computing them at once."""
+    """The answers being computed (key -> (position, future)), the limit on computing them at once, and the hot
+    families (asked for in the last ``HOT_SECONDS``) that the projector computes ahead after each page."""
+
+    HOT_SECONDS = 10.0
 
     def __init__(self, threads: int = READ_THREADS):
         self.computing: dict[Any, tuple[int, asyncio.Future]] = {}
+        self.hot: dict[Any, tuple[float, Callable[[int], dict]]] = {}  # family -> (last asked, recipe)
         self.threads = threads
         self._limiter: anyio.CapacityLimiter | None = None
+
+    def used(self, family: Any, recipe: Callable[[int], dict]) -> None:
+        """``family`` was asked for: ``recipe(position)`` computes all its answers (key -> value) at a position."""
+        self.hot[family] = (time.monotonic(), recipe)
+
+    def warm(self, position: int) -> dict:
+        """The hot families' answers at ``position`` (computed in the projector's thread, before the API sees it);
+        a family nobody asked for lately is dropped, one that fails is left to the requests."""
+        answers: dict = {}
+        for family, (asked, recipe) in list(self.hot.items()):
+            if time.monotonic() - asked > self.HOT_SECONDS:
+                self.hot.pop(family, None)
+                continue
+            try:
+                answers.update(recipe(position))
+            except Exception:  # noqa: BLE001 - e.g. the read model being built: the request computes it and says why
+                self.hot.pop(family, None)
+        return answers
 
     def limiter(self) -> anyio.CapacityLimiter:
         if self._limiter is None:  # made inside the event loop that uses it

@@ -81,11 +81,14 @@ class ReadModelAccess:
         except duckdb.CatalogException:
             return {}
 
-    def moved(self, position: int | None = None) -> None:
-        """The projector committed a page: cached answers of older positions are stale."""
+    def moved(self, position: int | None = None, ready: dict[Any, Any] | None = None) -> None:
+        """The projector committed a page: cached answers of older positions are stale; ``ready`` holds answers
+        (key -> value) already computed at the new position."""
         position = self.read_position() if position is None else position
         if position != self.position:  # positions only grow: older answers can never be asked for again
             self._cache.clear()
+        for key, value in (ready or {}).items():
+            self._cache[key] = (position, value)
         self.position = position
 
     def cached(self, key: Any, compute: Callable[[], T]) -> T:

@@ -166,8 +166,10 @@ def _projector_loop(node: ReadNode, batch_size: int, snapshot_every: float, page
     status, access, path = node.projector, node.access, node.readmodel_path
     snapshots = Snapshots(node.con, path, snapshot_every)
 
+    answers = node.app.state.node.answers
+
     def on_page(position: int) -> None:
-        access.moved(position)
+        access.moved(position, answers.warm(position))  # the hot answers first: no request waits for them
         status.last_page_at = status_clock()
         status.pages_applied += 1
         snapshots.dirty = True

@@ -123,3 +123,28 @@ def test_every_bots_answers_computed_together_equal_each_runs_own(node):
     assert risk["exposure"] is not None and Decimal(risk["exposure"]) > 0  # its filled order counts
     positions = node.client.get("/positions?bot=sol-one", headers=auth("viewer")).json()["items"]
     assert [(p["product"], p["side"]) for p in positions] == [("SOL-USD", "long")]
+
+
+def test_answers_computed_ahead_after_a_page_are_the_requests_own(node):
+    """After a ?bot= request the family is hot: the projector computes every bot's answer at the next position
+    before the API sees it (server.py: access.moved(position, answers.warm(position))); they equal what a request
+    computes at that position."""
+    paper_bot(node, "paper-btc-usd", "BTC-USD", fill=True)
+    node.catch_up()
+    for path in ("/risk/metrics", "/positions"):
+        assert node.client.get(f"{path}?bot=paper-btc-usd", headers=auth("viewer")).status_code == 200
+    answers = node.app.state.node.answers
+    assert {("risk", "every bot"), ("positions", "every bot", True, 100, 0)} <= set(answers.hot)
+    paper_bot(node, "sol-one", "SOL-USD", fill=True)  # the next page: a new bot and its fill
+    from projections.engine import runner
+
+    runner.catch_up(node.store, node.con, runner.ALL_PROJECTIONS, 5000)
+    position = node.access.read_position()
+    ready = answers.warm(position)
+    node.access.moved(position, ready)
+    assert ready[("risk", None, "sol-one")] and ready[("positions", None, "sol-one", True, 100, 0)]
+    for key, path in ((("risk", None, "sol-one"), "/risk/metrics"), (("positions", None, "sol-one", True, 100, 0), "/positions")):
+        served = node.client.get(f"{path}?bot=sol-one", headers=auth("viewer"))
+        assert served.content == ready[key]
+        node.access._cache.clear()  # computed afresh by the request path, at the same position
+        assert node.client.get(f"{path}?bot=sol-one&again=1", headers=auth("viewer")).content == ready[key], path

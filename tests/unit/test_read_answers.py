@@ -73,3 +73,24 @@ def test_an_answer_that_failed_is_computed_again_by_the_next_request():
         return await cached_bytes(node, ("bots",), compute)
 
     assert asyncio.run(twice()).body == b"{}" and len(calls) == 2
+
+
+def test_a_hot_family_is_computed_ahead_and_ready_at_the_new_position():
+    node, calls = _node(), []
+    node.answers.used(("risk", "every bot"), lambda position: calls.append(position) or {
+        ("risk", None, b): f'{{"bot": "{b}", "as_of_position": {position}}}'.encode() for b in BOTS})
+    node.access.moved(7, node.answers.warm(7))
+    assert calls == [7] and node.access.position == 7
+    assert node.access.peek(("risk", None, "fleet-01")) == b'{"bot": "fleet-01", "as_of_position": 7}'
+
+
+def test_a_family_nobody_asked_for_lately_or_that_fails_is_not_computed_ahead():
+    answers, calls = Answers(), []
+    answers.used("old", lambda position: calls.append(position) or {"k": 1})
+    answers.hot["old"] = (time.monotonic() - Answers.HOT_SECONDS - 1, answers.hot["old"][1])
+
+    def broken(position):
+        raise RuntimeError("the read model is not ready yet")
+
+    answers.used("broken", broken)
+    assert answers.warm(8) == {} and calls == [] and answers.hot == {}

@@ -35,10 +35,10 @@ async def positions(request: Request, run_id: uuid.UUID | None = RunId, bot: str
     node = request.app.state.node
     key = ("positions", run_id, bot, include_flat, limit, offset)
     if run_id is None and bot is not None:  # every bot's at once (api/http/fleet.py)
+        family = ("positions", "every bot", include_flat, limit, offset)
         return await cached_bytes(node, key, lambda: fleet.for_every_bot(
             node, bot, lambda b: ("positions", None, b, include_flat, limit, offset),
-            lambda runs: fleet.positions_views(node, runs, include_flat, limit, offset)),
-            family=("positions", "every bot", include_flat, limit, offset))
+            lambda runs, at: fleet.positions_views(node, runs, include_flat, limit, offset, at), family), family=family)
     return await cached_json(node, key, lambda: positions_view(node, run_id, include_flat, limit, offset, bot))
 
 
@@ -54,8 +54,9 @@ def risk_view(node, run_id, bot: str | None = None) -> dict:
 async def risk_metrics(request: Request, run_id: uuid.UUID | None = RunId, bot: str | None = Bot, _caller=VIEWER):
     node = request.app.state.node
     if run_id is None and bot is not None:  # every bot's at once (api/http/fleet.py)
+        family = ("risk", "every bot")
         return await cached_bytes(node, ("risk", None, bot), lambda: fleet.for_every_bot(
-            node, bot, lambda b: ("risk", None, b), lambda runs: fleet.risk_views(node, runs)), family=("risk", "every bot"))
+            node, bot, lambda b: ("risk", None, b), lambda runs, at: fleet.risk_views(node, runs, at), family), family=family)
     return await cached_json(node, ("risk", run_id, bot), lambda: risk_view(node, run_id, bot))
 
 
