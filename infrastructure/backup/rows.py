@@ -21,7 +21,8 @@ import pyarrow as pa
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from infrastructure.eventstore.chain import GENESIS, ChainedPostgresRecorder, ChainedSQLiteRecorder
+from infrastructure.eventstore.chain import GENESIS, ChainedSQLiteRecorder
+from infrastructure.eventstore.chain_postgres import ChainedPostgresRecorder
 
 SCHEMA = pa.schema(
     [

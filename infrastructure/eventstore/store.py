@@ -21,7 +21,10 @@ from urllib.parse import parse_qsl, quote, unquote, urlparse
 
 from eventsourcing.utils import get_topic
 
-from infrastructure.eventstore.chain import ChainedPostgresRecorder, ChainedSQLiteRecorder
+from infrastructure.eventstore.chain import ChainedSQLiteRecorder
+
+# Named by its topic, so that a process on SQLite never imports it (eventsourcing.postgres, psycopg).
+POSTGRES_RECORDER_TOPIC = "infrastructure.eventstore.chain_postgres:ChainedPostgresRecorder"
 
 
 class StoreURLError(ValueError):
@@ -314,7 +317,7 @@ def eventsourcing_env(location: StoreLocation, app_name: str) -> dict[str, str]:
             "POSTGRES_SCHEMA": location.schema or "public",
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_LOCK_TIMEOUT": "10",
-            "APPLICATION_RECORDER_TOPIC": get_topic(ChainedPostgresRecorder),
+            "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
             "POSTGRES_GET_PASSWORD_TOPIC": "",
         }
