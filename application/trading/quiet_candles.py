@@ -19,6 +19,10 @@ entry signal change nothing but the log and the book's days, so the loop does no
   operator (the drawdown breaker's) does nothing per candle;
 - the exchange has nothing to fill or trigger (``PaperExchange.idle``).
 
+A halt that waits for an operator (the drawdown breaker's P0 in a backtest: nothing lifts it) keeps every
+later entry refused: the entry candle itself is advanced and decided in full (its DecisionMade and
+RiskAssessed), and the stretch after it starts at the very next candle.
+
 The events are those the sequential loop writes, in the same order, with the same ids
 (tests/integration/test_backtest_pinned.py, and tests/integration/test_quiet_candles.py against the
 sequential loop over the same plans).
@@ -90,6 +94,15 @@ class QuietCandles:
                 loop.decide(candle, equity)
                 i += 1
                 tick(1)
+                if sign == 0 and loop.halt_holds and idle(product):
+                    # An entry refused while the run waits for an operator: still flat and idle, and no candle
+                    # lifts that halt, so the quiet stretch starts at the next candle (not one candle later).
+                    left = loop.portfolio.position(product).quantity
+                    stop = min(n, self._next_entry(row + 1) - self.first_row)
+                    if left == 0 and stop > i:
+                        self._fast_forward(candles, i, stop, str(left))
+                        tick(stop - i)
+                        i = stop
                 continue
             text = str(quantity)
             self._hold(candle, row, text, holds.rationale(row, sign))

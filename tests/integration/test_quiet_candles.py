@@ -75,7 +75,17 @@ CASES = {
                          {"RISK__RAPID_LOSS_PCT": "1.5", "RISK__RAPID_LOSS_WINDOW_MINUTES": "90",
                           "RISK__MAX_CONSECUTIVE_LOSSES": "3", "RISK__HALT_COOLDOWN_MINUTES": "45",
                           "TRADING__ALLOW_SHORTS": "true"}),
+    # The drawdown breaker trips early (P0: flat and halted until an operator resumes, which a backtest has
+    # none of): every later entry signal is decided and refused while halted.
+    "hourly-drawdown": (lambda: hourly_candles("2017-06-01", "2018-01-01"), {"RISK__MAX_DRAWDOWN_PCT": "6"}),
+    "minutes-drawdown": (lambda: minute_candles(9000, 11),
+                         {"RISK__MAX_DRAWDOWN_PCT": "2", "TRADING__ALLOW_SHORTS": "true"}),
 }
+
+
+def refused_while_halted(rows) -> int:
+    return sum(b'"rule":"halted"' in row[-1] or b'"rule":"halt_cooldown"' in row[-1] for row in rows
+               if "RiskAssessed" in row[-2])
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -87,6 +97,8 @@ def test_the_quiet_driver_writes_the_log_the_sequential_loop_writes(tmp_path, ca
     assert quiet.orders > 0 and quiet.decisions == quiet.candles > 1000
     if "breakers" in case:
         assert quiet.halts > 0
+    if "drawdown" in case:
+        assert quiet.drawdown_halted_at is not None and refused_while_halted(quiet_rows) > 20
     assert vars(quiet) == vars(stepped)
     assert len(quiet_rows) == len(stepped_rows)
     assert quiet_rows == stepped_rows  # every event, byte for byte, in the same positions
