@@ -210,9 +210,10 @@ class RunBook:
         if day is not None and today <= day.day:
             return
         if day is not None:
-            figures = self._close_day()
             if self.keep_closed_days:
-                self.closed_days.append(figures)
+                self.closed_days.append(self._close_day())
+            else:  # the day's end is still one of its points; its figures (pure) would be dropped unread
+                self._point(self.equity())
         self.current = _Day(today, self.equity())
         self.current.peak = self.current.start_equity
 
