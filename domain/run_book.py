@@ -44,6 +44,7 @@ The run's ``max_drawdown_pct`` is the deepest fall from the run's running peak
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -165,18 +166,25 @@ class RunBook:
 
     def unchanged_points(self, ats: Sequence[datetime]) -> None:
         """``decided(at)`` for each of ``ats`` (in order) while nothing can change the equity between them (a
-        flat run between candles, no fills): the same figures, without recomputing one equity per point."""
-        if not ats:
+        flat run between candles, no fills): the same figures, without recomputing one equity per point.
+
+        The first point, and the first of each new UTC day, are decided in full (found by bisection, not
+        by looking at every point); the others repeat that equity, and only those within the rapid-loss
+        window of the last point are kept (in the window)."""
+        count = len(ats)
+        if not count:
             return
-        window, equity, day = self.recent_equity, None, None
+        window = self.recent_equity
         since = ats[-1] - self.rapid_loss_window
-        for at in ats:
-            # The first point, and the first of each new day, in full; then the same equity again.
-            if equity is None or at.date() > day or not self.current.started:
-                equity = self.decided(at)
-                day = self.current.day
-            elif at >= since:  # the same equity again: only the rapid-loss window keeps it
-                window.append((at, equity))
+        tail = bisect_left(ats, since)  # the first point within the window of the last one
+        k = 0
+        while k < count:
+            equity = self.decided(ats[k])
+            following = bisect_right(ats, self.current.day, k + 1, count, key=datetime.date)  # a later day's first
+            kept = max(k + 1, tail)
+            if kept < following:
+                window.extend([(at, equity) for at in ats[kept:following]])
+            k = following
         while window and window[0][0] < since:
             window.popleft()
 
