@@ -62,15 +62,15 @@ def health_command(
     clock = wall_clock()
     with opened_store(settings.eventstore.url, read_only=True) as trading:  # never create a store to check it
         try:
-            if bot is not None:
-                from application.operations.bots import bot_runs
+            from application.operations.bots import bot_runs
 
-                known = sorted(bot_runs(trading))
+            known = sorted(bot_runs(trading))
+            if bot is not None:
                 if bot not in known:
                     fail(f"no bot {bot!r} has run on this store (bots: {', '.join(known) or 'none yet'}); "
                          f"leave out --bot for the health of every bot")
             if not watch:
-                report = one_shot(settings, trading, clock, bot)
+                report = one_shot(settings, trading, clock, bot, known)
                 _print_report(report, as_json)
                 raise typer.Exit(0 if report.overall == "healthy" else 1)
             _watch(health_watch(settings, trading, clock, **({"scope": bot} if bot else {})),
@@ -79,7 +79,7 @@ def health_command(
             fail(str(exc))
 
 
-def one_shot(settings, trading, clock, bot: str | None = None):
+def one_shot(settings, trading, clock, bot: str | None = None, bots: list[str] | None = None):
     """The one verdict (application/health/verdict.py), as a one-shot command can measure it: of one bot
     (its latest paper/live run, its halts and alerts, and those every bot shares) or of every bot."""
     from api.bootstrap import health_probe, health_thresholds
@@ -90,7 +90,7 @@ def one_shot(settings, trading, clock, bot: str | None = None):
     extra = [store_check(True, f" (last notification {trading.max_notification_id()})"),
              read_model_check("skipped", "Read model lag not measured: only a read node owns a read model "
                               "(GET /health of tradecore serve or tradecore run)"),
-             alerts_check(active_alerts(trading, alert_scopes(trading, bot)))]
+             alerts_check(active_alerts(trading, alert_scopes(bot, bots or ())))]
     return report_with(probe, lambda g: health_thresholds(settings, g), extra)
 
 

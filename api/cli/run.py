@@ -79,14 +79,15 @@ class HealthService:
 class ReadNodeService:
     """The REST API beside the loop, started through api.http.server.start_read_node when it exists."""
 
-    def __init__(self, store_url: str, settings, host: str, port: int):
+    def __init__(self, store_url: str, settings, host: str, port: int, bot: str | None = None):
         self.store_url, self.settings, self.host, self.port = store_url, settings, host, port
+        self.bot = bot  # its /health is this bot's (its run, its own halts, its alerts) unless ?bot= asks otherwise
         self.node = None
 
     def start(self) -> None:
         from api.http.server import start_read_node  # provided by the REST API module
 
-        self.node = start_read_node(self.store_url, self.settings, self.host, self.port)
+        self.node = start_read_node(self.store_url, self.settings, self.host, self.port, bot=self.bot)
         console.print(f"REST API on {getattr(self.node, 'url', f'http://{self.host}:{self.port}')}")
 
     def stop(self) -> None:
@@ -186,7 +187,7 @@ def run_command(
                                           settings.monitoring.check_interval_seconds))
             services.append(operations_notifier(settings, trading, clock, sink=sink))
         if not no_api and importlib.util.find_spec("api.http.server") is not None:
-            services.append(ReadNodeService(settings.eventstore.url, settings, host, port))
+            services.append(ReadNodeService(settings.eventstore.url, settings, host, port, bot=bot))
         runner = LiveRunner(
             trading, mode=run_mode, exchange=venue.gateway, candles=venue.candles,
             history=lambda: venue.warmup(s.product, s.granularity, settings.data.candle_limit), strategy=model,

@@ -52,7 +52,8 @@ class NodeContext:
     started: float = field(default_factory=time.monotonic)
     version: str = "0+unknown"
     metrics: Any = None
-    health_probe: Any = None  # built on the first /health (api/http/health.py)
+    bot: str | None = None  # the bot this node runs beside (`tradecore run`); None: a read node of every bot
+    health_probes: dict = field(default_factory=dict)  # one per bot asked about, built on first use (api/http/health.py)
     answers: Answers = field(default_factory=Answers)  # the read answers being computed (api/http/reading.py)
 
 
@@ -66,6 +67,7 @@ def create_app(
     projector: ProjectorStatus | None = None,
     config_file: Path | None = None,
     config_flags: dict[str, Any] | None = None,
+    bot: str | None = None,
 ) -> FastAPI:
     """The REST API, /metrics and the dashboard page over one read model and one event store.
 
@@ -85,6 +87,7 @@ def create_app(
         store=store, access=access, settings=settings, clock=clock or wall_clock(), ids=ids or random_ids(),
         tokens=TokenBook(settings.system.api_tokens), open_endpoints=frozenset(settings.system.api_open_endpoints),
         projector=projector, config_file=config_file, config_flags=dict(config_flags or {}), version=code_version(),
+        bot=bot,
     )
     app = FastAPI(
         title="tradecore read API",

@@ -22,8 +22,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from api.http.auth import open_or
-from api.http.errors import COMMON_RESPONSES
+from api.http.errors import COMMON_RESPONSES, NOT_FOUND, Missing
 from api.http.jsonio import iso, json_response, money
+from api.http.reading import Bot
 
 RANK = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 STATUS_VALUE = {"healthy": 1.0, "degraded": 0.5, "unhealthy": 0.0}
@@ -104,22 +105,38 @@ def control_state(node) -> dict[str, Any]:
     }
 
 
-def _probe(node):
-    """The node's health probe (built once: its run follower reads only what was appended since)."""
-    probe = getattr(node, "health_probe", None)
+def _probe(node, bot: str | None):
+    """The node's health probe of ``bot`` (None: every bot), built once each: its run follower reads only what was
+    appended since."""
+    probe = node.health_probes.get(bot)
     if probe is None:
         from api.bootstrap import health_probe
 
-        probe = node.health_probe = health_probe(node.settings, node.store, node.clock, measure_process=False)
+        probe = node.health_probes[bot] = health_probe(node.settings, node.store, node.clock, measure_process=False,
+                                                       bot=bot)
     return probe
 
 
-def assess(node, detailed: bool = False) -> tuple[dict[str, Any], int]:
+def known_bots(node) -> list[str]:
+    """The paper/live bots the read model knows (``GET /bots``)."""
+    rows = node.access.cached(("health_bots",), lambda: node.access.rows(
+        "SELECT DISTINCT bot_id FROM runs WHERE mode <> 'backtest' ORDER BY bot_id"))
+    return [row["bot_id"] for row in rows]
+
+
+def assess(node, detailed: bool = False, bot: str | None = None) -> tuple[dict[str, Any], int]:
     """The health document and its HTTP status (503 when unhealthy): the one verdict of
-    application/health/verdict.py, with this read node's own read-model check."""
+    application/health/verdict.py, with this read node's own read-model check. Of ``bot`` (``?bot=``, else the
+    bot this node runs beside in `tradecore run`): its run, its halts and its alerts besides the shared ones; of
+    every bot without one. A bot the read model does not know is 404 unknown_bot."""
     from api.bootstrap import health_thresholds
-    from application.health.verdict import active_alerts, alerts_check, read_model_check, report_with, store_check
+    from application.health.verdict import (active_alerts, alert_scopes, alerts_check, read_model_check, report_with,
+                                            store_check)
     from domain.control import Severity
+
+    if bot is not None and bot not in known_bots(node):
+        raise Missing(f"no bot {bot!r} in the read model (GET /bots lists them)", code="unknown_bot")
+    bot = bot or node.bot
 
     now = node.clock.now()
     components: dict[str, Any] = {}
@@ -174,12 +191,12 @@ def assess(node, detailed: bool = False) -> tuple[dict[str, Any], int]:
     alerts: list = []
     if checks["store_reachable"]:
         try:
-            alerts = active_alerts(node.store)
+            alerts = active_alerts(node.store, alert_scopes(bot, known_bots(node)))
         except Exception:  # noqa: BLE001 - unreadable alert streams count as none (the store check says why)
             alerts = []
         extra.append(alerts_check(alerts))
         try:
-            report = report_with(_probe(node), lambda g: health_thresholds(node.settings, g), extra)
+            report = report_with(_probe(node, bot), lambda g: health_thresholds(node.settings, g), extra)
         except Exception as exc:  # noqa: BLE001 - the store answered the head but not the log
             extra[0] = store_check(False, f"{type(exc).__name__}: {exc}")
             from application.health.watch import HealthReport
@@ -228,19 +245,19 @@ def assess(node, detailed: bool = False) -> tuple[dict[str, Any], int]:
     return document, 503 if status == "unhealthy" else 200
 
 
-_HEALTH_RESPONSES = {**COMMON_RESPONSES, 503: {"model": Health, "description": "unhealthy (the body says why)"}}
+_HEALTH_RESPONSES = {**COMMON_RESPONSES, **NOT_FOUND, 503: {"model": Health, "description": "unhealthy (the body says why)"}}
 
 
 @router.get("/health", response_model=Health, responses=_HEALTH_RESPONSES,
             summary="healthy, degraded or unhealthy, with the reasons")
-def health(request: Request, _caller=Depends(open_or("viewer", "/health"))):
-    document, code = assess(request.app.state.node)
+def health(request: Request, bot: str | None = Bot, _caller=Depends(open_or("viewer", "/health"))):
+    document, code = assess(request.app.state.node, bot=bot)
     return json_response(document, code)
 
 
 @router.get("/health/detailed", response_model=HealthDetailed,
-            responses={**COMMON_RESPONSES, 503: {"model": HealthDetailed, "description": "unhealthy"}},
+            responses={**COMMON_RESPONSES, **NOT_FOUND, 503: {"model": HealthDetailed, "description": "unhealthy"}},
             summary="health with every component's figures")
-def health_detailed(request: Request, _caller=Depends(open_or("viewer", "/health/detailed"))):
-    document, code = assess(request.app.state.node, detailed=True)
+def health_detailed(request: Request, bot: str | None = Bot, _caller=Depends(open_or("viewer", "/health/detailed"))):
+    document, code = assess(request.app.state.node, detailed=True, bot=bot)
     return json_response(document, code)

@@ -218,6 +218,7 @@ def start_read_node(
     config_flags: dict[str, Any] | None = None,
     access_log: bool = False,
     snapshot_every: float = SNAPSHOT_EVERY,
+    bot: str | None = None,
     startup_timeout: float = 20.0,
 ) -> ReadNode:
     """Start the projector and the API in background threads; returns once the API accepts connections.
@@ -244,7 +245,7 @@ def start_read_node(
         access = ReadModelAccess(con)
         status = ProjectorStatus() if project else None
         app = create_app(store, access, settings, clock=clock, projector=status, config_file=config_file,
-                         config_flags=config_flags)
+                         config_flags=config_flags, bot=bot)
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

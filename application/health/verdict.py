@@ -18,7 +18,7 @@ makes the bot unhealthy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 
 from eventsourcing.application import AggregateNotFoundError
@@ -46,13 +46,12 @@ def read_model_check(status: str, message: str, severity: Severity | None = None
 SHARED_SCOPE = "tradecore"  # alerts of a watch that is no bot's (`tradecore health --watch`), and those raised before bots
 
 
-def alert_scopes(store: TradingApplication, bot: str | None = None) -> list[str]:
-    """Whose alerts count: a bot's own and the shared ones; without a bot, the shared ones and every bot's."""
+def alert_scopes(bot: str | None, bots: Iterable[str]) -> list[str]:
+    """Whose alerts count: a bot's own and the shared ones; without a bot, the shared ones and those of every
+    bot in ``bots`` (the bots that ran on the store: the log's or the read model's list)."""
     if bot is not None:
         return [bot, SHARED_SCOPE]
-    from application.operations.bots import bot_runs
-
-    return [SHARED_SCOPE, *sorted(b for b in bot_runs(store) if b != SHARED_SCOPE)]
+    return [SHARED_SCOPE, *sorted(b for b in set(bots) if b != SHARED_SCOPE)]
 
 
 def active_alerts(store: TradingApplication, scopes: Sequence[str] = (SHARED_SCOPE,)) -> list[tuple[str, Severity, str]]:

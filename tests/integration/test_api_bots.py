@@ -148,3 +148,34 @@ def test_answers_computed_ahead_after_a_page_are_the_requests_own(node):
         assert served.content == ready[key]
         node.access._cache.clear()  # computed afresh by the request path, at the same position
         assert node.client.get(f"{path}?bot=sol-one&again=1", headers=auth("viewer")).content == ready[key], path
+
+
+def test_health_of_one_bot_and_of_every_bot(node):
+    """GET /health?bot=: that bot's halt and alerts (and the shared ones), never another bot's; without ?bot= every
+    bot's alerts count (the verdict `tradecore health --bot` gives: application/health/verdict.py)."""
+    from domain.alerts import Alert
+
+    paper_bot(node, "paper-btc-usd", "BTC-USD")
+    paper_bot(node, "eth-probation", "ETH-USD")
+    node.catch_up()
+    assert node.client.post("/control/halt", json={"reason": "probation over", "bot": "eth-probation"},
+                            headers=auth("operator")).status_code == 200
+    node.store._save(Alert.first("disk", EventMeta(T1, "health", None, None, None), severity="P2", status="warn",
+                                 value=Decimal(85), threshold=Decimal(80), unit="%", message="disk 85%",
+                                 scope="eth-probation"))
+    node.catch_up()
+
+    def verdict(query: str) -> dict:
+        answer = node.client.get(f"/health{query}", headers=auth("viewer"))
+        assert answer.status_code in (200, 503), answer.text
+        return {c["name"]: c for c in answer.json()["verdict"]}
+
+    eth = verdict("?bot=eth-probation")
+    assert eth["trading_halted"]["value"] == 1, eth["trading_halted"]
+    assert eth["alerts"]["status"] == "warn" and "disk of bot eth-probation" in eth["alerts"]["message"]
+    btc = verdict("?bot=paper-btc-usd")
+    assert btc["trading_halted"]["value"] == 0, btc["trading_halted"]
+    assert btc["alerts"]["status"] == "ok", btc["alerts"]
+    assert "disk of bot eth-probation" in verdict("")["alerts"]["message"]
+    unknown = node.client.get("/health?bot=nobody", headers=auth("viewer"))
+    assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_bot"
