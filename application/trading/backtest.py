@@ -208,6 +208,7 @@ def _drive(loop: TradingLoop, store: TradingApplication, candles: Sequence[Candl
            config_hash: str, code_version: str, progress: Callable[[int], None] | None,
            quiet: QuietCandles | None = None) -> RunSummary:
     loop.start(candles[0].start, initial_balance, config_hash, code_version, candles[0].start, candles[-1].end)
+    loop.flush()  # the run is in the log at once: killed at any later moment, the next writer ends it as abandoned
     status, reason = "completed", "end of data"
     ticks = _Ticks(progress, 1000 if quiet is None else 50_000)  # the rules leave no cycles behind
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -102,16 +103,26 @@ def _runs(url: str) -> tuple[list, list]:
     return [e for e in events if e.event_type == "RunStarted"], [e for e in events if e.event_type == "RunEnded"]
 
 
+def _run_started(path) -> bool:
+    """Whether the log holds a RunStarted (a raw read: polled every few ms while the backtest runs)."""
+    if not path.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("SELECT 1 FROM stored_events WHERE topic LIKE '%:RunStarted' LIMIT 1").fetchone() is not None
+    except sqlite3.OperationalError:  # the store is being created
+        return False
+
+
 def test_a_backtest_killed_with_sigkill_is_ended_by_the_next_backtest(tmp_path):
     url = f"sqlite:///{tmp_path / 'events.db'}"
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "backtest", "--bundled", "--store", url], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    starts: list = []
-    while time.monotonic() < deadline and not starts and proc.poll() is None:
-        time.sleep(0.05)
-        if (tmp_path / "events.db").exists():
-            starts, _ = _runs(url)
+    started = False  # RunStarted is written before the first candle (its own transaction): kill right after it
+    while time.monotonic() < deadline and not started and proc.poll() is None:
+        time.sleep(0.005)
+        started = _run_started(tmp_path / "events.db")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     starts, ends = _runs(url)
