@@ -19,3 +19,41 @@ class ConcurrencyConflict(DomainError):
 
 class StoreUnavailable(RuntimeError):
     """The event store cannot be reached or opened; the message says which and why."""
+
+
+# --- errors the adapters raise and the CLI and REST app map --------------------------------------
+# Defined here, at the edge of the application, so that api/ maps them without importing an adapter.
+# The adapters raise these very classes (their old import paths are aliases of these).
+
+
+class StoreURLError(ValueError):
+    """The event store URL cannot be used; the message says why."""
+
+
+class StoreMissing(StoreURLError):
+    """A read-only command was pointed at a store that does not exist; the message names the URL."""
+
+
+class ConfigurationError(ValueError):
+    """The configuration cannot be loaded; ``errors`` names every bad setting (path, value, why, source)."""
+
+    def __init__(self, errors: list) -> None:
+        self.errors = list(errors)
+        lines = "\n".join(f"  {e}" for e in self.errors)
+        super().__init__(f"invalid configuration ({len(self.errors)} problem(s)):\n{lines}")
+
+
+class StorageError(Exception):
+    """The backup destination cannot be used; the message says why."""
+
+
+class ArchiveProblem(Exception):
+    """An archive or export is not what its manifest says; the message names the problem."""
+
+
+class RestoreRefused(Exception):
+    """The target store cannot be restored into; the message says why and what to do."""
+
+
+class BackupRefused(Exception):
+    """The log cannot be backed up as asked; the message says why and what to do."""

@@ -11,8 +11,8 @@ from typing import Annotated, NoReturn, Optional
 import typer
 from rich.console import Console
 
+from application.errors import ConfigurationError, StoreURLError
 from application.trading_app import TradingApplication
-from infrastructure.eventstore.store import StoreURLError
 
 StoreOption = Annotated[
     Optional[str],
@@ -41,7 +41,7 @@ def parse_utc(text: str, option: str, expected: str = "an ISO-8601 time (e.g. 20
 
 def load_cli_settings(config: Path | None, overrides: dict | None = None):
     """Settings from defaults < TOML file < environment < CLI overrides; bad ones exit 2."""
-    from infrastructure.settings.loading import ConfigurationError, load_settings
+    from infrastructure.settings.loading import load_settings
 
     try:
         return load_settings(config_file=config, overrides=overrides)

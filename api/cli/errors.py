@@ -85,10 +85,8 @@ def run_guarded(command: Callable[..., object], argv: Sequence[str] | None = Non
 
 def explain(exc: BaseException) -> tuple[str, str, int]:
     """(what failed, what to do, exit code) for an exception that reached the boundary."""
-    from application.errors import StoreUnavailable
+    from application.errors import ConfigurationError, StoreUnavailable, StoreURLError
     from domain.events import DomainError
-    from infrastructure.eventstore.store import StoreURLError
-    from infrastructure.settings.loading import ConfigurationError
 
     if isinstance(exc, CommandFailed):
         return exc.what, exc.todo, exc.code

@@ -37,6 +37,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from application.errors import ArchiveProblem  # defined there (api/ maps it); this path stays valid
 from infrastructure.backup.rows import SCHEMA, rows_to_batch
 from infrastructure.eventstore.chain import GENESIS
 
@@ -45,10 +46,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 EVENTS_FILES = {"parquet": "events.parquet", "jsonl": "events.jsonl.gz"}
 READ_BATCH = 100_000
-
-
-class ArchiveProblem(Exception):
-    """An archive or export is not what its manifest says; the message names the problem."""
 
 
 @dataclass

@@ -34,14 +34,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from application.errors import RestoreRefused  # defined there (api/ maps it); this path stays valid
 from infrastructure.backup.archive import ArchiveProblem, fsync_dir, temporary_name
 from infrastructure.backup.walk import ChainWalk
 from infrastructure.eventstore.chain import verify_chain
 from infrastructure.eventstore.store import PG_NAME_LIMIT, StoreLocation, _pg_connect, parse_store_url
-
-
-class RestoreRefused(Exception):
-    """The target store cannot be restored into; the message says why and what to do."""
 
 
 def _check_built(open_store: Callable[[str], Any], url: str, walk: ChainWalk, where: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from application.errors import BackupRefused  # defined there (api/ maps it); this path stays valid
 from infrastructure.backup.archive import (
     EVENTS_FILES, MANIFEST, ArchiveProblem, EventsWriter, Manifest, check_files, read_events, write_manifest,
 )
@@ -31,10 +32,6 @@ from application.trading_app import paused_gc
 from infrastructure.eventstore.chain import GENESIS
 
 KINDS = ("daily", "weekly", "monthly")
-
-
-class BackupRefused(Exception):
-    """The log cannot be backed up as asked; the message says why and what to do."""
 
 
 def _stamp(now: datetime) -> str:

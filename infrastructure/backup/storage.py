@@ -18,11 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from application.errors import StorageError  # defined there (api/ maps it); this path stays valid
 from infrastructure.backup.archive import MANIFEST, ArchiveProblem, Manifest, fsync_dir, temporary_name
-
-
-class StorageError(Exception):
-    """The backup destination cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,11 @@ from urllib.parse import parse_qsl, quote, unquote, urlparse
 
 from eventsourcing.utils import get_topic
 
+from application.errors import StoreMissing, StoreURLError  # defined there (api/ maps them); this path stays valid
 from infrastructure.eventstore.chain import ChainedSQLiteRecorder
 
 # Named by its topic, so that a process on SQLite never imports it (eventsourcing.postgres, psycopg).
 POSTGRES_RECORDER_TOPIC = "infrastructure.eventstore.chain_postgres:ChainedPostgresRecorder"
-
-
-class StoreURLError(ValueError):
-    """The event store URL cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -144,10 +141,6 @@ def parse_store_url(url: str) -> StoreLocation:
             schema=schema,
         )
     raise StoreURLError(f"{shown!r}: unsupported scheme; use sqlite:///PATH or postgresql://user@host:port/db")
-
-
-class StoreMissing(StoreURLError):
-    """A read-only command was pointed at a store that does not exist; the message names the URL."""
 
 
 def require_existing_store(location: StoreLocation) -> None:

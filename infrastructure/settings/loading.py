@@ -26,6 +26,7 @@ from pydantic import ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, InitSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from application.errors import ConfigurationError  # defined there (api/ maps it); this path stays valid
 from infrastructure.settings.sections import (
     SECRET_FIELD_NAMES,
     PLAIN_FIELD_NAMES,
@@ -73,15 +74,6 @@ class SettingError:
         given = "" if self.value is None else f" = {self.value!r}"
         origin = f" (from {self.source})" if self.source else ""
         return f"{self.path}{given}: {self.reason}{origin}"
-
-
-class ConfigurationError(ValueError):
-    """The configuration cannot be loaded; ``errors`` names every bad setting."""
-
-    def __init__(self, errors: list[SettingError]) -> None:
-        self.errors = list(errors)
-        lines = "\n".join(f"  {e}" for e in self.errors)
-        super().__init__(f"invalid configuration ({len(self.errors)} problem(s)):\n{lines}")
 
 
 class _CrossFieldProblems(ValueError):
