@@ -12,25 +12,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from application.errors import StoreUnavailable
-from application.health.api_calls import ApiCallMeter
-from application.health.watch import HealthThresholds, HealthWatch, Threshold, market_data_threshold
-from application.ports import AlertSink, Clock, IdSource
-from application.trading_app import TradingApplication
-from domain.market import granularity_delta
-from infrastructure.eventstore.mapper import EventMapper
-from infrastructure.eventstore.store import StoreURLError, eventsourcing_env, parse_store_url, store_setup_lock
-from infrastructure.monitoring.alert_sinks import FanOutAlertSink, LogAlertSink, WebhookAlertSink
-from infrastructure.monitoring.probe import HealthProbe
+from api.settings_terms import data_path, health_thresholds, loop_settings, risk_limits  # noqa: F401 - named here too
+from application.errors import StoreUnavailable, StoreURLError
+
+if TYPE_CHECKING:  # heavy modules are imported by the function that builds with them
+    from application.health.api_calls import ApiCallMeter
+    from application.health.watch import HealthWatch
+    from application.ports import AlertSink, Clock, IdSource
+    from application.trading_app import TradingApplication
+    from infrastructure.monitoring.probe import HealthProbe
 
 DEFAULT_STORE_URL = "sqlite:///var/events.db"
 
 
 def open_store(url: str = DEFAULT_STORE_URL, batch_size: int = 1000) -> TradingApplication:
     """Open (creating if needed) the event store at URL as the trading application."""
+    from application.trading_app import TradingApplication
+    from infrastructure.eventstore.mapper import EventMapper
+    from infrastructure.eventstore.store import eventsourcing_env, parse_store_url, store_setup_lock
+
     location = parse_store_url(url)
     try:
         with store_setup_lock(location):
@@ -47,6 +50,8 @@ def scratch_store() -> TradingApplication:
 
     Verify and what-if re-execute a day into it, so the real log and read model are never written.
     """
+    from application.trading_app import TradingApplication
+    from infrastructure.eventstore.mapper import EventMapper
 
     class ScratchStore(TradingApplication):
         def record_in_order(self, events):
@@ -122,46 +127,6 @@ def code_version() -> str:
         return version("tradecore")
     except PackageNotFoundError:  # running from a source tree without install
         return "0+unknown"
-
-
-def risk_limits(settings, product: str | None = None):
-    """RiskLimits from the [risk] and [trading] settings; money thresholds are in the run's quote currency, so a
-    product's ``[products."P"] min_balance`` replaces ``risk.min_balance`` for it."""
-    from domain.risk import RiskLimits
-
-    r = settings.risk
-    table = (getattr(settings, "products", None) or {}).get(product or settings.trading.product)
-    min_balance = table.min_balance if table is not None and table.min_balance is not None else r.min_balance
-    return RiskLimits(
-        max_position_size_pct=r.max_position_size_pct,
-        max_daily_loss_pct=r.max_daily_loss_pct,
-        max_concurrent_positions=r.max_concurrent_positions,
-        require_stop_loss=r.require_stop_loss,
-        max_leverage=r.max_leverage,
-        min_balance=min_balance,
-        halt_cooldown_minutes=r.halt_cooldown_minutes,
-        rapid_loss_pct=r.rapid_loss_pct,
-        rapid_loss_window_minutes=r.rapid_loss_window_minutes,
-        max_consecutive_losses=r.max_consecutive_losses,
-        max_drawdown_pct=r.max_drawdown_pct,
-        allow_shorts=settings.trading.allow_shorts,
-    )
-
-
-def loop_settings(settings, *, product: str | None = None, granularity: str | None = None, flush_every: int = 1):
-    """LoopSettings for the trading loop from the configuration."""
-    from application.trading.loop import LoopSettings
-
-    return LoopSettings(
-        product=product or settings.trading.product,
-        granularity=granularity or settings.trading.granularity,
-        limits=risk_limits(settings, product),
-        leverage=settings.trading.leverage,
-        default_stop_loss_pct=settings.risk.default_stop_loss_pct,
-        default_take_profit_pct=settings.risk.default_take_profit_pct,
-        candles_in_context=settings.llm.candles_in_prompt,
-        flush_every=flush_every,
-    )
 
 
 def paper_exchange(settings, id_prefix: str = "paper"):
@@ -280,49 +245,19 @@ def coinbase_venue(settings, *, live: bool, product: str, granularity: str, pape
 
 
 # --- the health watch ------------------------------------------------------------
-def health_thresholds(settings, granularity: str | None = None) -> HealthThresholds:
-    """Each check's target and alert level from ``[monitoring]`` (and ``[risk]`` for the daily loss)."""
-    m = settings.monitoring
-    limit = settings.risk.max_daily_loss_pct
-    return HealthThresholds(
-        memory=Threshold(Decimal(m.memory_alert_mb), Decimal(m.memory_target_mb)),
-        system_memory=Threshold(m.system_memory_alert_pct, m.system_memory_target_pct),
-        cpu=Threshold(m.cpu_alert_pct, m.cpu_target_pct),
-        disk=Threshold(m.disk_alert_pct, m.disk_target_pct),
-        api_error_rate=Threshold(m.api_error_rate_alert_pct, m.api_error_rate_target_pct),
-        api_response_time=Threshold(Decimal(m.api_response_alert_ms), Decimal(m.api_response_target_ms)),
-        market_data_age=market_data_threshold(
-            int(granularity_delta(granularity or settings.trading.granularity).total_seconds()),
-            settings.system.update_frequency_seconds,
-            m.market_data_target_seconds, m.market_data_stale_seconds,
-        ),
-        llm_response_rate=Threshold(m.llm_response_rate_min_pct, m.llm_response_rate_target_pct, higher_is_worse=False),
-        daily_loss=Threshold(limit, limit * m.daily_loss_warn_pct_of_limit / Decimal(100), inclusive=True),
-        trading_halted=Threshold(Decimal(0)),
-    )
-
-
-def data_path(settings) -> Path:
-    """The directory whose disk the disk check watches: the SQLite store's, else the read model's."""
-    sqlite = settings.eventstore.sqlite_path
-    return (sqlite if sqlite is not None else settings.readmodel.path).parent.resolve()
-
-
 def alert_sink(settings, source: str = "") -> AlertSink:
     """The log always; plus the webhook when ``system.alert_webhook_url`` is set."""
-    sinks: list = [LogAlertSink()]
-    url = settings.system.alert_webhook_url
-    if url is not None:
-        m = settings.monitoring
-        sinks.append(WebhookAlertSink(url.get_secret_value(), timeout=m.webhook_timeout_seconds,
-                                      retries=m.webhook_retries, source=source))
-    return FanOutAlertSink(sinks)
+    from infrastructure.monitoring.alert_sinks import alert_sink_from
+
+    return alert_sink_from(settings, source)
 
 
 def health_probe(settings, store: TradingApplication, clock: Clock, *, api_meter: ApiCallMeter | None = None,
                  cpu_interval: float | None = None, measure_process: bool = True, bot: str | None = None) -> HealthProbe:
     """The probe: ``cpu_interval`` blocks that long for a CPU reading (one-shot); ``measure_process``
     is False where this process is not the one to watch (a one-shot CLI)."""
+    from infrastructure.monitoring.probe import HealthProbe
+
     m = settings.monitoring
     return HealthProbe(store, clock, data_path=data_path(settings), api_meter=api_meter,
                        llm_window=timedelta(minutes=m.llm_window_minutes), llm_min_decisions=m.llm_min_decisions,
@@ -332,6 +267,8 @@ def health_probe(settings, store: TradingApplication, clock: Clock, *, api_meter
 def health_watch(settings, store: TradingApplication, clock: Clock, *, api_meter: ApiCallMeter | None = None,
                  sink: AlertSink | None = None, scope: str = "tradecore") -> HealthWatch:
     """The health watch of a process: probe, thresholds and sinks from the settings."""
+    from application.health.watch import HealthWatch
+
     return HealthWatch(
         store, health_probe(settings, store, clock, api_meter=api_meter, bot=None if scope == "tradecore" else scope),
         health_thresholds(settings),
@@ -346,29 +283,9 @@ def notification_sink(settings, source: str = ""):
 
     The log always hears everything; the webhook every severity; email (``[alerting]``) P0/P1 only.
     """
-    from infrastructure.monitoring.alert_sinks import FanOutAlertSink as _FanOut
-    from infrastructure.monitoring.notify import BackgroundDelivery, EmailAlertSink, SeverityRouter
+    from infrastructure.monitoring.notify import notification_sink_from
 
-    webhook = None
-    url = settings.system.alert_webhook_url
-    if url is not None:
-        m = settings.monitoring
-        webhook = WebhookAlertSink(url.get_secret_value(), timeout=m.webhook_timeout_seconds,
-                                   retries=m.webhook_retries, source=source)
-    others = []
-    a = settings.alerting
-    if a.smtp_host:
-        others.append(EmailAlertSink(a.smtp_host, a.smtp_port, sender=a.email_from, recipients=a.email_to,
-                                     user=a.smtp_user, password=a.smtp_password.get_secret_value() if a.smtp_password else None,
-                                     starttls=a.smtp_starttls, timeout=a.smtp_timeout_seconds, source=source))
-    delivery = BackgroundDelivery(SeverityRouter(webhook, others), attempts=a.delivery_attempts,
-                                  first_wait=a.retry_wait_seconds)
-
-    class _LogAndDeliver(_FanOut):
-        def stop(self) -> None:
-            delivery.stop()
-
-    return _LogAndDeliver([LogAlertSink(), delivery])
+    return notification_sink_from(settings, source)
 
 
 def operations_notifier(settings, store: TradingApplication, clock: Clock, sink=None):

@@ -144,3 +144,19 @@ class FanOutAlertSink:
         if failed:
             self._owed[key] = failed
             raise AlertDeliveryError("; ".join(errors))
+
+
+def webhook_sink_from(settings, source: str = "") -> WebhookAlertSink | None:
+    """The webhook of ``system.alert_webhook_url`` with the ``[monitoring]`` timeout and retries (None: not set)."""
+    url = settings.system.alert_webhook_url
+    if url is None:
+        return None
+    m = settings.monitoring
+    return WebhookAlertSink(url.get_secret_value(), timeout=m.webhook_timeout_seconds, retries=m.webhook_retries,
+                            source=source)
+
+
+def alert_sink_from(settings, source: str = "") -> FanOutAlertSink:
+    """The health watch's sink: the log always, plus the webhook when ``system.alert_webhook_url`` is set."""
+    webhook = webhook_sink_from(settings, source)
+    return FanOutAlertSink([LogAlertSink(), *([webhook] if webhook is not None else [])])

@@ -159,3 +159,27 @@ class BackgroundDelivery:
 
 def _channel(sink: object) -> str:
     return getattr(sink, "channel", None) or type(sink).__name__.replace("AlertSink", "").lower() or "sink"
+
+
+def notification_sink_from(settings, source: str = ""):
+    """Every configured channel behind the severity router and the background delivery (never blocks).
+
+    The log always hears everything; the webhook every severity; email (``[alerting]``) P0/P1 only.
+    ``stop()`` ends the delivery thread.
+    """
+    from infrastructure.monitoring.alert_sinks import FanOutAlertSink, LogAlertSink, webhook_sink_from
+
+    others = []
+    a = settings.alerting
+    if a.smtp_host:
+        others.append(EmailAlertSink(a.smtp_host, a.smtp_port, sender=a.email_from, recipients=a.email_to,
+                                     user=a.smtp_user, password=a.smtp_password.get_secret_value() if a.smtp_password else None,
+                                     starttls=a.smtp_starttls, timeout=a.smtp_timeout_seconds, source=source))
+    delivery = BackgroundDelivery(SeverityRouter(webhook_sink_from(settings, source), others), attempts=a.delivery_attempts,
+                                  first_wait=a.retry_wait_seconds)
+
+    class LogAndDeliver(FanOutAlertSink):
+        def stop(self) -> None:
+            delivery.stop()
+
+    return LogAndDeliver([LogAlertSink(), delivery])
