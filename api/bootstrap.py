@@ -21,7 +21,7 @@ from application.errors import StoreUnavailable, StoreURLError
 if TYPE_CHECKING:  # heavy modules are imported by the function that builds with them
     from application.health.api_calls import ApiCallMeter
     from application.health.watch import HealthWatch
-    from application.ports import AlertSink, Clock, IdSource
+    from application.ports import AlertSink, Clock, Configuration, IdSource, ProcessLog
     from application.trading_app import TradingApplication
     from infrastructure.monitoring.probe import HealthProbe
 
@@ -45,6 +45,20 @@ def open_store(url: str = DEFAULT_STORE_URL, batch_size: int = 1000) -> TradingA
         raise StoreUnavailable(f"cannot open the event store {location.redacted()}: {exc}") from exc
 
 
+def store_location(url: str):
+    """The store URL parsed: ``backend``, ``sqlite_path``, ``is_memory``, ``redacted()`` for messages; raises StoreURLError."""
+    from infrastructure.eventstore.store import parse_store_url
+
+    return parse_store_url(url)
+
+
+def require_store(url: str) -> None:
+    """Raise StoreMissing unless URL holds a tradecore event log already: read-only commands never create one."""
+    from infrastructure.eventstore.store import parse_store_url, require_existing_store
+
+    require_existing_store(parse_store_url(url))
+
+
 def scratch_store() -> TradingApplication:
     """A throwaway in-memory store (eventsourcing POPO) that also keeps, in ``recorded``, what was written.
 
@@ -61,6 +75,28 @@ def scratch_store() -> TradingApplication:
     store = ScratchStore(env={"TRADECORE_PERSISTENCE_MODULE": "eventsourcing.popo"}, mapper=EventMapper())
     store.recorded = []
     return store
+
+
+# --- the configuration and the process's log: read and set up here, once per process --------------
+def configuration() -> Configuration:
+    """The settings adapter (infrastructure/settings/loading.py): ``load_settings``, ``settings_errors``,
+    ``setting_sources``, ``is_secret_path``, ``sounds_secret``; its settings answer ``config_hash()`` & co."""
+    from infrastructure.settings import loading
+
+    return loading
+
+
+def load_settings(config_file: Path | None = None, env=None, overrides=None):
+    """The validated settings: defaults < TOML file < environment (default os.environ) < overrides; raises
+    ConfigurationError naming every bad setting."""
+    return configuration().load_settings(config_file, env, overrides)
+
+
+def process_log() -> ProcessLog:
+    """This process's log, JSON lines with secrets masked (infrastructure/monitoring/logs.py)."""
+    from infrastructure.monitoring import logs
+
+    return logs
 
 
 def wall_clock() -> Clock:

@@ -8,12 +8,10 @@ refusals. Used by ``tradecore config ...`` (api/cli/config.py), ``tradecore repl
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from api.bootstrap import configuration
 from application.operations.config_service import DriftItem, secret_display
-from infrastructure.settings.loading import SECRETISH, Settings
-from infrastructure.settings.sections import is_secret_field
 
 __all__ = ["ABSENT", "drift_row", "is_secret_path", "masked_secret", "shown_value", "sounds_secret"]
 
@@ -22,17 +20,12 @@ ABSENT = "(absent)"
 
 def is_secret_path(path: str) -> bool:
     """Whether a dotted path names a secret (API keys, the API token list, the alert webhook)."""
-    section, _, name = path.partition(".")
-    model = Settings.model_fields.get(section)
-    fields = getattr(model.annotation, "model_fields", {}) if model else {}
-    if name == "api_tokens" or "[" in name:
-        return True
-    return name in fields and is_secret_field(model.annotation, name)
+    return configuration().is_secret_path(path)
 
 
 def sounds_secret(path: str) -> bool:
     """Whether a path (known or not, e.g. a typo) sounds like a secret's: its value is not echoed back."""
-    return bool(SECRETISH.search(path))
+    return configuration().sounds_secret(path)
 
 
 def masked_secret(path: str, value: str | None) -> str | None:

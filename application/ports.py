@@ -1,18 +1,21 @@
-"""Ports: the small interfaces the trading loop needs from the outside world.
+"""Ports: the small interfaces the application needs from the outside world.
 
 Backtest, paper and live differ only in which adapters fill these ports: the
-clock, the candle feed, the exchange, the decision model, the alert sink.
+clock, the candle feed, the exchange, the decision model, the alert sink. Every
+command also reads its configuration and writes its log through a port
+(``Configuration``, ``ProcessLog``); api/bootstrap.py picks the adapters.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from domain.decision import DecisionContext, StrategyDecision
 from domain.market import Candle
@@ -205,3 +208,57 @@ class VenueAccount(Protocol):
 
     def balances(self) -> dict[str, Decimal]:
         """Total (available + held) per currency."""
+
+
+# --- the process's surroundings (every command) ---------------------------------------------
+
+
+class Configuration(Protocol):
+    """Where the settings come from (defaults < TOML file < environment < overrides) and which are secret.
+
+    The settings object it loads answers ``effective_config()``, ``config_hash()`` and ``flat_config()``.
+    """
+
+    def load_settings(self, config_file: Path | None = None, env: Mapping[str, str] | None = None,
+                      overrides: Mapping[str, Any] | None = None) -> Any:
+        """The validated settings; raises ``application.errors.ConfigurationError`` naming every bad one."""
+
+    def settings_errors(self, config_file: Path | None = None, env: Mapping[str, str] | None = None,
+                        overrides: Mapping[str, Any] | None = None) -> list:
+        """Every problem of the configuration at once (path, value, why, source); empty: it loads."""
+
+    def setting_sources(self, config_file: Path | None = None, env: Mapping[str, str] | None = None,
+                        overrides: Mapping[str, Any] | None = None,
+                        override_labels: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Dotted path -> where its value comes from (default, a file, the environment, an override)."""
+
+    def is_secret_path(self, path: str) -> bool:
+        """Whether a dotted path holds a secret: never shown, never recorded in the log."""
+
+    def sounds_secret(self, path: str) -> bool:
+        """Whether a path, known or not, sounds like a secret's: its value is not echoed back."""
+
+
+class ProcessLog(Protocol):
+    """This process's log: JSON lines, secrets masked, to stderr or a retained file."""
+
+    def configure_logging(self, settings: Any, *, long_running: bool = False) -> Any:
+        """Install the handler for these settings (``long_running``: the default file rather than stderr)."""
+
+    def configure_from_environment(self) -> None:
+        """Best effort before a command's settings load: the environment's level, on stderr."""
+
+    def bind(self, **fields: object) -> None:
+        """Fields (run id, product, mode) added to every later line of this process."""
+
+    def current_log_file(self) -> Path | None:
+        """The file being written, if one is."""
+
+    def log_destination(self, settings: Any, long_running: bool) -> Path | None:
+        """Where a process with these settings logs (None: stderr)."""
+
+    def analysed_log_file(self, settings: Any) -> Path:
+        """The file a log analysis and the secret scan read: the configured file, else the default one."""
+
+    def log_files(self, path: Path) -> list[Path]:
+        """The rotated files of ``path``, oldest first, then ``path`` itself if it exists."""

@@ -41,7 +41,7 @@ def parse_utc(text: str, option: str, expected: str = "an ISO-8601 time (e.g. 20
 
 def load_cli_settings(config: Path | None, overrides: dict | None = None):
     """Settings from defaults < TOML file < environment < CLI overrides; bad ones exit 2."""
-    from infrastructure.settings.loading import load_settings
+    from api.bootstrap import load_settings
 
     try:
         return load_settings(config_file=config, overrides=overrides)
@@ -64,12 +64,11 @@ def opened_store(url: str, read_only: bool = False) -> Iterator[TradingApplicati
     ``read_only``: the store must exist already; a missing SQLite file or PostgreSQL
     schema is one error naming the (redacted) URL, never a new empty store.
     """
-    from api.bootstrap import open_store
-    from infrastructure.eventstore.store import parse_store_url, require_existing_store
+    from api.bootstrap import open_store, require_store
 
     try:
         if read_only:
-            require_existing_store(parse_store_url(url))
+            require_store(url)
         trading = open_store(url)
     except StoreURLError as exc:
         fail(str(exc))

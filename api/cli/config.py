@@ -22,8 +22,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
+from api.bootstrap import configuration, load_settings, store_location
 from api.cli.common import StoreOption, opened_store
 from api.config_view import drift_row, is_secret_path, shown_value, sounds_secret
+from application.errors import ConfigurationError
 from application.operations.config_service import (
     NOT_SETTABLE_THROUGH_LOG,
     Baseline,
@@ -33,17 +35,6 @@ from application.operations.config_service import (
     recorded_overrides,
 )
 from domain.events import EventMeta
-from infrastructure.settings.loading import (
-    ConfigurationError,
-    SettingError,
-    Settings,
-    config_hash,
-    effective_config,
-    flatten_config,
-    load_settings,
-    setting_sources,
-    settings_errors,
-)
 
 config_app = typer.Typer(
     help="Check the configuration (every bad setting at once) and show the effective values, secrets masked.",
@@ -62,7 +53,7 @@ def _inputs(ctx: typer.Context, config: Path | None) -> tuple[Path | None, Mappi
     return (config if config is not None else parent.get("config_file")), parent.get("overrides")
 
 
-def print_setting_errors(errors: list[SettingError], console: Console) -> None:
+def print_setting_errors(errors: list, console: Console) -> None:
     """Every bad setting: path, the value given (secrets masked), why, and where it came from."""
     console.print(f"{len(errors)} problem(s) in the configuration:", style="bold red", highlight=False)
     if console.is_terminal:
@@ -92,12 +83,12 @@ def masked_value(value: Any) -> str:
     return str(value)
 
 
-def print_effective_config(settings: Settings, console: Console, sources: Mapping[str, str] | None = None) -> None:
+def print_effective_config(settings, console: Console, sources: Mapping[str, str] | None = None) -> None:
     """The effective configuration, one line (or table row) per setting, secrets masked, with each value's source."""
-    config = effective_config(settings)
+    config = settings.effective_config()
     sources = sources or {}
     if console.is_terminal:
-        title = f"config hash {config_hash(settings)}"
+        title = f"config hash {settings.config_hash()}"
         table = Table(Column("setting", no_wrap=True), Column("value", overflow="fold"),
                       Column("source", overflow="fold"), title=title)
         for section, fields in config.items():
@@ -106,7 +97,7 @@ def print_effective_config(settings: Settings, console: Console, sources: Mappin
                 table.add_row(path, masked_value(value), sources.get(path, "default"))
         console.print(table)
         return
-    console.print(f"# config hash {config_hash(settings)}", markup=False, highlight=False)
+    console.print(f"# config hash {settings.config_hash()}", markup=False, highlight=False)
     for section, fields in config.items():
         console.print(f"[{section}]", markup=False, highlight=False)
         for name, value in (fields.items() if isinstance(fields, dict) else ()):
@@ -119,7 +110,7 @@ def validate_command(ctx: typer.Context, config: ConfigFileOption = None) -> Non
     """Load the environment (and --config file); list every bad setting and exit 2, or say OK."""
     config_file, overrides = _inputs(ctx, config)
     console = Console()
-    errors = settings_errors(config_file, None, overrides)
+    errors = configuration().settings_errors(config_file, None, overrides)
     if errors:
         print_setting_errors(errors, console)
         raise typer.Exit(2)
@@ -143,10 +134,10 @@ def show_command(
     recorded, labels, note = _recorded_layer(base.eventstore.url)
     settings = _load_or_exit(config_file, {**recorded, **flags})
     flag_labels = {path: "command-line flag" for path in flags}
-    sources = setting_sources(config_file, None, {**recorded, **flags}, override_labels={**labels, **flag_labels})
+    sources = configuration().setting_sources(config_file, None, {**recorded, **flags}, override_labels={**labels, **flag_labels})
     if as_json:
         extra = {"sources": sources, **({"note": note} if note else {})}
-        typer.echo(json.dumps({**effective_config(settings), **extra}, indent=2))
+        typer.echo(json.dumps({**settings.effective_config(), **extra}, indent=2))
         return
     if note:
         Console(stderr=True, soft_wrap=True).print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
@@ -157,9 +148,8 @@ def _recorded_layer(url: str) -> tuple[dict[str, str], dict[str, str], str | Non
     """(recorded changes, their source labels, a note when the store could not be read)."""
     from api.bootstrap import open_store
     from application.operations.config_service import recorded_sources
-    from infrastructure.eventstore.store import parse_store_url
 
-    location = parse_store_url(url)
+    location = store_location(url)
     if location.backend == "sqlite" and not Path(location.sqlite_path).exists():
         return {}, {}, None  # no store yet: nothing recorded (and none is created)
     try:
@@ -200,7 +190,7 @@ def _cli_flags(ctx: typer.Context, config: Path | None, store: str | None) -> tu
     return config_file, flags
 
 
-def _load_or_exit(config_file: Path | None, overrides: Mapping[str, Any]) -> Settings:
+def _load_or_exit(config_file: Path | None, overrides: Mapping[str, Any]):
     try:
         return load_settings(config_file, None, overrides)
     except ConfigurationError as exc:
@@ -215,7 +205,7 @@ def _layered(recorded: Mapping[str, str], change: Mapping[str, str], flags: Mapp
 
 def effective_settings(
     config_file: Path | None, flags: Mapping[str, Any], recorded: Mapping[str, str]
-) -> Settings:
+):
     """defaults < TOML < environment < recorded changes < CLI flags; invalid ones exit 2."""
     return _load_or_exit(config_file, _layered(recorded, {}, flags))
 
@@ -237,7 +227,7 @@ def baseline_command(
     url = _load_or_exit(config_file, flags).eventstore.url
     with opened_store(url) as trading:
         settings = effective_settings(config_file, flags, recorded_overrides(trading))
-        values, digest = flatten_config(settings), config_hash(settings)
+        values, digest = settings.flat_config(), settings.config_hash()
         meta = _now_meta()
         trading.set_config_baseline(values, digest, meta, reason)
     typer.echo(f"baseline recorded: {len(values)} settings, config hash {digest} (by {meta.actor})")
@@ -261,7 +251,7 @@ def set_command(
         _refuse("--reason must say why the setting changes")
     config_file, flags = _cli_flags(ctx, config, store)
     base = _load_or_exit(config_file, flags)
-    known = flatten_config(base)
+    known = base.flat_config()
     if is_secret_path(path):
         _refuse(f"{path} is a secret: set secrets through the environment, never the log (nothing recorded, value not shown)")
     if path not in known:
@@ -285,12 +275,12 @@ def set_command(
                 given = "" if e.value is None else f" = {e.value!r}"
                 err.print(f"  {e.path}{given}: {e.reason} (from {source})", markup=False, highlight=False)
             raise typer.Exit(2) from None
-        old, new = flatten_config(before)[path], flatten_config(after)[path]
+        old, new = before.flat_config()[path], after.flat_config()[path]
         if old == new:
             typer.echo(f"{path} is already {new}: nothing recorded")
             return
         meta = _now_meta()
-        digest = config_hash(after)
+        digest = after.config_hash()
         if not trading.change_config(path, new, reason.strip(), digest, meta, in_effect=old, knows_effective=True):
             Console(stderr=True, soft_wrap=True).print(
                 "[yellow]not recorded:[/yellow] "
@@ -325,9 +315,9 @@ def unset_command(
         rest = {k: v for k, v in recorded.items() if k != path}
         after = effective_settings(config_file, flags, rest)
         meta = _now_meta()
-        digest = config_hash(after)
+        digest = after.config_hash()
         trading.change_config(path, None, reason.strip(), digest, meta)
-    now = shown_value(path, flatten_config(after)[path])
+    now = shown_value(path, after.flat_config()[path])
     typer.echo(f"{path}: recorded {recorded[path]} dropped by {meta.actor}; now {now} (config hash {digest})")
 
 
@@ -348,7 +338,7 @@ def drift_command(
     with opened_store(url, read_only=True) as trading:
         events = ledger_events(trading)
     settings = effective_settings(config_file, flags, overrides_from(events))
-    report = config_drift(events, flatten_config(settings), config_hash(settings))
+    report = config_drift(events, settings.flat_config(), settings.config_hash())
     if report is None:
         Console(stderr=True, soft_wrap=True).print(
             "no baseline yet: record one with `tradecore config baseline --reason ...`", highlight=False

@@ -52,8 +52,6 @@ def _plain_value(value: str) -> Any:
 
 def run_settings(log, config: Path | None, store_url: str):
     """The settings in effect for the run, and whether their hash is the one its RunStarted recorded."""
-    from infrastructure.settings.loading import config_hash
-
     recorded, source = _recorded_config(log)
     run = log.run
     overrides: dict[str, Any] = {k: _plain_value(v) for k, v in recorded.items()}
@@ -68,14 +66,15 @@ def run_settings(log, config: Path | None, store_url: str):
         overrides.pop(path, None)
     if dropped:
         source += f"; ignored recorded settings this version refuses: {', '.join(dropped)}"
-    digest = config_hash(settings)
+    digest = settings.config_hash()
     matched = run is not None and digest == run.config_hash
     return settings, overrides, source, matched, digest
 
 
 def _load_tolerant(config: Path | None, overrides: dict[str, Any]):
     """Settings with the recorded overrides; a recorded one this version no longer accepts is dropped, not fatal."""
-    from infrastructure.settings.loading import ConfigurationError, load_settings
+    from api.bootstrap import load_settings
+    from application.errors import ConfigurationError
 
     try:
         return load_settings(config_file=config, overrides=overrides), []
@@ -98,7 +97,8 @@ def config_note(run, source: str, matched: bool, digest: str) -> str:
 
 def what_if_changes(path: Path) -> dict[str, Any]:
     """The what-if TOML, validated with the settings loader: a bad key or value exits 2 naming it."""
-    from infrastructure.settings.loading import ConfigurationError, load_settings
+    from api.bootstrap import load_settings
+    from application.errors import ConfigurationError
 
     if not path.is_file():
         fail(f"--what-if {path}: file not found")

@@ -103,9 +103,9 @@ def replay_command(
         except ReplayError as exc:
             fail(str(exc))
     if not log.events and log.run is None:
-        from infrastructure.eventstore.store import parse_store_url
+        from api.bootstrap import store_location
 
-        where = parse_store_url(url).redacted()
+        where = store_location(url).redacted()
         fail(f"nothing was recorded on {the_day} in {where}" + (f" for {product}" if product else ""))
     settings, overrides, source, matched, digest = run_settings(log, config, url)
     note = config_note(log.run, source, matched, digest)
@@ -292,13 +292,12 @@ def _what_if(log, settings, limits, overrides, path: Path, changes: dict[str, An
     from application.trading.backtest import IncrementalIndicators
     from application.replay.rerun import WarmIndicators
     from application.replay.whatif import what_if_day
-    from infrastructure.settings.loading import flatten_config
 
     if log.run is None:
         fail(f"no run traded on {log.day}: nothing to re-run")
     merged = {k: v for k, v in {**overrides, **changes}.items() if v is not None}
     alt = load_cli_settings(config, merged)
-    before, after = flatten_config(settings), flatten_config(alt)
+    before, after = settings.flat_config(), alt.flat_config()
     changed = {k: (masked_secret(k, before.get(k)), masked_secret(k, after.get(k)))
                for k in sorted(after) if before.get(k) != after.get(k)}
     strategy = indicators = None

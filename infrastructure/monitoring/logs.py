@@ -262,6 +262,13 @@ def log_files(path: Path) -> list[Path]:
     return rotated_files(path) + ([path] if path.is_file() else [])
 
 
+def analysed_log_file(settings: Any) -> Path:
+    """The file a log analysis and the secret scan read: the configured file, else the default one (also when
+    this process logs to stderr: the long-running ones wrote there)."""
+    configured = getattr(settings.system, "log_file", None)
+    return Path(configured) if configured and str(configured) != STDERR else DEFAULT_LOG_FILE
+
+
 # --- start-up -----------------------------------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ from infrastructure.settings.sections import (
     SystemSection,
     TradingSection,
     cross_section_problems,
+    is_secret_field,
     secret_fingerprint,
 )
 
@@ -55,9 +56,11 @@ __all__ = [
     "config_hash",
     "effective_config",
     "flatten_config",
+    "is_secret_path",
     "load_settings",
     "secret_fingerprint",
     "settings_errors",
+    "sounds_secret",
 ]
 
 
@@ -115,6 +118,18 @@ class Settings(BaseSettings):
     backup: BackupSection = BackupSection()
     audit: AuditSection = AuditSection()
     products: ProductTables = {}
+
+    def effective_config(self) -> dict[str, Any]:
+        """Every setting as JSON-able data, secrets as whether set and a fingerprint (``effective_config``)."""
+        return effective_config(self)
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical effective configuration: equal hashes mean equal behaviour (``config_hash``)."""
+        return config_hash(self)
+
+    def flat_config(self) -> dict[str, str]:
+        """Dotted path -> canonical string, secrets as ``set:<fingerprint>``/``unset`` (``flatten_config``)."""
+        return flatten_config(self)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -346,6 +361,21 @@ def _mask(loc: list[Any], value: Any) -> str | None:
     if isinstance(value, list):
         return json.dumps([_mask([], v) for v in value], default=str)[:300]
     return _URL_PASSWORD.sub(r"\1****@", str(value))[:300]
+
+
+def is_secret_path(path: str) -> bool:
+    """Whether a dotted path names a secret (API keys, the API token list, the alert webhook)."""
+    section, _, name = path.partition(".")
+    model = Settings.model_fields.get(section)
+    fields = getattr(model.annotation, "model_fields", {}) if model else {}
+    if name == "api_tokens" or "[" in name:
+        return True
+    return name in fields and is_secret_field(model.annotation, name)
+
+
+def sounds_secret(path: str) -> bool:
+    """Whether a path (known or not, e.g. a typo) sounds like a secret's: its value is not echoed back."""
+    return bool(SECRETISH.search(path))
 
 
 def _secret_name(name: str) -> bool:

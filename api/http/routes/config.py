@@ -23,14 +23,14 @@ router = APIRouter(tags=["config"], responses={**COMMON_RESPONSES})
 
 
 def _load(node, overrides: dict[str, Any]):
-    from infrastructure.settings.loading import load_settings
+    from api.bootstrap import load_settings
 
     return load_settings(node.config_file, None, {**overrides, **node.config_flags})
 
 
 def effective(node, recorded: dict[str, str]):
     """defaults < TOML < environment < changes recorded in the log < this node's flags."""
-    from infrastructure.settings.loading import ConfigurationError
+    from application.errors import ConfigurationError
 
     try:
         return _load(node, recorded)
@@ -42,14 +42,13 @@ def effective(node, recorded: dict[str, str]):
 async def config(request: Request, _caller=VIEWER):
     from api.config_view import shown_value
     from application.operations.config_service import recorded_overrides
-    from infrastructure.settings.loading import config_hash, effective_config
 
     node = request.app.state.node
 
     def compute() -> dict:
         recorded = recorded_overrides(node.store)
         settings = effective(node, recorded)
-        return {"config_hash": config_hash(settings), "config": effective_config(settings),
+        return {"config_hash": settings.config_hash(), "config": settings.effective_config(),
                 "recorded_changes": {path: shown_value(path, value) for path, value in sorted(recorded.items())}}
 
     return await cached_json(node, ("config",), compute)
@@ -60,16 +59,15 @@ async def config(request: Request, _caller=VIEWER):
 async def config_drift(request: Request, _caller=VIEWER):
     from api.config_view import drift_row
     from application.operations.config_service import config_drift as drift, ledger_events, overrides_from
-    from infrastructure.settings.loading import config_hash, flatten_config
 
     node = request.app.state.node
 
     def compute() -> dict:
         events = ledger_events(node.store)
         settings = effective(node, overrides_from(events))
-        report = drift(events, flatten_config(settings), config_hash(settings))
+        report = drift(events, settings.flat_config(), settings.config_hash())
         if report is None:
-            return {"drifted": False, "baseline": None, "current_hash": config_hash(settings), "changes": [],
+            return {"drifted": False, "baseline": None, "current_hash": settings.config_hash(), "changes": [],
                     "note": "no baseline yet: record one with `tradecore config baseline --reason ...`"}
         b = report.baseline
         return {"drifted": report.drifted, "current_hash": report.current_hash, "changes": [drift_row(i) for i in report.items],
@@ -83,11 +81,11 @@ def change_setting(node, path: str, value: str, reason: str, actor: str) -> dict
     from api.config_view import is_secret_path, sounds_secret
     from application.operations.config_service import NOT_SETTABLE_THROUGH_LOG, recorded_overrides
     from domain.events import EventMeta
-    from infrastructure.settings.loading import ConfigurationError, config_hash, flatten_config
+    from application.errors import ConfigurationError
 
     if not reason.strip():
         raise BadParameter("body field 'reason': must say why the setting changes")
-    known = flatten_config(effective(node, {}))
+    known = effective(node, {}).flat_config()
     if is_secret_path(path):
         raise BadParameter(f"{path} is a secret: set secrets through the environment, never the log "
                            "(nothing recorded, value not shown)", code="refused")
@@ -105,8 +103,8 @@ def change_setting(node, path: str, value: str, reason: str, actor: str) -> dict
         shown = "****" if sounds_secret(path) else repr(value)
         problems = "; ".join(f"{e.path}: {e.reason}" for e in exc.errors)
         raise BadParameter(f"{path} = {shown} is not valid (nothing recorded): {problems}", code="invalid_value") from None
-    old, new = flatten_config(before)[path], flatten_config(after)[path]
-    digest = config_hash(after)
+    old, new = before.flat_config()[path], after.flat_config()[path]
+    digest = after.config_hash()
     if old == new:
         return {"path": path, "old": old, "new": new, "recorded": False, "actor": actor, "config_hash": digest}
     meta = EventMeta(node.clock.now(), actor=actor)
