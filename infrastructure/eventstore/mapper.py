@@ -14,7 +14,7 @@ import json
 import types
 import typing
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -257,6 +257,27 @@ def decode_rows(rows: Iterable[tuple[int, str, bytes]], make: Callable[[int, str
     return out
 
 
+def iter_decoded(rows: Iterable[tuple[int, str, bytes]], make: Callable[[int, str, DomainEvent], Any]) -> Iterator[Any]:
+    """Decode (notification id, topic, state) rows one at a time into ``make(id, topic, event)``, in order.
+
+    The streaming read of the log: each event is decoded whole when it is asked for, so a consumer that
+    drops it frees it before the next is made and the cyclic collector's count of new objects stays level
+    (a page decoded into a list first is walked by the next collection while it is alive). A row that
+    does not decode raises what ``decode_event`` raises for it, after the rows before it were yielded.
+    """
+    decoders: dict[str, Callable[[bytes], DomainEvent]] = {}
+    new_tuple = tuple.__new__ if isinstance(make, type) and issubclass(make, tuple) else None  # a NamedTuple: skip its __new__
+    for nid, topic, state in rows:
+        decode = decoders.get(topic)
+        if decode is None:
+            decode = decoders[topic] = _topic_decoder(topic)
+        try:
+            event = decode(state)
+        except Exception:
+            event = decode_event(topic, state)
+        yield new_tuple(make, (nid, topic, event)) if new_tuple is not None else make(nid, topic, event)
+
+
 class EventMapper(Mapper):
     """eventsourcing Mapper for tradecore's pydantic events."""
 
@@ -296,3 +317,8 @@ class EventMapper(Mapper):
     def decode_rows(rows: Iterable[tuple[int, str, bytes]], make: Callable[[int, str, DomainEvent], Any]) -> list[Any]:
         """Decode a page of (notification id, topic, state) rows (see ``decode_rows``)."""
         return decode_rows(rows, make)
+
+    @staticmethod
+    def iter_decoded(rows: Iterable[tuple[int, str, bytes]], make: Callable[[int, str, DomainEvent], Any]) -> Iterator[Any]:
+        """Decode rows one at a time as they are asked for (see ``iter_decoded``)."""
+        return iter_decoded(rows, make)

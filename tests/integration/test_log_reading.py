@@ -1,0 +1,89 @@
+"""Reading the log back: iter_log streams every event, decoded whole, as read_log's pages give them.
+
+Run against SQLite and PostgreSQL (the `store_url` fixture; PostgreSQL skips with its reason when
+absent unless TRADECORE_REQUIRE_POSTGRES=1).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal as D
+
+import pytest
+from eventsourcing.persistence import MapperDeserialisationError
+from eventsourcing.utils import get_topic
+
+from domain.control import IncidentOpened
+from domain.market import Candle, CandleClosed
+from infrastructure.eventstore.mapper import decode_rows, iter_decoded
+from tests.conftest import T0
+from tests.integration.test_tamper_evidence import Tamper
+
+
+def fill(app, meta, candles: int = 23, incidents: int = 4) -> None:
+    """Candles with incidents between them: two topics interleaved in the log."""
+    per = candles // incidents
+    for i in range(incidents):
+        app.record_candles(
+            [Candle("BTC-USD", "1h", T0 + timedelta(hours=per * i + j), D("100.10"), D("110"), D("90.5"), D(f"{100 + j}.25"), D("3.5"))
+             for j in range(per)],
+            meta,
+        )
+        app.open_incident(uuid.uuid4(), meta, severity="P3", kind="drill", details=f"number {i}")
+    app.record_candles([Candle("ETH-USD", "1h", T0, D("1"), D("2"), D("0.5"), D("1.5"), D("7"))], meta)
+
+
+def paged(app, after=0, limit=1000, topics=()):
+    out = []
+    while page := app.read_log(after, limit, topics):
+        out += page
+        after = page[-1].notification_id
+    return out
+
+
+@pytest.mark.parametrize("page", [1, 3, 7, 2000])
+def test_iter_log_gives_read_logs_events_in_order_for_any_page_size(app, meta, page):
+    fill(app, meta)
+    expected = paged(app)
+    assert len(expected) == 25 and {e.topic for e in expected} == {get_topic(CandleClosed), get_topic(IncidentOpened)}
+    got = list(app.iter_log(page=page))
+    assert got == expected
+    assert [e.notification_id for e in got] == sorted(e.notification_id for e in got)
+    assert all(type(e.event.open) is D for e in got if isinstance(e.event, CandleClosed))
+
+
+@pytest.mark.parametrize("page", [1, 2, 5, 2000])
+def test_iter_log_honours_after_and_topics(app, meta, page):
+    fill(app, meta)
+    everything = paged(app)
+    after = everything[9].notification_id
+    incidents = [get_topic(IncidentOpened)]
+    assert list(app.iter_log(after=after, page=page)) == everything[10:]
+    assert list(app.iter_log(after=after, page=page, topics=incidents)) == [
+        e for e in everything[10:] if e.topic == incidents[0]]
+    assert list(app.iter_log(page=page, topics=incidents)) == paged(app, topics=incidents)
+    assert len(list(app.iter_log(page=page, topics=incidents))) == 4
+    assert list(app.iter_log(after=everything[-1].notification_id, page=page)) == []
+
+
+def test_iter_decoded_equals_decode_rows(app, meta):
+    fill(app, meta)
+    rows = app.read_stored(0, 1000)
+    made = lambda nid, topic, event: (nid, event)  # noqa: E731 - a maker that is not a NamedTuple
+    assert list(iter_decoded(rows, made)) == decode_rows(rows, made)
+    assert [tuple(e) for e in iter_decoded(rows, type(app.read_log(0, 1)[0]))] == [tuple(e) for e in paged(app)]
+
+
+def test_a_state_that_does_not_decode_is_named_after_the_events_before_it(app, meta, store_url):
+    fill(app, meta)
+    everything = paged(app)
+    bad = everything[12].notification_id
+    Tamper(store_url).run(("UPDATE {t} SET state=%s WHERE {id}=%s", (b'{"open": "not json', bad)))
+    seen = []
+    with pytest.raises(MapperDeserialisationError, match="cannot decode a stored"):
+        for logged in app.iter_log(page=5):
+            seen.append(logged)
+    assert seen == everything[:12]
+    with pytest.raises(MapperDeserialisationError, match="cannot decode a stored"):
+        app.read_log(0, 100)
