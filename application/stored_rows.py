@@ -73,10 +73,11 @@ class StoredRows:
             if first[3] != states[0] or first[2] != topic:
                 self.fallbacks += 1
                 return [self._encode(event) for event in batch.events()]
+        version = batch.version
         if stored_as_text:  # the stream id as stored: 32 hex digits
             digits = ("%032x" * len(states)) % tuple(batch.ids)
-            return [(digits[i:i + 32], 1, topic, state) for i, state in zip(range(0, len(digits), 32), states)]
-        return [(uuid_from_int(n), 1, topic, state) for n, state in zip(batch.ids, states)]
+            return [(digits[i:i + 32], version, topic, state) for i, state in zip(range(0, len(digits), 32), states)]
+        return [(uuid_from_int(n), version, topic, state) for n, state in zip(batch.ids, states)]
 
     def _template(self, batch: ColumnBatch) -> tuple[bytes, list[str], str, bool]:
         key = batch.template_key
@@ -95,8 +96,8 @@ def _template_of(batch: ColumnBatch, encode: Encode) -> tuple[bytes, list[str], 
     column names in order, the topic, and whether the stream id is stored as text."""
     probe, fragments = batch.probe()
     oid, version, topic, state = encode(probe.event(0))
-    if version != 1:
-        raise _NoTemplate(f"a column batch's events start their streams at version 1, the mapper wrote {version}")
+    if version != batch.version:
+        raise _NoTemplate(f"a column batch's events are at version {batch.version} of their streams, the mapper wrote {version}")
     places = []
     for slot, fragment in fragments.items():
         at = state.find(fragment)

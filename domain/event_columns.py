@@ -21,13 +21,15 @@ from pydantic import TypeAdapter, ValidationError
 
 from domain.events import DomainEvent, EventValidationError
 
-__all__ = ["ColumnBatch", "field_type", "split_listed", "strings_json", "times_json", "uuids_json", "validated_json"]
+__all__ = ["ColumnBatch", "field_type", "ids_json", "split_listed", "strings_json", "times_json", "uuids_json",
+           "validated_json"]
 
 
 class ColumnBatch:
     """Events of one class as columns (see the module's docstring); subclasses fill in the columns."""
 
-    ids: list[int]  # the stream ids as 128-bit integers, one per row; every row starts its stream (version 1)
+    ids: list[int]  # the stream ids as 128-bit integers, one per row
+    version: int = 1  # every row's position in its stream: 1 starts it (a decision's risk verdict is its 2)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -111,6 +113,15 @@ def strings_json(texts: list[str], adapter: TypeAdapter) -> list[bytes]:
         # printable ASCII without quotes or backslashes is written as it is, between quotes
         return ('"' + '"\x00"'.join(texts) + '"').encode().split(b"\x00")
     return [adapter.dump_json(text) for text in texts]
+
+
+def ids_json(ids: list[int], event_name: str) -> list[bytes]:
+    """The stream ids (128-bit integers) checked and written as ``uuids_json`` writes them; an EventValidationError
+    naming the row and the value of the first that is not one."""
+    if ids and (set(map(type, ids)) != {int} or min(ids) < 0 or max(ids) >= 1 << 128):
+        k = next(k for k, n in enumerate(ids) if type(n) is not int or not 0 <= n < 1 << 128)
+        raise EventValidationError(event_name, [(f"originator_id (row {k})", ids[k], "not a 128-bit UUID")])
+    return uuids_json(ids)
 
 
 def uuids_json(ids: list[int]) -> list[bytes]:

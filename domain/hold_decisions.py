@@ -23,7 +23,8 @@ from typing import Any, Optional
 from pydantic import TypeAdapter
 
 from domain.decision import Decision, DecisionMade, StrategyDecision, TradeAction, TradeActionKind
-from domain.event_columns import ColumnBatch, field_type, split_listed, strings_json, times_json, uuids_json, validated_json
+from domain.event_columns import (ColumnBatch, field_type, ids_json, split_listed, strings_json, times_json, uuids_json,
+                                  validated_json)
 from domain.events import EventMeta, EventValidationError
 from domain.ids import uuid_from_int
 
@@ -99,11 +100,18 @@ class HoldDecisions(ColumnBatch):
         """Row ``k`` as the event the trading loop makes of a HOLD (validated, one at a time)."""
         decision_id = uuid_from_int(self.ids[k])
         inputs = self.inputs_of(k)
-        decided = StrategyDecision(action=TradeAction(action=TradeActionKind.HOLD, size_pct=0, rationale=self.rationale[k]),
-                                   strategy=self.strategy, inputs=inputs)
+        decided = StrategyDecision(action=self.action_of(self.rationale[k]), strategy=self.strategy, inputs=inputs)
         meta = EventMeta(self.occurred_at[k], self.actor, decision_id, None, self.run_id)
         (made,) = Decision.of(decision_id, meta, decided, self.product, self.candle_start[k], inputs).collect_events()
         return made
+
+    def action_of(self, rationale: str) -> TradeAction:
+        """The strategy's action a row records (a HOLD here; ``EntryDecisions`` records entries)."""
+        return TradeAction(action=TradeActionKind.HOLD, size_pct=0, rationale=rationale)
+
+    def like(self, inputs: dict[str, Sequence[Any]]) -> HoldDecisions:
+        """An empty batch of the same run, strategy, product (and action) over ``inputs``."""
+        return HoldDecisions(self.run_id, self.strategy, self.product, inputs)
 
     @property
     def template_key(self) -> tuple:
@@ -116,7 +124,7 @@ class HoldDecisions(ColumnBatch):
     @classmethod
     def merged(cls, batches: list[HoldDecisions]) -> HoldDecisions:
         first = batches[0]
-        made = cls(first.run_id, first.strategy, first.product, first.inputs)
+        made = first.like(first.inputs)
         for batch in batches:
             for name in ("ids", "occurred_at", "candle_start", "rows", "position_quantity", "rationale"):
                 getattr(made, name).extend(getattr(batch, name))
@@ -124,8 +132,7 @@ class HoldDecisions(ColumnBatch):
 
     def probe(self) -> tuple[HoldDecisions, dict[str, bytes]]:
         names = list(self.inputs)
-        probe = HoldDecisions(self.run_id, self.strategy, self.product,
-                              {name: [f"@@input-{i}@@"] for i, name in enumerate(names)})
+        probe = self.like({name: [f"@@input-{i}@@"] for i, name in enumerate(names)})
         probe.add(_SENTINEL_ID, _SENTINEL_AT, _SENTINEL_START, 0, "@@position@@", "@@rationale@@")
         return probe, {
             "originator_id": uuids_json([_SENTINEL_ID])[0],
@@ -146,11 +153,7 @@ class HoldDecisions(ColumnBatch):
         naming the field, the row and the value of the first bad value; nothing is returned then.
         """
         out: dict[str, list[bytes]] = {}
-        ids = self.ids
-        if ids and (set(map(type, ids)) != {int} or min(ids) < 0 or max(ids) >= 1 << 128):
-            k = next(k for k, n in enumerate(ids) if type(n) is not int or not 0 <= n < 1 << 128)
-            raise EventValidationError("DecisionMade", [(f"originator_id (row {k})", ids[k], "not a 128-bit UUID")])
-        out["originator_id"] = uuids_json(ids)
+        out["originator_id"] = ids_json(self.ids, "DecisionMade")
         for name in ("occurred_at", "candle_start"):
             out[name] = _times_json(getattr(self, name), name)
         texts = self.rationale

@@ -39,7 +39,9 @@ from domain.order import Order, OrderSide, OrderType
 from domain.product import check_minimums, protective_rounding
 from domain.event_columns import ColumnBatch
 from domain.hold_decisions import HoldDecisions
+from domain.refused_entries import EntryDecisions, RiskRefusals
 from domain.risk import RiskState, assess, min_order_refusal, position_size
+from domain.risk_terms import RiskVerdict
 from domain.run_book import RunBook
 
 ZERO = Decimal(0)
@@ -210,8 +212,12 @@ class TradingLoop(Breakers):
         self.summary.decisions += 1
         return decision
 
-    def _act(self, decision: Decision, action: TradeAction, candle: Candle, equity: Decimal, at: datetime) -> None:
+    def verdict_on(self, action: TradeAction, candle: Candle, equity: Decimal) -> tuple[TradeAction, RiskVerdict, Decimal]:
+        """Risk's verdict on ``action`` at the candle's close and ``equity`` (pure: nothing recorded or changed):
+        the action as judged (the default stop-loss added to an entry without one), the verdict, the entry's
+        quantity (0 unless an entry is approved)."""
         s = self.settings
+        at = candle.end
         if action.action in (TradeActionKind.LONG, TradeActionKind.SHORT) and action.stop_loss_pct is None \
                 and s.default_stop_loss_pct is not None:
             action = action.model_copy(update={"stop_loss_pct": float(s.default_stop_loss_pct)})
@@ -232,6 +238,30 @@ class TradingLoop(Breakers):
             below = check_minimums(quantity, candle.close, s.spec) if s.spec is not None else None
             if below is not None:  # on the product's size grid the entry is too small: a refusal, not an error
                 verdict = min_order_refusal(verdict, action.action.value, below, {"quantity": quantity})
+        return action, verdict, quantity
+
+    @staticmethod
+    def records_only(verdict: RiskVerdict) -> bool:
+        """Whether recording ``verdict`` is all the loop does with it: a refusal that no rule acts on (the daily
+        loss rule's refusal marks the book's day)."""
+        return not verdict.approved and verdict.rule != "max_daily_loss"
+
+    def record_refused_entry(self, decision_id: int, candle: Candle, row: int, inputs: dict[str, Any],
+                             position_quantity: str, action: TradeAction, verdict: RiskVerdict) -> None:
+        """An entry risk refused with nothing else to do (``records_only``), as ``decide`` records it, into
+        column batches (domain/refused_entries.py): its DecisionMade (``inputs`` at ``row`` and the position) and
+        the RiskAssessed refusing it. A backtest's fast path (application/trading/quiet_candles.py) calls it."""
+        entry = EntryDecisions(self.run_id, self.strategy.name, self.settings.product, inputs, action)
+        entry.add(decision_id, candle.end, candle.start, row, position_quantity, action.rationale)
+        refusal = RiskRefusals(self.run_id, verdict)
+        refusal.add(decision_id, candle.end)
+        self._pending += (entry, refusal)
+        self.summary.decisions += 1
+
+    def _act(self, decision: Decision, action: TradeAction, candle: Candle, equity: Decimal, at: datetime) -> None:
+        s = self.settings
+        action, verdict, quantity = self.verdict_on(action, candle, equity)
+        position = self.portfolio.position(s.product)
         meta = self._meta(at, actor="risk", correlation=decision.id)
         decision.assess(meta, **verdict.event_fields())
         (assessed,) = self._take(decision)

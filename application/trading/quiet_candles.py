@@ -20,8 +20,10 @@ entry signal change nothing but the log and the book's days, so the loop does no
 - the exchange has nothing to fill or trigger (``PaperExchange.idle``).
 
 A halt that waits for an operator (the drawdown breaker's P0 in a backtest: nothing lifts it) keeps every
-later entry refused: the entry candle itself is advanced and decided in full (its DecisionMade and
-RiskAssessed), and the stretch after it starts at the very next candle.
+later entry refused: the entry candle itself is advanced, and the stretch after it starts at the very next
+candle. An entry signal while halted (any halt) is evaluated by the rules and judged by risk as ``decide``
+would (``TradingLoop.verdict_on``); when the refusal is all there is to it (``records_only``), its
+DecisionMade and RiskAssessed go into column batches (domain/refused_entries.py) instead of two models.
 
 The events are those the sequential loop writes, in the same order, with the same ids
 (tests/integration/test_backtest_pinned.py, and tests/integration/test_quiet_candles.py against the
@@ -32,15 +34,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
 from application.trading.loop import TradingLoop
 from domain.control import RunMode
+from domain.decision import TradeActionKind
 from domain.market import Candle
 from domain.strategy_rules import INPUT_NAMES, RulesHolds, RulesStrategy
 
+
+_ENTRIES = (TradeActionKind.LONG, TradeActionKind.SHORT)
 
 BATCH_CANDLES = 25_000
 """Candles per transaction at least: a quiet candle is one HOLD row, so a transaction per ``flush_every``
@@ -91,7 +97,10 @@ class QuietCandles:
             if not holds.by_sign(sign)[row]:
                 if seek is not None:
                     seek(row)  # the indicators' row of this candle: no lookup by time
-                loop.decide(candle, equity)
+                if not (loop.halted_now and self._refused_entry(candle, row, quantity, equity)):
+                    if seek is not None:
+                        seek(row)
+                    loop.decide(candle, equity)
                 i += 1
                 tick(1)
                 if sign == 0 and loop.halt_holds and idle(product):
@@ -116,6 +125,23 @@ class QuietCandles:
                     self._fast_forward(candles, i, stop, text)
                     tick(stop - i)
                     i = stop
+
+    def _refused_entry(self, candle: Candle, row: int, quantity: Decimal, equity: Decimal) -> bool:
+        """The candle's decision while halted, when risk refuses it and records only (``records_only``): recorded
+        as ``decide`` records it, in column batches (``TradingLoop.record_refused_entry``); False (nothing
+        done) for any other decision, which the loop then decides itself."""
+        loop = self.loop
+        decided = loop.strategy.evaluate(loop.indicators.on_candle(candle), quantity)  # what ``decide`` asks it
+        action = decided.action
+        if action.action not in _ENTRIES:
+            return False
+        verdict = loop.verdict_on(action, candle, equity)[1]
+        if not loop.records_only(verdict):
+            return False
+        loop.record_refused_entry(loop.ids.new_int(), candle, row, self.holds.inputs, decided.inputs["position_quantity"],
+                                  action, verdict)
+        loop.candle_done()
+        return True
 
     def _hold(self, candle: Candle, row: int, quantity: str, rationale: str) -> None:
         loop = self.loop

@@ -89,10 +89,17 @@ def refused_while_halted(rows) -> int:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_the_quiet_driver_writes_the_log_the_sequential_loop_writes(tmp_path, case):
+def test_the_quiet_driver_writes_the_log_the_sequential_loop_writes(tmp_path, case, monkeypatch):
+    from application.trading.loop import TradingLoop
+
     make, env = CASES[case]
     candles = make()
+    batched = []  # the entries the quiet driver recorded as column batches (refused while halted)
+    record = TradingLoop.record_refused_entry
+    monkeypatch.setattr(TradingLoop, "record_refused_entry", lambda loop, *a: batched.append(a[0]) or record(loop, *a))
     quiet_rows, quiet = logged_run(tmp_path, "quiet", candles, env, RulesStrategy)
+    monkeypatch.undo()
+    assert len(batched) == refused_while_halted(quiet_rows)  # every entry refused while halted went as columns
     stepped_rows, stepped = logged_run(tmp_path, "stepped", candles, env, SteppedRules)
     assert quiet.orders > 0 and quiet.decisions == quiet.candles > 1000
     if "breakers" in case:
