@@ -27,7 +27,7 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
-from application.trading.candle_history import LoggedCandles
+from application.trading.candle_history import LoggedCandles, candles_from_columns
 from application.trading.quiet_candles import QuietCandles
 from application.trading.run_end import end_run_anyway
 from application.trading.loop import DeterministicIds, LoopSettings, RunSummary, TradingLoop
@@ -96,7 +96,8 @@ def candles_of(frame: pd.DataFrame, product: str, granularity: str) -> list[Cand
     """Candle objects from a frame indexed by UTC start with Decimal OHLCV columns."""
     starts = _starts(frame)
     columns = [frame[c].tolist() for c in ("open", "high", "low", "close", "volume")]
-    return [Candle(product, granularity, start, *values) for start, *values in zip(starts, *columns)]
+    return candles_from_columns(product, granularity, starts, columns)
+
 
 
 def _starts(frame: pd.DataFrame) -> list:

@@ -10,12 +10,13 @@ is refused (or, on request, recorded as a correction).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from itertools import islice, repeat
 from operator import attrgetter, lt
+from weakref import WeakKeyDictionary
 
 from eventsourcing.utils import get_topic
 
@@ -95,6 +96,9 @@ def logged_candles(store: TradingApplication, product: str, granularity: str) ->
     """
     found: list[Candle] = []
     after, page = 0, 20_000
+    handed = _IMPORTED.get(store, {}).pop((product, granularity), None)
+    if handed is not None:  # what an import in this process just left: only later candle events are read
+        after, found = handed
     while True:
         rows = store.read_stored(after, page, CANDLE_TOPICS)
         if not rows:
@@ -116,6 +120,18 @@ _set = object.__setattr__
 _start_of = attrgetter("start")
 
 
+def candles_from_columns(product: str, granularity: str, starts: Sequence[datetime],
+                         columns: Sequence[Iterable[Decimal]]) -> list[Candle]:
+    """Candles of one product and bar size from their starts and open/high/low/close/volume columns.
+
+    Candle is a frozen dataclass without checks of its own: its __init__ would set each field through the
+    frozen guard; here each candle gets its fields whole, as the same dict an __init__ leaves."""
+    made = [_new(Candle) for _ in range(len(starts))]
+    rows = zip(repeat(product), repeat(granularity), starts, *columns)
+    list(map(_set, made, repeat("__dict__"), map(dict, map(zip, repeat(_CANDLE_FIELDS), rows))))
+    return made
+
+
 def _page_candles(store: TradingApplication, rows: list, product: str, granularity: str) -> list[Candle]:
     try:
         if {row[1] for row in rows} - set(CANDLE_TOPICS):
@@ -134,11 +150,7 @@ def _page_candles(store: TradingApplication, rows: list, product: str, granulari
         starts = list(map(datetime.fromisoformat, starts))
         if {s.tzinfo for s in starts} != {timezone.utc}:
             starts = [s.astimezone(timezone.utc) for s in starts]
-        columns = zip(repeat(product), repeat(granularity), starts, *(map(Decimal, column) for column in ohlcv))
-        # Candle is a frozen dataclass: its __init__ would set each field through a guard; the fields go in whole.
-        made = [_new(Candle) for _ in range(len(starts))]
-        list(map(_set, made, repeat("__dict__"), map(dict, map(zip, repeat(_CANDLE_FIELDS), columns))))
-        return made
+        return candles_from_columns(product, granularity, starts, [map(Decimal, column) for column in ohlcv])
     except (ValueError, KeyError, TypeError, ArithmeticError):
         decoded = store.mapper.decode_rows(rows, lambda nid, topic, event: event) if hasattr(store.mapper, "decode_rows") \
             else [store.mapper.decode(topic, state) for _, topic, state in rows]
@@ -171,7 +183,9 @@ def import_candles(store: TradingApplication, candles: Sequence[Candle], meta: E
     result = CandleRecording()
     if not candles:
         return result
+    head = None
     if logged is None:
+        head = store.max_notification_id()  # every candle event up to here is in what is read next
         logged = logged_candles(store, candles[0].product, candles[0].granularity)
     known: dict[datetime, tuple[Decimal, ...]] = {c.start: c.values() for c in logged.candles}
     fresh: list[Candle] = []
@@ -197,5 +211,24 @@ def import_candles(store: TradingApplication, candles: Sequence[Candle], meta: E
             result.corrected += done.corrected
             result.duplicates += done.duplicates
             result.conflicts.extend(done.conflicts)
+    if head is not None and fresh and not differing and result.recorded == len(fresh):
+        _hand_over(store, logged, fresh, head)
     return result
 
+
+_IMPORTED: WeakKeyDictionary[TradingApplication, dict[tuple[str, str], tuple[int, list[Candle]]]] = WeakKeyDictionary()
+"""Per store: the series an import in this process last completed, with the notification id the log is
+complete up to in it; the next ``logged_candles`` of that series takes it (once) and reads only the candle
+events after that id."""
+
+
+def _hand_over(store: TradingApplication, before: LoggedCandles, recorded: list[Candle], head: int) -> None:
+    """Hand the series an import just completed to the next read of it instead of that read decoding every
+    candle back from the log: only when the log's events after ``head`` (its last id before ``before`` was
+    read) are exactly the ``recorded`` ones, so that no other writer's event can be missing from it."""
+    now = store.max_notification_id()
+    if now - head != len(recorded) or {(c.product, c.granularity) for c in recorded} != {(before.product, before.granularity)}:
+        return
+    series = before.candles + recorded  # ``recorded``: starts the log lacked, each once
+    series.sort(key=_start_of)
+    _IMPORTED[store] = {(before.product, before.granularity): (now, series)}
