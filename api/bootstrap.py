@@ -11,11 +11,11 @@ so `tradecore --help` does not load them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from api.settings_terms import data_path, health_thresholds, loop_settings, risk_limits  # noqa: F401 - named here too
+from api.settings_terms import data_path, health_thresholds, loop_settings, notifier_rules, risk_limits  # noqa: F401
 from application.errors import StoreUnavailable, StoreURLError
 
 if TYPE_CHECKING:  # heavy modules are imported by the function that builds with them
@@ -45,18 +45,15 @@ def open_store(url: str = DEFAULT_STORE_URL, batch_size: int = 1000) -> TradingA
         raise StoreUnavailable(f"cannot open the event store {location.redacted()}: {exc}") from exc
 
 
-def store_location(url: str):
-    """The store URL parsed: ``backend``, ``sqlite_path``, ``is_memory``, ``redacted()`` for messages; raises StoreURLError."""
-    from infrastructure.eventstore.store import parse_store_url
-
-    return parse_store_url(url)
-
-
-def require_store(url: str) -> None:
-    """Raise StoreMissing unless URL holds a tradecore event log already: read-only commands never create one."""
+def store_location(url: str, *, existing: bool = False):
+    """The store URL parsed (``backend``, ``sqlite_path``, ``redacted()``); raises StoreURLError. ``existing``: raise
+    StoreMissing unless it holds a tradecore log already (read-only commands never create one)."""
     from infrastructure.eventstore.store import parse_store_url, require_existing_store
 
-    require_existing_store(parse_store_url(url))
+    location = parse_store_url(url)
+    if existing:
+        require_existing_store(location)
+    return location
 
 
 def scratch_store() -> TradingApplication:
@@ -97,6 +94,34 @@ def process_log() -> ProcessLog:
     from infrastructure.monitoring import logs
 
     return logs
+
+
+def call_figures():
+    """This process's venue and LLM call figures: ``render()`` for /metrics, ``set_mode(mode)`` for a run."""
+    from infrastructure.monitoring.calls import CALLS
+
+    return CALLS
+
+
+def event_topic(event_class: type) -> str:
+    """The topic the store records an event class under (to page the log by event type)."""
+    from infrastructure.eventstore.mapper import _topic
+
+    return _topic(event_class)
+
+
+def verify_log(trading):
+    """Walk the log's hash chain: ``ok``, ``checked``, ``last_id``, ``head``, ``bad_notification_id``, ``problem``."""
+    from infrastructure.eventstore.chain import verify_chain
+
+    return verify_chain(trading.recorder)
+
+
+def candle_file(path: Path, granularity: str, columns: dict[str, str] | None = None):
+    """The candles of a CSV, CSV.gz or Parquet file, validated (a bad row refuses the file, naming it)."""
+    from infrastructure.candles.files import read_candle_file
+
+    return read_candle_file(path, granularity=granularity, columns=columns)
 
 
 def wall_clock() -> Clock:
@@ -191,8 +216,9 @@ class MissingSetting(ValueError):
     """A command needs a setting that is not configured; the message names it."""
 
 
-def decision_model(settings, strategy: str | None = None, now=None):
-    """The strategy: `rules` (default, no key) or `llm` (needs LLM__API_KEY or LLM__BASE_URL)."""
+def decision_model(settings, strategy: str | None = None, now=None, *, metered: bool = False):
+    """The strategy: `rules` (default, no key) or `llm` (needs LLM__API_KEY or LLM__BASE_URL); ``metered``: each
+    LLM decision's latency and failure kind go to the call figures and the log (rules are not measured)."""
     name = strategy or settings.trading.strategy
     s = settings.risk
     if name == "rules":
@@ -206,11 +232,44 @@ def decision_model(settings, strategy: str | None = None, now=None):
         )
     if name == "llm":
         from infrastructure.llm.strategy import llm_strategy_from_settings
+        from infrastructure.monitoring.calls import MeteredDecisionModel
 
         if settings.llm.api_key is None and not settings.llm.base_url:
             raise MissingSetting("the llm strategy needs LLM__API_KEY (or LLM__BASE_URL for a local OpenAI-compatible server)")
-        return llm_strategy_from_settings(settings.llm, now=now)
+        model = llm_strategy_from_settings(settings.llm, now=now)
+        return MeteredDecisionModel(model) if metered else model
     raise MissingSetting(f"unknown strategy {name!r}: use rules or llm")
+
+
+# --- the log's archives: backups, restores, exports, anchors -----------------------------------
+def backup_shelf():
+    """The archives' adapters (infrastructure/backup: folders or S3; SQLite or PostgreSQL restores)."""
+    from application.operations.backups import BackupShelf
+    from infrastructure.backup import export, leftovers, operations, storage
+
+    return BackupShelf(operations.KINDS, storage.open_archives, storage.locate_archive, storage.list_archives,
+                       operations.create_backup, operations.verify_archive, operations.restore_archive, operations.prune,
+                       leftovers.find_leftovers, leftovers.backup_leftovers, leftovers.remove_leftover,
+                       export.export_log, export.verify_export, export.manifest_path)
+
+
+def notary():
+    """Anchors signed with HMAC-SHA256 (infrastructure/eventstore/anchor.py), kept in files or S3 under Object Lock."""
+    from application.errors import AnchorProblem
+    from application.operations.anchors import Notary
+    from infrastructure.backup.anchors import read_anchors, write_anchor
+    from infrastructure.eventstore import anchor
+
+    def translated(step):  # the anchor module's own AnchorProblem becomes the application's
+        def call(*args):
+            try:
+                return step(*args)
+            except anchor.AnchorProblem as exc:
+                raise AnchorProblem(str(exc)) from None
+        return call
+
+    return Notary(verify_log, translated(anchor.sign_anchor), write_anchor, read_anchors, translated(anchor.read_anchor),
+                  anchor.check_anchor)
 
 
 # --- Coinbase (paper and live runs, data fetch) -------------------------------------------------
@@ -292,12 +351,10 @@ def health_probe(settings, store: TradingApplication, clock: Clock, *, api_meter
                  cpu_interval: float | None = None, measure_process: bool = True, bot: str | None = None) -> HealthProbe:
     """The probe: ``cpu_interval`` blocks that long for a CPU reading (one-shot); ``measure_process``
     is False where this process is not the one to watch (a one-shot CLI)."""
-    from infrastructure.monitoring.probe import HealthProbe
+    from infrastructure.monitoring.probe import probe_from
 
-    m = settings.monitoring
-    return HealthProbe(store, clock, data_path=data_path(settings), api_meter=api_meter,
-                       llm_window=timedelta(minutes=m.llm_window_minutes), llm_min_decisions=m.llm_min_decisions,
-                       cpu_interval=cpu_interval, measure_process=measure_process, bot=bot)
+    return probe_from(settings, store, clock, data_path=data_path(settings), api_meter=api_meter,
+                      cpu_interval=cpu_interval, measure_process=measure_process, bot=bot)
 
 
 def health_watch(settings, store: TradingApplication, clock: Clock, *, api_meter: ApiCallMeter | None = None,
@@ -326,16 +383,9 @@ def notification_sink(settings, source: str = ""):
 
 def operations_notifier(settings, store: TradingApplication, clock: Clock, sink=None):
     """The run's notifier: incidents at once, the trade-success-rate alert, the daily summary."""
-    from datetime import time as _time
-
-    from application.operations.notifications import NotifierSettings, OperationsNotifier
-
-    at = settings.alerting.daily_summary_at
-    summary = _time(int(at[:2]), int(at[3:])) if at else None
-    rules = NotifierSettings(settings.monitoring.trade_success_rate_min_pct, settings.monitoring.trade_success_rate_window,
-                             summary, check_every_seconds=settings.monitoring.check_interval_seconds)
+    from application.operations.notifications import OperationsNotifier
     from infrastructure.monitoring.logs import correlated
 
     source = f"{settings.trading.mode} {settings.trading.product}"
-    return OperationsNotifier(store, sink if sink is not None else notification_sink(settings, source), clock, rules,
-                              correlated=correlated)
+    return OperationsNotifier(store, sink if sink is not None else notification_sink(settings, source), clock,
+                              notifier_rules(settings), correlated=correlated)

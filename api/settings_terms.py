@@ -1,5 +1,5 @@
 """The settings read as the application's terms: the risk limits, the trading loop's settings, the health
-thresholds and the folder whose disk is watched.
+thresholds, the folder whose disk is watched and the notifier's rules.
 
 Pure translations of a loaded configuration (no adapter is picked here); the composition root
 (api/bootstrap.py) hands them to what it builds, and names them for the CLI, bench/ and the tests.
@@ -80,3 +80,15 @@ def data_path(settings) -> Path:
     """The directory whose disk the disk check watches: the SQLite store's, else the read model's."""
     sqlite = settings.eventstore.sqlite_path
     return (sqlite if sqlite is not None else settings.readmodel.path).parent.resolve()
+
+
+def notifier_rules(settings):
+    """The notifier's rules: the trade-success-rate alert (minimum, window), the daily summary's time, how often."""
+    from datetime import time
+
+    from application.operations.notifications import NotifierSettings
+
+    at = settings.alerting.daily_summary_at
+    summary = time(int(at[:2]), int(at[3:])) if at else None
+    return NotifierSettings(settings.monitoring.trade_success_rate_min_pct, settings.monitoring.trade_success_rate_window,
+                            summary, check_every_seconds=settings.monitoring.check_interval_seconds)

@@ -57,3 +57,7 @@ class RestoreRefused(Exception):
 
 class BackupRefused(Exception):
     """The log cannot be backed up as asked; the message says why and what to do."""
+
+
+class AnchorProblem(Exception):
+    """An anchor cannot be read, or its signature does not match the key; the message names the anchor."""

@@ -37,10 +37,11 @@ def _now():
 
 
 def _archives(dest: str):
-    from infrastructure.backup.storage import StorageError, open_archives
+    from api.bootstrap import backup_shelf
+    from application.errors import StorageError
 
     try:
-        return open_archives(dest)
+        return backup_shelf().open(dest)
     except StorageError as exc:
         fail(str(exc))
 
@@ -69,15 +70,12 @@ def create(
 
     With audit.anchor_key set, a signed anchor of the backup's chain head is written beside it (anchor.json).
     """
-    from api.bootstrap import code_version
-    from infrastructure.backup.archive import ArchiveProblem
-    from infrastructure.backup.operations import KINDS, BackupRefused, create_backup
-    from infrastructure.backup.storage import StorageError
-    from infrastructure.eventstore.store import parse_store_url
-    from infrastructure.settings.loading import effective_config
+    from api.bootstrap import backup_shelf, code_version, store_location
+    from application.errors import ArchiveProblem, BackupRefused, StorageError
 
-    if kind not in KINDS:
-        fail(f"--kind {kind!r} is not one of {', '.join(KINDS)}")
+    shelf = backup_shelf()
+    if kind not in shelf.kinds:
+        fail(f"--kind {kind!r} is not one of {', '.join(shelf.kinds)}")
     if accept_rewind is not None and not accept_rewind.strip():
         fail("--accept-rewind needs a REASON (it is recorded in the manifest)")
     if accept_rewind is not None and since_last:
@@ -90,9 +88,9 @@ def create(
     archives = _archives(dest or settings.backup.dest)
     with opened_store(url, read_only=True) as trading:  # a backup reads the log; a typo must not create one
         try:
-            created = create_backup(
+            created = shelf.create(
                 trading, archives, kind=kind, now=_now(), events_format=fmt, since_last=since_last,
-                source=parse_store_url(url).redacted(), code_version=code_version(), settings=effective_config(settings),
+                source=store_location(url).redacted(), code_version=code_version(), settings=settings.effective_config(),
                 accept_rewind=accept_rewind,
             )
         except BackupRefused as exc:
@@ -118,39 +116,32 @@ def create(
 
 def _anchor_backup(created, settings) -> str | None:
     """Write a signed anchor of the backup's head beside it when audit.anchor_key is set (its location)."""
-    from infrastructure.backup.anchors import write_anchor
-    from infrastructure.backup.storage import StorageError
-    from infrastructure.eventstore.anchor import sign_anchor
+    from api.bootstrap import notary
+    from application.errors import StorageError
+    from application.operations.backups import anchor_backup
 
     key = settings.audit.anchor_key
     if key is None:
         return None
-    m = created.manifest
-    now = _now()
-    anchor = sign_anchor(m.reach, m.chain_head, now, m.source or "", key.get_secret_value().encode())
     try:
-        return write_anchor(anchor, f"{created.where}/anchor.json", now, settings.audit.anchor_retention_days).where
+        return anchor_backup(notary(), created, now=_now(), key=key.get_secret_value().encode(),
+                             retention_days=settings.audit.anchor_retention_days).written.where
     except StorageError as exc:
         fail(f"backup {created.name} was written, but its anchor was not: {exc}; run `tradecore audit anchor`", 1)
 
 
 def _leftovers(archives, store: str | None, settings) -> tuple[list, object, str | None]:
     """(leftovers, store location, a note when the store could not be searched) of killed backups and restores."""
-    from infrastructure.backup.leftovers import find_leftovers
-    from infrastructure.eventstore.store import StoreURLError, parse_store_url
+    from api.bootstrap import backup_shelf, store_location
+    from application.errors import StoreURLError
+    from application.operations.backups import leftovers_of
 
     try:
-        location = parse_store_url(store or settings.eventstore.url)
+        location = store_location(store or settings.eventstore.url)
     except StoreURLError as exc:
         fail(str(exc))
-    try:
-        return find_leftovers(archives, location, _now()), location, None
-    except Exception as exc:  # an unreachable PostgreSQL must not hide the archives
-        from infrastructure.backup.leftovers import backup_leftovers
-
-        root = getattr(archives, "root", None)
-        return (backup_leftovers(root) if root is not None else []), location, (
-            f"restore leftovers in {location.redacted()} not checked: {exc}")
+    leftovers, note = leftovers_of(backup_shelf(), archives, location, _now())
+    return leftovers, location, note
 
 
 @backup_app.command("list")
@@ -159,12 +150,13 @@ def list_command(
 ) -> None:
     """The archives in the destination, oldest first: kind, time, id range, size, parent; then what killed backups
     and restores (into --store, default eventstore.url) left behind."""
-    from infrastructure.backup.storage import StorageError, list_archives
+    from api.bootstrap import backup_shelf
+    from application.errors import StorageError
 
     settings = load_cli_settings(config)
     archives = _archives(dest or settings.backup.dest)
     try:
-        listed = list_archives(archives)
+        listed = backup_shelf().listing(archives)
     except StorageError as exc:
         fail(str(exc))
     leftovers, _, note = _leftovers(archives, store, settings)
@@ -211,14 +203,14 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check checksums and the whole chain (for an incremental, its parents too); exit 1 naming the problem."""
-    from infrastructure.backup.archive import ArchiveProblem
-    from infrastructure.backup.operations import verify_archive
-    from infrastructure.backup.storage import StorageError, locate_archive
+    from api.bootstrap import backup_shelf
+    from application.errors import ArchiveProblem, StorageError
 
     settings = load_cli_settings(config)
+    shelf = backup_shelf()
     try:
-        archives, name = locate_archive(archive, dest or settings.backup.dest)
-        result = verify_archive(archives, name)
+        archives, name = shelf.locate(archive, dest or settings.backup.dest)
+        result = shelf.verify(archives, name)
     except StorageError as exc:
         fail(str(exc))
     except ArchiveProblem as exc:
@@ -248,12 +240,8 @@ def restore(
     as_json: JsonOption = False,
 ) -> None:
     """Restore into an empty store keeping the ids, verify the chain, rebuild every projection, print counts."""
-    from api.bootstrap import open_store
-    from infrastructure.backup.archive import ArchiveProblem
-    from infrastructure.backup.loading import RestoreRefused
-    from infrastructure.backup.operations import restore_archive
-    from infrastructure.backup.storage import StorageError, locate_archive
-    from infrastructure.eventstore.store import StoreURLError, parse_store_url
+    from api.bootstrap import backup_shelf, open_store, store_location
+    from application.errors import ArchiveProblem, RestoreRefused, StorageError, StoreURLError
 
     settings = load_cli_settings(config)
     until_id = until_time = None
@@ -263,12 +251,13 @@ def restore(
         else:
             until_time = parse_utc(until, "--until", "a notification id or an ISO-8601 time")
     try:
-        target = parse_store_url(to)
+        target = store_location(to)
     except StoreURLError as exc:
         fail(str(exc))
+    shelf = backup_shelf()
     try:
-        archives, name = locate_archive(archive, dest or settings.backup.dest)
-        restored = restore_archive(archives, name, to, open_store=open_store, now=_now(), until_id=until_id,
+        archives, name = shelf.locate(archive, dest or settings.backup.dest)
+        restored = shelf.restore(archives, name, to, open_store=open_store, now=_now(), until_id=until_id,
                                    until_time=until_time, force=force)
     except StorageError as exc:
         fail(str(exc))
@@ -340,9 +329,8 @@ def prune_command(
 ) -> None:
     """Keep the newest N daily, weekly and monthly archives, their parents, and every only copy of an event;
     remove what killed backups and restores (into --store, default eventstore.url) left behind."""
-    from infrastructure.backup.leftovers import remove_leftover
-    from infrastructure.backup.operations import prune
-    from infrastructure.backup.storage import StorageError
+    from api.bootstrap import backup_shelf
+    from application.errors import StorageError
 
     settings = load_cli_settings(config)
     b = settings.backup
@@ -350,8 +338,9 @@ def prune_command(
               "weekly": b.keep_weekly if keep_weekly is None else keep_weekly,
               "monthly": b.keep_monthly if keep_monthly is None else keep_monthly}
     archives = _archives(dest or b.dest)
+    shelf = backup_shelf()
     try:
-        plan = prune(archives, counts, dry_run=dry_run)
+        plan = shelf.prune(archives, counts, dry_run=dry_run)
     except StorageError as exc:
         fail(str(exc))
     leftovers, location, note = _leftovers(archives, store, settings)
@@ -362,7 +351,7 @@ def prune_command(
             continue
         if not dry_run:
             try:
-                remove_leftover(left, location)
+                shelf.remove_leftover(left, location)
             except (OSError, ValueError) as exc:
                 fail(f"could not remove {left.where}: {exc}")
         removed.append(left.where)

@@ -64,11 +64,11 @@ def opened_store(url: str, read_only: bool = False) -> Iterator[TradingApplicati
     ``read_only``: the store must exist already; a missing SQLite file or PostgreSQL
     schema is one error naming the (redacted) URL, never a new empty store.
     """
-    from api.bootstrap import open_store, require_store
+    from api.bootstrap import open_store, store_location
 
     try:
         if read_only:
-            require_store(url)
+            store_location(url, existing=True)
         trading = open_store(url)
     except StoreURLError as exc:
         fail(str(exc))

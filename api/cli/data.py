@@ -75,14 +75,14 @@ def parse_columns(items: list[str] | None) -> dict[str, str]:
 
 def read_file(path: Path, granularity: str, columns: dict[str, str] | None = None):
     """The candle file, validated; a file that cannot be read exits 2 with one line."""
-    from infrastructure.candles.files import read_candle_file
+    from api.bootstrap import candle_file
 
     if not path.exists():
         fail(f"candle file {path} does not exist")
     if path.is_dir():
         fail(f"{path} is a folder; give a candle file (.csv, .csv.gz or .parquet)")
     try:
-        return read_candle_file(path, granularity=granularity, columns=columns)
+        return candle_file(path, granularity, columns)
     except ValueError as exc:
         message = str(exc)
         fail(message if str(path) in message else f"{path}: {message}")
@@ -129,14 +129,14 @@ def import_command(
     config: ConfigOption = None,
 ) -> None:
     """Import candles: bad rows are reported by line and never enter the log; re-imports change nothing."""
-    from infrastructure.eventstore.store import parse_store_url
+    from api.bootstrap import store_location
 
     product, granularity = checked_product(product), checked_granularity(granularity)
     settings = load_cli_settings(config, {"eventstore.url": store})
     parsed = read_file(file, granularity, parse_columns(columns))
     with opened_store(settings.eventstore.url) as trading:
         _, result = import_file(trading, file, parsed, product, granularity, corrections,
-                                parse_store_url(settings.eventstore.url).redacted())
+                                store_location(settings.eventstore.url).redacted())
     if parsed.rejected or result.conflicts:
         raise typer.Exit(1)
 
@@ -219,8 +219,8 @@ def fetch_command(
     from application.trading.candle_history import import_candles, logged_candles
     from application.trading.products import record_spec
     from domain.events import EventMeta
+    from api.bootstrap import store_location
     from domain.market import granularity_delta
-    from infrastructure.eventstore.store import parse_store_url
 
     product, granularity = checked_product(product), checked_granularity(granularity)
     start, end = date_bound(date_from, "--from", False), date_bound(date_to, "--to", True)
@@ -268,7 +268,7 @@ def fetch_command(
         f"{product} {granularity} {start.isoformat()} .. {end.isoformat()}: {fetched} candle(s) in {requests} "
         f"request(s), {recorded} recorded, {duplicates} already in the log, {corrected} corrected, "
         f"{len(conflicts)} refused (differ from the recorded candle), {missing} bucket(s) without trades"
-        f"{spec_note}; store {parse_store_url(settings.eventstore.url).redacted()}"
+        f"{spec_note}; store {store_location(settings.eventstore.url).redacted()}"
     )
     if conflicts:
         raise typer.Exit(1)

@@ -37,7 +37,7 @@ def analyze_command(
 ) -> None:
     """Errors and warnings by kind, venue/LLM calls per endpoint (p50/p95/max, error rate), decisions, trades, P&L."""
     from application.operations.log_analysis import analyse, read_lines, render_text
-    from infrastructure.monitoring.logs import DEFAULT_LOG_FILE, STDERR, log_files
+    from api.bootstrap import process_log
 
     now = datetime.now(timezone.utc)
     end = parse_utc(until, "--until") if until else now
@@ -45,9 +45,8 @@ def analyze_command(
     if start >= end:
         fail(f"--since {start.isoformat()} is not before --until {end.isoformat()}")
     settings = load_cli_settings(config, {"eventstore.url": store} if store else None)
-    configured = settings.system.log_file
-    path = log_file or (Path(configured) if configured and configured != STDERR else DEFAULT_LOG_FILE)
-    files = log_files(path)
+    path = log_file or process_log().analysed_log_file(settings)
+    files = process_log().log_files(path)
     lines: list[str] = []
     for file in files:
         try:
@@ -79,10 +78,11 @@ def analyze_command(
 def _trading(url: str, start: datetime, end: datetime):
     """The period's trading figures from the store, or empty ones and why when there is no store (never created)."""
     from application.operations.trade_record import TradeRecord, trade_record
-    from infrastructure.eventstore.store import StoreURLError, parse_store_url, require_existing_store
+    from api.bootstrap import store_location
+    from application.errors import StoreURLError
 
     try:
-        require_existing_store(parse_store_url(url))
+        store_location(url, existing=True)
     except StoreURLError as exc:
         return TradeRecord(), f"no trading figures: {exc}"
     with opened_store(url, read_only=True) as trading:

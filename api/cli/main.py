@@ -14,7 +14,6 @@ from rich.console import Console
 from api.cli.common import ConfigOption, StoreOption, fail, opened_store, parse_utc, resolve_store_url
 from application.errors import StoreUnavailable
 from domain.events import event_classes
-from infrastructure.eventstore.chain import verify_chain
 
 app = typer.Typer(
     name="tradecore",
@@ -81,9 +80,9 @@ def events_command(
         unknown = [t for t in type_ if t not in known]
         if unknown:
             fail(f"unknown event type(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        from infrastructure.eventstore.mapper import _topic
+        from api.bootstrap import event_topic
 
-        topics = [_topic(known[t]) for t in type_]
+        topics = [event_topic(known[t]) for t in type_]
     shown = 0
     last_id = after
     with opened_store(resolve_store_url(store, config), read_only=True) as trading:
@@ -152,9 +151,11 @@ def audit_verify(
     if export is not None:
         _verify_export(export, as_json)
         return
+    from api.bootstrap import verify_log
+
     key = _anchor_key(config, "--anchor") if anchor is not None else None
     with opened_store(resolve_store_url(store, config), read_only=True) as trading:
-        report = verify_chain(trading.recorder)
+        report = verify_log(trading)
         anchors = _check_anchors(anchor, key, report.last_id, trading.recorder.link_at) if anchor is not None else None
     ok = report.ok and not (anchors and anchors["problems"])
     if as_json:
@@ -183,26 +184,14 @@ def _anchor_key(config: Path | None, option: str) -> bytes:
 
 def _check_anchors(source: str, key: bytes, last_id: int, link_at) -> dict:
     """Every anchor at SOURCE checked against the log: signature, then reach and link."""
-    from infrastructure.backup.anchors import read_anchors
-    from infrastructure.backup.storage import StorageError
-    from infrastructure.eventstore.anchor import AnchorProblem, check_anchor, read_anchor
+    from api.bootstrap import notary
+    from application.errors import StorageError
+    from application.operations.anchors import check_anchors
 
     try:
-        found = read_anchors(source)
+        return check_anchors(notary(), source, key, last_id, link_at).as_dict()
     except StorageError as exc:
         fail(str(exc))
-    problems, newest = [], 0
-    for where, data in found:
-        try:
-            anchor = read_anchor(data, where, key)
-        except AnchorProblem as exc:
-            problems.append(str(exc))
-            continue
-        newest = max(newest, anchor.notification_id)
-        problem = check_anchor(anchor, where, last_id, link_at)
-        if problem:
-            problems.append(problem)
-    return {"source": source, "checked": len(found), "newest": newest, "problems": problems}
 
 
 @audit_app.command("anchor")
@@ -214,11 +203,10 @@ def audit_anchor(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Verify the chain, then write a signed checkpoint of its head (notification id, head, time) outside the store."""
-    from infrastructure.backup.anchors import write_anchor
-    from infrastructure.backup.storage import StorageError
-    from api.bootstrap import wall_clock
-    from infrastructure.eventstore.anchor import sign_anchor
-    from infrastructure.eventstore.store import parse_store_url
+    from api.bootstrap import notary, store_location, wall_clock
+    from api.cli.common import load_cli_settings
+    from application.errors import StorageError
+    from application.operations.anchors import LogNotIntact, anchor_head, intact_head
 
     if (output is None) == (to is None):
         fail("give one of --output FILE or --to s3://bucket/prefix")
@@ -227,19 +215,18 @@ def audit_anchor(
     key = _anchor_key(config, "audit anchor")
     url = resolve_store_url(store, config)
     with opened_store(url, read_only=True) as trading:
-        report = verify_chain(trading.recorder)
-    if not report.ok:
-        fail(f"refused: the log is NOT intact (first bad notification id {report.bad_notification_id}: {report.problem}); "
-             "an anchor would vouch for it", 1)
-    from api.cli.common import load_cli_settings
-
+        try:
+            report = intact_head(trading, notary())
+        except LogNotIntact as exc:
+            fail(f"refused: {exc}; an anchor would vouch for it", 1)
     now = wall_clock().now()
-    anchor = sign_anchor(report.last_id, report.head, now, parse_store_url(url).redacted(), key)
     try:
-        written = write_anchor(anchor, str(output) if output is not None else to, now,
-                               load_cli_settings(config).audit.anchor_retention_days)
+        anchored = anchor_head(notary(), report.last_id, report.head, target=str(output) if output is not None else to,
+                               now=now, store_name=store_location(url).redacted(), key=key,
+                               retention_days=load_cli_settings(config).audit.anchor_retention_days)
     except StorageError as exc:
         fail(str(exc))
+    anchor, written = anchored.anchor, anchored.written
     if as_json:
         print(json.dumps({"where": written.where, "notification_id": anchor.notification_id, "chain_head": anchor.chain_head,
                           "created_at": anchor.created_at, "key_id": anchor.key_id, "retain_until": written.retain_until,
@@ -251,11 +238,11 @@ def audit_anchor(
 
 
 def _verify_export(path: Path, as_json: bool) -> None:
-    from infrastructure.backup.archive import ArchiveProblem
-    from infrastructure.backup.export import verify_export
+    from api.bootstrap import backup_shelf
+    from application.errors import ArchiveProblem
 
     try:
-        manifest = verify_export(path)
+        manifest = backup_shelf().verify_export(path)
     except ArchiveProblem as exc:
         if as_json:
             print(json.dumps({"ok": False, "export": str(path), "problem": str(exc)}))
@@ -280,11 +267,8 @@ def audit_export(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Export a contiguous slice of the log with ids, topics, payloads and chain links, plus a manifest."""
-    from api.bootstrap import code_version
-    from infrastructure.backup.archive import ArchiveProblem
-    from infrastructure.backup.export import export_log, manifest_path
-    from api.bootstrap import wall_clock
-    from infrastructure.eventstore.store import parse_store_url
+    from api.bootstrap import backup_shelf, code_version, store_location, wall_clock
+    from application.errors import ArchiveProblem
 
     if format_ not in ("jsonl", "parquet"):
         fail(f"--format {format_!r} is not jsonl or parquet")
@@ -294,29 +278,30 @@ def audit_export(
     if output.is_dir():
         fail(f"--output {output} is a directory; name a file")
     url = resolve_store_url(store, config)
+    shelf = backup_shelf()
     with opened_store(url, read_only=True) as trading:
         try:
-            exported = export_log(trading, output, events_format=format_, now=wall_clock().now(), start=start, end=end,
-                                  source=parse_store_url(url).redacted(), code_version=code_version())
+            exported = shelf.export(trading, output, events_format=format_, now=wall_clock().now(), start=start, end=end,
+                                    source=store_location(url).redacted(), code_version=code_version())
         except OSError as exc:
             fail(f"cannot write {output}: {exc}")
         except ArchiveProblem as exc:
             fail(f"export refused, nothing written: {exc}", 1)
     m = exported.manifest
     if as_json:
-        print(json.dumps({"output": str(output), "manifest": str(manifest_path(output)), "events": m.event_count,
+        print(json.dumps({"output": str(output), "manifest": str(shelf.manifest_path(output)), "events": m.event_count,
                           "first_id": m.first_id, "last_id": m.last_id, "chain_head": m.chain_head, "sha256": m.files[0].sha256}))
         return
     span = f"ids {m.first_id}..{m.last_id}" if m.event_count else "no events in that range"
-    console.print(f"exported {m.event_count} events ({span}) to {output}; manifest {manifest_path(output)}; "
+    console.print(f"exported {m.event_count} events ({span}) to {output}; manifest {shelf.manifest_path(output)}; "
                   f"chain head {m.chain_head}")
 
 
 def main() -> None:
     """Console-script entry point."""
-    from infrastructure.monitoring.logs import configure_from_environment
+    from api.bootstrap import process_log
 
-    configure_from_environment()  # JSON lines on stderr; `run` and `serve` switch to their log file
+    process_log().configure_from_environment()  # JSON lines on stderr; `run` and `serve` switch to their log file
     _mount_optional()
     from api.cli.errors import run_guarded
 

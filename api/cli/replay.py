@@ -275,10 +275,10 @@ def _verify(log, settings, limits, as_json: bool, note: str, url: str) -> None:
 
 def _chain_note(url: str) -> str:
     """Whether the log itself was edited: a divergence then says more about the log than the code."""
-    from infrastructure.eventstore.chain import verify_chain
+    from api.bootstrap import verify_log
 
     with opened_store(url, read_only=True) as trading:
-        chain = verify_chain(trading.recorder)
+        chain = verify_log(trading)
     if chain.ok:
         return f"the log's hash chain is intact ({chain.checked} events): the log was not edited"
     return (f"the log's hash chain is BROKEN at notification {chain.bad_notification_id} ({chain.problem}): "

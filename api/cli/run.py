@@ -38,15 +38,15 @@ def register(app: typer.Typer) -> None:
 
 def _start_logging(settings, run_id: uuid.UUID, mode: str, model):
     """The run's log file (JSON lines, secrets masked), its run id and product on every line, metrics by mode."""
-    from infrastructure.monitoring.calls import CALLS
-    from infrastructure.monitoring.logs import bind, configure_logging, current_log_file
+    from api.bootstrap import call_figures, process_log
 
-    configure_logging(settings, long_running=True)
-    bind(run_id=run_id, product=settings.trading.product, mode=mode)
-    CALLS.set_mode(mode)
+    logs = process_log()
+    logs.configure_logging(settings, long_running=True)
+    logs.bind(run_id=run_id, product=settings.trading.product, mode=mode)
+    call_figures().set_mode(mode)
     log.info("%s run %s starting: %s %s, strategy %s%s", mode, run_id, settings.trading.product,
              settings.trading.granularity, model.name, f" ({settings.llm.model})" if model.name == "llm" else "")
-    return current_log_file()
+    return logs.current_log_file()
 
 
 def live_refusals(settings, live_flag: bool) -> list[str]:
@@ -123,6 +123,7 @@ def run_command(
         notification_sink,
         operations_notifier,
         random_ids,
+        store_location,
         this_process,
         wall_clock,
     )
@@ -132,9 +133,6 @@ def run_command(
     from application.trading.live_runner import LiveRunner
     from application.ports import VenueError
     from domain.control import RunMode
-    from infrastructure.eventstore.store import parse_store_url
-    from infrastructure.monitoring.calls import MeteredDecisionModel
-    from infrastructure.settings.loading import config_hash
 
     if mode not in ("paper", "live"):
         fail(f"--mode {mode!r}: use paper or live (a backtest is `tradecore backtest`)")
@@ -154,13 +152,11 @@ def run_command(
         if mode == "live" and live_refusals(settings, live):
             fail("live trading refused; missing:\n  - " + "\n  - ".join(live_refusals(settings, live)))
         try:
-            model = decision_model(settings)
+            model = decision_model(settings, metered=True)  # an LLM decision's latency and failure kind: metrics, log
         except MissingSetting as exc:
             fail(str(exc))
         run_id = uuid.uuid4()
         log_file = _start_logging(settings, run_id, mode, model)
-        if model.name == "llm":
-            model = MeteredDecisionModel(model)  # each decision's latency and failure kind: metrics and the log
         host = host or settings.system.api_host
         port = settings.system.api_port if port is None else port
         bot = settings.trading.bot_for(mode)  # every run belongs to a bot: its controls, alerts and orders
@@ -192,7 +188,7 @@ def run_command(
             trading, mode=run_mode, exchange=venue.gateway, candles=venue.candles,
             history=lambda: venue.warmup(s.product, s.granularity, settings.data.candle_limit), strategy=model,
             indicators=IncrementalIndicators(), settings=s, clock=clock, ids=random_ids(),
-            config_hash=config_hash(settings), code_version=code_version(),
+            config_hash=settings.config_hash(), code_version=code_version(),
             initial_balance=settings.trading.initial_balance, venue=venue.account, run_id=run_id, tick_seconds=tick,
             services=services, on_event=lambda text: (console.print(text), log.info("%s", text)),
         )
@@ -203,7 +199,7 @@ def run_command(
             stop.set()
 
         previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        console.print(f"bot {bot}: {mode} run {run_id} on {parse_store_url(settings.eventstore.url).redacted()}; "
+        console.print(f"bot {bot}: {mode} run {run_id} on {store_location(settings.eventstore.url).redacted()}; "
                       f"venue {settings.exchange.base_url}, feed {settings.exchange.ws_url}"
                       + (f"; log {log_file}" if log_file else ""))
         try:
@@ -236,26 +232,23 @@ def _anchor_at_end(trading, settings) -> None:
     key = settings.audit.anchor_key
     if key is None:
         return
-    from api.bootstrap import wall_clock
-    from infrastructure.backup.anchors import write_anchor
-    from infrastructure.backup.storage import StorageError
-    from infrastructure.eventstore.anchor import sign_anchor
-    from infrastructure.eventstore.chain import verify_chain
-    from infrastructure.eventstore.store import parse_store_url
+    from api.bootstrap import notary, store_location, wall_clock
+    from application.errors import StorageError
+    from application.operations.anchors import LogNotIntact, anchor_head, intact_head
 
     try:
-        report = verify_chain(trading.recorder)
-        if not report.ok:
+        try:
+            report = intact_head(trading, notary())
+        except LogNotIntact as exc:
             console.print(f"[red]no anchor written: the log is NOT intact (first bad notification id "
-                          f"{report.bad_notification_id}); run `tradecore audit verify`[/red]")
+                          f"{exc.report.bad_notification_id}); run `tradecore audit verify`[/red]")
             return
-        now = wall_clock().now()
-        anchor = sign_anchor(report.last_id, report.head, now, parse_store_url(settings.eventstore.url).redacted(),
-                             key.get_secret_value().encode())
         if "://" not in settings.audit.anchor_dir:
             Path(settings.audit.anchor_dir).mkdir(parents=True, exist_ok=True)  # a folder of anchors, one per run
-        written = write_anchor(anchor, settings.audit.anchor_dir, now, settings.audit.anchor_retention_days)
+        anchored = anchor_head(notary(), report.last_id, report.head, target=settings.audit.anchor_dir,
+                               now=wall_clock().now(), store_name=store_location(settings.eventstore.url).redacted(),
+                               key=key.get_secret_value().encode(), retention_days=settings.audit.anchor_retention_days)
     except (StorageError, OSError) as exc:
         console.print(f"[yellow]the run's anchor was not written: {escape(str(exc))}; run `tradecore audit anchor`[/yellow]")
         return
-    console.print(f"anchor of notification {anchor.notification_id} written to {written.where}")
+    console.print(f"anchor of notification {anchored.anchor.notification_id} written to {anchored.written.where}")

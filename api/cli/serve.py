@@ -40,7 +40,8 @@ def serve_command(
     from api.http.server import start_read_node
     from application.operations.config_service import recorded_overrides
     from api.bootstrap import open_store
-    from infrastructure.eventstore.store import StoreURLError, parse_store_url
+    from api.bootstrap import process_log, store_location
+    from application.errors import StoreURLError
     from projections.engine.runner import ReadModelLocked
 
     flags = {"eventstore.url": store} if store else {}
@@ -56,9 +57,7 @@ def serve_command(
         trading.close()
     host = host or settings.system.api_host
     port = settings.system.api_port if port is None else port
-    from infrastructure.monitoring.logs import configure_logging
-
-    configure_logging(settings, long_running=True)
+    process_log().configure_logging(settings, long_running=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -71,7 +70,7 @@ def serve_command(
     except OSError as exc:
         log.error("read node not started: cannot listen on %s:%s: %s", host, port, exc)
         fail(f"cannot listen on {host}:{port}: {exc}")
-    log.info("read node serving %s (store %s, read model %s, projector %s)", node.url, parse_store_url(url).redacted(),
+    log.info("read node serving %s (store %s, read model %s, projector %s)", node.url, store_location(url).redacted(),
              node.readmodel_path, "off" if no_project else "on")
     import gc
 
@@ -81,7 +80,7 @@ def serve_command(
         err.print("[yellow]warning:[/yellow] no API tokens configured (SYSTEM__API_TOKENS): only "
                   f"{', '.join(sorted(settings.system.api_open_endpoints)) or 'nothing'} and the dashboard page answer",
                   highlight=False)
-    sys.stdout.write(f"serving {node.url} (store {parse_store_url(url).redacted()}, read model {node.readmodel_path}); "
+    sys.stdout.write(f"serving {node.url} (store {store_location(url).redacted()}, read model {node.readmodel_path}); "
                      "Ctrl-C stops\n")
     sys.stdout.flush()
     try:

@@ -41,9 +41,9 @@ class NodeMetrics:
 
     def render(self) -> bytes:
         """This node's figures, then the venue and LLM call figures of this process (empty in `serve`)."""
-        from infrastructure.monitoring.calls import CALLS
+        from api.bootstrap import call_figures
 
-        return generate_latest(self.registry) + CALLS.render()
+        return generate_latest(self.registry) + call_figures().render()
 
 
 def _bot_figures(access) -> list[dict[str, Any]]:

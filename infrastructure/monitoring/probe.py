@@ -324,3 +324,13 @@ class HealthProbe:
                                           f"fewer than the {self.llm_min_decisions} needed to judge")
             return
         values["llm_response_rate"] = (Decimal(sum(recent)) * HUNDRED / Decimal(len(recent))).quantize(CENT)
+
+
+def probe_from(settings, store: TradingApplication, clock: Clock, *, data_path: Path,
+               api_meter: ApiCallMeter | None = None, cpu_interval: float | None = None, measure_process: bool = True,
+               bot: str | None = None) -> HealthProbe:
+    """The probe with the ``[monitoring]`` LLM window; ``cpu_interval`` blocks that long for a CPU reading."""
+    m = settings.monitoring
+    return HealthProbe(store, clock, data_path=data_path, api_meter=api_meter,
+                       llm_window=timedelta(minutes=m.llm_window_minutes), llm_min_decisions=m.llm_min_decisions,
+                       cpu_interval=cpu_interval, measure_process=measure_process, bot=bot)

@@ -37,14 +37,14 @@ def _topics(types: list[str] | None) -> list[str]:
     if not types:
         return []
     from domain.events import event_classes
-    from infrastructure.eventstore.mapper import _topic
+    from api.bootstrap import event_topic
 
     known = event_classes()
     unknown = [t for t in types if t not in known]
     if unknown:
         raise BadParameter(f"query parameter 'type': unknown event type(s) {', '.join(repr(t) for t in unknown)}; "
                            f"known: {', '.join(sorted(known))}")
-    return [_topic(known[t]) for t in types]
+    return [event_topic(known[t]) for t in types]
 
 
 def events_page(store, after: int, limit: int, topics: list[str], since: datetime | None, until: datetime | None) -> dict:
