@@ -8,8 +8,9 @@ the target, never an empty or half-restored one.
 
 SQLite: the store is built in a hidden file next to the target (created by the
 application itself, so its tables are exactly the ones it expects), filled in
-one transaction without a journal, verified, and renamed over the target
-(``os.replace``). With ``force`` the old file is first hard-linked to
+one transaction without a journal, verified (chain_check.py: every link
+recomputed once, from the rows as stored, in two ranges side by side), and
+renamed over the target (``os.replace``). With ``force`` the old file is first hard-linked to
 ``<target>.moved-<time>`` (after its WAL is checkpointed into it), so it is
 never deleted and is still at the target until the rename.
 
@@ -36,7 +37,8 @@ from urllib.parse import quote
 
 from application.errors import RestoreRefused  # defined there (api/ maps it); this path stays valid
 from infrastructure.backup.archive import ArchiveProblem, fsync_dir, temporary_name
-from infrastructure.backup.walk import ChainWalk
+from infrastructure.backup.chain_check import RangeCheck, check_stored
+from infrastructure.backup.walk import ChainWalk, RowOrder
 from infrastructure.eventstore.chain import verify_chain
 from infrastructure.eventstore.store import PG_NAME_LIMIT, StoreLocation, _pg_connect, parse_store_url
 
@@ -75,7 +77,12 @@ def _sqlite_event_count(path: Path) -> int:
 
 
 class SQLiteLoader:
-    """Fills a hidden SQLite file, verifies it, and renames it over the target."""
+    """Fills a hidden SQLite file, verifies it, and renames it over the target.
+
+    ``checks_links``: the links are recomputed only from the rows as stored (the archive's rows are checked for
+    order and completeness while they are written: ``RowOrder``), so the chain is hashed once per restore."""
+
+    checks_links = True
 
     def __init__(self, location: StoreLocation, *, force: bool, stamp: str, open_store: Callable[[str], Any]):
         if location.is_memory:
@@ -113,11 +120,22 @@ class SQLiteLoader:
         self.con.executemany(f"INSERT INTO {self.chain}(notification_id, link) VALUES (?,?)", zip(ids, links))
         self.count += len(ids)
 
-    def seal_and_check(self, walk: ChainWalk) -> None:
-        """Commit into the hidden file, then verify it as a store (nothing at the target changes)."""
+    def seal_and_check(self, walk: RowOrder) -> None:
+        """Commit into the hidden file, then verify it as stored (nothing at the target changes): every link
+        recomputed from its rows, count and last id equal to the archive's; ``walk.head`` is then the head."""
         self.con.execute("COMMIT")
         self.con.close()
-        _check_built(self._open_store, f"sqlite:///{self.tmp}", walk, f"the new file {self.tmp}")
+        where = f"the new file {self.tmp}"
+        stored = check_stored(self.tmp, self.events, self.chain)
+        if isinstance(stored, RangeCheck):
+            bad = "" if stored.bad_notification_id is None else f"notification {stored.bad_notification_id}: "
+            raise ArchiveProblem(f"the restored log does not verify in {where}: {bad}{stored.problem}")
+        if (stored.count, stored.last_id) != (walk.count, walk.last_id):
+            raise ArchiveProblem(
+                f"the restored log in {where} does not match the archive: {stored.count} events, last id "
+                f"{stored.last_id} (expected {walk.count} events, last id {walk.last_id})"
+            )
+        walk.head = stored.head
         con = sqlite3.connect(self.tmp, isolation_level=None)
         try:  # leave no -wal beside the hidden file: the rename moves one file only
             con.execute("PRAGMA journal_mode=DELETE")
@@ -125,6 +143,15 @@ class SQLiteLoader:
             con.close()
         with open(self.tmp, "rb+") as f:
             os.fsync(f.fileno())
+
+    def stored_link(self, notification_id: int) -> bytes | None:
+        """The link the sealed file holds for ``notification_id`` (after ``seal_and_check``: a verified one)."""
+        con = sqlite3.connect(f"file:{self.tmp}?mode=ro", uri=True)
+        try:
+            row = con.execute(f"SELECT link FROM {self.chain} WHERE notification_id = ?", (notification_id,)).fetchone()
+        finally:
+            con.close()
+        return None if row is None else bytes(row[0])
 
     def replace(self) -> None:
         """Put the verified file at the target in one rename; the old file stays under a moved-aside name."""
@@ -209,7 +236,12 @@ def _pg_url(location: StoreLocation, schema: str) -> str:
 
 
 class PostgresLoader:
-    """Fills a staging schema with COPY, verifies it, and swaps its tables into the target in one transaction."""
+    """Fills a staging schema with COPY, verifies it, and swaps its tables into the target in one transaction.
+
+    The archive's links are recomputed while it is read (``ChainWalk``), then again from the staging tables
+    (``verify_chain``)."""
+
+    checks_links = False
 
     def __init__(self, location: StoreLocation, *, force: bool, stamp: str, open_store: Callable[[str], Any]):
         self.location = location

@@ -24,7 +24,7 @@ from application.errors import BackupRefused  # defined there (api/ maps it); th
 from infrastructure.backup.archive import (
     EVENTS_FILES, MANIFEST, ArchiveProblem, EventsWriter, Manifest, check_files, read_events, write_manifest,
 )
-from infrastructure.backup.walk import ChainWalk
+from infrastructure.backup.walk import ChainWalk, RowOrder
 from infrastructure.backup.loading import open_loader
 from infrastructure.backup.rows import LogSnapshot
 from infrastructure.backup.storage import Archives, list_archives
@@ -282,8 +282,10 @@ def _cutoff_for_time(folders: dict[str, Path], chain: list[tuple[str, Manifest]]
     return best
 
 
-def _load(folders: dict[str, Path], chain: list[tuple[str, Manifest]], loader: Any, walk: ChainWalk, cutoff: int | None) -> None:
-    """Feed every row of the chain of archives (up to ``cutoff``) through the chain walk into the loader."""
+def _load(folders: dict[str, Path], chain: list[tuple[str, Manifest]], loader: Any, walk: ChainWalk | RowOrder,
+          cutoff: int | None) -> None:
+    """Feed every row of the chain of archives (up to ``cutoff``) through the walk into the loader (a ChainWalk
+    checks each archive's head as it goes; after a RowOrder, ``_check_heads`` does once the store is verified)."""
     for archive_name, manifest in chain:
         if cutoff is not None and manifest.first_id is not None and manifest.first_id > cutoff:
             return
@@ -296,8 +298,18 @@ def _load(folders: dict[str, Path], chain: list[tuple[str, Manifest]], loader: A
                         loader.append(walk.feed(batch))
                     return  # ids ascend: nothing after this batch is wanted
                 loader.append(walk.feed(batch))
-        if (cutoff is None or cutoff >= manifest.reach) and walk.head.hex() != manifest.chain_head:
+        if isinstance(walk, ChainWalk) and (cutoff is None or cutoff >= manifest.reach) \
+                and walk.head.hex() != manifest.chain_head:
             raise ArchiveProblem(f"{archive_name}: the recomputed chain head differs from the manifest's")
+
+
+def _check_heads(chain: list[tuple[str, Manifest]], loader: Any, cutoff: int | None) -> None:
+    """Each archive restored whole ends at its manifest's head: the verified store's link at its reach."""
+    for archive_name, manifest in chain:
+        if manifest.event_count and (cutoff is None or cutoff >= manifest.reach):
+            link = loader.stored_link(manifest.reach)
+            if link is None or link.hex() != manifest.chain_head:
+                raise ArchiveProblem(f"{archive_name}: the recomputed chain head differs from the manifest's")
 
 
 def restore_archive(
@@ -316,13 +328,15 @@ def restore_archive(
         if cutoff is not None and cutoff <= 0:
             raise ArchiveProblem(f"nothing to restore: no event at or before {until_time or until_id}")
         loader = open_loader(target_url, force=force, stamp=_stamp(now), open_store=open_store)
-        walk = ChainWalk()
+        walk = RowOrder() if loader.checks_links else ChainWalk()
         try:
             with paused_gc():
                 _load(folders, chain, loader, walk, cutoff)
                 # Verified where it was built (every link recomputed from the rows as stored, count and
                 # head equal to the archive's); only then does it take the target's place, atomically.
                 loader.seal_and_check(walk)
+            if isinstance(walk, RowOrder):
+                _check_heads(chain, loader, cutoff)
             loader.replace()
         except BaseException:
             loader.abort()

@@ -1,9 +1,10 @@
-"""Recomputing the hash chain over archived rows (backups, exports, restores), batch by batch."""
+"""Recomputing the hash chain over archived rows (backups, exports), batch by batch; a restore's checks of the rows it writes."""
 
 from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pyarrow as pa
 
 from infrastructure.backup.archive import ArchiveProblem
@@ -68,3 +69,46 @@ class ChainWalk:
         self.head, self.last_id = previous, last
         self.count += len(ids)
         return columns
+
+
+class RowOrder:
+    """What a restore checks of the archive's rows before it writes them: ids ascending and unique, no empty field,
+    a link on every row (ChainWalk's messages). The links themselves are then recomputed once, from the rows as
+    the new store holds them (infrastructure/backup/chain_check.py), which checks the archive's links as well:
+    the store's links are the archive's."""
+
+    def __init__(self, after_id: int = 0, where: str = "archive"):
+        self.last_id = after_id
+        self.first_id: int | None = None
+        self.count = 0
+        self.where = where
+        self.head = GENESIS  # the verified head, set by the loader once the store is checked
+
+    def feed(self, batch: pa.RecordBatch) -> list[list]:
+        """Check the batch's rows; returns its columns as Python lists."""
+        ids = batch.column(0)
+        if batch.num_rows:
+            numbers = ids.to_numpy(zero_copy_only=False) if ids.null_count == 0 else None
+            if (numbers is None or any(batch.column(i).null_count for i in range(1, 6)) or numbers[0] <= self.last_id
+                    or (len(numbers) > 1 and not (np.diff(numbers) > 0).all())):
+                self._first_problem(batch)
+        columns = [batch.column(i).to_pylist() for i in range(6)]
+        if self.first_id is None and batch.num_rows:
+            self.first_id = columns[0][0]
+        if batch.num_rows:
+            self.last_id = columns[0][-1]
+        self.count += batch.num_rows
+        return columns
+
+    def _first_problem(self, batch: pa.RecordBatch) -> None:
+        last = self.last_id
+        for nid, oid, version, topic, state, link in zip(*(batch.column(i).to_pylist() for i in range(6))):
+            if nid is None or nid <= last:
+                raise ArchiveProblem(
+                    f"{self.where}: notification {nid} comes after {last}: events are out of order or repeated (reordered)"
+                )
+            if link is None:
+                raise ArchiveProblem(f"{self.where}: notification {nid} has no chain link")
+            if oid is None or version is None or topic is None or state is None:
+                raise ArchiveProblem(f"{self.where}: notification {nid} has an empty field")
+            last = nid
