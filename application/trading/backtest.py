@@ -6,7 +6,8 @@ says what the log holds when it is not enough; ``run_planned_backtest`` runs
 it and records no candle again). ``run_backtest`` runs over a frame of
 candles that are not in the log yet and records them as it goes.
 
-The history's indicators are computed once, vectorised (compute_indicators),
+The history's indicators are computed once, vectorised (compute_indicators over a frame,
+indicator_columns over the logged candles' arrays, without importing pandas when the process has not),
 and handed to the loop candle by candle; the live loop computes the same
 values incrementally (IndicatorState), and a test keeps the two equal.
 
@@ -17,15 +18,16 @@ Every run ends: a failure, even one that came from writing a batch, records
 from __future__ import annotations
 
 import gc
+import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from application.trading.candle_history import LoggedCandles, candles_from_columns
 from application.trading.quiet_candles import QuietCandles
@@ -34,8 +36,13 @@ from application.trading.loop import DeterministicIds, LoopSettings, RunSummary,
 from application.ports import DecisionModel, ExchangeGateway
 from application.trading_app import TradingApplication, paused_gc
 from domain.control import RunMode
-from domain.indicators.cipher import IndicatorParams, IndicatorState, compute_indicators
+from domain.indicators.cipher import IndicatorParams, IndicatorState, compute_indicators, indicator_columns
 from domain.market import Candle
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from infrastructure.candles.validation import CandleFile
 
 
 class PrecomputedIndicators:
@@ -49,11 +56,21 @@ class PrecomputedIndicators:
     BLOCK = 4096
 
     def __init__(self, frame: pd.DataFrame):
-        self._frame = frame
-        self._starts = _starts(frame)
+        self._take({name: frame[name].to_numpy() for name in frame.columns}, _starts(frame))
+
+    @classmethod
+    def of_columns(cls, columns: Mapping[str, np.ndarray], starts: Sequence[datetime]) -> PrecomputedIndicators:
+        """The rows of indicator columns (arrays, row ``i`` for the candle starting at ``starts[i]``)."""
+        made = cls.__new__(cls)
+        made._take(dict(columns), list(starts))
+        return made
+
+    def _take(self, columns: dict[str, np.ndarray], starts: list) -> None:
+        self._columns = columns
+        self._starts = starts
         self._position: dict | None = None  # built on the first out-of-order lookup only
         self._next = 0
-        self._names = list(frame.columns)
+        self._names = list(columns)
         self._block = -1
         self._rows: list[tuple] = []
 
@@ -75,8 +92,7 @@ class PrecomputedIndicators:
         block, offset = divmod(i, self.BLOCK)
         if block != self._block:
             lo = block * self.BLOCK
-            part = self._frame.iloc[lo:lo + self.BLOCK]
-            self._rows = list(zip(*(part[name].tolist() for name in self._names)))
+            self._rows = list(zip(*(column[lo:lo + self.BLOCK].tolist() for column in self._columns.values())))
             self._block = block
         # A fresh dict per candle (the strategy may keep or change it), built in C.
         return dict(zip(self._names, self._rows[offset]))
@@ -92,16 +108,20 @@ class IncrementalIndicators:
         return self.state.update(candle)
 
 
-def candles_of(frame: pd.DataFrame, product: str, granularity: str) -> list[Candle]:
-    """Candle objects from a frame indexed by UTC start with Decimal OHLCV columns."""
-    starts = _starts(frame)
-    columns = [frame[c].tolist() for c in ("open", "high", "low", "close", "volume")]
-    return candles_from_columns(product, granularity, starts, columns)
+def candles_of(frame: pd.DataFrame | CandleFile, product: str, granularity: str) -> list[Candle]:
+    """Candle objects from a frame indexed by UTC start with Decimal OHLCV columns, or from a validated
+    candle file itself (its starts and Decimal columns, without making its frame)."""
+    names = ("open", "high", "low", "close", "volume")
+    if hasattr(frame, "starts_us"):
+        return candles_from_columns(product, granularity, frame.starts(), [frame.values[c].tolist() for c in names])
+    return candles_from_columns(product, granularity, _starts(frame), [frame[c].tolist() for c in names])
 
 
 
 def _starts(frame: pd.DataFrame) -> list:
     """The index as datetimes (one vectorised conversion when it is a DatetimeIndex)."""
+    import pandas as pd
+
     if isinstance(frame.index, pd.DatetimeIndex):
         return list(frame.index.to_pydatetime())
     return [ts.to_pydatetime() for ts in frame.index]
@@ -110,6 +130,8 @@ def _starts(frame: pd.DataFrame) -> list:
 def frame_of(candles: Sequence[Candle], floats: bool = False) -> pd.DataFrame:
     """Candles as the frame compute_indicators reads: Decimal OHLCV on a UTC DatetimeIndex (``floats``: the
     float64 values compute_indicators converts them to, without a column of Decimal objects)."""
+    import pandas as pd
+
     index = pd.DatetimeIndex(list(map(attrgetter("start"), candles)), name="start")
     if index.tz is None:
         index = index.tz_localize("UTC")
@@ -120,6 +142,25 @@ def frame_of(candles: Sequence[Candle], floats: bool = False) -> pd.DataFrame:
     else:
         made = dict(zip(names, map(list, columns)))
     return pd.DataFrame(made, index=index.tz_convert("UTC"))
+
+
+def candle_floats(candles: Sequence[Candle]) -> tuple[np.ndarray, ...]:
+    """open/high/low/close/volume of the candles as float64 arrays (each Decimal's nearest float)."""
+    n = len(candles)
+    return tuple(np.fromiter(map(float, map(attrgetter(name), candles)), np.float64, n)
+                 for name in ("open", "high", "low", "close", "volume"))
+
+
+def _pandas_loaded() -> bool:
+    """Whether this process imported pandas already (then its kernels cost less than kernels.py's loops)."""
+    return "pandas" in sys.modules
+
+
+def _frame(columns: Mapping[str, np.ndarray], starts: list) -> pd.DataFrame:
+    import pandas as pd
+
+    index = pd.DatetimeIndex(starts, name="start")
+    return pd.DataFrame(dict(columns), index=index.tz_localize("UTC") if index.tz is None else index)
 
 
 class NotEnoughCandles(ValueError):
@@ -171,14 +212,21 @@ def run_planned_backtest(
     progress: Callable[[int], None] | None = None,
     indicator_params: IndicatorParams | None = None,
 ) -> RunSummary:
-    """Run the loop over the plan's candles, which are in the log already: no CandleClosed is written."""
-    frame = compute_indicators(frame_of(plan.warmup + plan.candles, floats=True), indicator_params)
+    """Run the loop over the plan's candles, which are in the log already: no CandleClosed is written.
+
+    The indicators are computed from the candles' float values as arrays (``indicator_columns``), by pandas'
+    kernels when pandas is loaded already and otherwise without importing it (the same values, bit for bit)."""
+    history = plan.warmup + plan.candles
+    starts = list(map(attrgetter("start"), history))
+    columns = indicator_columns(candle_floats(history), starts, indicator_params, use_pandas=_pandas_loaded())
     if QuietCandles.drives(strategy):  # the rules read their inputs only: the other columns are not kept for the run
-        frame = frame[list(QuietCandles.INPUTS)]
-    loop = TradingLoop(store, exchange, strategy, PrecomputedIndicators(frame), settings, run_id, DeterministicIds(run_id),
-                       RunMode.BACKTEST, record_candles=False)
+        columns = {name: columns[name] for name in QuietCandles.INPUTS}
+    loop = TradingLoop(store, exchange, strategy, PrecomputedIndicators.of_columns(columns, starts), settings, run_id,
+                       DeterministicIds(run_id), RunMode.BACKTEST, record_candles=False)
     loop.warm(plan.warmup)
-    quiet = QuietCandles.of(loop, frame, len(plan.warmup))
+    # QuietCandles reads the rules' inputs as a frame's columns; without pandas loaded, as the arrays themselves.
+    table = _frame(columns, starts) if "pandas" in sys.modules else columns
+    quiet = QuietCandles.of(loop, table, len(plan.warmup))
     return _drive(loop, store, plan.candles, initial_balance, config_hash, code_version, progress, quiet)
 
 
