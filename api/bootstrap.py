@@ -1,11 +1,11 @@
-"""The composition root: the only place that picks concrete adapters.
+"""The composition root: the only module of api/ that imports infrastructure/ (tests/unit/test_inward_dependencies.py).
 
 The CLI, the REST app, bench/ and the tests build what they run through these functions: the event
-store (``open_store``, ``scratch_store``), the clock and ids (``wall_clock``, ``random_ids``), the
-strategy (``decision_model``), the venues (``paper_exchange``, ``replay_exchange``,
-``coinbase_venue`` and its parts), the read model (``readmodel``) and the health watch with its
-alert sinks (``health_watch``). Heavy adapters are imported inside the function that builds them,
-so `tradecore --help` does not load them.
+store (``open_store``, ``store_location``, ``scratch_store``), the clock and ids (``wall_clock``, ``random_ids``),
+the strategy (``decision_model``), the venues (``paper_exchange``, ``replay_exchange``, ``coinbase_venue`` and
+its parts), the read model (``readmodel``), the health watch with its alert sinks (``health_watch``), and the
+operations' ports: ``configuration``, ``process_log``, ``doctor_probes``, ``upkeep_kit``, ``backup_shelf``,
+``notary``. Heavy adapters are imported inside the function that builds them, so a command loads only its own.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from application.errors import StoreUnavailable, StoreURLError
 if TYPE_CHECKING:  # heavy modules are imported by the function that builds with them
     from application.health.api_calls import ApiCallMeter
     from application.health.watch import HealthWatch
+    from application.operations.doctor import DoctorProbes
+    from application.operations.maintenance import UpkeepKit
     from application.ports import AlertSink, Clock, Configuration, IdSource, ProcessLog
     from application.trading_app import TradingApplication
     from infrastructure.monitoring.probe import HealthProbe
@@ -57,10 +59,8 @@ def store_location(url: str, *, existing: bool = False):
 
 
 def scratch_store() -> TradingApplication:
-    """A throwaway in-memory store (eventsourcing POPO) that also keeps, in ``recorded``, what was written.
-
-    Verify and what-if re-execute a day into it, so the real log and read model are never written.
-    """
+    """A throwaway in-memory store that keeps, in ``recorded``, what was written: verify and what-if re-execute a
+    day into it, so the real log and read model are never written."""
     from application.trading_app import TradingApplication
     from infrastructure.eventstore.mapper import EventMapper
 
@@ -83,17 +83,25 @@ def configuration() -> Configuration:
     return loading
 
 
-def load_settings(config_file: Path | None = None, env=None, overrides=None):
-    """The validated settings: defaults < TOML file < environment (default os.environ) < overrides; raises
-    ConfigurationError naming every bad setting."""
-    return configuration().load_settings(config_file, env, overrides)
-
-
 def process_log() -> ProcessLog:
     """This process's log, JSON lines with secrets masked (infrastructure/monitoring/logs.py)."""
     from infrastructure.monitoring import logs
 
     return logs
+
+
+def doctor_probes() -> DoctorProbes:
+    """The probes `tradecore doctor` runs: store, read model, venue, LLM, webhook, SMTP, disk, file modes."""
+    from infrastructure.monitoring import doctor_probes as probes
+
+    return probes
+
+
+def upkeep_kit() -> UpkeepKit:
+    """The weekly check's looks: file modes, secrets, SQLite/DuckDB upkeep, retention, anchors' age."""
+    import infrastructure.maintenance as kit
+
+    return kit
 
 
 def call_figures():
@@ -167,10 +175,8 @@ def random_ids() -> IdSource:
 
 
 def readmodel(settings=None, *, path: str | Path | None = None, read_only: bool = False):
-    """The DuckDB read model at ``path`` (default ``readmodel.path``), owned by this process.
-
-    Raises ``projections.engine.runner.ReadModelLocked`` when another process owns the file.
-    """
+    """The DuckDB read model at ``path`` (default ``readmodel.path``), owned by this process; raises
+    ``projections.engine.runner.ReadModelLocked`` when another process owns the file."""
     from projections.engine.runner import open_readmodel
 
     if path is None:

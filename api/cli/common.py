@@ -41,10 +41,10 @@ def parse_utc(text: str, option: str, expected: str = "an ISO-8601 time (e.g. 20
 
 def load_cli_settings(config: Path | None, overrides: dict | None = None):
     """Settings from defaults < TOML file < environment < CLI overrides; bad ones exit 2."""
-    from api.bootstrap import load_settings
+    from api.bootstrap import configuration
 
     try:
-        return load_settings(config_file=config, overrides=overrides)
+        return configuration().load_settings(config_file=config, overrides=overrides)
     except ConfigurationError as exc:
         problems = "; ".join(str(problem) for problem in exc.errors)
         fail(f"invalid configuration: {problems} (run `tradecore config validate` for details)")

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from api.bootstrap import configuration, load_settings, store_location
+from api.bootstrap import configuration, store_location
 from api.cli.common import StoreOption, opened_store
 from api.config_view import drift_row, is_secret_path, shown_value, sounds_secret
 from application.errors import ConfigurationError
@@ -192,7 +192,7 @@ def _cli_flags(ctx: typer.Context, config: Path | None, store: str | None) -> tu
 
 def _load_or_exit(config_file: Path | None, overrides: Mapping[str, Any]):
     try:
-        return load_settings(config_file, None, overrides)
+        return configuration().load_settings(config_file, None, overrides)
     except ConfigurationError as exc:
         print_setting_errors(exc.errors, Console(stderr=True, soft_wrap=True))
         raise typer.Exit(2) from None
@@ -266,7 +266,7 @@ def set_command(
         recorded = recorded_overrides(trading)
         before = effective_settings(config_file, flags, recorded)
         try:
-            after = load_settings(config_file, None, _layered(recorded, {path: value}, flags))
+            after = configuration().load_settings(config_file, None, _layered(recorded, {path: value}, flags))
         except ConfigurationError as exc:
             err = Console(stderr=True, soft_wrap=True)
             err.print(f"[red]refused:[/red] {escape(f'{path} = {value!r}')} is not valid (nothing recorded):", highlight=False)

@@ -30,52 +30,33 @@ def doctor_command(
     config: ConfigOption = None,
 ) -> None:
     """Check configuration, store, read model, Coinbase (clock skew, keys), the LLM, alert channels, disk, file modes."""
-    from api.bootstrap import coinbase_client, data_path, open_store
-    from application.operations.doctor import Check, DoctorReport, examine
-    from infrastructure.monitoring import doctor_probes as probes
-    from infrastructure.monitoring.logs import current_log_file, log_destination
-    from infrastructure.settings.loading import load_settings, settings_errors
+    from api.bootstrap import coinbase_client, configuration, data_path, doctor_probes, open_store, process_log
+    from application.operations.doctor import Check, DoctorReport, checkup
 
     overrides = {"eventstore.url": store} if store else None
-    errors = settings_errors(config, None, overrides)
+    errors = configuration().settings_errors(config, None, overrides)
     if errors:
         report = DoctorReport(tuple(Check("config", "fail", str(e), "fix it, then `tradecore config validate`")
                                     for e in errors))
         _print(report, as_json)
         raise typer.Exit(2)
-    settings = _with_recorded_changes(config, overrides, load_settings(config, None, overrides))
-    head: dict[str, int | None] = {"id": None}
-
-    def store_probe():
-        checks = probes.store_checks(settings, open_store)
-        head["id"] = _head_from(checks)
-        return checks
-
+    settings = _with_recorded_changes(config, overrides, configuration().load_settings(config, None, overrides))
     # one retry at most: a doctor that waits out the bot's full backoff on a dead venue helps nobody
     quick = settings.model_copy(update={"exchange": settings.exchange.model_copy(update={"max_attempts": 2})})
-    log_file = current_log_file() or log_destination(settings, long_running=True)
-    sqlite = settings.eventstore.sqlite_path
-    named = [
-        ("config", lambda: Check("config", "ok", "configuration valid")),
-        ("store", store_probe),
-        ("readmodel", lambda: probes.readmodel_check(settings, head["id"])),
-        ("coinbase", lambda: probes.coinbase_checks(settings, lambda auth: coinbase_client(quick, authenticated=auth))),
-        ("llm", lambda: probes.llm_check(settings)),
-        ("webhook", lambda: probes.webhook_check(settings, send_test)),
-        ("smtp", lambda: probes.smtp_check(settings, send_test)),
-        ("disk", lambda: probes.disk_check(settings, data_path(settings))),
-        ("modes", lambda: probes.file_mode_checks({"store": sqlite, "log": log_file, "config": config})),
-    ]
-    report = examine(named)
+    logs = process_log()
+    report = checkup(doctor_probes(), settings, open_store=open_store,
+                     client_for=lambda auth: coinbase_client(quick, authenticated=auth), data_path=data_path,
+                     log_file=logs.current_log_file() or logs.log_destination(settings, long_running=True),
+                     config_file=config, send_test=send_test)
     _print(report, as_json)
     raise typer.Exit(report.exit_code)
 
 
 def _with_recorded_changes(config: Path | None, overrides, settings):
     """The settings the bot would run with: recorded `config set` changes applied when the store opens."""
-    from api.bootstrap import open_store
+    from api.bootstrap import configuration, open_store
+    from application.errors import ConfigurationError
     from application.operations.config_service import recorded_overrides
-    from infrastructure.settings.loading import ConfigurationError, load_settings
 
     sqlite = settings.eventstore.sqlite_path
     if sqlite is not None and not Path(sqlite).exists():
@@ -89,16 +70,9 @@ def _with_recorded_changes(config: Path | None, overrides, settings):
     finally:
         trading.close()
     try:
-        return load_settings(config, None, {**recorded, **(overrides or {})})
+        return configuration().load_settings(config, None, {**recorded, **(overrides or {})})
     except ConfigurationError:
         return settings
-
-
-def _head_from(checks) -> int | None:
-    for check in checks:
-        if check.name == "store" and check.status == "ok" and "last id " in check.figure:
-            return int(check.figure.rsplit("last id ", 1)[1])
-    return None
 
 
 def _print(report, as_json: bool) -> None:

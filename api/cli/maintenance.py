@@ -35,55 +35,27 @@ def maintenance_command(
 ) -> None:
     """File modes, secrets in logs/exports/backups/payloads, SQLite and DuckDB upkeep, backup retention and leftovers,
     the newest anchor's age."""
-    from api.bootstrap import open_store
-    from infrastructure.backup.storage import LocalArchives, StorageError, open_archives
-    from api.bootstrap import wall_clock
-    from infrastructure.eventstore.store import parse_store_url
-    from infrastructure.maintenance import files, secrets, upkeep
-    from infrastructure.maintenance.findings import skipped
+    from api.bootstrap import backup_shelf, open_store, process_log, store_location, upkeep_kit, wall_clock
+    from application.errors import StorageError
+    from application.operations.maintenance import weekly_check
 
     settings = load_cli_settings(config, {"eventstore.url": store} if store else None)
     now = wall_clock().now().astimezone(timezone.utc)
-    location = parse_store_url(settings.eventstore.url)
+    location = store_location(settings.eventstore.url)
+    missing = [str(p) for p in scan or () if not p.is_file()]
+    if missing:
+        fail(f"--scan: no such file: {', '.join(missing)}")
     try:
-        archives = open_archives(settings.backup.dest)
+        archives = backup_shelf().open(settings.backup.dest)
     except StorageError as exc:
         fail(str(exc))
-    store_file = Path(location.sqlite_path) if location.backend == "sqlite" and not location.is_memory else None
-    log_file = Path(settings.system.log_file) if settings.system.log_file not in (None, "-") else Path("var/logs/tradecore.log")
-    backup_root = archives.root if isinstance(archives, LocalArchives) else None
-    found = files.mode_findings(files.guarded_paths(
-        store_file=store_file, readmodel=Path(settings.readmodel.path), backup_root=backup_root,
-        log_file=log_file, config_file=config), fix)
-
-    configured = secrets.configured_secrets(settings)
-    with opened_store(settings.eventstore.url, read_only=True) as trading:
-        sources = [("event payloads", secrets.payloads(trading))]
-        logs = [log_file, *sorted(log_file.parent.glob(log_file.name + ".*"))] if log_file.exists() else []
-        sources += [("logs", (chunk for path in logs for chunk in secrets.file_chunks(path)))]
-        if backup_root is not None:
-            events_files = sorted(p for p in backup_root.glob("*/events.*") if not p.parent.name.startswith("."))
-            sources += [("backups", (chunk for path in events_files for chunk in _backup_chunks(path)))]
-        if scan:
-            missing = [str(p) for p in scan if not p.is_file()]
-            if missing:
-                fail(f"--scan: no such file: {', '.join(missing)}")
-            sources += [("exports", (chunk for path in scan for chunk in secrets.file_chunks(path)))]
-        found += secrets.scan(sources, configured)
-    if store_file is not None:
-        found += upkeep.sqlite_upkeep(store_file, open_store, now.strftime("%Y%m%dT%H%M%SZ"))
-    elif location.backend == "postgresql":
-        found.append(skipped("store.upkeep", f"{location.redacted()}: PostgreSQL keeps itself (autovacuum); "
-                                             "its backups and replication are the database's"))
-    found.append(upkeep.duckdb_checkpoint(Path(settings.readmodel.path)))
-    b = settings.backup
     try:
-        found += upkeep.backup_findings(archives, {"daily": b.keep_daily, "weekly": b.keep_weekly, "monthly": b.keep_monthly},
-                                        location, now, fix)
+        found = weekly_check(upkeep_kit(), settings, reading=lambda: opened_store(settings.eventstore.url, read_only=True),
+                             open_store=open_store, archives=archives, store_location=location,
+                             log_file=process_log().analysed_log_file(settings), config_file=config, scan_files=scan or (),
+                             now=now, fix=fix)
     except StorageError as exc:
         fail(str(exc))
-    key = settings.audit.anchor_key
-    found.append(upkeep.anchor_age(b.dest, key.get_secret_value().encode() if key else None, now))
 
     bad = [f for f in found if f.status == "finding"]
     if as_json:
@@ -93,9 +65,3 @@ def maintenance_command(
             console.print(f"{MARKS[f.status]}  {f.check:<20} {f.detail}{f'  -> {f.action}' if f.action else ''}", markup=False)
         console.print(f"{len(bad)} finding(s)" if bad else "clean", markup=False)
     raise typer.Exit(1 if bad else 0)
-
-
-def _backup_chunks(path: Path):
-    from infrastructure.maintenance.secrets import file_chunks
-
-    yield from file_chunks(path) if path.suffix == ".parquet" or path.name.endswith((".jsonl", ".jsonl.gz")) else ()

@@ -73,11 +73,11 @@ def run_settings(log, config: Path | None, store_url: str):
 
 def _load_tolerant(config: Path | None, overrides: dict[str, Any]):
     """Settings with the recorded overrides; a recorded one this version no longer accepts is dropped, not fatal."""
-    from api.bootstrap import load_settings
+    from api.bootstrap import configuration
     from application.errors import ConfigurationError
 
     try:
-        return load_settings(config_file=config, overrides=overrides), []
+        return configuration().load_settings(config_file=config, overrides=overrides), []
     except ConfigurationError as exc:
         dropped = sorted({e.path for e in exc.errors if e.path in overrides})
     if not dropped:
@@ -97,13 +97,13 @@ def config_note(run, source: str, matched: bool, digest: str) -> str:
 
 def what_if_changes(path: Path) -> dict[str, Any]:
     """The what-if TOML, validated with the settings loader: a bad key or value exits 2 naming it."""
-    from api.bootstrap import load_settings
+    from api.bootstrap import configuration
     from application.errors import ConfigurationError
 
     if not path.is_file():
         fail(f"--what-if {path}: file not found")
     try:
-        load_settings(config_file=path, env={})
+        configuration().load_settings(config_file=path, env={})
     except ConfigurationError as exc:
         lines = "\n".join(f"  {problem}" for problem in exc.errors)
         fail(f"--what-if {path} is not valid settings:\n{lines}")

@@ -1,38 +1,8 @@
-"""What a maintenance check found: one line each, with what to do."""
+"""What a maintenance check found: one line each, with what to do (defined in application/operations/maintenance.py,
+where the weekly check is decided; these names stay for the adapters and old imports)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from application.operations.maintenance import Finding, finding, fixed, ok, skipped
 
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's outcome.
-
-    ``status``: ``ok``; ``finding`` (something to act on: exit 1); ``fixed`` (``--fix`` repaired it);
-    ``skipped`` (could not be checked here, and why).
-    """
-
-    check: str
-    status: str
-    detail: str
-    action: str = ""
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def ok(check: str, detail: str) -> Finding:
-    return Finding(check, "ok", detail)
-
-
-def finding(check: str, detail: str, action: str) -> Finding:
-    return Finding(check, "finding", detail, action)
-
-
-def fixed(check: str, detail: str) -> Finding:
-    return Finding(check, "fixed", detail)
-
-
-def skipped(check: str, detail: str) -> Finding:
-    return Finding(check, "skipped", detail)
+__all__ = ["Finding", "finding", "fixed", "ok", "skipped"]

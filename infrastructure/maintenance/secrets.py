@@ -103,6 +103,22 @@ def file_chunks(path: Path) -> Iterator[tuple[str, bytes]]:
         yield from text_lines(path)
 
 
+def log_chunks(log_file: Path) -> Iterator[tuple[str, bytes]]:
+    """The log file, then its rotations (``NAME.*``) sorted, line by line; nothing when the log file is absent."""
+    if not log_file.exists():
+        return
+    for path in [log_file, *sorted(log_file.parent.glob(log_file.name + ".*"))]:
+        yield from file_chunks(path)
+
+
+def backup_chunks(root: Path) -> Iterator[tuple[str, bytes]]:
+    """The events files (Parquet or JSON lines) of the archives in a local destination; partial ones are skipped."""
+    events_files = sorted(p for p in root.glob("*/events.*") if not p.parent.name.startswith("."))
+    for path in events_files:
+        if path.suffix == ".parquet" or path.name.endswith((".jsonl", ".jsonl.gz")):
+            yield from file_chunks(path)
+
+
 def payloads(store: Any, page: int = 20_000) -> Iterator[tuple[str, bytes]]:
     """(notification N, stored JSON) of every event in the log."""
     after = 0

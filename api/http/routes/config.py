@@ -23,9 +23,9 @@ router = APIRouter(tags=["config"], responses={**COMMON_RESPONSES})
 
 
 def _load(node, overrides: dict[str, Any]):
-    from api.bootstrap import load_settings
+    from api.bootstrap import configuration
 
-    return load_settings(node.config_file, None, {**overrides, **node.config_flags})
+    return configuration().load_settings(node.config_file, None, {**overrides, **node.config_flags})
 
 
 def effective(node, recorded: dict[str, str]):
