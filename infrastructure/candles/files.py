@@ -7,6 +7,8 @@ the entry point; the parts live beside it:
   each file becomes rows of text;
 * :mod:`infrastructure.candles.validation`: which rows are candles (every rejected row names the
   field and value), duplicates and gaps;
+* :mod:`infrastructure.candles.plain`: a plain CSV whose every row is a candle, read and validated
+  without pandas (the same result; any other file takes the two above);
 * :mod:`infrastructure.candles.bundled`: the candles shipped with the package.
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 from domain.market import GRANULARITIES
 from infrastructure.candles.bundled import bundled_candles_path
 from infrastructure.candles.formats import RejectedRow, read_rows
+from infrastructure.candles.plain import read_plain_csv
 from infrastructure.candles.validation import CandleFile, CandleGap, validate
 
 __all__ = [
@@ -58,6 +61,9 @@ def read_candle_file(
     """
     path = Path(path)
     step_us = parse_granularity(granularity) // timedelta(microseconds=1)
+    plain = read_plain_csv(path, dict(columns or {}), step_us, granularity.strip())
+    if plain is not None:  # a plain CSV whose every row is a candle: the same result without pandas
+        return plain
     try:
         raw = read_rows(path, dict(columns or {}))
     except csv.Error as exc:  # e.g. a field over the csv module's 131,072-character limit

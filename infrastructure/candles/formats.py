@@ -28,9 +28,12 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["LOGICAL_COLUMNS", "PRICES", "VALUES", "RawRows", "RejectedRow", "parse_times", "read_rows"]
 
@@ -170,6 +173,8 @@ def _read_csv(path: Path, mapping: Mapping[str, str]) -> RawRows:
 
 def _read_csv_fast(path: Path, header_line: int, width: int) -> pd.DataFrame | None:
     """The C parser's all-text table, or None when its rows are not one per physical line."""
+    import pandas as pd
+
     try:
         table = pd.read_csv(
             path,
@@ -205,6 +210,8 @@ def _has_quote(path: Path) -> bool:
 def _read_csv_exact(
     path: Path, header_line: int, width: int
 ) -> tuple[pd.DataFrame, np.ndarray, list[RejectedRow]]:
+    import pandas as pd
+
     rows: list[list[str]] = []
     lines: list[int] = []
     rejected: list[RejectedRow] = []
@@ -253,6 +260,8 @@ def _read_parquet(path: Path, mapping: Mapping[str, str]) -> RawRows:
 
 def parse_times(time: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Series]:
     """(epoch microseconds, parsed mask, value to show in reasons) per row, vectorised."""
+    import pandas as pd
+
     if isinstance(time.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(time.dtype):
         stamps = time.dt.tz_localize("UTC") if time.dt.tz is None else time.dt.tz_convert("UTC")
         micros = np.asarray(pd.DatetimeIndex(stamps).as_unit("us").asi8).copy()
@@ -298,6 +307,8 @@ def _is_number(text: str) -> bool:
 
 
 def _epoch_micros(numbers: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
     values = np.asarray(pd.Series(numbers).to_numpy(dtype="float64", na_value=np.nan))
     scaled = np.round(values * np.where(np.abs(values) > _EPOCH_MS_THRESHOLD, 1e3, 1e6))
     parsed = np.isfinite(scaled) & (np.abs(scaled) < 2**62)

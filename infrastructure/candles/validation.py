@@ -13,12 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from domain.market import GRANULARITIES
 from infrastructure.candles.formats import PRICES, VALUES, RawRows, RejectedRow, parse_times
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CandleFile", "CandleGap", "validate"]
 
@@ -34,18 +38,35 @@ class CandleGap:
     missing_bars: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CandleFile:
-    """Validated candles (index ``start``, UTC, ascending, unique; Decimal columns) and the report."""
+    """Validated candles (``frame``: index ``start``, UTC, ascending, unique; Decimal columns) and the report.
 
-    frame: pd.DataFrame
+    The candles are kept as their starts (epoch microseconds, ascending) and Decimal columns; ``frame`` is
+    made from them when first asked for, and ``candles()`` makes Candle objects without pandas."""
+
+    starts_us: np.ndarray
+    values: dict[str, np.ndarray]  # open/high/low/close/volume: Decimal objects, in start order
     rejected: list[RejectedRow]
     duplicates: int
     gaps: list[CandleGap]
     source_rows: int
 
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        index = pd.DatetimeIndex(self.starts_us.astype("datetime64[us]"), name="start").tz_localize("UTC")
+        return pd.DataFrame({name: self.values[name] for name in VALUES}, index=index)
+
+    def starts(self) -> list[datetime]:
+        """The candles' starts as UTC datetimes."""
+        return [_EPOCH + timedelta(microseconds=m) for m in self.starts_us.tolist()]
+
 
 def _shown(values: pd.Series, i: int) -> str:
+    import pandas as pd
+
     value = values.iat[i]
     return "" if pd.isna(value) else str(value)
 
@@ -54,6 +75,8 @@ class _Numbers:
     """One value column with each distinct text parsed once: prices repeat a lot."""
 
     def __init__(self, text: pd.Series) -> None:
+        import pandas as pd
+
         self.codes, uniques = pd.factorize(text)
         self.texts = np.asarray(uniques, dtype=object)
         floats = _to_floats(self.texts)
@@ -85,6 +108,8 @@ def _to_floats(texts: np.ndarray) -> np.ndarray:
     try:
         return pc.cast(pa.array(texts, type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # some text is not a plain number
+        import pandas as pd
+
         numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce")
         return np.array(numbers.to_numpy(dtype="float64", na_value=np.nan))
 
@@ -124,11 +149,10 @@ def validate(raw: RawRows, step_us: int, granularity: str) -> CandleFile:
     rows = np.flatnonzero(~bad & ~dropped)
     rows = rows[np.argsort(micros[rows], kind="stable")]
     starts = micros[rows]
-    index = pd.DatetimeIndex(starts.astype("datetime64[us]"), name="start").tz_localize("UTC")
-    frame = pd.DataFrame({name: cols[name].exact(rows) for name in VALUES}, index=index)
+    values = {name: cols[name].exact(rows) for name in VALUES}
     rejected = raw.rejected + [RejectedRow(int(raw.lines[i]), reasons[i]) for i in np.flatnonzero(bad)]
     rejected.sort(key=lambda r: r.line)
-    return CandleFile(frame, rejected, duplicates, _gaps(starts, step_us), raw.source_rows)
+    return CandleFile(starts, values, rejected, duplicates, _gaps(starts, step_us), raw.source_rows)
 
 
 def _number_problem(name: str, text: str) -> str:
@@ -172,6 +196,8 @@ def _exact_problem(cols: dict[str, _Numbers], i: int) -> str | None:
 
 def _drop_duplicates(micros, cols, lines, reasons, bad) -> tuple[int, np.ndarray]:
     """Drop exact repeats of a start (counted) and reject conflicting ones; the first one stays."""
+    import pandas as pd
+
     good = np.flatnonzero(~bad)
     dropped = np.zeros(len(bad), dtype=bool)
     first: dict[int, tuple[int, tuple[Decimal, ...]]] = {}
