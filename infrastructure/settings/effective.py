@@ -1,7 +1,8 @@
 """The effective configuration as data: what `config show`, ``ConfigChanged``, drift and the config hash see.
 
 Secrets appear only as whether one is set and its fingerprint; decimals as canonical strings;
-a password inside a URL as ``****``. Split from loading.py, which re-exports these functions.
+a password inside a URL as ``****``. Split from loading.py, which re-exports these functions (and whose
+``Settings`` answers them as methods); they read any settings model, so this module needs nothing of loading.py.
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ import json
 import re
 from decimal import Decimal
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
 from infrastructure.settings.sections import is_secret_field, secret_fingerprint
-
-if TYPE_CHECKING:
-    from infrastructure.settings.loading import Settings
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
@@ -52,7 +50,7 @@ def _canonical_decimal(value: Decimal) -> str:
     return "0" if text in ("-0", "0") else text
 
 
-def effective_config(settings: Settings) -> dict[str, Any]:
+def effective_config(settings: BaseModel) -> dict[str, Any]:
     """Every setting as JSON-able data; secrets become {"set": bool, "fingerprint": hex12 | None}.
 
     Decimals are canonical strings ("25", "0.1"), paths are POSIX strings, and a password inside
@@ -61,13 +59,13 @@ def effective_config(settings: Settings) -> dict[str, Any]:
     return _plain(settings)
 
 
-def config_hash(settings: Settings) -> str:
+def config_hash(settings: BaseModel) -> str:
     """sha256 of the canonical JSON of ``effective_config``: equal hashes mean equal behaviour."""
     canonical = json.dumps(effective_config(settings), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def flatten_config(settings: Settings) -> dict[str, str]:
+def flatten_config(settings: BaseModel) -> dict[str, str]:
     """Dotted path -> canonical string, for ConfigChanged events and drift views.
 
     Secrets read ``set:<fingerprint>`` or ``unset``; booleans ``true``/``false``; None ``null``;
