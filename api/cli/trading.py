@@ -10,6 +10,7 @@ holds and how to get more, exits 2 and records no run. A backtest records no can
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import uuid
@@ -20,8 +21,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from api.cli.common import ConfigOption, StoreOption, fail, load_cli_settings, opened_store
 from api.cli.data import checked_product, date_bound, import_file, read_file
@@ -51,7 +50,9 @@ def _money(value: Decimal, spec) -> str:
     return f"{value:,.{places}f}"
 
 
-def _summary_table(summary, store_url: str, run_id: uuid.UUID, elapsed: float, spec) -> Table:
+def _summary_table(summary, store_url: str, run_id: uuid.UUID, elapsed: float, spec):
+    from rich.table import Table
+
     quote = spec.quote_currency if spec is not None else ""
     table = Table(title=f"backtest run {run_id}", show_header=False)
     rows = [
@@ -184,17 +185,15 @@ def run_backtest_command(
         exchange.trade_by(spec)  # prices, sizes, minimums and balances in the product's own currencies
         exchange.deposit(spec.quote_currency, settings.trading.initial_balance)
         started = time.perf_counter()
-        progress = Progress(TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=Console(stderr=True), disable=as_json, transient=True)
+        progress = _progress_bar(len(plan.candles), as_json)  # --json: none (stdout is the summary only)
         try:
-            with progress:
-                task = progress.add_task("candles", total=len(plan.candles))
+            with progress or contextlib.nullcontext():
                 summary = run_planned_backtest(
                     trading, plan, exchange=exchange, strategy=model,
                     settings=replace(loop_settings(settings, flush_every=500), quote_currency=spec.quote_currency, spec=spec,
                                      process=this_process()),
                     initial_balance=settings.trading.initial_balance, config_hash=config_hash(settings),
-                    code_version=code_version(), run_id=run_id, progress=lambda n: progress.advance(task, n),
+                    code_version=code_version(), run_id=run_id, progress=progress.advance if progress else None,
                 )
         except Exception as exc:
             raise _run_failed(exc, run_id, store_url) from exc
@@ -204,6 +203,31 @@ def run_backtest_command(
     else:
         console.print(_summary_table(summary, store_url, run_id, elapsed, spec))
         console.print(f"events written to {store_url}")
+
+
+class _ProgressBar:
+    """The candles done, on stderr while the run lasts."""
+
+    def __init__(self, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.task = self.bar.add_task("candles", total=total)
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def advance(self, candles: int) -> None:
+        self.bar.advance(self.task, candles)
+
+
+def _progress_bar(total: int, as_json: bool) -> _ProgressBar | None:
+    return None if as_json else _ProgressBar(total)
 
 
 def _run_failed(exc: Exception, run_id: uuid.UUID, store_url: str) -> CommandFailed:
