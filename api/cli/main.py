@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 
 from api.cli.common import ConfigOption, StoreOption, fail, opened_store, parse_utc, resolve_store_url
-from application.errors import StoreUnavailable
 from domain.events import event_classes
 
 app = typer.Typer(
