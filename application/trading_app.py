@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -324,20 +324,31 @@ class TradingApplication(Application):
 
         Each event is decoded whole when the consumer asks for it (not a page into a list first): an event
         the consumer drops is freed before the next is made, so the cyclic collector's count of new objects
-        stays level and no collection walks a page of live events (events kept count as usual)."""
+        stays level and no collection walks a page of live events (events kept count as usual). The
+        recorder's ``iter_log_pages`` gives the pages (PostgreSQL's fetches the next while this one is
+        decoded); they are closed when the iteration ends, however it ends."""
+        recorder = self.recorder
+
+        def pages_one_by_one(after: int, page: int, topics: Sequence[str]) -> Iterator[list[tuple[int, str, bytes]]]:
+            while True:
+                rows = recorder.select_log_rows(after, page, topics)
+                yield rows
+                if len(rows) < page:
+                    return
+                after = rows[-1][0]
+                del rows
+
         iter_decoded = getattr(self.mapper, "iter_decoded", None)
-        while True:
-            rows = self.recorder.select_log_rows(after, page, topics)
-            if iter_decoded is not None:
-                yield from iter_decoded(rows, LoggedEvent)
-            else:
-                decode = self.mapper.decode
-                for nid, topic, state in rows:
-                    yield LoggedEvent(nid, topic, decode(topic, state))
-            if len(rows) < page:
-                return
-            after = rows[-1][0]
-            del rows
+        pages = getattr(recorder, "iter_log_pages", None) or pages_one_by_one
+        with closing(pages(after, page, topics)) as log_pages:
+            for rows in log_pages:
+                if iter_decoded is not None:
+                    yield from iter_decoded(rows, LoggedEvent)
+                else:
+                    decode = self.mapper.decode
+                    for nid, topic, state in rows:
+                        yield LoggedEvent(nid, topic, decode(topic, state))
+                del rows
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0

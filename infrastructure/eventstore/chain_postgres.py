@@ -14,6 +14,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from infrastructure.eventstore.links import GENESIS, next_links
+from infrastructure.eventstore.read_ahead import pages_read_ahead
 
 __all__ = ["ChainedPostgresRecorder"]
 
@@ -114,8 +115,15 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         sql += SQL(" ORDER BY notification_id LIMIT %s")
         params.append(limit)
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(sql, params)
+            # Binary results: the state comes as its bytes, not as hex text the server writes and psycopg parses.
+            curs.execute(sql, params, binary=True)
             return curs.fetchall()
+
+    def iter_log_pages(self, after: int, page: int, topics: Sequence[str] = ()) -> Iterator[list[tuple[int, str, bytes]]]:
+        """``select_log_rows`` pages after an id until a short one, each next page fetched while this one is used
+        (read_ahead.py): the server's work and the wire overlap the consumer's decoding."""
+        topics = tuple(topics)
+        return pages_read_ahead(lambda start: self.select_log_rows(start, page, topics), after, page)
 
     def link_at(self, notification_id: int) -> bytes | None:
         """The stored chain link of a notification (None when there is none)."""

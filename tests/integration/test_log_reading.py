@@ -6,6 +6,7 @@ absent unless TRADECORE_REQUIRE_POSTGRES=1).
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import timedelta
 from decimal import Decimal as D
@@ -87,3 +88,62 @@ def test_a_state_that_does_not_decode_is_named_after_the_events_before_it(app, m
     assert seen == everything[:12]
     with pytest.raises(MapperDeserialisationError, match="cannot decode a stored"):
         app.read_log(0, 100)
+
+
+def read_ahead_workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("tradecore-log-read-ahead")]
+
+
+def idle_connections(app) -> bool:
+    """Every connection the store opened is back in its pool (PostgreSQL); SQLite's pool is not looked at."""
+    pool = getattr(app.recorder.datastore.pool, "get_stats", None)
+    if pool is None:
+        return True
+    stats = pool()
+    return stats["pool_available"] == stats["pool_size"]
+
+
+def test_stopping_early_releases_the_read_ahead_and_its_connection(app, meta):
+    fill(app, meta)
+    expected = paged(app)
+    taken = []
+    for logged in app.iter_log(page=2):
+        taken.append(logged)
+        if len(taken) == 7:
+            break
+    assert taken == expected[:7]
+    assert read_ahead_workers() == [] and idle_connections(app)
+    events = app.iter_log(page=3)
+    assert [next(events) for _ in range(4)] == expected[:4]
+    events.close()
+    assert read_ahead_workers() == [] and idle_connections(app)
+    with pytest.raises(KeyError):
+        for logged in app.iter_log(page=3):
+            if logged.notification_id == expected[8].notification_id:
+                raise KeyError("the consumer fails")
+    assert read_ahead_workers() == [] and idle_connections(app)
+    assert list(app.iter_log(page=3)) == expected  # the store reads on as before
+
+
+def test_an_error_reading_a_later_page_is_raised_in_the_consumer(app, meta, monkeypatch, store_url):
+    fill(app, meta)
+    expected = paged(app)
+    select = app.recorder.select_log_rows
+    calls = []
+
+    def failing(after, limit, topics=()):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise OSError("the server went away")
+        return select(after, limit, topics)
+
+    monkeypatch.setattr(app.recorder, "select_log_rows", failing)
+    seen = []
+    with pytest.raises(OSError, match="the server went away"):
+        for logged in app.iter_log(page=4):
+            seen.append(logged)
+    assert seen == expected[:8]
+    assert read_ahead_workers() == [] and idle_connections(app)
+    assert calls[0] == threading.current_thread().name
+    if store_url.startswith("postgresql"):  # PostgreSQL reads each later page a page ahead, in a worker
+        assert all(name.startswith("tradecore-log-read-ahead") for name in calls[1:])
