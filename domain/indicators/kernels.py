@@ -84,44 +84,53 @@ def _rolling_total(x: np.ndarray, n: int, mean: bool, use_pandas: bool) -> np.nd
         return (window.mean() if mean else window.sum()).to_numpy()
     # Leading NaNs change none of pandas' running state: the series from its first value on, NaN before.
     values = tail.tolist()
-    out = [NAN] * len(values)
+    totals = _compensated_window_sums(values, n)
+    last = tail  # pandas keeps the last value and how many equal values end here: a window of one value
+    same = _equal_run_lengths(tail)  # is answered with that value exactly (times n for a sum)
+    if mean:
+        with np.errstate(invalid="ignore"):
+            out = totals / float(n)
+        negatives = np.convolve((tail < 0).astype(np.int64), np.ones(n, dtype=np.int64))[: len(tail)]
+        out[(negatives == 0) & (out < 0) | (negatives == n) & (out > 0)] = 0.0  # pandas' sign guard
+        out = np.where(same >= n, last, out)
+    else:
+        out = np.where(same >= n, last * n, totals)
+    out[: n - 1] = np.nan
+    return np.concatenate((np.full(first, np.nan), out))
+
+
+def _compensated_window_sums(values: list[float], n: int) -> np.ndarray:
+    """pandas' running window sum: Kahan-compensated, the value leaving the window removed (with its own
+    compensation) before the one entering it is added."""
     total = add_c = remove_c = 0.0
-    negatives = 0
-    same = 0
-    previous = values[0]
-    full = float(n)
-    for i, value in enumerate(values):
-        if i >= n:  # the value leaving the window goes first, with its own compensation
-            old = values[i - n]
-            y = -old - remove_c
-            t = total + y
-            remove_c = t - total - y
-            total = t
-            if old < 0:
-                negatives -= 1
+    out = []
+    append = out.append
+    for value in values[:n]:
         y = value - add_c
         t = total + y
         add_c = t - total - y
         total = t
-        if value < 0:
-            negatives += 1
-        if value == previous:
-            same += 1
-        else:
-            same = 1
-        previous = value
-        if i + 1 >= n:
-            if mean:
-                if same >= n:
-                    out[i] = previous
-                else:
-                    result = total / full
-                    if negatives == 0 and result < 0 or negatives == n and result > 0:
-                        result = 0.0
-                    out[i] = result
-            else:
-                out[i] = previous * n if same >= n else total
-    return np.concatenate((np.full(first, np.nan), np.array(out, dtype=np.float64)))
+        append(total)
+    for value, old in zip(values[n:], values):
+        y = -old - remove_c
+        t = total + y
+        remove_c = t - total - y
+        total = t
+        y = value - add_c
+        t = total + y
+        add_c = t - total - y
+        total = t
+        append(total)
+    return np.array(out, dtype=np.float64)
+
+
+def _equal_run_lengths(x: np.ndarray) -> np.ndarray:
+    """At each value, how many equal values end there (1 after a change)."""
+    if not len(x):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], x[1:] != x[:-1])))
+    at = np.arange(len(x))
+    return at - starts[np.searchsorted(starts, at, side="right") - 1] + 1
 
 
 def rolling_min(x: np.ndarray, n: int, use_pandas: bool = False) -> np.ndarray:
