@@ -16,7 +16,7 @@ import typing
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from enum import Enum
 from functools import lru_cache
 from typing import Any, Callable
@@ -73,6 +73,15 @@ def encode_event(event: DomainEvent) -> bytes:
 _SET = object.__setattr__
 _UUID = uuid.UUID
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown  # an enum member lookup costs as much as the rest
+
+# Decimal(text) looks up the thread's context and parses its arguments on every call; create_decimal of a
+# context with the widest precision and exponents converts the same text to the same digits, exponent
+# and sign at half the cost. Every signal traps (a rounding, an exponent out of range, text the
+# constructor reads but create_decimal does not, such as "1_000" or " 1"): the decoder then decodes the
+# event again with Decimal itself, so a stored value always decodes to what Decimal(text) gives.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, clamp=0,
+                 traps=list(Context().flags))  # every signal
+_exact_decimal = _EXACT.create_decimal
 
 
 def _fast_uuid(text: str) -> uuid.UUID:
@@ -153,7 +162,17 @@ def _uuid_slot_setter(name: str) -> Callable[[Any, Any], None]:
 
 
 def _compile_decoder(cls: type[DomainEvent], required: list, optional: list) -> Callable[[bytes], DomainEvent]:
-    """The decoder of one class as straight-line code: one statement per converted field, no loop."""
+    """The decoder of one class as straight-line code: one statement per converted field, no loop.
+
+    Two versions of the same source: the one returned converts decimals with ``_exact_decimal`` and, on
+    any exception, decodes the state again with the reference version (``Decimal`` itself), which
+    returns the same event or raises what decoding this state raises."""
+    reference = _compile_source(cls, required, optional, Decimal, None)
+    return _compile_source(cls, required, optional, _exact_decimal, reference)
+
+
+def _compile_source(cls: type[DomainEvent], required: list, optional: list, decimal: Callable[[str], Decimal],
+                    reference: Callable[[bytes], DomainEvent] | None) -> Callable[[bytes], DomainEvent]:
     field_count = len(cls.model_fields)
     fields_set = set(cls.model_fields)  # every field is always stored; frozen models never change it
     namespace: dict[str, Any] = {
@@ -162,9 +181,9 @@ def _compile_decoder(cls: type[DomainEvent], required: list, optional: list) -> 
         "set_fields_set": _slot_setter("__pydantic_fields_set__"),
         "set_extra": _slot_setter("__pydantic_extra__"),
         "set_private": _slot_setter("__pydantic_private__"),
+        "reference": reference,
     }
     lines = [
-        "def decode(state):",
         "    data = loads(state)",
         f"    if len(data) != {field_count}:",
         "        return cls.__pydantic_validator__.validate_python(data)",  # not this schema: validate
@@ -177,7 +196,7 @@ def _compile_decoder(cls: type[DomainEvent], required: list, optional: list) -> 
             lines += ["    u = new(UUID)", f"    set_int(u, int(data[{name!r}].replace('-', ''), 16))",
                       "    set_safe(u, SAFE)", f"    data[{name!r}] = u"]
             continue
-        namespace[f"c{i}"] = convert
+        namespace[f"c{i}"] = decimal if convert is Decimal else convert
         lines.append(f"    data[{name!r}] = c{i}(data[{name!r}])")
     for i, (name, convert) in enumerate(optional):
         lines += [f"    v = data[{name!r}]", "    if v is not None:"]
@@ -185,7 +204,7 @@ def _compile_decoder(cls: type[DomainEvent], required: list, optional: list) -> 
             lines += ["        u = new(UUID)", "        set_int(u, int(v.replace('-', ''), 16))",
                       "        set_safe(u, SAFE)", f"        data[{name!r}] = u"]
             continue
-        namespace[f"o{i}"] = convert
+        namespace[f"o{i}"] = decimal if convert is Decimal else convert
         lines.append(f"        data[{name!r}] = o{i}(v)")
     lines += [
         "    event = new(cls)",
@@ -195,7 +214,10 @@ def _compile_decoder(cls: type[DomainEvent], required: list, optional: list) -> 
         "    set_private(event, None)",
         "    return event",
     ]
-    exec(compile("\n".join(lines), f"<decoder of {cls.__name__}>", "exec"), namespace)  # noqa: S102 - our own source
+    if reference is not None:  # the whole body in a try (free in CPython 3.11 unless something raises)
+        lines = ["    try:", *("    " + line for line in lines), "    except Exception:", "        return reference(state)"]
+    source = "\n".join(["def decode(state):", *lines])
+    exec(compile(source, f"<decoder of {cls.__name__}>", "exec"), namespace)  # noqa: S102 - our own source
     return namespace["decode"]
 
 
