@@ -156,7 +156,8 @@ def _day(text: str) -> int | None:
 
 def _all_candles(micros: np.ndarray, step_us: int, columns: dict) -> bool:
     """Every row a candle validate would keep: aligned, no start twice, positive prices bounding each other."""
-    if (micros % step_us).any() or len(np.unique(micros)) != len(micros):
+    ordered = np.sort(micros)  # (np.unique would import numpy.ma, ~20 ms)
+    if (micros % step_us).any() or (ordered[1:] == ordered[:-1]).any():
         return False
     o, h, lo, c, v = (columns[name][1] for name in VALUES)
     if not (np.isfinite(np.stack((o, h, lo, c, v))).all() and (np.stack((o, h, lo, c)) > 0).all()):

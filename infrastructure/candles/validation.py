@@ -218,7 +218,8 @@ def _drop_duplicates(micros, cols, lines, reasons, bad) -> tuple[int, np.ndarray
 def _check_bar_size(micros: np.ndarray, step_us: int, granularity: str) -> None:
     """Refuse a file whose candles are plainly another bar size than the one asked for: most of
     them off the grid (a finer file), or not two of them one bar apart (a coarser one)."""
-    starts = np.unique(micros)
+    starts = np.sort(micros)
+    starts = starts[np.concatenate(([True], starts[1:] != starts[:-1]))]  # np.unique's, without numpy.ma
     if len(starts) < 10:
         return  # too few to tell a bar size from a few bad rows or gaps
     deltas = np.diff(starts)
