@@ -4,13 +4,15 @@ Each is started once untimed (a warm-up: the OS file cache), then 3 times; the f
 wall time from start to exit (time.perf_counter around subprocess.run); the median CPU seconds
 (user + system, from RUSAGE_CHILDREN) are printed beside it: on a shared machine the wall waits for a core. The backtest run imports the
 bundled 20,111 candles into a fresh SQLite store, then backtests them from the log and prints the
-summary (--json), as a user's first run does. `farm-bench -n 3 -- tradecore --help` gives the same
+summary (--json), as a user's first run does; one more run lists which packages it need not import (pandas,
+pyarrow, ...) it imported all the same. `farm-bench -n 3 -- tradecore --help` gives the same
 figure where that tool is installed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -46,6 +48,7 @@ def run() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         backtest_median, backtest_runs, backtest_cpu = _median_wall(
             lambda i: [TRADECORE, "backtest", "--bundled", "--store", f"sqlite:///{tmp}/run{i}.db", "--json"])
+        heavy = _heavy_imports([TRADECORE, "backtest", "--bundled", "--store", f"sqlite:///{tmp}/imports.db", "--json"])
     return {
         "startup_help_seconds": round(help_median, 3),
         "startup_help_runs": [round(t, 3) for t in help_runs],
@@ -53,7 +56,20 @@ def run() -> dict:
         "startup_backtest_bundled_seconds": round(backtest_median, 3),
         "startup_backtest_bundled_runs": [round(t, 3) for t in backtest_runs],
         "startup_backtest_bundled_cpu_seconds": round(backtest_cpu, 3),
+        "startup_backtest_bundled_heavy_imports": heavy,
     }
+
+
+HEAVY = ("pandas", "pyarrow", "duckdb", "psycopg", "numpy.ma")
+"""Packages a bundled backtest does not need (each costs a short process 0.01-0.25 s of CPU to import)."""
+
+
+def _heavy_imports(args: list[str]) -> list[str]:
+    """Which of HEAVY the command imported (one more, untimed run, with Python's import-time report on stderr)."""
+    done = subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    return [name for name in HEAVY if name in imported]
 
 
 if __name__ == "__main__":
