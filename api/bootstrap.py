@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from api.settings_terms import data_path, health_thresholds, loop_settings, notifier_rules, risk_limits  # noqa: F401
-from application.errors import StoreUnavailable, StoreURLError
+from application.errors import MissingSetting, StoreUnavailable, StoreURLError  # noqa: F401 - MissingSetting named here
 
 if TYPE_CHECKING:  # heavy modules are imported by the function that builds with them
     from application.health.api_calls import ApiCallMeter
@@ -132,6 +132,13 @@ def candle_file(path: Path, granularity: str, columns: dict[str, str] | None = N
     return read_candle_file(path, granularity=granularity, columns=columns)
 
 
+def bundled_candles():
+    """The bundled BTC-USD hourly candles: ``(path, spec)``, the file and the product as its venue listed it."""
+    from infrastructure.candles.bundled import BUNDLED_SPEC, bundled_candles_path
+
+    return bundled_candles_path(), BUNDLED_SPEC
+
+
 def wall_clock() -> Clock:
     """UTC wall-clock time for live commands (backtests and replays inject the candles' time)."""
     from infrastructure.clock import SystemClock
@@ -216,10 +223,6 @@ def replay_exchange(settings, log):
 
     prefix = recorded_venue_prefix(log) or f"paper-{log.run.run_id.hex[:8]}"
     return paper_exchange(settings, id_prefix=prefix)
-
-
-class MissingSetting(ValueError):
-    """A command needs a setting that is not configured; the message names it."""
 
 
 def decision_model(settings, strategy: str | None = None, now=None, *, metered: bool = False):

@@ -61,3 +61,7 @@ class BackupRefused(Exception):
 
 class AnchorProblem(Exception):
     """An anchor cannot be read, or its signature does not match the key; the message names the anchor."""
+
+
+class MissingSetting(ValueError):
+    """A command needs a setting that is not configured; the message names it."""
