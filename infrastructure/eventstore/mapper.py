@@ -191,21 +191,28 @@ def _compile_source(cls: type[DomainEvent], required: list, optional: list, deci
     # UUID's slots set through their descriptors (UUID.__setattr__ refuses; object.__setattr__ is slower)
     namespace.update(UUID=_UUID, SAFE=_SAFE_UNKNOWN, int=int, set_int=_uuid_slot_setter("int"),
                      set_safe=_uuid_slot_setter("is_safe"))
+    # The fields are looked up by the very key objects orjson's key cache puts in each parsed dict (cells of the
+    # decoder, k0, k1, ...): a lookup then ends at the identity check instead of comparing equal strings.
+    # Should the cache ever hold other objects for these keys, the lookups compare strings, as they did.
+    keys = {key: key for key in orjson.loads(orjson.dumps(dict.fromkeys(cls.model_fields)))}
+    cells = {name: f"k{j}" for j, name in enumerate(keys)}
     for i, (name, convert) in enumerate(required):
+        k = cells[name]
         if convert is _fast_uuid:  # inlined: a call frame is a fifth of the conversion
-            lines += ["    u = new(UUID)", f"    set_int(u, int(data[{name!r}].replace('-', ''), 16))",
-                      "    set_safe(u, SAFE)", f"    data[{name!r}] = u"]
+            lines += ["    u = new(UUID)", f"    set_int(u, int(data[{k}].replace('-', ''), 16))",
+                      "    set_safe(u, SAFE)", f"    data[{k}] = u"]
             continue
         namespace[f"c{i}"] = decimal if convert is Decimal else convert
-        lines.append(f"    data[{name!r}] = c{i}(data[{name!r}])")
+        lines.append(f"    data[{k}] = c{i}(data[{k}])")
     for i, (name, convert) in enumerate(optional):
-        lines += [f"    v = data[{name!r}]", "    if v is not None:"]
+        k = cells[name]
+        lines += [f"    v = data[{k}]", "    if v is not None:"]
         if convert is _fast_uuid:
             lines += ["        u = new(UUID)", "        set_int(u, int(v.replace('-', ''), 16))",
-                      "        set_safe(u, SAFE)", f"        data[{name!r}] = u"]
+                      "        set_safe(u, SAFE)", f"        data[{k}] = u"]
             continue
         namespace[f"o{i}"] = decimal if convert is Decimal else convert
-        lines.append(f"        data[{name!r}] = o{i}(v)")
+        lines.append(f"        data[{k}] = o{i}(v)")
     lines += [
         "    event = new(cls)",
         "    _SET(event, '__dict__', data)",
@@ -216,9 +223,10 @@ def _compile_source(cls: type[DomainEvent], required: list, optional: list, deci
     ]
     if reference is not None:  # the whole body in a try (free in CPython 3.11 unless something raises)
         lines = ["    try:", *("    " + line for line in lines), "    except Exception:", "        return reference(state)"]
-    source = "\n".join(["def decode(state):", *lines])
+    source = "\n".join([f"def make({', '.join(cells.values())}):", "    def decode(state):",
+                        *("    " + line for line in lines), "    return decode"])
     exec(compile(source, f"<decoder of {cls.__name__}>", "exec"), namespace)  # noqa: S102 - our own source
-    return namespace["decode"]
+    return namespace["make"](*keys)
 
 
 @lru_cache(maxsize=None)
