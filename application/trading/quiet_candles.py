@@ -97,7 +97,8 @@ class QuietCandles:
             if not holds.by_sign(sign)[row]:
                 if seek is not None:
                     seek(row)  # the indicators' row of this candle: no lookup by time
-                if not (loop.halted_now and self._refused_entry(candle, row, quantity, equity)):
+                # An entry while halted is looked at first (the indicators read again by row if the loop decides).
+                if not (seek is not None and loop.halted_now and self._refused_entry(candle, row, quantity, equity)):
                     if seek is not None:
                         seek(row)
                     loop.decide(candle, equity)
