@@ -38,6 +38,13 @@ class DayRows(Ledger):
     def on_update(self, book: Book, event: Event) -> None:
         self.touch(book, event)
 
+    quiet = True
+
+    def on_quiet(self, book: Book, steps: list[Event], closes: list) -> None:
+        if book.current is not None:  # the last touch: the last step's decision
+            last = steps[-1]
+            self.pending[book.run] = (last.dat, last.dnid)
+
     def flush(self, book: Book) -> None:
         pending = self.pending.pop(book.run, None)
         if pending is not None:

@@ -84,6 +84,29 @@ class PnlProjection(DayRows):
     def on_fill(self, book: Book, event: Event, effect) -> None:
         self._revise(book, event)
 
+    def on_quiet(self, book: Book, steps: list[Event], closes: list[Decimal]) -> None:
+        """``on_step`` of each step of a quiet stretch: the equity (cash, no position held) is the same at every one,
+        so only the peak can move (at the first two steps) and each row differs by its candle."""
+        x = book.x
+        equity = book.equity()
+        cash = book.portfolio.cash
+        position = book.portfolio.positions.get(book.product)
+        quantity = ZERO if position is None else position.quantity
+        run, product, curve = book.run, book.product, self.curve
+        last, peak = x.get("last"), x.get("peak")
+        top = drawdown = None
+        for e, close in zip(steps, closes):
+            if last is not None and (peak is None or last > peak):
+                peak = last
+            high = equity if peak is None or equity > peak else peak
+            if high is not top:
+                top, drawdown = high, (high - equity) / high * HUNDRED if high > 0 else ZERO
+            curve[(run, product, e.start)] = (run, product, e.start, e.at, close, cash, quantity, equity, top, drawdown,
+                                              e.nid)
+            last = equity
+        x["last"], x["peak"] = last, peak
+        super().on_quiet(book, steps, closes)
+
     def on_cash(self, book: Book, event: Event) -> None:
         self._revise(book, event)
 

@@ -56,6 +56,13 @@ class PositionsProjection(Ledger):
         if event.product in book.portfolio.positions:
             self.rows[(book.run, event.product)] = (event.at, event.nid)
 
+    quiet = True
+
+    def on_quiet(self, book: Book, steps: list[Event], closes: list) -> None:
+        last = steps[-1]
+        if last.product in book.portfolio.positions:
+            self.rows[(book.run, last.product)] = (last.at, last.nid)
+
     def on_fill(self, book: Book, event: Event, effect: FillEffect) -> None:
         position = book.portfolio.positions[effect.product]
         self.rows[(book.run, effect.product)] = (event.at, event.nid)

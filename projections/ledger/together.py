@@ -54,6 +54,8 @@ class _Together(Ledger):
         for hook in _PER_EVENT:  # the walk calls these per event: only the members that define them, no loop for one
             mine = [getattr(m, hook) for m in members if getattr(type(m), hook) is not getattr(Ledger, hook)]
             setattr(self, hook, mine[0] if len(mine) == 1 else _calls(mine) if mine else _nothing)
+        self.quiet = all(m.quiet for m in members)  # a quiet stretch at once only when every member notes one
+        self.on_quiet = _calls([m.on_quiet for m in members])
 
     def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event]) -> None:
         super()._load(con, after, events)

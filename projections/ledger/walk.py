@@ -40,9 +40,11 @@ from domain.accounting import FillEffect
 from domain.run_book import DEFAULT_DAILY_LOSS_LIMIT_PCT
 from projections.engine.base import shared
 from projections.ledger.book import DAY_US, GLOBAL, Book, Candle, Decided, Event, arrow, day_end, replace, utc_day
+from projections.ledger import quiet as stretches
 from projections.ledger.marks import marks_known, save_marks
 from projections.ledger.page import (DECISIONS, FILLS, LEDGER_TYPES, TERMINAL, _number, _time, page_marks,
                                      walk_events)
+from projections.ledger.quiet import quiet_end, walk_quiet
 
 LIMIT_PATH = "risk.max_daily_loss_pct"
 
@@ -63,6 +65,8 @@ class Ledger:
     extra_types: tuple[str, ...] = ()
     x_keys: tuple[str, ...] = ()
     """The entries of ``Book.x`` this projection keeps (distinct between the money projections)."""
+    quiet = False
+    """Whether ``on_quiet`` stands for ``on_step`` and ``on_decision`` over a quiet stretch (projections/ledger/quiet.py)."""
 
     @property
     def walk_group(self) -> str | None:
@@ -106,10 +110,20 @@ class Ledger:
         if events:
             self._load(con, after, events)
             self.begin(con)
-            for event in events:  # (types of the other money projections fall through _dispatch)
+            quiet = self.quiet and "CandleClosed" not in self.extra_types
+            i, count = 0, len(events)
+            while i < count:  # (types of the other money projections fall through _dispatch)
+                event = events[i]
+                if quiet and event.dnid is not None and event.run is not None and event.type == "CandleClosed":
+                    end = quiet_end(self.books.get(event.run), events, i)
+                    if end - i >= stretches.QUIET_FROM:
+                        walk_quiet(self, self.books[event.run], events[i:end])
+                        i = end
+                        continue
                 self._dispatch(event)
                 if event.dnid is not None:
                     self._carried(event)
+                i += 1
             for run in sorted(self._flushed()):
                 self.flush(self.books[run])
             self._save(con)
@@ -128,6 +142,11 @@ class Ledger:
     def on_other(self, book: Book | None, event: Event) -> None: ...
     def on_day(self, book: Book, event: Event) -> None: ...
     def on_update(self, book: Book, event: Event) -> None: ...
+    def on_quiet(self, book: Book, steps: list[Event], closes: list[Decimal]) -> None:
+        """A quiet stretch of the book's steps (each a run's candle with its decision riding on it, ``closes``
+        their closes), the book already as after the last: what ``on_step`` and ``on_decision`` would have noted
+        step by step (only called when ``quiet``)."""
+        raise NotImplementedError
     def flush(self, book: Book) -> None:
         """Settle what a projection kept pending for the book: called before the book's day, day start
         equity or limit changes, and at the end of the batch (the book's state is then as at its last event)."""
