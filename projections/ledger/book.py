@@ -262,7 +262,14 @@ _LONG = r"E|\.[0-9]{19}"  # the printed Decimals that need exact_text's rounding
 
 
 def money_texts(values: list[Decimal | None]) -> pa.Array:
-    """``exact_text`` of each value as an arrow string column (printing all, rounding only those that need it)."""
+    """``exact_text`` of each value as an arrow string column (printing all, rounding only those that need it).
+
+    A column that repeats the same objects (a quiet stretch's cash, equity, peak and drawdown on every row) is
+    printed once per object."""
+    by_id = {id(v): v for v in values}  # (the values are alive meanwhile: no id is reused)
+    if len(by_id) * 2 <= len(values):
+        text = {key: None if v is None else exact_text(v) for key, v in by_id.items()}
+        return pa.array([text[id(v)] for v in values], pa.string())
     texts = [None if v is None else str(v) for v in values]
     column = pa.array(texts, pa.string())
     long = pc.match_substring_regex(column, _LONG)
