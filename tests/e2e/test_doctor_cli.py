@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def services(tmp_path):
     coinbase = CoinbaseStandIn(tmp_path).start()
-    coinbase.now = datetime.now(timezone.utc)  # the stand-in's venue clock, on time
+    coinbase.clock_offset = timedelta(0)  # the stand-in's venue clock ticks, on time
     llm = FakeOpenAI()
     threading.Thread(target=llm.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     webhook = Receiver()
@@ -65,7 +65,7 @@ def test_doctor_passes_against_reachable_services_and_sends_nothing(services, tm
     coinbase, llm, webhook, smtp = services
     env = healthy_env(tmp_path, *services)
     store_with_events(tmp_path, env)
-    coinbase.now = datetime.now(timezone.utc)
+    coinbase.clock_offset = timedelta(0)  # on time however long the doctor takes to start
     result = doctor(env, "--json", tmp_path=tmp_path)
     report = json.loads(result.stdout)
     checks = {c["name"]: c for c in report["checks"]}
@@ -98,7 +98,7 @@ def test_failures_name_what_to_do_and_exit_1(services, tmp_path):
     env = healthy_env(tmp_path, *services)
     env["ALERTING__SMTP_PASSWORD"] = "wrong-password"
     env["EXCHANGE__API_SECRET"] = _other_key()  # a key the venue does not know
-    coinbase.now = datetime.now(timezone.utc) - timedelta(seconds=90)  # our clock runs 90 s ahead of the venue's
+    coinbase.clock_offset = -timedelta(seconds=90)  # our clock runs 90 s ahead of the venue's
     llm.script = [error(401, "invalid api key")]
     result = doctor(env, "--json", tmp_path=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -141,6 +141,9 @@ class CoinbaseStandIn:
         self.lock = threading.RLock()
         self.candles: dict[dt.datetime, Candle] = {}
         self.now = dt.datetime(2026, 1, 1, tzinfo=UTC)
+        # When set, the time endpoint answers the wall clock plus this offset (a venue whose clock ticks,
+        # as the real one does); otherwise it answers ``now``, the stand-in's market clock.
+        self.clock_offset: dt.timedelta | None = None
         self.orders: dict[str, VenueOrderRecord] = {}
         self.by_client: dict[str, str] = {}
         self.fills: list[dict] = []
@@ -381,8 +384,9 @@ class CoinbaseStandIn:
                 self.auth_failures.append(f"{method} {path}: {why}")
                 return 401, {"error": "UNAUTHENTICATED", "message": why}, {}
         if path == f"{PREFIX}/time":
-            return 200, {"iso": iso(self.now), "epochSeconds": str(int(self.now.timestamp())),
-                         "epochMillis": str(int(self.now.timestamp() * 1000))}, {}
+            at = self.now if self.clock_offset is None else dt.datetime.now(UTC) + self.clock_offset
+            return 200, {"iso": iso(at), "epochSeconds": str(int(at.timestamp())),
+                         "epochMillis": str(int(at.timestamp() * 1000))}, {}
         if path.endswith("/candles") and "/products/" in path:
             return self._candles(path.split("/")[-2], query)
         if path.startswith((f"{PREFIX}/products/", f"{PREFIX}/market/products/")) and "/" not in path.split("/products/", 1)[1]:
