@@ -126,9 +126,10 @@ def candles_from_columns(product: str, granularity: str, starts: Sequence[dateti
 
     Candle is a frozen dataclass without checks of its own: its __init__ would set each field through the
     frozen guard; here each candle gets its fields whole, as the same dict an __init__ leaves."""
-    made = [_new(Candle) for _ in range(len(starts))]
-    rows = zip(repeat(product), repeat(granularity), starts, *columns)
-    list(map(_set, made, repeat("__dict__"), map(dict, map(zip, repeat(_CANDLE_FIELDS), rows))))
+    with paused_gc():  # a dict per candle, none in a cycle (see paused_gc)
+        made = [_new(Candle) for _ in range(len(starts))]
+        rows = zip(repeat(product), repeat(granularity), starts, *columns)
+        list(map(_set, made, repeat("__dict__"), map(dict, map(zip, repeat(_CANDLE_FIELDS), rows))))
     return made
 
 
@@ -187,21 +188,23 @@ def import_candles(store: TradingApplication, candles: Sequence[Candle], meta: E
     if logged is None:
         head = store.max_notification_id()  # every candle event up to here is in what is read next
         logged = logged_candles(store, candles[0].product, candles[0].granularity)
-    known: dict[datetime, tuple[Decimal, ...]] = {c.start: c.values() for c in logged.candles}
     fresh: list[Candle] = []
     differing: list[Candle] = []
-    for candle in candles:
-        recorded = known.get(candle.start)
-        if recorded is None:
-            fresh.append(candle)
-            known[candle.start] = candle.values()
-        elif recorded == candle.values():
-            result.duplicates += 1
-        elif on_conflict == "correct":
-            differing.append(candle)
-            known[candle.start] = candle.values()
-        else:
-            result.conflicts.append(CandleConflict(candle, recorded))
+    with paused_gc():  # a tuple of values per candle, none in a cycle (see paused_gc)
+        known: dict[datetime, tuple[Decimal, ...]] = {c.start: c.values() for c in logged.candles}
+        for candle in candles:
+            recorded = known.get(candle.start)
+            if recorded is None:
+                fresh.append(candle)
+                known[candle.start] = candle.values()
+            elif recorded == candle.values():
+                result.duplicates += 1
+            elif on_conflict == "correct":
+                differing.append(candle)
+                known[candle.start] = candle.values()
+            else:
+                result.conflicts.append(CandleConflict(candle, recorded))
+        del known
     for batch, policy in ((fresh, "refuse"), (differing, "correct")):
         if batch:
             # Candles the log lacked a moment ago: a transaction per IMPORT_BATCH of them (a crash loses at
