@@ -43,6 +43,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from infrastructure.eventstore.links import (CHAIN_VERSION, GENESIS, _V2, _stored_link, chain_link, chain_link_v1,
                                             link_matches, next_links)
 
+_LINK_SIZE = len(_V2) + 32  # a version 2 link: the tag byte and a sha256 digest
+
 __all__ = ["CHAIN_VERSION", "GENESIS", "ChainReport", "ChainedPostgresRecorder", "ChainedSQLiteRecorder", "chain_link",
            "chain_link_v1", "link_matches", "next_links", "verify_chain"]
 
@@ -75,6 +77,12 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: Any, events_table_name: str = "stored_events"):
         self.chain_table_name = f"{events_table_name}_chain"
         super().__init__(datastore, events_table_name)
+        # (count, first notification id, the links joined): link k at notification id first + k
+        self._insert_links_statement = (
+            "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?) "
+            f"INSERT INTO {self.chain_table_name} (notification_id, link) "
+            f"SELECT ? + i, substr(?, i * {_LINK_SIZE} + 1, {_LINK_SIZE}) FROM k"
+        )
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -118,8 +126,12 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         )
         found = c.fetchone()
         previous = found[0] if found else GENESIS
-        links = list(zip(ids, next_links(previous, ids, rows)))
-        c.executemany(f"INSERT INTO {self.chain_table_name} VALUES (?, ?)", links)
+        # One statement for the batch's links (version 2 links, each of _LINK_SIZE bytes): they go as one blob,
+        # cut in SQLite, instead of a bound row each.
+        joined = b"".join(next_links(previous, ids, rows))
+        if len(joined) != _LINK_SIZE * len(ids):
+            raise ValueError(f"chain links of {_LINK_SIZE} bytes expected for {len(ids)} events, got {len(joined)} bytes")
+        c.execute(self._insert_links_statement, (len(ids), first, joined))
         return ids
 
     def iter_chain_rows(self) -> Iterator[tuple[int | None, int | None, Any, int, str, bytes, bytes | None]]:
