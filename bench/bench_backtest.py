@@ -4,8 +4,10 @@ Ours: the bundled candles are imported into a fresh SQLite log (untimed; `tradec
 does the same first), then the path `tradecore backtest` takes is timed: the candles read back from the
 log (logged_candles), planned with the indicators' warm-up (plan_backtest) and run with the rules
 strategy (run_planned_backtest), every decision, risk verdict, order and fill validated and persisted
-(WAL, synchronous as configured; the quiet candles' HOLDs validated per column, in transactions of 25,000
-candles: application/trading/quiet_candles.py). Median of 3, each into a fresh log.
+(WAL, synchronous as configured; the quiet candles' HOLDs and the entries refused while halted validated per
+column, in transactions of 25,000 candles: application/trading/quiet_candles.py). Median of 3, each into a
+fresh log; ``backtest_candles_per_cpu_s`` is the same runs by this process's CPU seconds (steadier than the
+wall clock on a shared machine).
 
 backtesting.py (the `bench` extra): an EMA(12)/EMA(26) cross over the same candles as floats, long only
 (buy on the fast crossing above, close on it crossing below), 0.1% commission; ``Backtest.run`` timed,
