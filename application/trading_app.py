@@ -319,14 +319,15 @@ class TradingApplication(Application):
         """One page of the log as stored: (notification id, topic, state), not decoded (a reader of columns)."""
         return self.recorder.select_log_rows(after, limit, topics)
 
-    def iter_log(self, after: int = 0, page: int = 2000, topics: Sequence[str] = ()) -> Iterator[LoggedEvent]:
+    def iter_log(self, after: int = 0, page: int = 5000, topics: Sequence[str] = ()) -> Iterator[LoggedEvent]:
         """Every event after a notification id, in log order, read page by page and decoded one by one.
 
         Each event is decoded whole when the consumer asks for it (not a page into a list first): an event
         the consumer drops is freed before the next is made, so the cyclic collector's count of new objects
         stays level and no collection walks a page of live events (events kept count as usual). The
-        recorder's ``iter_log_pages`` gives the pages (PostgreSQL's fetches the next while this one is
-        decoded); they are closed when the iteration ends, however it ends."""
+        recorder's ``iter_log_pages`` gives the pages of ``page`` rows (PostgreSQL's fetches the next while
+        this one is decoded; with 5,000 rows a page is ready before it is wanted, with 2,000 it was waited
+        for); they are closed when the iteration ends, however it ends."""
         recorder = self.recorder
 
         def pages_one_by_one(after: int, page: int, topics: Sequence[str]) -> Iterator[list[tuple[int, str, bytes]]]:
