@@ -125,18 +125,21 @@ def _catch_up(
         report.projections.setdefault(name, ProjectionProgress()).position = position
     read = 0
     pipeline = kept or Pipeline(store, con, batch_size, projections)
+    # The collector stays paused for the whole catch-up, not page by page: each page's end re-enabled it and the
+    # next allocation started a collection over every object the pages read ahead keep alive (~0.8 s of a
+    # rebuild of a million events). What a page leaves behind is acyclic, freed by reference counting.
     try:
-        while projections and (stop is None or not stop.is_set()):
-            page = pipeline.read(min(at.values()), at)
-            if page is None:
-                break
-            with collector_paused():
+        with collector_paused():
+            while projections and (stop is None or not stop.is_set()):
+                page = pipeline.read(min(at.values()), at)
+                if page is None:
+                    break
                 _apply(con, pipeline, projections, at, page, report)
-            read += page.table.num_rows
-            report.events_read += page.table.num_rows
-            report.pages += 1
-            if on_page is not None:
-                on_page(page.last)
+                read += page.table.num_rows
+                report.events_read += page.table.num_rows
+                report.pages += 1
+                if on_page is not None:
+                    on_page(page.last)
     finally:
         if kept is None:
             pipeline.close()

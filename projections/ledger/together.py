@@ -6,6 +6,7 @@ import duckdb
 
 from projections.ledger.book import GLOBAL, Book, Event
 from projections.ledger.marks import marks_known, page_view, save_marks
+from projections.ledger.day_rows import DayRows
 from projections.ledger.walk import Ledger
 
 __all__ = ["apply_together"]
@@ -24,6 +25,27 @@ def _calls(hooks: list):
         for hook in hooks:
             hook(*args)
     return call
+
+
+def _flushes(members: list[Ledger]):
+    """The members' ``flush``, the run book's day figures computed once for every ``DayRows`` member that has a
+    day row pending (pnl and risk_usage read the same figures of the same book at the same instant)."""
+    plan = [(m, "day") if isinstance(m, DayRows) and type(m).flush is DayRows.flush else (m, m.flush)
+            for m in members if type(m).flush is not Ledger.flush]
+
+    def flush(book: Book) -> None:
+        figures = None
+        for member, how in plan:
+            if how == "day":
+                pending = member.pending.pop(book.run, None)
+                if pending is not None:
+                    if figures is None:
+                        figures = book.day_figures()
+                    member.day_row(book, figures, pending)
+            else:
+                how(book)
+
+    return flush
 
 
 def _each(hook: str):
@@ -54,6 +76,8 @@ class _Together(Ledger):
         for hook in _PER_EVENT:  # the walk calls these per event: only the members that define them, no loop for one
             mine = [getattr(m, hook) for m in members if getattr(type(m), hook) is not getattr(Ledger, hook)]
             setattr(self, hook, mine[0] if len(mine) == 1 else _calls(mine) if mine else _nothing)
+        if sum(isinstance(m, DayRows) for m in members) > 1:
+            self.flush = _flushes(members)
         self.quiet = all(m.quiet for m in members)  # a quiet stretch at once only when every member notes one
         self.on_quiet = _calls([m.on_quiet for m in members])
 
