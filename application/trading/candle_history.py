@@ -190,20 +190,20 @@ def import_candles(store: TradingApplication, candles: Sequence[Candle], meta: E
         logged = logged_candles(store, candles[0].product, candles[0].granularity)
     fresh: list[Candle] = []
     differing: list[Candle] = []
-    with paused_gc():  # a tuple of values per candle, none in a cycle (see paused_gc)
-        known: dict[datetime, tuple[Decimal, ...]] = {c.start: c.values() for c in logged.candles}
+    with paused_gc():  # no collection walks the histories while they are compared (see paused_gc)
+        known: dict[datetime, Candle] = {c.start: c for c in logged.candles}
         for candle in candles:
             recorded = known.get(candle.start)
             if recorded is None:
                 fresh.append(candle)
-                known[candle.start] = candle.values()
-            elif recorded == candle.values():
+                known[candle.start] = candle
+            elif recorded.values() == candle.values():
                 result.duplicates += 1
             elif on_conflict == "correct":
                 differing.append(candle)
-                known[candle.start] = candle.values()
+                known[candle.start] = candle
             else:
-                result.conflicts.append(CandleConflict(candle, recorded))
+                result.conflicts.append(CandleConflict(candle, recorded.values()))
         del known
     for batch, policy in ((fresh, "refuse"), (differing, "correct")):
         if batch:
