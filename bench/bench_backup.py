@@ -8,8 +8,9 @@ Timed:
   fsynced and renamed) of the whole log, best of 3. Target >= 300,000 events/s.
 - ``backup_verify_seconds``: ``verify_archive`` (checksums + every chain link).
 - ``restore_rebuild_seconds``: ``restore_archive`` into a new SQLite store
-  (checksums, every link recomputed, the restored store's chain verified)
-  plus a rebuild of every projection into a new DuckDB file. Target < 20 s.
+  (checksums, every link recomputed from the rows as stored, in two ranges at once:
+  infrastructure/backup/chain_check.py) plus a rebuild of every projection into a
+  new DuckDB file. Target < 20 s. Its CPU figures count the chain-check worker process.
 
 Set TRADECORE_BENCH_LOG=/path/events.db to reuse a log built earlier (it is
 built there when missing).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -33,6 +35,12 @@ from infrastructure.backup.storage import LocalArchives
 from projections.engine import runner
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=timezone.utc)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of the children it waited for (the restore's chain-check worker)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def _log(tmp: Path, target_events: int) -> str:
@@ -79,9 +87,9 @@ def run(target_events: int = 1_000_000) -> dict:
         print("restoring and rebuilding ...", file=sys.stderr, flush=True)
         target = f"sqlite:///{tmp}/restored.db"
         gc.collect()
-        began, cpu = time.perf_counter(), time.process_time()
+        began, cpu = time.perf_counter(), _cpu()
         restored = restore_archive(archives, created.name, target, open_store=open_store, now=NOW)
-        restore_seconds, restore_cpu = time.perf_counter() - began, time.process_time() - cpu
+        restore_seconds, restore_cpu = time.perf_counter() - began, _cpu() - cpu
         app = open_store(target)
         try:
             con = readmodel(path=tmp / "restored.duckdb")
@@ -89,7 +97,7 @@ def run(target_events: int = 1_000_000) -> dict:
             con.close()
         finally:
             app.close()
-        total, total_cpu = time.perf_counter() - began, time.process_time() - cpu
+        total, total_cpu = time.perf_counter() - began, _cpu() - cpu
         figures["restore_events"] = restored.events
         figures["restore_seconds"] = round(restore_seconds, 2)
         figures["restore_cpu_seconds"] = round(restore_cpu, 2)
