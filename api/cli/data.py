@@ -98,7 +98,7 @@ def import_file(trading, path: Path, parsed, product: str, granularity: str, cor
     from application.trading.candle_history import import_candles
     from domain.events import EventMeta
 
-    candles = candles_of(parsed.frame, product, granularity)
+    candles = candles_of(parsed, product, granularity)
     at = candles[-1].end if candles else datetime.now(timezone.utc)
     result = import_candles(trading, candles, EventMeta(at, actor="import"),
                             on_conflict="correct" if corrections else "refuse")

@@ -126,14 +126,12 @@ def run_backtest_command(
     import time
 
     from api.cli.config import effective_settings
-    from api.bootstrap import MissingSetting, code_version, decision_model, loop_settings, paper_exchange, this_process
+    from api.bootstrap import (MissingSetting, bundled_candles, code_version, decision_model, loop_settings,
+                               paper_exchange, store_location, this_process)
     from application.operations.config_service import recorded_overrides
     from application.trading.backtest import NotEnoughCandles, plan_backtest, run_planned_backtest
     from application.trading.candle_history import logged_candles
     from application.trading.products import product_spec_for
-    from infrastructure.candles.files import bundled_candles_path
-    from infrastructure.eventstore.store import parse_store_url
-    from infrastructure.settings.loading import config_hash
 
     if data is not None and bundled:
         fail("give either --data FILE or --bundled, not both")
@@ -149,10 +147,11 @@ def run_backtest_command(
     if bundled and (product, granularity) != BUNDLED:
         fail(f"the bundled set is BTC-USD 1h, not {product} {granularity}; for {product} use --data FILE, "
              f"`tradecore data import` or `tradecore data fetch`")
-    source = bundled_candles_path() if bundled else data
+    bundled_path, bundled_spec = bundled_candles() if bundled else (None, None)
+    source = bundled_path if bundled else data
     parsed = read_file(source, granularity) if source is not None else None
     run_id = uuid.uuid4()
-    store_url = parse_store_url(settings.eventstore.url).redacted()
+    store_url = store_location(settings.eventstore.url).redacted()
     with opened_store(settings.eventstore.url) as trading:
         # Changes recorded with `tradecore config set` rank above env and file, below flags.
         settings = effective_settings(config, {k: v for k, v in overrides.items() if v is not None}, recorded_overrides(trading))
@@ -166,10 +165,9 @@ def run_backtest_command(
             if bundled:  # its product's listing goes with it, unless the log knows a (newer) one already
                 from application.trading.products import record_spec, recorded_spec
                 from domain.events import EventMeta
-                from infrastructure.candles.bundled import BUNDLED_SPEC
 
-                if recorded_spec(trading, BUNDLED_SPEC.product_id) is None:
-                    record_spec(trading, BUNDLED_SPEC, EventMeta(imported[-1].end, actor="import"))
+                if recorded_spec(trading, bundled_spec.product_id) is None:
+                    record_spec(trading, bundled_spec, EventMeta(imported[-1].end, actor="import"))
             if imported and start is None and end is None:  # the file's span, not everything the log holds
                 start, end = imported[0].start, imported[-1].end
         logged = logged_candles(trading, product, granularity)
@@ -192,7 +190,7 @@ def run_backtest_command(
                     trading, plan, exchange=exchange, strategy=model,
                     settings=replace(loop_settings(settings, flush_every=500), quote_currency=spec.quote_currency, spec=spec,
                                      process=this_process()),
-                    initial_balance=settings.trading.initial_balance, config_hash=config_hash(settings),
+                    initial_balance=settings.trading.initial_balance, config_hash=settings.config_hash(),
                     code_version=code_version(), run_id=run_id, progress=progress.advance if progress else None,
                 )
         except Exception as exc:

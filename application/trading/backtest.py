@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -42,7 +42,15 @@ from domain.market import Candle
 if TYPE_CHECKING:
     import pandas as pd
 
-    from infrastructure.candles.validation import CandleFile
+
+class CandleColumns(Protocol):
+    """A validated candle file as columns (the candle-file adapter's ``CandleFile`` is one): its starts and its
+    Decimal OHLCV columns, without a frame."""
+
+    starts_us: Any
+    values: Mapping[str, Any]
+
+    def starts(self) -> list[datetime]: ...
 
 
 class PrecomputedIndicators:
@@ -108,7 +116,7 @@ class IncrementalIndicators:
         return self.state.update(candle)
 
 
-def candles_of(frame: pd.DataFrame | CandleFile, product: str, granularity: str) -> list[Candle]:
+def candles_of(frame: pd.DataFrame | CandleColumns, product: str, granularity: str) -> list[Candle]:
     """Candle objects from a frame indexed by UTC start with Decimal OHLCV columns, or from a validated
     candle file itself (its starts and Decimal columns, without making its frame)."""
     names = ("open", "high", "low", "close", "volume")

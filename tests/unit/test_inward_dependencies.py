@@ -12,14 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ROOT_MODULE = "api/bootstrap.py"
 
 # (file, imported module) -> why it is still there. Remove an entry when its import goes.
-ALLOWED = {
-    ("api/cli/trading.py", "infrastructure.candles.files"): "backtest start-up work of another change: bundled_candles_path",
-    ("api/cli/trading.py", "infrastructure.eventstore.store"): "backtest start-up work of another change: parse_store_url",
-    ("api/cli/trading.py", "infrastructure.settings.loading"): "backtest start-up work of another change: config_hash",
-    ("api/cli/trading.py", "infrastructure.candles.bundled"): "backtest start-up work of another change: BUNDLED_SPEC",
-    ("application/trading/backtest.py", "infrastructure.candles.validation"):
-        "CandleFile (a parsed candle file) is typed in the backtest's input; its home is to be moved inward",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
