@@ -32,12 +32,12 @@ sequential loop over the same plans).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from application.trading.loop import TradingLoop
 from domain.control import RunMode
@@ -72,13 +72,13 @@ class QuietCandles:
         return type(strategy) is RulesStrategy
 
     @classmethod
-    def of(cls, loop: TradingLoop, indicators: pd.DataFrame, first_row: int) -> QuietCandles | None:
+    def of(cls, loop: TradingLoop, indicators: Mapping[str, Any], first_row: int) -> QuietCandles | None:
         """The driver for a backtest of the rules strategy over recorded candles; None when the loop's
         strategy, exchange or ids are not ones it knows to be quiet (the loop then steps every candle)."""
         if (not cls.drives(loop.strategy) or loop.mode is not RunMode.BACKTEST or loop.record_candles
                 or not callable(getattr(loop.exchange, "idle", None)) or not hasattr(loop.ids, "new_int")):
             return None
-        holds = loop.strategy.holds({name: indicators[name].to_numpy() for name in INPUT_NAMES})
+        holds = loop.strategy.holds({name: np.asarray(indicators[name]) for name in INPUT_NAMES})
         loop.settings = replace(loop.settings, flush_every=max(loop.settings.flush_every, BATCH_CANDLES))
         return cls(loop, holds, first_row)
 

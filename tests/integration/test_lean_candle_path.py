@@ -40,3 +40,26 @@ def test_the_bundled_candles_and_their_indicators_need_no_pandas(tmp_path):
     count, buys, loaded = done.stdout.split()
     assert int(count) == 20_111 and int(buys) > 0
     assert loaded == "-", f"imported: {loaded}"
+
+
+WHOLE_COMMAND = """
+import runpy, sys
+sys.argv = ["tradecore", "backtest", "--bundled", "--store", sys.argv[1], "--json"]
+try:
+    runpy.run_module("api.cli", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(",".join(m for m in ("pandas", "pyarrow", "numpy.ma") if m in sys.modules) or "-", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_the_whole_bundled_backtest_command_imports_no_pandas(tmp_path):
+    done = subprocess.run([sys.executable, "-c", WHOLE_COMMAND, f"sqlite:///{tmp_path}/events.db"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert '"candles": 20111' in done.stdout
+    loaded = done.stderr.strip().splitlines()[-1]
+    assert loaded == "-", f"imported: {loaded}"
