@@ -24,12 +24,10 @@ import time
 import uuid
 from decimal import Decimal
 
-from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
+from api.bootstrap import bundled_candles, candle_file, configuration, decision_model, loop_settings, open_store, paper_exchange
 from application.trading.backtest import candles_of, plan_backtest, run_planned_backtest
 from application.trading.candle_history import import_candles, logged_candles
 from domain.events import EventMeta
-from infrastructure.candles.files import bundled_candles_path, read_candle_file
-from infrastructure.settings.loading import load_settings
 
 
 def import_into(url: str, candles: list) -> float:
@@ -102,9 +100,9 @@ def backtesting_py_candles_per_s(frame, repeats: int = 3) -> float | str:
 
 
 def run(repeats: int = 3) -> dict:
-    frame = read_candle_file(bundled_candles_path()).frame
+    frame = candle_file(bundled_candles()[0], "1h").frame
     candles = candles_of(frame, "BTC-USD", "1h")
-    settings = load_settings(env={})
+    settings = configuration().load_settings(env={})
     runs, imports, cpus = [], [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:

@@ -125,9 +125,9 @@ def writer(store_url: str, seconds: float, out: str) -> None:
     from application.trading.loop import LoopSettings, TradingLoop
     from domain.control import RunMode
     from domain.market import Candle
-    from infrastructure.settings.loading import load_settings
+    from api.bootstrap import configuration
 
-    settings = load_settings(env={})
+    settings = configuration().load_settings(env={})
     store = open_store(store_url)
     rng = random.Random(16)
     bots = []

@@ -22,13 +22,11 @@ from decimal import Decimal
 
 import pandas as pd
 
-from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange, risk_limits
+from api.bootstrap import bundled_candles, candle_file, configuration, decision_model, loop_settings, open_store, paper_exchange, risk_limits
 from api.bootstrap import replay_exchange, scratch_store
 from application.trading.backtest import run_backtest
 from application.replay.timeline import build_timeline, load_day
 from application.replay.verify import verify_day
-from infrastructure.candles.files import bundled_candles_path, read_candle_file
-from infrastructure.settings.loading import load_settings
 
 DAY = date(2019, 1, 21)
 CENT = Decimal("0.01")
@@ -37,7 +35,7 @@ RUN = uuid.UUID("00000000-0000-4000-8000-0000000be9c4")
 
 def minute_day(seed: int = 7) -> pd.DataFrame:
     """1,441 one-minute candles: the whole of DAY (closes 00:01..24:00) and the minute before it."""
-    hourly = read_candle_file(bundled_candles_path()).frame
+    hourly = candle_file(bundled_candles()[0], "1h").frame
     start = pd.Timestamp(DAY, tz="UTC") - pd.Timedelta(hours=1)
     hours = hourly[(hourly.index >= start) & (hourly.index < start + pd.Timedelta(hours=25))]
     rng = random.Random(seed)
@@ -62,7 +60,7 @@ def minute_day(seed: int = 7) -> pd.DataFrame:
 
 
 def run(repeats: int = 3) -> dict:
-    settings = load_settings(env={}, overrides={"trading.granularity": "1m"})
+    settings = configuration().load_settings(env={}, overrides={"trading.granularity": "1m"})
     frame = minute_day()
     with tempfile.TemporaryDirectory() as tmp:
         app = open_store(f"sqlite:///{tmp}/replay.db")

@@ -52,12 +52,12 @@ def child() -> dict:
     import uuid
 
     from bench.bench_backtest import backtest_from_log, import_into
-    from infrastructure.settings.loading import load_settings
+    from api.bootstrap import configuration
 
     began = time.perf_counter()
     candles = generate()
     generated = time.perf_counter() - began
-    settings = load_settings(env={})
+    settings = configuration().load_settings(env={})
     with tempfile.TemporaryDirectory() as tmp:
         imported = import_into(f"sqlite:///{tmp}/year.db", candles)
         del candles  # the backtest reads them back from the log, as the CLI does
