@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from infrastructure.eventstore.links import _V2, GENESIS, _stored_link, chain_link, link_matches
+from infrastructure.eventstore.links import GENESIS, link_verdict
 
 __all__ = ["PARALLEL_FROM", "RangeCheck", "StoredChain", "check_range", "check_stored"]
 
@@ -68,14 +68,7 @@ def check_range(path: str | Path, events: str, chain: str, after: int, upto: int
                     return RangeCheck(count, last_id, previous, nid,
                                       f"notification {nid} has no chain link (inserted outside the store)")
                 link = bytes(link)
-                if len(link) == 33 and link[:1] == _V2:
-                    expected = (_stored_link(previous, nid, oid, version, topic, state, topic_fields)
-                                or chain_link(previous, nid, oid, version, topic, state))
-                    matched = expected == link
-                else:
-                    matched = link_matches(previous, nid, (oid, version, topic, state), link)
-                if matched is None and seen_v2:
-                    matched = False  # a version 1 link after version 2 ones: a rewrite with the weaker formula
+                matched = link_verdict(previous, nid, oid, version, topic, state, link, seen_v2, topic_fields)
                 if matched is False:
                     return RangeCheck(count, last_id, previous, nid,
                                       f"notification {nid} does not match its chain link (edited or reordered)")

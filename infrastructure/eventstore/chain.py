@@ -40,8 +40,8 @@ from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from infrastructure.eventstore.links import (CHAIN_VERSION, GENESIS, _V2, _stored_link, chain_link, chain_link_v1,
-                                            link_matches, next_links)
+from infrastructure.eventstore.links import (CHAIN_VERSION, GENESIS, _V2, chain_link, chain_link_v1, link_matches,
+                                            link_verdict, next_links)
 
 _LINK_SIZE = len(_V2) + 32  # a version 2 link: the tag byte and a sha256 digest
 
@@ -206,14 +206,7 @@ def _verify(recorder: Any) -> ChainReport:
         if event_id is None:
             return ChainReport(False, checked, previous.hex(), last_id, link_id, f"notification {link_id} is missing (deleted)")
         link = bytes(link)
-        if len(link) == 33 and link[:1] == _V2:
-            expected = (_stored_link(previous, event_id, oid, version, topic, state, topic_fields)
-                        or chain_link(previous, event_id, oid, version, topic, state))
-            matched = expected == link
-        else:
-            matched = link_matches(previous, event_id, (oid, version, topic, state), link)
-        if matched is None and seen_v2:
-            matched = False  # a version 1 link after version 2 ones: a rewrite with the weaker formula
+        matched = link_verdict(previous, event_id, oid, version, topic, state, link, seen_v2, topic_fields)
         if matched is False:
             if event_id > last_id + 1:
                 # The ids jump and the link no longer follows: events were deleted together with their links.

@@ -120,3 +120,15 @@ def link_matches(previous: bytes, notification_id: int, row: tuple, link: bytes)
     return False
 
 
+def link_verdict(previous: bytes, notification_id: int, oid: object, version: int, topic: str, state: bytes, link: bytes,
+                 seen_v2: bool, topic_fields: dict[str, bytes]) -> bool | None:
+    """Whether the stored ``link`` of a row follows ``previous``: True for a version 2 link that matches, None for a
+    version 1 link that matches while no version 2 link came before it (``seen_v2``), False otherwise (a version 1
+    link after version 2 ones is a rewrite with the weaker formula). ``topic_fields``: the per-topic part of the
+    hashed text, kept by the caller across rows. One judgment for ``verify_chain`` and the restore's check."""
+    if len(link) == 33 and link[:1] == _V2:
+        expected = (_stored_link(previous, notification_id, oid, version, topic, state, topic_fields)
+                    or chain_link(previous, notification_id, oid, version, topic, state))
+        return expected == link
+    matched = link_matches(previous, notification_id, (oid, version, topic, state), link)
+    return False if matched is None and seen_v2 else matched
