@@ -1,5 +1,5 @@
 """`python -m api.cli`: the tradecore command line."""
 
-from api.cli.main import main
+from api.cli.launcher import run_full_cli
 
-main()
+run_full_cli()
