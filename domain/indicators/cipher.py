@@ -10,7 +10,6 @@ Formulas, defaults, warm-up and signal rules are documented in docs/indicators.m
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,6 +24,7 @@ from domain.indicators.params import (
     WT_FACTOR,
     IndicatorParams,
 )
+from domain.indicators.candle_input import _check_values, candle_arrays
 from domain.indicators.state import IndicatorState
 
 if TYPE_CHECKING:
@@ -39,9 +39,6 @@ __all__ = [
     "latest_snapshot",
     "candle_arrays",
 ]
-
-UTC_NAMES = frozenset({"UTC", "Etc/UTC", "UTC+00:00", "Z"})
-
 
 def compute_indicators(candles: pd.DataFrame, params: IndicatorParams | None = None) -> pd.DataFrame:
     """All indicator columns for every candle, on the candles' own (UTC) index.
@@ -79,52 +76,6 @@ def latest_snapshot(frame: pd.DataFrame) -> dict[str, float | bool]:
         raise ValueError("latest_snapshot needs at least one row; the indicator frame is empty")
     row = frame.iloc[-1]
     return {name: bool(row[name]) if frame[name].dtype == bool else float(row[name]) for name in frame.columns}
-
-
-def candle_arrays(candles: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    """open/high/low/close/volume as float64 arrays, after checking the frame (see compute_indicators)."""
-    import pandas as pd
-
-    if not isinstance(candles, pd.DataFrame):
-        raise ValueError(f"candles must be a pandas DataFrame, got {type(candles).__name__}")
-    missing = [name for name in OHLCV if name not in candles.columns]
-    if missing:
-        raise ValueError(f"candles lack column(s) {', '.join(missing)}; need {', '.join(OHLCV)}")
-    index = candles.index
-    if not isinstance(index, pd.DatetimeIndex):
-        raise ValueError(f"candles need a UTC DatetimeIndex, got a {type(index).__name__}")
-    if index.tz is None:
-        raise ValueError("candles index is timezone-naive; localize it to UTC")
-    if str(index.tz) not in UTC_NAMES:
-        raise ValueError(f"candles index is in time zone {index.tz}; convert it to UTC")
-    if len(index) > 1:
-        steps = np.diff(index.asi8)
-        if (steps <= 0).any():
-            at = int(np.argmax(steps <= 0)) + 1
-            raise ValueError(f"candles index must be strictly increasing; {index[at]} follows {index[at - 1]}")
-    arrays = []
-    for name in OHLCV:
-        try:
-            arrays.append(candles[name].to_numpy(dtype=np.float64, copy=True))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"candles column {name} is not numeric: {exc}") from None
-    _check_values(arrays, index.__getitem__, lambda name, at: candles[name].iloc[at])
-    return tuple(arrays)
-
-
-def _check_values(arrays, label: Callable[[int], object], shown: Callable[[str, int], object]) -> None:
-    """Refuse non-finite, non-positive (prices) or negative (volume) values and inconsistent candles."""
-    for name, values in zip(OHLCV, arrays):
-        bad = ~np.isfinite(values) | ((values < 0) if name == "volume" else (values <= 0))
-        if bad.any():
-            at = int(np.argmax(bad))
-            need = "finite and >= 0" if name == "volume" else "finite and > 0"
-            raise ValueError(f"candles column {name} must be {need}; {label(at)} has {shown(name, at)!r}")
-    o, h, l, c, _ = arrays
-    bad = (h < l) | (h < np.maximum(o, c)) | (l > np.minimum(o, c))
-    if bad.any():
-        at = int(np.argmax(bad))
-        raise ValueError(f"candle at {label(at)} is inconsistent: high {h[at]} low {l[at]} open {o[at]} close {c[at]}")
 
 
 # --- vectorised building blocks -------------------------------------------------------------

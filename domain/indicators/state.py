@@ -12,6 +12,7 @@ import math
 from collections import deque
 from typing import Any
 
+from domain.indicators.candle_input import candle_arrays
 from domain.indicators.params import COLUMNS, FLAT_RSI_SPAN, OHLCV, TIE_RTOL, WT_FACTOR, IndicatorParams
 
 NAN = float("nan")
@@ -113,8 +114,6 @@ class IndicatorState:
     @classmethod
     def from_candles(cls, candles: Any, params: IndicatorParams | None = None) -> IndicatorState:
         """A state that has seen every row of a candle frame (checked as compute_indicators does)."""
-        from domain.indicators.cipher import candle_arrays  # the batch module imports this one
-
         state = cls(params)
         for row in zip(*(a.tolist() for a in candle_arrays(candles))):
             state._step(*row)

@@ -13,18 +13,24 @@ to the step-by-step walk's.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from projections.ledger.book import Book, Candle, Event
 from projections.ledger.page import _time
-
-if TYPE_CHECKING:
-    from projections.ledger.walk import Ledger
 
 __all__ = ["QUIET_FROM", "quiet_end", "walk_quiet"]
 
 QUIET_FROM = 3
 """Quiet stretches of at least this many steps are walked at once."""
+
+
+class QuietLedger(Protocol):
+    """What a quiet stretch needs of the walk's ledger (projections/ledger/walk.py ``Ledger``)."""
+
+    touched: set[str]
+    marks: dict[tuple[str, str, int], Decimal]
+
+    def on_quiet(self, book: Book, steps: list[Event], closes: list[Decimal]) -> None: ...
 
 
 def quiet_end(book: Book | None, events: list[Event], i: int) -> int:
@@ -48,7 +54,7 @@ def quiet_end(book: Book | None, events: list[Event], i: int) -> int:
     return j
 
 
-def walk_quiet(ledger: Ledger, book: Book, steps: list[Event]) -> None:
+def walk_quiet(ledger: QuietLedger, book: Book, steps: list[Event]) -> None:
     """A quiet stretch (``quiet_end``) walked at once: the same marks, book and projections' rows as step by step."""
     ledger.touched.add(book.run)
     marks = ledger.marks
