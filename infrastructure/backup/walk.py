@@ -13,6 +13,18 @@ from infrastructure.eventstore.chain import GENESIS, link_matches
 V2 = b"\x02"  # the version byte of a version 2 chain link
 
 
+def row_problem(where: str, last: int, nid, oid, version, topic, state, link) -> str | None:
+    """What is wrong with an archived row before its link is checked (None: nothing): its id not after ``last``, no
+    link, an empty field. One wording for ChainWalk and RowOrder."""
+    if nid is None or nid <= last:
+        return f"{where}: notification {nid} comes after {last}: events are out of order or repeated (reordered)"
+    if link is None:
+        return f"{where}: notification {nid} has no chain link"
+    if oid is None or version is None or topic is None or state is None:
+        return f"{where}: notification {nid} has an empty field"
+    return None
+
+
 class ChainWalk:
     """Recomputes the chain over record batches, in order; raises ArchiveProblem at the first bad row.
 
@@ -36,14 +48,8 @@ class ChainWalk:
         previous, last = self.head, self.last_id
         sha256 = hashlib.sha256
         for nid, oid, version, topic, state, link in zip(ids, oids, versions, topics, states, links):
-            if nid is None or nid <= last:
-                raise ArchiveProblem(
-                    f"{self.where}: notification {nid} comes after {last}: events are out of order or repeated (reordered)"
-                )
-            if link is None:
-                raise ArchiveProblem(f"{self.where}: notification {nid} has no chain link")
-            if oid is None or version is None or topic is None or state is None:
-                raise ArchiveProblem(f"{self.where}: notification {nid} has an empty field")
+            if nid is None or nid <= last or link is None or oid is None or version is None or topic is None or state is None:
+                raise ArchiveProblem(row_problem(self.where, last, nid, oid, version, topic, state, link))
             if len(link) == 33:
                 oid_bytes, version_bytes, topic_bytes = oid.encode(), b"%d" % version, topic.encode()
                 matched = link == V2 + sha256(
@@ -103,12 +109,7 @@ class RowOrder:
     def _first_problem(self, batch: pa.RecordBatch) -> None:
         last = self.last_id
         for nid, oid, version, topic, state, link in zip(*(batch.column(i).to_pylist() for i in range(6))):
-            if nid is None or nid <= last:
-                raise ArchiveProblem(
-                    f"{self.where}: notification {nid} comes after {last}: events are out of order or repeated (reordered)"
-                )
-            if link is None:
-                raise ArchiveProblem(f"{self.where}: notification {nid} has no chain link")
-            if oid is None or version is None or topic is None or state is None:
-                raise ArchiveProblem(f"{self.where}: notification {nid} has an empty field")
+            problem = row_problem(self.where, last, nid, oid, version, topic, state, link)
+            if problem is not None:
+                raise ArchiveProblem(problem)
             last = nid
