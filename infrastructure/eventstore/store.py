@@ -182,14 +182,29 @@ def require_existing_store(location: StoreLocation) -> None:
         )
 
 
+SQLITE_PAGE_SIZE = 32_768
+"""Bytes per page of a new SQLite log (SQLite's default is 4,096). A stored event is ~0.3-1 KB, so a 4 KB page
+holds a handful: a backtest's transaction of 20,906 events spent ~0.15 s CPU inserting and committing them
+(page splits, a WAL frame and a write per page, the checkpoint copying each frame back), ~0.07 s at 32 KB,
+while a transaction of a few events, a scan of the log and a stream lookup cost the same (measured on copies
+of the bundled log, 4 to 64 KB). A log created before keeps its page size; the rows are the same either way."""
+
+
 def prepare_sqlite_file(path: str) -> None:
-    """Create the folder and an empty database file readable by its owner only."""
+    """Create the folder and an empty database file readable by its owner only; a new (empty) file gets
+    ``SQLITE_PAGE_SIZE`` and the write-ahead log (which the store would turn on anyway) before any table."""
     file = Path(path)
     file.parent.mkdir(parents=True, exist_ok=True)
     if not file.exists():
         fd = os.open(file, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
     os.chmod(file, 0o600)
+    if file.stat().st_size == 0:  # a page size holds only if set before the file's first page is written
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(file, isolation_level=None, timeout=10)) as conn:
+            conn.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
+            conn.execute("PRAGMA journal_mode=WAL")
 
 
 def _pg_connect(location: StoreLocation):
