@@ -301,6 +301,21 @@ def check_files(folder: Path, manifest: Manifest, where: str) -> None:
             raise ArchiveProblem(f"{where}: file {entry.name} fails its sha256 checksum (damaged or edited)")
 
 
+def _row_groups_read_ahead(parquet: pq.ParquetFile) -> Iterator[pa.RecordBatch]:
+    """The file's record batches, row group by row group, the next group decoded in a thread while the caller
+    works on this one (decompression and decoding release the GIL)."""
+    groups = parquet.metadata.num_row_groups
+    if groups == 0:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="tradecore-archive-read") as pool:
+        pending = pool.submit(parquet.read_row_group, 0)
+        for group in range(groups):
+            table = pending.result()
+            if group + 1 < groups:
+                pending = pool.submit(parquet.read_row_group, group + 1)
+            yield from table.to_batches()
+
+
 def read_events(path: Path, events_format: str, batch_size: int = READ_BATCH) -> Iterator[pa.RecordBatch]:
     """Record batches of SCHEMA from an events file."""
     if events_format == "parquet":
@@ -311,8 +326,7 @@ def read_events(path: Path, events_format: str, batch_size: int = READ_BATCH) ->
         if not parquet.schema_arrow.equals(SCHEMA):
             raise ArchiveProblem(f"{path.name} has columns {parquet.schema_arrow.names}, expected {SCHEMA.names}")
         try:
-            for group in range(parquet.metadata.num_row_groups):
-                yield from parquet.read_row_group(group).to_batches()
+            yield from _row_groups_read_ahead(parquet)
         except (pa.ArrowException, OSError) as exc:
             raise ArchiveProblem(f"{path.name} cannot be read to the end ({exc})") from None
         return
