@@ -52,6 +52,11 @@ class DeterministicIds:
             self._seed_bytes = (self.seed, self.seed.bytes)
         seed, first = self._seed_bytes[1], self.count + 1
         self.count += count
-        from_bytes, sha1 = int.from_bytes, _sha1
-        return [(from_bytes(sha1(b"%s%d" % (seed, n)).digest()[:16], "big") & _CLEAR_VERSION_VARIANT) | _VERSION_5_VARIANT
-                for n in range(first, first + count)]
+        # the seed's hash state copied for each id (the seed is hashed once); the digest's first 16 of 20 bytes
+        from_bytes, copy, out = int.from_bytes, _sha1(seed).copy, []
+        append, clear, version = out.append, _CLEAR_VERSION_VARIANT, _VERSION_5_VARIANT
+        for n in range(first, first + count):
+            h = copy()
+            h.update(b"%d" % n)
+            append(from_bytes(h.digest(), "big") >> 32 & clear | version)
+        return out
