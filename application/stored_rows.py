@@ -11,6 +11,7 @@ one-event way and compared; if they ever differ, batches are encoded one event a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any
 
 from domain.event_columns import ColumnBatch
@@ -26,7 +27,7 @@ class StoredRows:
 
     def __init__(self, encode: Encode):
         self._encode = encode
-        self._templates: dict[tuple, tuple[bytes, list[str], str, bool]] = {}
+        self._templates: dict[tuple, tuple[list[bytes], list[str], str, bool]] = {}
         self.fallbacks = 0  # how often a template did not match the one-event encoding
 
     def rows_in_order(self, items: Sequence[DomainEvent | ColumnBatch]) -> list[tuple[Any, int, str, bytes]]:
@@ -63,11 +64,19 @@ class StoredRows:
             return [self._encode(event) for event in batch.events()]
         columns = batch.json_columns()  # validates every column first
         try:
-            template, slots, topic, stored_as_text = self._template(batch)
+            pieces, slots, topic, stored_as_text = self._template(batch)
         except _NoTemplate:  # the mapper writes the probe in a form with no slots to find (e.g. not as JSON)
             self.fallbacks += 1
             return [self._encode(event) for event in batch.events()]
-        states = [template % values for values in zip(*(columns[slot] for slot in slots))]
+        # each state joined from the template's pieces and the row's values, in C (no format to parse per row)
+        parts: list[Any] = []
+        for piece, slot in zip(pieces, slots):
+            if piece:
+                parts.append(repeat(piece))
+            parts.append(columns[slot])
+        if pieces[-1]:
+            parts.append(repeat(pieces[-1]))
+        states = list(map(b"".join, zip(*parts)))
         if check:
             first = self._encode(batch.event(0))
             if first[3] != states[0] or first[2] != topic:
@@ -79,7 +88,7 @@ class StoredRows:
             return [(digits[i:i + 32], version, topic, state) for i, state in zip(range(0, len(digits), 32), states)]
         return [(uuid_from_int(n), version, topic, state) for n, state in zip(batch.ids, states)]
 
-    def _template(self, batch: ColumnBatch) -> tuple[bytes, list[str], str, bool]:
+    def _template(self, batch: ColumnBatch) -> tuple[list[bytes], list[str], str, bool]:
         key = batch.template_key
         found = self._templates.get(key)
         if found is None:
@@ -91,9 +100,10 @@ class _NoTemplate(Exception):
     """The mapper's stored form of the probe has no place for a varying field."""
 
 
-def _template_of(batch: ColumnBatch, encode: Encode) -> tuple[bytes, list[str], str, bool]:
-    """The stored state of one of the batch's events with a ``%s`` slot for each varying field, the slots'
-    column names in order, the topic, and whether the stream id is stored as text."""
+def _template_of(batch: ColumnBatch, encode: Encode) -> tuple[list[bytes], list[str], str, bool]:
+    """The stored state of one of the batch's events cut at each varying field (the pieces around the slots,
+    one more than the slots), the slots' column names in order, the topic, and whether the stream id is
+    stored as text."""
     probe, fragments = batch.probe()
     oid, version, topic, state = encode(probe.event(0))
     if version != batch.version:
@@ -107,11 +117,10 @@ def _template_of(batch: ColumnBatch, encode: Encode) -> tuple[bytes, list[str], 
             places.append((at, slot, fragment))
             at = state.find(fragment, at + len(fragment))
     places.sort()
-    template, slots, done = [], [], 0
+    pieces, slots, done = [], [], 0
     for at, slot, fragment in places:
-        template.append(state[done:at].replace(b"%", b"%%"))
-        template.append(b"%s")
+        pieces.append(state[done:at])
         slots.append(slot)
         done = at + len(fragment)
-    template.append(state[done:].replace(b"%", b"%%"))
-    return b"".join(template), slots, topic, isinstance(oid, str)
+    pieces.append(state[done:])
+    return pieces, slots, topic, isinstance(oid, str)
