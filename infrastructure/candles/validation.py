@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,8 +61,11 @@ class CandleFile:
         return pd.DataFrame({name: self.values[name] for name in VALUES}, index=index)
 
     def starts(self) -> list[datetime]:
-        """The candles' starts as UTC datetimes."""
-        return [_EPOCH + timedelta(microseconds=m) for m in self.starts_us.tolist()]
+        """The candles' starts as UTC datetimes (whole seconds, as every bar size's are: made in C, half the CPU)."""
+        micros = self.starts_us
+        if not (micros % 1_000_000).any():
+            return list(map(datetime.fromtimestamp, (micros // 1_000_000).tolist(), repeat(UTC)))
+        return [_EPOCH + timedelta(microseconds=m) for m in micros.tolist()]
 
 
 def _shown(values: pd.Series, i: int) -> str:

@@ -138,3 +138,17 @@ def test_a_file_of_another_bar_size_is_refused_as_the_general_path_refuses_it(tm
     with pytest.raises(ValueError) as plain:
         read_plain_csv(path, {}, 60_000_000, "1m")
     assert str(plain.value) == str(general.value)
+
+
+@pytest.mark.parametrize("micros", [
+    [-86_400_000_000, 0, 3_600_000_000, 1_700_000_000_000_000, 253_402_297_200_000_000],  # whole seconds, 1969-9999
+    [1_500_000_000_000_000, 1_500_000_000_250_000, -1],  # any microsecond
+])
+def test_starts_are_the_utc_times_of_their_epoch_microseconds(micros):
+    import numpy as np
+
+    from infrastructure.candles.validation import CandleFile
+
+    starts = CandleFile(np.array(micros, dtype=np.int64), {}, [], 0, [], len(micros)).starts()
+    assert starts == [datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=m) for m in micros]
+    assert all(s.tzinfo is UTC and type(s) is datetime for s in starts)
