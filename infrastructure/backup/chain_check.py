@@ -1,13 +1,14 @@
-"""A restored SQLite log verified as stored: every chain link recomputed from its rows, in id ranges side by side.
+"""A restored SQLite log verified as stored: every chain link recomputed from its rows, batch by batch while it is written.
 
 A chain is verified link by link: link(n) must equal the formula over link(n-1) as stored and row n as stored
-(infrastructure/eventstore/chain.py). Each check needs only the stored link before it, so the log splits into
-ranges of ids checked at once, one in this process and one in a worker process (``python -m
-infrastructure.backup.chain_check``, which imports nothing but sqlite3 and the link formula): hashing holds the
-GIL, threads would not help. Together the ranges check every row exactly as ``verify_chain`` does (version 2
-links through ``next_links``' inlined formula, version 1 links through ``link_matches``, a version 1 link after
-a version 2 one refused), and the counts of both tables are compared with the rows walked, so an event without
-a link or a link without an event is found too.
+(infrastructure/eventstore/chain.py). A range of ids needs only the stored link before it, so a log is checked
+in committed batches, in order, while the next batches are written: a worker process (``python -m
+infrastructure.backup.chain_check``, which imports nothing but sqlite3 and the link formula; hashing holds the
+GIL, a thread would not help) reads each batch the restore commits (the store is in WAL mode: it reads committed
+rows while the next are written) and checks it from the stored link before it. A smaller log is checked in this
+process once it is written. Either way every row is checked exactly as ``verify_chain`` does (``link_verdict``:
+version 2 links, version 1 links only before any version 2 one), and the counts of both tables are compared with
+the rows walked, so an event without a link or a link without an event is found too.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 from infrastructure.eventstore.links import GENESIS, link_verdict
 
-__all__ = ["PARALLEL_FROM", "RangeCheck", "StoredChain", "check_range", "check_stored"]
+__all__ = ["FOLLOW_FROM", "Follower", "RangeCheck", "StoredChain", "check_range", "check_stored"]
 
-PARALLEL_FROM = 200_000
-"""Logs of at least this many events are checked in two ranges at once (below it a worker's start costs more)."""
+FOLLOW_FROM = 100_000
+"""A restore commits its rows in batches of at least this many and a ``Follower`` checks each committed batch; a
+smaller log is written in one transaction and checked by ``check_stored`` (below it a worker's start costs more)."""
 
 _FETCH = 20_000
 
@@ -80,75 +83,101 @@ def check_range(path: str | Path, events: str, chain: str, after: int, upto: int
         con.close()
 
 
-def _worker(path: Path, events: str, chain: str, after: int, previous: bytes) -> subprocess.Popen:
-    root = str(Path(__file__).resolve().parents[2])  # the worker imports this package from where this file is
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    return subprocess.Popen(
-        [sys.executable, "-m", "infrastructure.backup.chain_check", str(path), events, chain, str(after), previous.hex()],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+def _counts(con: sqlite3.Connection, events: str, chain: str) -> tuple[int, int]:
+    return (con.execute(f"SELECT count(*) FROM {events}").fetchone()[0],
+            con.execute(f"SELECT count(*) FROM {chain}").fetchone()[0])
 
 
-def check_stored(path: str | Path, events: str, chain: str, parallel_from: int | None = None) -> StoredChain | RangeCheck:
-    """Verify the whole stored log at ``path`` (events and chain tables): a ``StoredChain`` when every link
-    follows, else the failed ``RangeCheck`` naming the first bad notification id.
+def _verdict(walked: RangeCheck, events_count: int, links_count: int) -> StoredChain | RangeCheck:
+    """The whole log's result: the failed range, or the walk compared with the counts of both tables."""
+    if walked.problem is not None:
+        return walked
+    if links_count != events_count or walked.count != events_count:
+        extra = links_count - walked.count
+        return RangeCheck(walked.count, walked.last_id, walked.head, None,
+                          f"{extra} chain link{'s' if extra != 1 else ''} without an event (deleted events)"
+                          if extra > 0 else f"{events_count} events but {walked.count} walked")
+    return StoredChain(walked.count, walked.last_id, walked.head)
 
-    A log of at least ``parallel_from`` (default ``PARALLEL_FROM``) events is split in two ranges at its middle id; the second range is
-    checked by a worker process from the stored link at the middle while this process checks the first (so the
-    second range's start link is verified by the first range's last step). The worker is always waited for or
-    killed before this returns."""
+
+def check_stored(path: str | Path, events: str, chain: str) -> StoredChain | RangeCheck:
+    """Verify the whole stored log at ``path`` (events and chain tables) in this process: a ``StoredChain`` when
+    every link follows, else the failed ``RangeCheck`` naming the first bad notification id."""
+    walked = check_range(path, events, chain, 0, None, GENESIS)
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        events_count = con.execute(f"SELECT count(*) FROM {events}").fetchone()[0]
-        links_count = con.execute(f"SELECT count(*) FROM {chain}").fetchone()[0]
-        middle = None
-        if events_count >= (PARALLEL_FROM if parallel_from is None else parallel_from):
-            middle = con.execute(f"SELECT rowid FROM {events} ORDER BY rowid LIMIT 1 OFFSET ?",
-                                 (max(events_count // 2 - 1, 0),)).fetchone()[0]
-            stored = con.execute(f"SELECT link FROM {chain} WHERE notification_id = ?", (middle,)).fetchone()
-            if stored is None:  # the first range stops there: it has no link
-                middle = None
-            else:
-                start = bytes(stored[0])
+        return _verdict(walked, *_counts(con, events, chain))
     finally:
         con.close()
-    if middle is None:
-        whole = check_range(path, events, chain, 0, None, GENESIS)
-        checks = [whole]
-    else:
-        worker = _worker(Path(path), events, chain, middle, start)
+
+
+class Follower:
+    """A worker process checking a log batch by batch while it is written (WAL mode: it reads committed rows).
+
+    ``committed(upto)`` after each commit: the worker checks the rows up to ``upto`` from the stored link before
+    them. ``finish()`` after the last commit: it checks the rest and counts both tables. A worker that found a
+    problem stops early (``committed`` then returns False); ``stop()`` kills it (a failed restore). If this
+    process dies, the worker reads the end of its input without ``end`` and exits without a word."""
+
+    def __init__(self, path: str | Path, events: str, chain: str):
+        root = str(Path(__file__).resolve().parents[2])  # the worker imports this package from where this file is
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "infrastructure.backup.chain_check", str(path), events, chain],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def committed(self, upto: int) -> bool:
+        """Hand the worker the rows up to ``upto`` (committed); False when it has stopped (it found a problem)."""
+        if self._process.poll() is not None:
+            return False
         try:
-            first = check_range(path, events, chain, 0, middle, GENESIS)
-            out, err = worker.communicate()
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-        if worker.returncode != 0:
-            raise RuntimeError(f"the chain check of notifications after {middle} failed: {err.decode(errors='replace')}")
-        second = _decode(out)
-        checks = [first] if first.problem is not None else [first, second]
-    for check in checks:
-        if check.problem is not None:
-            return check
-    count, last = sum(c.count for c in checks), checks[-1]
-    if links_count != events_count or count != events_count:
-        extra = links_count - count
-        return RangeCheck(count, last.last_id, last.head, None,
-                          f"{extra} chain link{'s' if extra != 1 else ''} without an event (deleted events)"
-                          if extra > 0 else f"{events_count} events but {count} walked")
-    return StoredChain(count, last.last_id, last.head)
+            self._process.stdin.write(b"%d\n" % upto)
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            return False
+        return True
+
+    def finish(self) -> StoredChain | RangeCheck:
+        """The whole log's result, once every row is committed."""
+        try:
+            out, err = self._process.communicate(b"end\n")
+        except BrokenPipeError:  # it had stopped: what it found is on its output
+            out, err = self._process.communicate()
+        if self._process.returncode != 0 or not out:
+            raise RuntimeError(f"the chain check worker failed: {err.decode(errors='replace')}")
+        d = json.loads(out)
+        walked = RangeCheck(d["count"], d["last_id"], bytes.fromhex(d["head"]), d["bad"], d["problem"])
+        return walked if walked.problem is not None else _verdict(walked, d["events"], d["links"])
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
 
 
-def _encode(check: RangeCheck) -> str:
-    return json.dumps({"count": check.count, "last_id": check.last_id, "head": check.head.hex(),
-                       "bad": check.bad_notification_id, "problem": check.problem})
+def _follow(path: str, events: str, chain: str, lines: Iterator[bytes]) -> dict | None:
+    """The worker: check each announced range in turn; at ``end`` the rest and the counts (None: no ``end`` came)."""
+    previous, after, count = GENESIS, 0, 0
+    for line in lines:
+        upto = None if line.strip() == b"end" else int(line)
+        part = check_range(path, events, chain, after, upto, previous)
+        count += part.count
+        result = {"count": count, "last_id": part.last_id, "head": part.head.hex(), "bad": part.bad_notification_id,
+                  "problem": part.problem}
+        if part.problem is not None:
+            return result
+        after, previous = part.last_id, part.head
+        if upto is None:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                result["events"], result["links"] = _counts(con, events, chain)
+            finally:
+                con.close()
+            return result
+    return None
 
 
-def _decode(text: bytes) -> RangeCheck:
-    d = json.loads(text)
-    return RangeCheck(d["count"], d["last_id"], bytes.fromhex(d["head"]), d["bad"], d["problem"])
-
-
-if __name__ == "__main__":  # the worker: path events chain after previous-link-hex -> one JSON line
-    _path, _events, _chain, _after, _previous = sys.argv[1:6]
-    print(_encode(check_range(_path, _events, _chain, int(_after), None, bytes.fromhex(_previous))))
+if __name__ == "__main__":  # the worker: path events chain; reads committed ids, then "end" -> one JSON line
+    _found = _follow(*sys.argv[1:4], iter(sys.stdin.buffer.readline, b""))
+    if _found is not None:
+        print(json.dumps(_found))

@@ -8,9 +8,10 @@ the target, never an empty or half-restored one.
 
 SQLite: the store is built in a hidden file next to the target (created by the
 application itself, so its tables are exactly the ones it expects), filled in
-one transaction without a journal, verified (chain_check.py: every link
-recomputed once, from the rows as stored, in two ranges side by side), and
-renamed over the target (``os.replace``). With ``force`` the old file is first hard-linked to
+WAL mode without syncs, batch by batch, verified (chain_check.py: every link
+recomputed once, from the rows as stored, each committed batch by a worker
+process while the next is written), checkpointed, switched out of WAL, fsynced
+and renamed over the target (``os.replace``). With ``force`` the old file is first hard-linked to
 ``<target>.moved-<time>`` (after its WAL is checkpointed into it), so it is
 never deleted and is still at the target until the rename.
 
@@ -37,7 +38,8 @@ from urllib.parse import quote
 
 from application.errors import RestoreRefused  # defined there (api/ maps it); this path stays valid
 from infrastructure.backup.archive import ArchiveProblem, fsync_dir, temporary_name
-from infrastructure.backup.chain_check import RangeCheck, check_stored
+from infrastructure.backup import chain_check
+from infrastructure.backup.chain_check import Follower, RangeCheck, StoredChain, check_stored
 from infrastructure.backup.walk import ChainWalk, RowOrder
 from infrastructure.eventstore.chain import verify_chain
 from infrastructure.eventstore.store import PG_NAME_LIMIT, StoreLocation, _pg_connect, parse_store_url
@@ -110,11 +112,13 @@ class SQLiteLoader:
             f"INSERT INTO {self.chain} (notification_id, link) SELECT ? + i, substr(?, i * {LINK_SIZE} + 1, {LINK_SIZE}) FROM k"
         )
         self.con = sqlite3.connect(self.tmp, isolation_level=None)
-        self.con.execute("PRAGMA journal_mode=OFF")  # the whole file is discarded on failure
-        self.con.execute("PRAGMA synchronous=OFF")
+        self.con.execute("PRAGMA journal_mode=WAL")  # the checker reads committed batches while the next is written
+        self.con.execute("PRAGMA synchronous=OFF")  # the whole file is discarded on failure, fsynced once checked
         self.con.execute("PRAGMA cache_size=-262144")  # 256 MiB: the stream index stays in memory while it grows
         self.con.execute("BEGIN")
         self.count = 0
+        self._committed = 0  # rows committed (and handed to the checker)
+        self._follower: Follower | None = None
 
     def append(self, columns: list[list]) -> None:
         """Insert rows given as the six column lists of rows.SCHEMA."""
@@ -129,28 +133,43 @@ class SQLiteLoader:
         else:
             self.con.executemany(f"INSERT INTO {self.chain}(notification_id, link) VALUES (?,?)", zip(ids, links))
         self.count += len(ids)
+        if self.count - self._committed >= chain_check.FOLLOW_FROM:
+            self.con.execute("COMMIT")
+            self.con.execute("BEGIN")
+            self._committed = self.count
+            if self._follower is None:
+                self._follower = Follower(self.tmp, self.events, self.chain)
+            if not self._follower.committed(ids[-1]):  # it stopped (it found a problem): no use writing more
+                follower, self._follower = self._follower, None
+                self._refuse_if_bad(follower.finish())
+
+    def _refuse_if_bad(self, stored: StoredChain | RangeCheck) -> StoredChain:
+        if isinstance(stored, RangeCheck):
+            bad = "" if stored.bad_notification_id is None else f"notification {stored.bad_notification_id}: "
+            raise ArchiveProblem(f"the restored log does not verify in the new file {self.tmp}: {bad}{stored.problem}")
+        return stored
 
     def seal_and_check(self, walk: RowOrder) -> None:
         """Commit into the hidden file, then verify it as stored (nothing at the target changes): every link
         recomputed from its rows, count and last id equal to the archive's; ``walk.head`` is then the head."""
         self.con.execute("COMMIT")
-        self.con.close()
-        where = f"the new file {self.tmp}"
-        stored = check_stored(self.tmp, self.events, self.chain)
-        if isinstance(stored, RangeCheck):
-            bad = "" if stored.bad_notification_id is None else f"notification {stored.bad_notification_id}: "
-            raise ArchiveProblem(f"the restored log does not verify in {where}: {bad}{stored.problem}")
+        if self._follower is not None:
+            follower, self._follower = self._follower, None
+            stored = self._refuse_if_bad(follower.finish())
+        else:
+            stored = self._refuse_if_bad(check_stored(self.tmp, self.events, self.chain))
         if (stored.count, stored.last_id) != (walk.count, walk.last_id):
             raise ArchiveProblem(
-                f"the restored log in {where} does not match the archive: {stored.count} events, last id "
-                f"{stored.last_id} (expected {walk.count} events, last id {walk.last_id})"
+                f"the restored log in the new file {self.tmp} does not match the archive: {stored.count} events, "
+                f"last id {stored.last_id} (expected {walk.count} events, last id {walk.last_id})"
             )
         walk.head = stored.head
-        con = sqlite3.connect(self.tmp, isolation_level=None)
-        try:  # leave no -wal beside the hidden file: the rename moves one file only
-            con.execute("PRAGMA journal_mode=DELETE")
-        finally:
-            con.close()
+        # everything into the file, and no -wal beside it: the rename moves one file only
+        self.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        mode = self.con.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        self.con.close()
+        if mode.lower() != "delete":
+            raise RuntimeError(f"{self.tmp} stayed in {mode} mode (another connection has it open)")
         with open(self.tmp, "rb+") as f:
             os.fsync(f.fileno())
 
@@ -170,6 +189,8 @@ class SQLiteLoader:
 
     def abort(self) -> None:
         try:
+            if self._follower is not None:
+                self._follower.stop()
             self.con.close()
         finally:
             if not self._replaced:

@@ -1,5 +1,6 @@
-"""A restored SQLite log is verified as stored, in two ranges side by side (infrastructure/backup/chain_check.py):
-the same count, last id and head as one walk and as verify_chain, and the first bad row named in either range."""
+"""A restored SQLite log is verified as stored (infrastructure/backup/chain_check.py), batch by batch by a worker
+following the commits or in one walk: the same count, last id and head either way and as verify_chain, and the
+first bad row named in any batch."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from api.bootstrap import open_store
-from infrastructure.backup import chain_check
+from infrastructure.backup import chain_check, operations
 from infrastructure.backup.archive import ArchiveProblem
-from infrastructure.backup.chain_check import RangeCheck, StoredChain, check_stored
+from infrastructure.backup.archive import read_events
+from infrastructure.backup.chain_check import Follower, RangeCheck, StoredChain, check_stored
 from infrastructure.backup.operations import create_backup, restore_archive
 from infrastructure.backup.storage import LocalArchives
 from infrastructure.eventstore.chain import GENESIS, chain_link, verify_chain
@@ -46,12 +48,26 @@ def build(path: Path, n: int, *, edit: int | None = None, unlinked: int | None =
     return events, chain, previous
 
 
-def test_two_ranges_side_by_side_give_the_chain_of_one_walk_and_of_verify_chain(tmp_path):
+def followed(path: Path, events: str, chain: str, commits: list[int]) -> StoredChain | RangeCheck:
+    """The log at ``path`` checked by a Follower told of ``commits`` (ids committed in turn), then the end."""
+    follower = Follower(path, events, chain)
+    try:
+        for upto in commits:
+            if not follower.committed(upto):
+                break
+        return follower.finish()
+    finally:
+        follower.stop()
+
+
+BATCHES = [100, 101, 250, 251, 400]  # ids committed in turn; the rest at the end
+
+
+def test_a_log_followed_batch_by_batch_gives_the_chain_of_one_walk_and_of_verify_chain(tmp_path):
     path = tmp_path / "events.db"
     events, chain, head = build(path, 500)
-    both = check_stored(path, events, chain, parallel_from=10)
-    one = check_stored(path, events, chain, parallel_from=10**9)
-    assert both == one == StoredChain(500, 500, head)
+    assert followed(path, events, chain, BATCHES) == followed(path, events, chain, []) == check_stored(path, events, chain)
+    assert check_stored(path, events, chain) == StoredChain(500, 500, head)
     app = open_store(f"sqlite:///{path}")
     try:
         report = verify_chain(app.recorder)
@@ -60,12 +76,11 @@ def test_two_ranges_side_by_side_give_the_chain_of_one_walk_and_of_verify_chain(
     assert (report.ok, report.checked, report.head) == (True, 500, head.hex())
 
 
-@pytest.mark.parametrize("edit", [3, 250, 251, 499])
-def test_an_edited_row_is_named_in_either_range(tmp_path, edit):
+@pytest.mark.parametrize("edit", [3, 100, 101, 250, 251, 499])
+def test_an_edited_row_is_named_in_any_batch(tmp_path, edit):
     path = tmp_path / "events.db"
     events, chain, _ = build(path, 500, edit=edit)
-    for parallel_from in (10, 10**9):
-        found = check_stored(path, events, chain, parallel_from=parallel_from)
+    for found in (followed(path, events, chain, BATCHES), check_stored(path, events, chain)):
         assert isinstance(found, RangeCheck)
         assert found.bad_notification_id == edit
         assert found.problem == f"notification {edit} does not match its chain link (edited or reordered)"
@@ -74,16 +89,26 @@ def test_an_edited_row_is_named_in_either_range(tmp_path, edit):
 def test_an_event_without_a_link_and_a_link_without_an_event_are_found(tmp_path):
     path = tmp_path / "unlinked.db"
     events, chain, _ = build(path, 300, unlinked=280)
-    found = check_stored(path, events, chain, parallel_from=10)
-    assert (found.bad_notification_id, found.problem) == (280, "notification 280 has no chain link (inserted outside the store)")
+    for found in (followed(path, events, chain, BATCHES), check_stored(path, events, chain)):
+        assert (found.bad_notification_id, found.problem) == (280, "notification 280 has no chain link (inserted outside the store)")
     path = tmp_path / "orphan.db"
     events, chain, _ = build(path, 300, orphan_link=True)
-    found = check_stored(path, events, chain, parallel_from=10)
-    assert isinstance(found, RangeCheck) and found.problem == "1 chain link without an event (deleted events)"
+    for found in (followed(path, events, chain, BATCHES), check_stored(path, events, chain)):
+        assert isinstance(found, RangeCheck) and found.problem == "1 chain link without an event (deleted events)"
 
 
-def test_a_restore_checked_in_two_ranges_refuses_an_archive_with_an_edited_row_and_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(chain_check, "PARALLEL_FROM", 10)
+def in_batches_of(size: int):
+    """read_events cutting each record batch into batches of ``size`` rows (the loader commits each)."""
+    def read(path, events_format):
+        for batch in read_events(path, events_format):
+            for start in range(0, batch.num_rows, size):
+                yield batch.slice(start, size)
+    return read
+
+
+def test_a_restore_checked_batch_by_batch_refuses_an_archive_with_an_edited_row_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(chain_check, "FOLLOW_FROM", 10)
+    monkeypatch.setattr(operations, "read_events", in_batches_of(50))
     build(tmp_path / "good.db", 400)
     build(tmp_path / "edited.db", 400, edit=321)
     archives = LocalArchives(tmp_path / "backups")
@@ -101,3 +126,13 @@ def test_a_restore_checked_in_two_ranges_refuses_an_archive_with_an_edited_row_a
     restored = restore_archive(archives, names["good"], f"sqlite:///{target}", open_store=open_store, now=NOW)
     _, _, head = build(tmp_path / "again.db", 400)
     assert (restored.events, restored.last_id, restored.chain_head) == (400, 400, head.hex())
+
+
+def test_a_follower_whose_restore_died_exits_without_a_word(tmp_path):
+    path = tmp_path / "events.db"
+    events, chain, _ = build(path, 300)
+    follower = Follower(path, events, chain)
+    assert follower.committed(100)
+    follower._process.stdin.close()  # what a killed restore's end of the pipe does
+    assert follower._process.wait(timeout=30) == 0
+    assert follower._process.stdout.read() == b""
