@@ -258,6 +258,8 @@ def exact_text(value: Decimal | None) -> str | None:
     return text
 
 
+_ARROW_TYPE = {"bool": pa.bool_(), "int": pa.int64(), "str": pa.string()}
+
 _LONG = r"E|\.[0-9]{19}"  # the printed Decimals that need exact_text's rounding (or are exponent-printed)
 
 
@@ -266,11 +268,12 @@ def money_texts(values: list[Decimal | None]) -> pa.Array:
 
     A column that repeats the same objects (a quiet stretch's cash, equity, peak and drawdown on every row) is
     printed once per object."""
-    by_id = {id(v): v for v in values}  # (the values are alive meanwhile: no id is reused)
+    ids = list(map(id, values))
+    by_id = dict(zip(ids, values))  # (the values are alive meanwhile: no id is reused)
     if len(by_id) * 2 <= len(values):
         text = {key: None if v is None else exact_text(v) for key, v in by_id.items()}
-        return pa.array([text[id(v)] for v in values], pa.string())
-    texts = [None if v is None else str(v) for v in values]
+        return pa.array(list(map(text.__getitem__, ids)), pa.string())
+    texts = [None if v is None else str(v) for v in values] if id(None) in by_id else list(map(str, values))
     column = pa.array(texts, pa.string())
     long = pc.match_substring_regex(column, _LONG)
     if pc.any(long).as_py():
@@ -280,6 +283,22 @@ def money_texts(values: list[Decimal | None]) -> pa.Array:
     return column
 
 
+_PLAIN = frozenset((Decimal, bool, int, str, type(None)))
+
+
+def _kind(values: tuple) -> str:
+    """How ``arrow`` writes a column: 'money' when any value is a Decimal, else 'bool', 'int' or 'str' (the first
+    type any value is an instance of). A column of plain values is typed from the set of their types (one pass
+    in C), others value by value."""
+    types = set(map(type, values))
+    if types <= _PLAIN:
+        return "money" if Decimal in types else "bool" if bool in types else "int" if int in types else "str"
+    for kind, cls in (("money", Decimal), ("bool", bool), ("int", int)):
+        if any(isinstance(v, cls) for v in values):
+            return kind
+    return "str"
+
+
 def arrow(names: tuple[str, ...], rows: list[tuple], kinds: dict[str, str] | None = None) -> pa.Table:
     """Rows to a pyarrow table: ``time`` columns from epoch microseconds; Decimals as exact text
     (``exact_text``), which the INSERT into a DECIMAL(38, 18) column casts (faster than arrow decimals)."""
@@ -287,20 +306,15 @@ def arrow(names: tuple[str, ...], rows: list[tuple], kinds: dict[str, str] | Non
     columns = list(zip(*rows)) if rows else [()] * len(names)
     arrays = []
     for name, values in zip(names, columns):
-        values = list(values)
-        kind = kinds.get(name)
+        kind = kinds.get(name) or _kind(values)
         if kind == "time":
             arrays.append(pa.array(values, pa.int64()).cast(TIME_TYPE))
         elif kind == "date":
             arrays.append(pa.array(values, pa.date32()))
-        elif any(isinstance(v, Decimal) for v in values):
+        elif kind == "money":
             arrays.append(money_texts(values))
-        elif any(isinstance(v, bool) for v in values):
-            arrays.append(pa.array(values, pa.bool_()))
-        elif any(isinstance(v, int) for v in values):
-            arrays.append(pa.array(values, pa.int64()))
         else:
-            arrays.append(pa.array(values, pa.string()))
+            arrays.append(pa.array(values, _ARROW_TYPE[kind]))
     return pa.Table.from_arrays(arrays, names=list(names))
 
 

@@ -18,3 +18,33 @@ def test_a_column_of_repeated_objects_prints_as_each_value_alone():
 def test_a_column_of_distinct_values_prints_as_each_value_alone():
     values = [Decimal(i) / 7 for i in range(50)] + [None, Decimal("12.5")]
     assert money_texts(values).to_pylist() == [exact_text(v) for v in values]
+
+
+def test_a_column_of_distinct_values_without_a_null_and_one_needing_rounding_keeps_every_value():
+    values = [Decimal(i) / 3 for i in range(1, 30)] + [Decimal("7")]
+    texts = money_texts(values).to_pylist()
+    assert texts == [exact_text(v) for v in values] and None not in texts
+
+
+def test_arrow_types_a_column_by_its_values_as_before():
+    """Decimals (with ints or None beside them) as money text, bools before ints, ints, text; a subclass
+    (an IntEnum, a str Enum) by what it is an instance of."""
+    import enum
+
+    from projections.ledger.book import arrow
+
+    class Level(enum.IntEnum):
+        LOW = 1
+
+    class Side(str, enum.Enum):
+        BUY = "BUY"
+
+    table = arrow(("money", "flag", "count", "text", "level", "side", "empty"),
+                  [(Decimal("1.50"), True, 3, "a", Level.LOW, Side.BUY, None),
+                   (None, None, None, None, Level.LOW, Side.BUY, None),
+                   (2, False, 4, "b", 2, Side.BUY, None)])
+    assert table.column("money").to_pylist() == ["1.50", None, "2"]
+    assert table.column("flag").to_pylist() == [True, None, False]
+    assert table.column("count").to_pylist() == [3, None, 4] and table.schema.field("count").type == "int64"
+    assert table.column("level").to_pylist() == [1, 1, 2] and table.schema.field("level").type == "int64"
+    assert str(table.schema.field("side").type) == "string" and str(table.schema.field("empty").type) == "string"
