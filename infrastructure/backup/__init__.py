@@ -10,7 +10,7 @@ The log is the only thing worth backing up: the read model is rebuilt from it.
 - ``storage``: where archives live (a directory or ``s3://bucket/prefix``).
 - ``retention``: which archives ``prune`` keeps.
 - ``walk``: the chain recomputed over archived rows (and a restore's order checks of the rows it writes).
-- ``loading``: a restore built beside the target, verified, then swapped in atomically.
+- ``loading``: a restore built beside the target, verified, then swapped in atomically; ``sqlite_restore``: into SQLite.
 - ``chain_check``: a restored SQLite log verified as stored, every link once, batch by batch while it is written.
 - ``operations``: create (refusing a rewound log unless accepted), verify, restore, prune.
 - ``export`` and ``analyst``: the auditor's export (typed Parquet columns) and its check.

@@ -6,7 +6,7 @@ the archive's), and only then puts it in the target's place in one atomic step.
 A failure or a kill at any moment leaves either the old log or the new one at
 the target, never an empty or half-restored one.
 
-SQLite: the store is built in a hidden file next to the target (created by the
+SQLite (sqlite_restore.py): the store is built in a hidden file next to the target (created by the
 application itself, so its tables are exactly the ones it expects), filled in
 WAL mode without syncs, batch by batch, verified (chain_check.py: every link
 recomputed once, from the rows as stored, each committed batch by a worker
@@ -28,23 +28,19 @@ that writes to the target before a forced restore.
 
 from __future__ import annotations
 
-import os
 import secrets
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from application.errors import RestoreRefused  # defined there (api/ maps it); this path stays valid
-from infrastructure.backup.archive import ArchiveProblem, fsync_dir, temporary_name
-from infrastructure.backup import chain_check
-from infrastructure.backup.chain_check import Follower, RangeCheck, StoredChain, check_stored
-from infrastructure.backup.walk import ChainWalk, RowOrder
+from infrastructure.backup.archive import ArchiveProblem
+from infrastructure.backup.sqlite_restore import SQLiteLoader, replace_sqlite_file  # this path stays valid
+from infrastructure.backup.walk import ChainWalk
 from infrastructure.eventstore.chain import verify_chain
 from infrastructure.eventstore.store import PG_NAME_LIMIT, StoreLocation, _pg_connect, parse_store_url
 
-LINK_SIZE = 33  # a version 2 chain link: the version byte and a sha256 digest (eventstore/chain.py)
+__all__ = ["PostgresLoader", "RestoreRefused", "SQLiteLoader", "open_loader", "replace_sqlite_file"]
 
 
 def _check_built(open_store: Callable[[str], Any], url: str, walk: ChainWalk, where: str) -> None:
@@ -61,198 +57,6 @@ def _check_built(open_store: Callable[[str], Any], url: str, walk: ChainWalk, wh
             f"the restored log in {where} does not match the archive: {report.checked} events, last id {report.last_id} "
             f"(expected {walk.count} events, last id {walk.last_id})"
         )
-
-
-def _sqlite_event_count(path: Path) -> int:
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        count = 0
-        for table in ("stored_events", "stored_events_chain"):
-            if table in tables:
-                count = max(count, con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-        return count
-    except sqlite3.DatabaseError as exc:
-        raise RestoreRefused(f"{path} exists and is not a readable SQLite store ({exc}); move it away first") from None
-    finally:
-        con.close()
-
-
-class SQLiteLoader:
-    """Fills a hidden SQLite file, verifies it, and renames it over the target.
-
-    ``checks_links``: the links are recomputed only from the rows as stored (the archive's rows are checked for
-    order and completeness while they are written: ``RowOrder``), so the chain is hashed once per restore."""
-
-    checks_links = True
-
-    def __init__(self, location: StoreLocation, *, force: bool, stamp: str, open_store: Callable[[str], Any]):
-        if location.is_memory:
-            raise RestoreRefused("cannot restore into an in-memory store: name a file, sqlite:///PATH")
-        self.target = Path(location.sqlite_path)
-        self.moved_to: str | None = None
-        existing = _sqlite_event_count(self.target)
-        if existing and not force:
-            raise RestoreRefused(
-                f"{self.target} already holds {existing} events: restore only into an empty store, "
-                "or pass --force to move it aside (it is renamed, never deleted)"
-            )
-        self._open_store = open_store
-        self._stamp = stamp
-        self._replaced = False
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = temporary_name(self.target)
-        app = open_store(f"sqlite:///{self.tmp}")  # the application creates the tables its recorder expects
-        self.events, self.chain = app.recorder.events_table_name, app.recorder.chain_table_name
-        app.close()
-        self._insert_links = (  # (count, first notification id, the links joined): link k at notification id first + k
-            "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?) "
-            f"INSERT INTO {self.chain} (notification_id, link) SELECT ? + i, substr(?, i * {LINK_SIZE} + 1, {LINK_SIZE}) FROM k"
-        )
-        self.con = sqlite3.connect(self.tmp, isolation_level=None)
-        self.con.execute("PRAGMA journal_mode=WAL")  # the checker reads committed batches while the next is written
-        self.con.execute("PRAGMA synchronous=OFF")  # the whole file is discarded on failure, fsynced once checked
-        self.con.execute("PRAGMA cache_size=-262144")  # 256 MiB: the stream index stays in memory while it grows
-        self.con.execute("BEGIN")
-        self.count = 0
-        self._committed = 0  # rows committed (and handed to the checker)
-        self._follower: Follower | None = None
-
-    def append(self, columns: list[list]) -> None:
-        """Insert rows given as the six column lists of rows.SCHEMA."""
-        ids, oids, versions, topics, states, links = columns
-        self.con.executemany(
-            f"INSERT INTO {self.events}(rowid, originator_id, originator_version, topic, state) VALUES (?,?,?,?,?)",
-            zip(ids, oids, versions, topics, states),
-        )
-        if ids and ids[-1] - ids[0] == len(ids) - 1 and set(map(len, links)) == {LINK_SIZE}:
-            # consecutive ids (they ascend: RowOrder) and version 2 links: the batch's links as one blob, cut in SQLite
-            self.con.execute(self._insert_links, (len(ids), ids[0], b"".join(links)))
-        else:
-            self.con.executemany(f"INSERT INTO {self.chain}(notification_id, link) VALUES (?,?)", zip(ids, links))
-        self.count += len(ids)
-        if self.count - self._committed >= chain_check.FOLLOW_FROM:
-            self.con.execute("COMMIT")
-            self.con.execute("BEGIN")
-            self._committed = self.count
-            if self._follower is None:
-                self._follower = Follower(self.tmp, self.events, self.chain)
-            if not self._follower.committed(ids[-1]):  # it stopped (it found a problem): no use writing more
-                follower, self._follower = self._follower, None
-                self._refuse_if_bad(follower.finish())
-
-    def _refuse_if_bad(self, stored: StoredChain | RangeCheck) -> StoredChain:
-        if isinstance(stored, RangeCheck):
-            bad = "" if stored.bad_notification_id is None else f"notification {stored.bad_notification_id}: "
-            raise ArchiveProblem(f"the restored log does not verify in the new file {self.tmp}: {bad}{stored.problem}")
-        return stored
-
-    def seal_and_check(self, walk: RowOrder) -> None:
-        """Commit into the hidden file, then verify it as stored (nothing at the target changes): every link
-        recomputed from its rows, count and last id equal to the archive's; ``walk.head`` is then the head."""
-        self.con.execute("COMMIT")
-        if self._follower is not None:
-            follower, self._follower = self._follower, None
-            stored = self._refuse_if_bad(follower.finish())
-        else:
-            stored = self._refuse_if_bad(check_stored(self.tmp, self.events, self.chain))
-        if (stored.count, stored.last_id) != (walk.count, walk.last_id):
-            raise ArchiveProblem(
-                f"the restored log in the new file {self.tmp} does not match the archive: {stored.count} events, "
-                f"last id {stored.last_id} (expected {walk.count} events, last id {walk.last_id})"
-            )
-        walk.head = stored.head
-        # everything into the file, and no -wal beside it: the rename moves one file only
-        self.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        mode = self.con.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-        self.con.close()
-        if mode.lower() != "delete":
-            raise RuntimeError(f"{self.tmp} stayed in {mode} mode (another connection has it open)")
-        with open(self.tmp, "rb+") as f:
-            os.fsync(f.fileno())
-
-    def stored_link(self, notification_id: int) -> bytes | None:
-        """The link the sealed file holds for ``notification_id`` (after ``seal_and_check``: a verified one)."""
-        con = sqlite3.connect(f"file:{self.tmp}?mode=ro", uri=True)
-        try:
-            row = con.execute(f"SELECT link FROM {self.chain} WHERE notification_id = ?", (notification_id,)).fetchone()
-        finally:
-            con.close()
-        return None if row is None else bytes(row[0])
-
-    def replace(self) -> None:
-        """Put the verified file at the target in one rename; the old file stays under a moved-aside name."""
-        self.moved_to = replace_sqlite_file(self.tmp, self.target, self._stamp, keep_old=True)
-        self._replaced = True
-
-    def abort(self) -> None:
-        try:
-            if self._follower is not None:
-                self._follower.stop()
-            self.con.close()
-        finally:
-            if not self._replaced:
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    Path(f"{self.tmp}{suffix}").unlink(missing_ok=True)
-
-
-def replace_sqlite_file(new: Path, target: Path, stamp: str, *, keep_old: bool,
-                        unchanged: Callable[[sqlite3.Connection], bool] | None = None) -> str | None:
-    """Rename ``new`` over ``target`` in one step, while no one else has the target open.
-
-    The target's WAL is checkpointed into it and its journal switched off WAL, so no stale
-    -wal can meet the new file; it is held under an exclusive lock until the rename. With
-    ``keep_old`` (and events in it) the old file is first hard-linked to ``<target>.moved-<stamp>``,
-    whose name is returned. A target in use by another process raises RestoreRefused, and so does
-    one for which ``unchanged`` (asked under the lock) says it changed since ``new`` was made.
-    """
-    holder = None
-    moved = None
-    if target.exists():
-        holder = sqlite3.connect(target, isolation_level=None, timeout=10)
-        try:
-            holder.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything committed goes into the main file
-            mode = holder.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-            if mode.lower() != "delete" or Path(f"{target}-wal").exists():
-                raise RestoreRefused(f"{target} is in use by another process; stop it and try again")
-            holder.execute("BEGIN EXCLUSIVE")  # no one reads or writes the old file until it is replaced
-        except sqlite3.OperationalError as exc:
-            holder.close()
-            raise RestoreRefused(f"{target} is in use by another process ({exc}); stop it and try again") from None
-        except RestoreRefused:
-            holder.close()
-            raise
-        if unchanged is not None and not unchanged(holder):
-            holder.close()
-            raise RestoreRefused(f"{target} changed while the new file was made; nothing was replaced")
-        if keep_old and _sqlite_event_count_locked(holder):
-            moved = _link_aside(target, stamp)
-    try:
-        os.replace(new, target)
-        fsync_dir(target.parent)
-    finally:
-        if holder is not None:
-            holder.close()
-    return moved
-
-
-def _sqlite_event_count_locked(con: sqlite3.Connection) -> int:
-    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    return sum(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("stored_events", "stored_events_chain") if t in tables)
-
-
-def _link_aside(target: Path, stamp: str) -> str:
-    """A second name for the old store file (a hard link: the target keeps it until the rename)."""
-    moved = target.with_name(f"{target.name}.moved-{stamp}")
-    n = 1
-    while moved.exists():
-        n += 1
-        moved = target.with_name(f"{target.name}.moved-{stamp}-{n}")
-    os.link(target, moved)
-    fsync_dir(target.parent)
-    return str(moved)
 
 
 def _literal(text: str) -> str:
