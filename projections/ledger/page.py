@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from domain.order_states import TERMINAL_EVENTS
 from projections.engine.base import PAGE, shared
+from projections.engine.page_candles import CANDLE_TYPES, candles_view
 from projections.ledger.book import Event
 from projections.ledger.page_rows import marks_rows, parse, walk_rows
 
@@ -35,11 +36,6 @@ _FIELDS = (
     '"fee": "VARCHAR", "fill_id": "VARCHAR", "amount": "VARCHAR", "path": "VARCHAR", "new_value": "VARCHAR", '
     '"rule": "VARCHAR", "numbers": {"limit_pct": "VARCHAR"}}'
 )
-_CANDLE = '{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPTZ", "close": "VARCHAR"}'
-
-
-
-
 
 _WALK_SET = frozenset(WALK_TYPES)
 
@@ -56,65 +52,66 @@ def walk_events(con: duckdb.DuckDBPyConnection, after: int) -> list[Event]:
     parsed = _parsed(after)
     if parsed is not None:
         return [Event(*row) for row in walk_rows(parsed)]
-    types = ", ".join(f"'{t}'" for t in WALK_TYPES)
+    others = ", ".join(f"'{t}'" for t in WALK_TYPES if t not in CANDLE_TYPES)
+    # e: the page's events of the walk's types (its candles as every projection reads them: page_candles);
     # w: the events the walk needs, in log order (a run's candles, candles a decision of the page
     # names, everything else of the types); a decision right after the CandleClosed of its run, product
     # and candle is folded into that candle's row (dnid, dat, dtype).
-    rows = con.execute(
-        f"""WITH e AS MATERIALIZED (
-            SELECT nid, type, CAST(j.originator_id AS VARCHAR) AS stream, CAST(j.run_id AS VARCHAR) AS run,
-                   epoch_us(j.occurred_at) AS at_us, j
-            FROM (SELECT notification_id AS nid, event_type AS type, json_transform(payload, '{_FIELDS}') AS j
-                  FROM batch_events WHERE notification_id > $1 AND event_type IN ({types})
-                  -- a page without decisions needs only its runs' candles: skip parsing the others
-                  AND (event_type NOT IN ('CandleClosed', 'CandleCorrected')
-                       OR NOT contains(CAST(payload AS VARCHAR), '"run_id":null')
-                       OR EXISTS (SELECT 1 FROM batch_events WHERE notification_id > $1
-                                  AND event_type IN ('DecisionMade', 'DecisionFailed'))))),
-        named AS (SELECT DISTINCT j.product AS product, epoch_us(j.candle_start) AS s FROM e
-                  WHERE type IN ('DecisionMade', 'DecisionFailed')),
-        w AS (
-            SELECT nid, type, stream, run, at_us, j.product AS product, j.granularity AS granularity,
-                   epoch_us(j.start) AS start, j.close AS close, epoch_us(j.candle_start) AS candle_start,
-                   j.side AS side, j.quantity AS quantity, j.price AS price, j.fee AS fee, j.fill_id AS fill_id,
-                   j.amount AS amount, j.path AS path, j.new_value AS new_value, j.rule AS rule,
-                   j.numbers.limit_pct AS limit_pct
-            FROM e LEFT JOIN named ON type IN ('CandleClosed', 'CandleCorrected')
-                 AND named.product = j.product AND named.s = epoch_us(j.start)
-            WHERE type NOT IN ('CandleClosed', 'CandleCorrected') OR (type = 'CandleClosed' AND run IS NOT NULL)
-                  OR named.s IS NOT NULL),
-        x AS (
-            SELECT *,
-                type = 'CandleClosed' AND lead(type) OVER o IN ('DecisionMade', 'DecisionFailed')
-                    AND lead(run) OVER o = run AND lead(product) OVER o = product
-                    AND lead(candle_start) OVER o = start AS carries,
-                type IN ('DecisionMade', 'DecisionFailed') AND lag(type) OVER o = 'CandleClosed'
-                    AND lag(run) OVER o = run AND lag(product) OVER o = product
-                    AND lag(start) OVER o = candle_start AS carried,
-                lead(nid) OVER o AS next_nid, lead(at_us) OVER o AS next_at, lead(type) OVER o AS next_type
-            FROM w WINDOW o AS (ORDER BY nid))
-        SELECT nid, type, stream, run, at_us, product, granularity, start, close, candle_start, side, quantity,
-               price, fee, fill_id, amount, path, new_value, rule, limit_pct,
-               CASE WHEN carries THEN next_nid END, CASE WHEN carries THEN next_at END,
-               CASE WHEN carries THEN next_type END
-        FROM x WHERE carried IS NOT TRUE ORDER BY nid""",
-        [after],
-    ).fetchall()
+    with candles_view(con, after) as candles:
+        rows = con.execute(
+            f"""WITH e AS MATERIALIZED (
+                SELECT nid, type, CAST(j.originator_id AS VARCHAR) AS stream, CAST(j.run_id AS VARCHAR) AS run,
+                       epoch_us(j.occurred_at) AS at_us, j.product AS product, j.granularity AS granularity,
+                       epoch_us(j.start) AS start, j.close AS close, epoch_us(j.candle_start) AS candle_start,
+                       j.side AS side, j.quantity AS quantity, j.price AS price, j.fee AS fee, j.fill_id AS fill_id,
+                       j.amount AS amount, j.path AS path, j.new_value AS new_value, j.rule AS rule,
+                       j.numbers.limit_pct AS limit_pct
+                FROM (SELECT notification_id AS nid, event_type AS type, json_transform(payload, '{_FIELDS}') AS j
+                      FROM batch_events WHERE notification_id > $1 AND event_type IN ({others}))
+                UNION ALL
+                SELECT nid, type, stream, run, at_us, product, granularity, start_us, close, NULL, NULL, NULL, NULL,
+                       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                FROM {candles}),
+            named AS (SELECT DISTINCT product, candle_start AS s FROM e
+                      WHERE type IN ('DecisionMade', 'DecisionFailed')),
+            w AS (
+                SELECT e.* FROM e LEFT JOIN named ON e.type IN ('CandleClosed', 'CandleCorrected')
+                     AND named.product = e.product AND named.s = e.start
+                WHERE e.type NOT IN ('CandleClosed', 'CandleCorrected')
+                      OR (e.type = 'CandleClosed' AND e.run IS NOT NULL) OR named.s IS NOT NULL),
+            x AS (
+                SELECT *,
+                    type = 'CandleClosed' AND lead(type) OVER o IN ('DecisionMade', 'DecisionFailed')
+                        AND lead(run) OVER o = run AND lead(product) OVER o = product
+                        AND lead(candle_start) OVER o = start AS carries,
+                    type IN ('DecisionMade', 'DecisionFailed') AND lag(type) OVER o = 'CandleClosed'
+                        AND lag(run) OVER o = run AND lag(product) OVER o = product
+                        AND lag(start) OVER o = candle_start AS carried,
+                    lead(nid) OVER o AS next_nid, lead(at_us) OVER o AS next_at, lead(type) OVER o AS next_type
+                FROM w WINDOW o AS (ORDER BY nid))
+            SELECT nid, type, stream, run, at_us, product, granularity, start, close, candle_start, side, quantity,
+                   price, fee, fill_id, amount, path, new_value, rule, limit_pct,
+                   CASE WHEN carries THEN next_nid END, CASE WHEN carries THEN next_at END,
+                   CASE WHEN carries THEN next_type END
+            FROM x WHERE carried IS NOT TRUE ORDER BY nid""",
+            [after],
+        ).fetchall()
     return [Event(*row) for row in rows]
 
 
 def page_marks(con: duckdb.DuckDBPyConnection, after: int) -> pa.Table:
-    """The page's candle closes after ``after`` (product, granularity, start_us, close)."""
-    page = f"""(SELECT notification_id AS nid, j.product AS product, j.granularity AS granularity,
-                      epoch_us(j.start) AS start_us, j.close AS close
-               FROM (SELECT notification_id, json_transform(payload, '{_CANDLE}') AS j FROM batch_events
-                     WHERE notification_id > {int(after)} AND event_type IN ('CandleClosed', 'CandleCorrected')))"""
+    """The page's candle closes after ``after`` (product, granularity, start_us, close), the last one of a candle
+    winning."""
     parsed = _parsed(after)
     if parsed is not None:
         return shared("ledger-marks", after, lambda: marks_rows(parsed))
-    return shared("ledger-marks", after, lambda: con.sql(
-        f"""SELECT product, granularity, start_us, arg_max(close, nid) AS close FROM {page}
-        GROUP BY product, granularity, start_us""").to_arrow_table())
+    return shared("ledger-marks", after, lambda: _closes(con, after))
+
+
+def _closes(con: duckdb.DuckDBPyConnection, after: int) -> pa.Table:
+    with candles_view(con, after) as candles:
+        return con.sql(f"""SELECT product, granularity, start_us, arg_max(close, nid) AS close FROM {candles}
+            GROUP BY product, granularity, start_us""").to_arrow_table()
 
 
 # --- helpers ----------------------------------------------------------------------------------------

@@ -9,9 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from projections.engine.base import MONEY, type_counts
-
-_CANDLE_FIELDS = f"""'{{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPTZ",
-    "open": "{MONEY}", "high": "{MONEY}", "low": "{MONEY}", "close": "{MONEY}", "volume": "{MONEY}"}}'"""
+from projections.engine.page_candles import candles_view
 
 
 class CandlesProjection:
@@ -42,33 +40,30 @@ class CandlesProjection:
 
     def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
         counts = type_counts(con, after)
-        if counts.get("CandleClosed"):  # one JSON parse per event: json_transform yields every field typed
-            con.execute(
-                f"""INSERT INTO candles
-                SELECT c.product, c.granularity, c.start, c.open, c.high, c.low, c.close, c.volume, 0, notification_id
-                FROM (SELECT notification_id, json_transform(payload, {_CANDLE_FIELDS}) AS c
-                      FROM batch_events WHERE notification_id > ? AND event_type = 'CandleClosed')
-                """,
-                [after],
-            )
-        if not counts.get("CandleCorrected"):
+        if not counts.get("CandleClosed") and not counts.get("CandleCorrected"):
             return
-        # The last correction of a candle in the page wins; every one is counted.
-        con.execute(
-            f"""UPDATE candles SET open = k.open, high = k.high, low = k.low, close = k.close, volume = k.volume,
-                   corrections = candles.corrections + k.n
-            FROM (
-                SELECT c.product, c.granularity, c.start,
-                       arg_max(c.open, notification_id) AS open, arg_max(c.high, notification_id) AS high,
-                       arg_max(c.low, notification_id) AS low, arg_max(c.close, notification_id) AS close,
-                       arg_max(c.volume, notification_id) AS volume, count(*) AS n
-                FROM (SELECT notification_id, json_transform(payload, {_CANDLE_FIELDS}) AS c
-                      FROM batch_events WHERE notification_id > ? AND event_type = 'CandleCorrected')
-                GROUP BY ALL
-            ) AS k
-            WHERE candles.product = k.product AND candles.granularity = k.granularity AND candles.start = k.start""",
-            [after],
-        )
+        with candles_view(con, after) as page:  # (parsed once per page for every projection that reads candles)
+            if counts.get("CandleClosed"):
+                con.execute(
+                    f"""INSERT INTO candles
+                    SELECT product, granularity, start, open, high, low, CAST(close AS {MONEY}), volume, 0, nid
+                    FROM {page} WHERE type = 'CandleClosed'"""
+                )
+            if not counts.get("CandleCorrected"):
+                return
+            # The last correction of a candle in the page wins; every one is counted.
+            con.execute(
+                f"""UPDATE candles SET open = k.open, high = k.high, low = k.low, close = k.close, volume = k.volume,
+                       corrections = candles.corrections + k.n
+                FROM (
+                    SELECT product, granularity, start, arg_max(open, nid) AS open, arg_max(high, nid) AS high,
+                           arg_max(low, nid) AS low, CAST(arg_max(close, nid) AS {MONEY}) AS close,
+                           arg_max(volume, nid) AS volume, count(*) AS n
+                    FROM {page} WHERE type = 'CandleCorrected'
+                    GROUP BY ALL
+                ) AS k
+                WHERE candles.product = k.product AND candles.granularity = k.granularity AND candles.start = k.start"""
+            )
 
 
 PROJECTIONS = (CandlesProjection(),)
