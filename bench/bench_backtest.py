@@ -12,6 +12,11 @@ wall clock on a shared machine).
 backtesting.py (the `bench` extra): an EMA(12)/EMA(26) cross over the same candles as floats, long only
 (buy on the fast crossing above, close on it crossing below), 0.1% commission; ``Backtest.run`` timed,
 median of 3. The ratio is its candles/s over ours (target <= 3). It keeps nothing: no log, no audit trail.
+
+Breakdown (no targets; medians of the same runs, CPU seconds): ``backtest_read_cpu_seconds`` reading the candles
+back (logged_candles), ``backtest_run_cpu_seconds`` the rest of the timed path (plan, indicators, loop, writes),
+``backtest_close_cpu_seconds`` closing the store after it, untimed (SQLite copies the write-ahead log into the
+database file there when no commit of the run has done so yet).
 """
 
 from __future__ import annotations
@@ -41,22 +46,34 @@ def import_into(url: str, candles: list) -> float:
         app.close()
 
 
-def backtest_from_log(url: str, product: str, granularity: str, settings, run_id: uuid.UUID) -> tuple[float, object, float]:
+def backtest_from_log(url: str, product: str, granularity: str, settings, run_id: uuid.UUID,
+                      parts: dict | None = None) -> tuple[float, object, float]:
     """The timed path of `tradecore backtest`: read the candles back from the log, plan, run;
-    (wall seconds, summary, CPU seconds of this process: on a shared machine the wall also waits for a core)."""
+    (wall seconds, summary, CPU seconds of this process: on a shared machine the wall also waits for a core).
+    ``parts`` (when given) gets the CPU seconds of reading (``read``), of the rest (``run``) and of closing the
+    store afterwards (``close``, untimed)."""
     app = open_store(url)
+    closed = False
     try:
         gc.collect()
         began, cpu = time.perf_counter(), time.process_time()
         logged = logged_candles(app, product, granularity)
+        read = time.process_time() - cpu
         plan = plan_backtest(logged, None, None, settings.data.indicator_warmup)
         summary = run_planned_backtest(
             app, plan, exchange=paper_exchange(settings), strategy=decision_model(settings),
             settings=loop_settings(settings, product=product, granularity=granularity, flush_every=500),
             initial_balance=Decimal(10000), config_hash="bench", code_version="bench", run_id=run_id)
-        return time.perf_counter() - began, summary, time.process_time() - cpu
+        seconds, used = time.perf_counter() - began, time.process_time() - cpu
+        if parts is not None:
+            closing = time.process_time()
+            app.close()
+            closed = True
+            parts.update(read=read, run=used - read, close=time.process_time() - closing)
+        return seconds, summary, used
     finally:
-        app.close()
+        if not closed:
+            app.close()
 
 
 def backtesting_py_candles_per_s(frame, repeats: int = 3) -> float | str:
@@ -103,11 +120,13 @@ def run(repeats: int = 3) -> dict:
     frame = candle_file(bundled_candles()[0], "1h").frame
     candles = candles_of(frame, "BTC-USD", "1h")
     settings = configuration().load_settings(env={})
-    runs, imports, cpus = [], [], []
+    runs, imports, cpus, parts = [], [], [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             imports.append(import_into(f"sqlite:///{tmp}/bt.db", candles))
-            seconds, summary, cpu = backtest_from_log(f"sqlite:///{tmp}/bt.db", "BTC-USD", "1h", settings, uuid.uuid4())
+            parts.append({})
+            seconds, summary, cpu = backtest_from_log(f"sqlite:///{tmp}/bt.db", "BTC-USD", "1h", settings, uuid.uuid4(),
+                                                      parts[-1])
             runs.append(seconds)
             cpus.append(cpu)
     ours = len(candles) / statistics.median(runs)
@@ -118,6 +137,8 @@ def run(repeats: int = 3) -> dict:
         "backtest_seconds_runs": [round(s, 3) for s in runs],
         "backtest_candles_per_s": round(ours),
         "backtest_candles_per_cpu_s": round(len(candles) / statistics.median(cpus)),
+        **{f"backtest_{part}_cpu_seconds": round(statistics.median(p[part] for p in parts), 3)
+           for part in ("read", "run", "close")},
         "backtest_import_candles_per_s": round(len(candles) / statistics.median(imports)),
         "backtesting_py_ema_cross_candles_per_s": round(theirs) if isinstance(theirs, float) else theirs,
     }
