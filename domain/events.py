@@ -124,7 +124,9 @@ def event_classes() -> dict[str, type[DomainEvent]]:
 class DomainEvent(BaseModel):
     """Base of all events: immutable, validated, versioned (``class_version``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False)
+    # defer_build: an event class's validator and serializer are built when first used, not at import (a
+    # command that makes or reads a few kinds of event does not build all 33); fields and checks are the same.
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False, defer_build=True)
 
     class_version: ClassVar[int] = 1
 
