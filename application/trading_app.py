@@ -327,7 +327,8 @@ class TradingApplication(Application):
         stays level and no collection walks a page of live events (events kept count as usual). The
         recorder's ``iter_log_pages`` gives the pages of ``page`` rows (PostgreSQL's fetches the next while
         this one is decoded; with 5,000 rows a page is ready before it is wanted, with 2,000 it was waited
-        for); they are closed when the iteration ends, however it ends."""
+        for); they are closed when the iteration ends, however it ends. The mapper's ``iter_decoded_pages``
+        is the iterator returned: one generator for the whole log, not one here around one per page."""
         recorder = self.recorder
 
         def pages_one_by_one(after: int, page: int, topics: Sequence[str]) -> Iterator[list[tuple[int, str, bytes]]]:
@@ -339,16 +340,19 @@ class TradingApplication(Application):
                 after = rows[-1][0]
                 del rows
 
-        iter_decoded = getattr(self.mapper, "iter_decoded", None)
         pages = getattr(recorder, "iter_log_pages", None) or pages_one_by_one
-        with closing(pages(after, page, topics)) as log_pages:
+        iter_decoded_pages = getattr(self.mapper, "iter_decoded_pages", None)
+        if iter_decoded_pages is not None:
+            return iter_decoded_pages(pages(after, page, topics), LoggedEvent)
+        return self._decoded_one_by_one(pages(after, page, topics))
+
+    def _decoded_one_by_one(self, log_pages: Iterator[list[tuple[int, str, bytes]]]) -> Iterator[LoggedEvent]:
+        """``iter_log`` through the mapper's ``decode`` of one (topic, state) at a time."""
+        decode = self.mapper.decode
+        with closing(log_pages):
             for rows in log_pages:
-                if iter_decoded is not None:
-                    yield from iter_decoded(rows, LoggedEvent)
-                else:
-                    decode = self.mapper.decode
-                    for nid, topic, state in rows:
-                        yield LoggedEvent(nid, topic, decode(topic, state))
+                for nid, topic, state in rows:
+                    yield LoggedEvent(nid, topic, decode(topic, state))
                 del rows
 
     def max_notification_id(self) -> int:

@@ -177,7 +177,9 @@ def _compile_source(cls: type[DomainEvent], required: list, optional: list, deci
     fields_set = set(cls.model_fields)  # every field is always stored; frozen models never change it
     namespace: dict[str, Any] = {
         "loads": orjson.loads, "new": object.__new__, "_SET": _SET, "cls": cls, "fields_set": fields_set,
-        # BaseModel's slots, set through their descriptors (a little cheaper than object.__setattr__)
+        # BaseModel's slots and its __dict__, set through their descriptors (object.__setattr__ looks each up
+        # in the class's MRO first: ~1,500 instructions a call against ~850)
+        "set_dict": _slot_setter("__dict__"),
         "set_fields_set": _slot_setter("__pydantic_fields_set__"),
         "set_extra": _slot_setter("__pydantic_extra__"),
         "set_private": _slot_setter("__pydantic_private__"),
@@ -215,7 +217,7 @@ def _compile_source(cls: type[DomainEvent], required: list, optional: list, deci
         lines.append(f"        data[{k}] = o{i}(v)")
     lines += [
         "    event = new(cls)",
-        "    _SET(event, '__dict__', data)",
+        "    set_dict(event, data)",
         "    set_fields_set(event, fields_set)",
         "    set_extra(event, None)",
         "    set_private(event, None)",
@@ -295,17 +297,38 @@ def iter_decoded(rows: Iterable[tuple[int, str, bytes]], make: Callable[[int, st
     (a page decoded into a list first is walked by the next collection while it is alive). A row that
     does not decode raises what ``decode_event`` raises for it, after the rows before it were yielded.
     """
+    return iter_decoded_pages((rows,), make)
+
+
+def iter_decoded_pages(pages: Iterable[Iterable[tuple[int, str, bytes]]],
+                       make: Callable[[int, str, DomainEvent], Any]) -> Iterator[Any]:
+    """``iter_decoded`` over the rows of each page in turn, in one generator (no generator per page), the
+    pages closed (when they can be) when the iteration ends, however it ends.
+
+    A page is let go before the next is asked for. The decoder is looked up again only when the topic
+    differs from the row before's (a string comparison, not a hash of each row's new topic string)."""
     decoders: dict[str, Callable[[bytes], DomainEvent]] = {}
     new_tuple = tuple.__new__ if isinstance(make, type) and issubclass(make, tuple) else None  # a NamedTuple: skip its __new__
-    for nid, topic, state in rows:
-        decode = decoders.get(topic)
-        if decode is None:
-            decode = decoders[topic] = _topic_decoder(topic)
-        try:
-            event = decode(state)
-        except Exception:
-            event = decode_event(topic, state)
-        yield new_tuple(make, (nid, topic, event)) if new_tuple is not None else make(nid, topic, event)
+    last_topic: str | None = None
+    decode: Callable[[bytes], DomainEvent] = decode_event  # replaced at the first row
+    try:
+        for rows in pages:
+            for nid, topic, state in rows:
+                if topic != last_topic:
+                    decode = decoders.get(topic)  # type: ignore[assignment]
+                    if decode is None:
+                        decode = decoders[topic] = _topic_decoder(topic)
+                    last_topic = topic
+                try:
+                    event = decode(state)
+                except Exception:
+                    event = decode_event(topic, state)
+                yield new_tuple(make, (nid, topic, event)) if new_tuple is not None else make(nid, topic, event)
+            del rows
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
 
 
 class EventMapper(Mapper):
@@ -352,3 +375,9 @@ class EventMapper(Mapper):
     def iter_decoded(rows: Iterable[tuple[int, str, bytes]], make: Callable[[int, str, DomainEvent], Any]) -> Iterator[Any]:
         """Decode rows one at a time as they are asked for (see ``iter_decoded``)."""
         return iter_decoded(rows, make)
+
+    @staticmethod
+    def iter_decoded_pages(pages: Iterable[Iterable[tuple[int, str, bytes]]],
+                           make: Callable[[int, str, DomainEvent], Any]) -> Iterator[Any]:
+        """Decode the rows of page after page as they are asked for (see ``iter_decoded_pages``)."""
+        return iter_decoded_pages(pages, make)
