@@ -128,7 +128,7 @@ class Follower:
 
     def committed(self, upto: int) -> bool:
         """Hand the worker the rows up to ``upto`` (committed); False when it has stopped (it found a problem)."""
-        if self._process.poll() is not None:
+        if self._process.poll() is not None or self._process.stdin is None:
             return False
         try:
             self._process.stdin.write(b"%d\n" % upto)
@@ -137,12 +137,20 @@ class Follower:
             return False
         return True
 
-    def finish(self) -> StoredChain | RangeCheck:
-        """The whole log's result, once every row is committed."""
+    def end(self) -> None:
+        """Every row is committed: the worker checks the rest and counts both tables (``finish`` waits for it)."""
+        stdin, self._process.stdin = self._process.stdin, None  # closed here: communicate() leaves it alone
         try:
-            out, err = self._process.communicate(b"end\n")
+            stdin.write(b"end\n")
+            stdin.close()
         except BrokenPipeError:  # it had stopped: what it found is on its output
-            out, err = self._process.communicate()
+            pass
+
+    def finish(self) -> StoredChain | RangeCheck:
+        """The whole log's result, once every row is committed (``end`` is told if it was not)."""
+        if self._process.stdin is not None:
+            self.end()
+        out, err = self._process.communicate()
         if self._process.returncode != 0 or not out:
             raise RuntimeError(f"the chain check worker failed: {err.decode(errors='replace')}")
         d = json.loads(out)

@@ -23,6 +23,56 @@ from infrastructure.eventstore.store import StoreLocation
 from infrastructure.backup.walk import RowOrder
 
 LINK_SIZE = 33  # a version 2 chain link: the version byte and a sha256 digest (eventstore/chain.py)
+STREAM_KEY = ", PRIMARY KEY (originator_id, originator_version))"  # how the events table's SQL ends
+
+
+class StreamKey:
+    """The events table's (stream, version) key, left out while the rows go in and built once at the end.
+
+    SQLite builds an index from sorted keys in one pass, far cheaper than keeping it for each of a million
+    inserts. The key is the table's PRIMARY KEY, an index SQLite made with the table (``sqlite_autoindex_...``):
+    the table is made again without it, and at the end a unique index on the same columns, built from the rows,
+    takes the key's name, and the table its SQL as the application wrote it (``PRAGMA writable_schema``), so the
+    file's schema is the application's, entry for entry. A table not made as expected keeps its key in place."""
+
+    def __init__(self, con: sqlite3.Connection, events: str):
+        self.events = events
+        self.name = f"sqlite_autoindex_{events}_1"
+        self.table_sql: str | None = None
+        rows = con.execute("SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ?", (events,)).fetchall()
+        table = [sql for kind, name, sql in rows if kind == "table" and name == events]
+        if len(table) != 1 or sorted(name for kind, name, _ in rows if kind == "index") != [self.name] \
+                or not table[0].endswith(STREAM_KEY):
+            return
+        con.execute("BEGIN")
+        con.execute(f"DROP TABLE {events}")
+        con.execute(table[0][: -len(STREAM_KEY)] + ")")
+        con.execute("COMMIT")
+        self.table_sql = table[0]
+
+    def build(self, con: sqlite3.Connection) -> None:
+        """Build the key from the rows (no transaction open); two events of one stream with one version are refused."""
+        if self.table_sql is None:
+            return
+        building = f"{self.events}_stream_key_building"
+        try:
+            con.execute(f"CREATE UNIQUE INDEX {building} ON {self.events}(originator_id, originator_version)")
+        except sqlite3.IntegrityError:
+            oid, version, first, second = con.execute(
+                f"SELECT originator_id, originator_version, min(rowid), max(rowid) FROM {self.events} "
+                "GROUP BY originator_id, originator_version HAVING count(*) > 1 ORDER BY 3 LIMIT 1").fetchone()
+            raise ArchiveProblem(f"notifications {first} and {second} are both version {version} of {oid} "
+                                 "(a stream's version is recorded once)") from None
+        con.execute("PRAGMA writable_schema=ON")
+        try:
+            con.execute("BEGIN")
+            con.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", (self.table_sql, self.events))
+            con.execute("UPDATE sqlite_master SET name = ?, sql = NULL WHERE type = 'index' AND name = ?", (self.name, building))
+            con.execute("COMMIT")
+        finally:
+            con.execute("PRAGMA writable_schema=RESET")  # off, and the schema read again
+        if con.execute(f"PRAGMA index_list({self.events})").fetchall() != [(0, self.name, 1, "pk", 0)]:
+            raise RuntimeError(f"the key of {self.events} was not rebuilt as its primary key")
 
 
 def _sqlite_event_count(path: Path) -> int:
@@ -76,7 +126,8 @@ class SQLiteLoader:
         self.con = sqlite3.connect(self.tmp, isolation_level=None)
         self.con.execute("PRAGMA journal_mode=WAL")  # the checker reads committed batches while the next is written
         self.con.execute("PRAGMA synchronous=OFF")  # the whole file is discarded on failure, fsynced once checked
-        self.con.execute("PRAGMA cache_size=-262144")  # 256 MiB: the stream index stays in memory while it grows
+        self.con.execute("PRAGMA cache_size=-262144")  # 256 MiB: the stream key is sorted in memory
+        self.key = StreamKey(self.con, self.events)
         self.con.execute("BEGIN")
         self.count = 0
         self._committed = 0  # rows committed (and handed to the checker)
@@ -116,9 +167,12 @@ class SQLiteLoader:
         recomputed from its rows, count and last id equal to the archive's; ``walk.head`` is then the head."""
         self.con.execute("COMMIT")
         if self._follower is not None:
+            self._follower.end()  # it checks the last batch while the stream key is built
+            self.key.build(self.con)
             follower, self._follower = self._follower, None
             stored = self._refuse_if_bad(follower.finish())
         else:
+            self.key.build(self.con)
             stored = self._refuse_if_bad(check_stored(self.tmp, self.events, self.chain))
         if (stored.count, stored.last_id) != (walk.count, walk.last_id):
             raise ArchiveProblem(
