@@ -8,9 +8,10 @@ Timed:
   fsynced and renamed) of the whole log, best of 3. Target >= 300,000 events/s.
 - ``backup_verify_seconds``: ``verify_archive`` (checksums + every chain link).
 - ``restore_rebuild_seconds``: ``restore_archive`` into a new SQLite store
-  (checksums, every link recomputed from the rows as stored, in two ranges at once:
-  infrastructure/backup/chain_check.py) plus a rebuild of every projection into a
-  new DuckDB file. Target < 20 s. Its CPU figures count the chain-check worker process.
+  (checksums, every link recomputed from the rows as stored, each committed batch
+  by a worker process while the next is written: infrastructure/backup/chain_check.py)
+  plus a rebuild of every projection into a new DuckDB file. Target < 20 s. Its CPU
+  figures count the chain-check worker process.
 
 Set TRADECORE_BENCH_LOG=/path/events.db to reuse a log built earlier (it is
 built there when missing).
