@@ -84,8 +84,12 @@ _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, clamp=0,
 _exact_decimal = _EXACT.create_decimal
 
 
+# A UUID's text is read as one hexadecimal int with its dashes made underscores (int() reads an underscore
+# between two digits): a replace that keeps the length copies the text once, where dropping the dashes
+# counts them and joins the pieces (~1,300 instructions against ~400). A dash that is not between two
+# digits (leading, trailing, doubled) is refused rather than dropped.
 def _fast_uuid(text: str) -> uuid.UUID:
-    return uuid_from_int(int(text.replace("-", ""), 16))
+    return uuid_from_int(int(text.replace("-", "_"), 16))
 
 
 def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -201,7 +205,7 @@ def _compile_source(cls: type[DomainEvent], required: list, optional: list, deci
     for i, (name, convert) in enumerate(required):
         k = cells[name]
         if convert is _fast_uuid:  # inlined: a call frame is a fifth of the conversion
-            lines += ["    u = new(UUID)", f"    set_int(u, int(data[{k}].replace('-', ''), 16))",
+            lines += ["    u = new(UUID)", f"    set_int(u, int(data[{k}].replace('-', '_'), 16))",
                       "    set_safe(u, SAFE)", f"    data[{k}] = u"]
             continue
         namespace[f"c{i}"] = decimal if convert is Decimal else convert
@@ -210,7 +214,7 @@ def _compile_source(cls: type[DomainEvent], required: list, optional: list, deci
         k = cells[name]
         lines += [f"    v = data[{k}]", "    if v is not None:"]
         if convert is _fast_uuid:
-            lines += ["        u = new(UUID)", "        set_int(u, int(v.replace('-', ''), 16))",
+            lines += ["        u = new(UUID)", "        set_int(u, int(v.replace('-', '_'), 16))",
                       "        set_safe(u, SAFE)", f"        data[{k}] = u"]
             continue
         namespace[f"o{i}"] = decimal if convert is Decimal else convert

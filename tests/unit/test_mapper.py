@@ -6,6 +6,12 @@ import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import orjson
+import pytest
+from eventsourcing.persistence import MapperDeserialisationError
+from eventsourcing.utils import get_topic
+from pydantic import ValidationError
+
 import domain.account  # noqa: F401 - register every event class
 import domain.config  # noqa: F401
 import domain.control  # noqa: F401
@@ -16,7 +22,7 @@ from domain.decision import DecisionMade, RiskAssessed
 from domain.events import EventMeta, event_classes
 from domain.market import CandleClosed
 from domain.order import OrderPlaced
-from infrastructure.eventstore.mapper import EventMapper, _fast_decoder
+from infrastructure.eventstore.mapper import EventMapper, _fast_decoder, decode_event
 
 META = EventMeta(datetime(2024, 1, 1, tzinfo=timezone.utc), actor="t", run_id=uuid.uuid4())
 
@@ -51,3 +57,34 @@ def test_fast_decode_equals_validated_decode_for_representative_events():
         assert fast == validated == event
         assert type(fast.occurred_at.tzinfo) is type(timezone.utc)
     assert roundtrip(samples[0])[0].open == Decimal("100.10")
+
+
+def candle_state(**fields: str) -> bytes:
+    event = CandleClosed.build(uuid.uuid4(), 1, META, product="BTC-USD", granularity="1h", start=datetime(2024, 1, 1, tzinfo=timezone.utc),
+                               open="1", high="2", low="0.5", close="1.5", volume="3")
+    data = orjson.loads(EventMapper().to_stored_event(event).state)
+    data.update(fields)
+    return orjson.dumps(data)
+
+
+@pytest.mark.parametrize("value", [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.UUID("00005e0b-e100-85ba-bef7-ade294c4c78b"),
+                                   *(uuid.uuid4() for _ in range(5))])
+def test_a_uuid_decodes_to_the_uuid_its_text_names(value):
+    for text in (str(value), str(value).upper()):
+        state = candle_state(originator_id=text, correlation_id=text, causation_id=None)
+        event = decode_event(get_topic(CandleClosed), state)
+        for decoded in (event.originator_id, event.correlation_id):
+            assert type(decoded) is uuid.UUID and decoded == value and str(decoded) == str(value)
+            assert decoded.is_safe is uuid.SafeUUID.unknown
+        assert event.causation_id is None
+        assert event == CandleClosed.model_validate_json(state)
+
+
+@pytest.mark.parametrize("text", ["-00005e0be10085babef7ade294c4c78b", "00005e0b--e100-85ba-bef7-ade294c4c78b",
+                                  "00005e0b-e100-85ba-bef7-ade294c4c78b-", "00005e0b-e100-85ba-bef7-ade294c4c78g"])
+def test_a_uuid_text_with_a_dash_not_between_two_digits_is_refused_as_validation_refuses_it(text):
+    for state in (candle_state(originator_id=text), candle_state(run_id=text)):
+        with pytest.raises(MapperDeserialisationError):
+            decode_event(get_topic(CandleClosed), state)
+        with pytest.raises(ValidationError):
+            CandleClosed.model_validate_json(state)
