@@ -28,17 +28,17 @@ _FIELDS = (f'{{"originator_id": "UUID", "run_id": "UUID", "occurred_at": "TIMEST
 
 
 def page_candles(con: duckdb.DuckDBPyConnection, after: int) -> pa.Table:
-    """The candles of ``batch_events`` after ``after``, in log order: nid, type, stream and run (UUID text),
-    at_us (occurred_at, epoch microseconds), product, granularity, start (and start_us), open, high, low,
-    volume (DECIMAL(38, 18)) and close (the recorded text)."""
+    """The candles of ``batch_events`` after ``after`` (in no order: ``nid`` orders them): nid, type, stream and
+    run (UUID text), at_us (occurred_at, epoch microseconds), product, granularity, start (and start_us), open,
+    high, low, volume (DECIMAL(38, 18)) and close (the recorded text)."""
     return shared("page-candles", after, lambda: con.sql(
         f"""SELECT notification_id AS nid, event_type AS type, CAST(j.originator_id AS VARCHAR) AS stream,
                    CAST(j.run_id AS VARCHAR) AS run, epoch_us(j.occurred_at) AS at_us, j.product AS product,
                    j.granularity AS granularity, j.start AS start, epoch_us(j.start) AS start_us, j.open AS open,
                    j.high AS high, j.low AS low, j.close AS close, j.volume AS volume
             FROM (SELECT notification_id, event_type, json_transform(payload, '{_FIELDS}') AS j FROM batch_events
-                  WHERE notification_id > {int(after)} AND event_type IN ('CandleClosed', 'CandleCorrected'))
-            ORDER BY nid""").to_arrow_table())
+                  WHERE notification_id > {int(after)} AND event_type IN ('CandleClosed', 'CandleCorrected'))"""
+    ).to_arrow_table())
 
 
 @contextmanager

@@ -2,9 +2,10 @@
 
 Each page of the log (``batch_size`` raw rows after the lowest position) becomes a pyarrow table that
 the view ``batch_events`` of projections/engine/base.py exposes, the envelope parsed lazily by DuckDB's
-JSON functions: no event is decoded in Python. The next page is read while one is applied (and
-prepared: what a projection derives from the page alone, e.g. the money ledger's parsed rows, is
-computed then), and projections apply side by side on cursors of their own.
+JSON functions: no event is decoded in Python. The next page is read while one is applied, and prepared
+as soon as it is read, in a thread of its own (what a projection derives from the page alone, e.g. the
+money ledger's parsed rows and the page's parsed candles), so the page after it is read meanwhile; projections
+apply side by side on cursors of their own.
 """
 
 from __future__ import annotations
@@ -136,13 +137,15 @@ class Pipeline:
                 groups.setdefault(getattr(projection, "walk_group", None) or projection.name, projection)
         self._prepare = list(groups.values())
         self._reader: ThreadPoolExecutor | None = None
+        self._preparer: ThreadPoolExecutor | None = None
         self._appliers: ThreadPoolExecutor | None = None
         self._ahead: tuple[int, Future] | None = None
         self._local, self._cursors = threading.local(), []
 
     def read(self, after: int, positions: dict[str, int] | None = None) -> Page | None:
-        """The page after ``after``; the next one is read (and prepared for the projections of ``positions``
-        that will be at its start once this page is applied, i.e. not ahead of it) meanwhile."""
+        """The page after ``after``; the next one is read meanwhile and, once read, prepared in a thread of its own
+        for the projections of ``positions`` that will be at its start once this page is applied (i.e. not ahead
+        of it): its preparing goes on while this page is applied and the page after it is read."""
         page = None
         if self._ahead is not None:
             (at, future), self._ahead = self._ahead, None
@@ -155,13 +158,21 @@ class Pipeline:
         return page
 
     def _read_ahead(self, after: int, prepare: Sequence[Projection]) -> Page | None:
-        """Read the page after ``after`` and prepare it for ``prepare``, which will apply it from ``after``."""
+        """Read the page after ``after`` and have it prepared (in the preparing thread) for ``prepare``, which
+        will apply it from ``after``: the next page can then be read while this one is prepared."""
         with collector_paused():
-            return self._read_and_prepare(after, prepare)
-
-    def _read_and_prepare(self, after: int, prepare: Sequence[Projection]) -> Page | None:
-        page = _read_page(self._select, after, self._batch_size)
+            page = _read_page(self._select, after, self._batch_size)
         if page is not None and prepare:
+            self._preparer = self._preparer or ThreadPoolExecutor(1, thread_name_prefix="projector-prepare")
+            try:
+                self._preparer.submit(self._prepare_page, page, after, prepare)
+            except RuntimeError:  # the pipeline is closing: the page is not applied
+                pass
+        return page
+
+    def _prepare_page(self, page: Page, after: int, prepare: Sequence[Projection]) -> None:
+        """What ``prepare`` derive from the page alone, computed ahead (kept by ``shared`` for their apply)."""
+        with collector_paused():
             try:
                 cursor = self._cursor(page.table)
                 PAGE.table = page.table
@@ -171,7 +182,6 @@ class Pipeline:
                 pass
             finally:
                 PAGE.table = None
-        return page
 
     def _cursor(self, page: pa.Table) -> duckdb.DuckDBPyConnection:
         local = self._local
@@ -204,7 +214,7 @@ class Pipeline:
         return list(self._appliers.map(one, jobs))
 
     def close(self) -> None:
-        for pool in (self._reader, self._appliers):
+        for pool in (self._reader, self._preparer, self._appliers):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         for cursor in self._cursors:
