@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,15 @@ class StreamKey:
             raise RuntimeError(f"the key of {self.events} was not rebuilt as its primary key")
 
 
+def _checkpoint(path: Path) -> None:
+    """Copy the committed pages of the WAL into the file (beside the writer: SQLite works without the GIL)."""
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        con.close()
+
+
 def _sqlite_event_count(path: Path) -> int:
     if not path.exists() or path.stat().st_size == 0:
         return 0
@@ -127,6 +137,9 @@ class SQLiteLoader:
         self.con.execute("PRAGMA journal_mode=WAL")  # the checker reads committed batches while the next is written
         self.con.execute("PRAGMA synchronous=OFF")  # the whole file is discarded on failure, fsynced once checked
         self.con.execute("PRAGMA cache_size=-262144")  # 256 MiB: the stream key is sorted in memory
+        self.con.execute("PRAGMA wal_autocheckpoint=0")  # a thread copies each committed batch into the file
+        self._copier = ThreadPoolExecutor(1, thread_name_prefix="tradecore-restore-checkpoint")
+        self._copying: Future | None = None
         self.key = StreamKey(self.con, self.events)
         self.con.execute("BEGIN")
         self.count = 0
@@ -150,6 +163,8 @@ class SQLiteLoader:
             self.con.execute("COMMIT")
             self.con.execute("BEGIN")
             self._committed = self.count
+            if self._copying is None or self._copying.done():
+                self._copying = self._copier.submit(_checkpoint, self.tmp)
             if self._follower is None:
                 self._follower = Follower(self.tmp, self.events, self.chain)
             if not self._follower.committed(ids[-1]):  # it stopped (it found a problem): no use writing more
@@ -181,6 +196,9 @@ class SQLiteLoader:
             )
         walk.head = stored.head
         # everything into the file, and no -wal beside it: the rename moves one file only
+        self._copier.shutdown()
+        if self._copying is not None:
+            self._copying.result()
         self.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         mode = self.con.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
         self.con.close()
@@ -207,6 +225,7 @@ class SQLiteLoader:
         try:
             if self._follower is not None:
                 self._follower.stop()
+            self._copier.shutdown()
             self.con.close()
         finally:
             if not self._replaced:

@@ -64,12 +64,16 @@ def rows(path: Path) -> tuple[list, list]:
         con.close()
 
 
+@pytest.mark.parametrize("batch_rows", [None, 64])  # one transaction; batches committed, followed and copied in
 @pytest.mark.parametrize("ids, v1_upto", [
     (list(range(1, 701)), 0),  # consecutive, version 2: the links as one blob
     ([*range(1, 301), *range(305, 500), 900], 0),  # gaps
     (list(range(1, 401)), 120),  # version 1 links, then version 2
 ])
-def test_a_restore_stores_the_archived_rows_and_links_as_they_were(tmp_path, ids, v1_upto):
+def test_a_restore_stores_the_archived_rows_and_links_as_they_were(tmp_path, monkeypatch, ids, v1_upto, batch_rows):
+    if batch_rows:
+        monkeypatch.setattr(chain_check, "FOLLOW_FROM", 10)
+        monkeypatch.setattr(operations, "read_events", in_batches_of(batch_rows))
     source = tmp_path / "source.db"
     build(source, ids, v1_upto)
     archives = LocalArchives(tmp_path / "backups")
