@@ -12,6 +12,7 @@ import pytest
 
 from api.bootstrap import open_store
 from domain.control import Run
+from domain.decision import Decision
 from domain.events import EventMeta
 from domain.market import Candle
 from projections.engine import runner
@@ -43,6 +44,12 @@ def log(tmp_path):
     app.record_candles([candle(3, "99.25")], at(3), on_conflict="correct")
     app.record_candles([candle(3, "98.75")], at(4), on_conflict="correct")
     app.record_candles([candle(1300, LONG_CLOSE)], at(1301))
+    for k, hour in enumerate((10, 11, 1300)):  # decisions naming candles of earlier pages (parsed once: page_decisions)
+        record(app, Decision.make(uuid.UUID(int=500 + k), at(hour + 1), strategy="llm", model=None, prompt_hash=None,
+                                  product="ETH-USD", candle_start=T0 + timedelta(hours=hour), inputs={"rsi": 40},
+                                  action="HOLD", size_pct=D("0"), take_profit_pct=None, stop_loss_pct=None,
+                                  rationale="", latency_ms=D("12.5"), prompt_tokens=None, completion_tokens=None,
+                                  cost=None, cached=k == 1))
     yield app
     app.close()
 
@@ -79,6 +86,8 @@ def test_projections_at_different_positions_in_one_page_equal_a_rebuild(log, tmp
     assert runner.positions(parts) == {"candles": 700, "positions": 1100, "pnl": 1100, "risk_usage": 1100}
     runner.catch_up(log, parts, batch_size=5000)  # candles, money and the others each from a position of its own
     assert runner.checksums(parts) == runner.checksums(whole)
+    assert whole.execute("SELECT count(*), count(cost), sum(CAST(cached AS INT)), min(latency_ms) FROM decisions"
+                         ).fetchall() == [(3, 0, 1, D("12.5"))]
     assert runner.positions(parts) == runner.positions(whole)
     whole.close()
     parts.close()
