@@ -88,3 +88,40 @@ def test_a_uuid_text_with_a_dash_not_between_two_digits_is_refused_as_validation
             decode_event(get_topic(CandleClosed), state)
         with pytest.raises(ValidationError):
             CandleClosed.model_validate_json(state)
+
+
+def test_iter_decoded_pages_decodes_each_row_by_its_own_topic_and_closes_the_pages_however_it_ends():
+    from domain.control import IncidentOpened
+    from infrastructure.eventstore.mapper import iter_decoded_pages
+
+    candle = CandleClosed.build(uuid.uuid4(), 1, META, product="BTC-USD", granularity="1h", start=datetime(2024, 1, 1, tzinfo=timezone.utc),
+                                open="1", high="2", low="0.5", close="1.5", volume="3")
+    incident = IncidentOpened.build(uuid.uuid4(), 1, META, severity="P3", kind="drill", details="x")
+    mapper = EventMapper()
+    stored = {e: mapper.to_stored_event(e) for e in (candle, incident)}
+    # topics as new string objects, as a database gives them; the topic changes within a page and across pages
+    order = [candle, candle, incident, incident, candle, incident, candle, candle]
+    rows = [(i + 1, "".join(stored[e].topic), stored[e].state) for i, e in enumerate(order)]
+    closed = []
+
+    def pages(rows, size=3):
+        try:
+            for start in range(0, len(rows), size):
+                yield rows[start:start + size]
+        finally:
+            closed.append(True)
+
+    made = list(iter_decoded_pages(pages(rows), lambda nid, topic, event: (nid, topic, event)))
+    assert made == [(i + 1, stored[e].topic, e) for i, e in enumerate(order)] and closed == [True]
+
+    events = iter_decoded_pages(pages(rows), lambda nid, topic, event: event)
+    assert [next(events) for _ in range(4)] == order[:4]
+    events.close()
+    assert closed == [True, True]
+
+    bad = rows[:5] + [(6, rows[5][1], b'{"not": "this event"')] + rows[6:]
+    seen = []
+    with pytest.raises(MapperDeserialisationError, match="cannot decode a stored"):
+        for event in iter_decoded_pages(pages(bad), lambda nid, topic, event: event):
+            seen.append(event)
+    assert seen == order[:5] and closed == [True, True, True]
