@@ -42,18 +42,31 @@ def seed(url: str, product: str, count: int, halt: bool = True) -> None:
     app.close()
 
 
-@pytest.fixture
-def archives(tmp_path):
-    """A store, a full backup and an incremental one made through the CLI."""
-    url = f"sqlite:///{tmp_path}/events.db"
-    dest = tmp_path / "backups"
+@pytest.fixture(scope="module")
+def made_once(tmp_path_factory):
+    """A store, a full backup and an incremental one made through the CLI, once for the module."""
+    base = tmp_path_factory.mktemp("backup_cli")
+    url = f"sqlite:///{base}/events.db"
+    dest = base / "backups"
     seed(url, "BTC-USD", 300)
     full = cli("backup", "create", "--kind", "weekly", "--store", url, "--dest", str(dest), "--json")
     assert full.returncode == 0, full.stderr
     seed(url, "ETH-USD", 100, halt=False)
     incr = cli("backup", "create", "--since-last", "--format", "jsonl", "--store", url, "--dest", str(dest), "--json")
     assert incr.returncode == 0, incr.stderr
-    return url, dest, json.loads(full.stdout), json.loads(incr.stdout)
+    return base, json.loads(full.stdout), json.loads(incr.stdout)
+
+
+@pytest.fixture
+def archives(made_once, tmp_path):
+    """A copy of that store and its two backups in the test's own folder: the test damages them as it likes."""
+    base, full, incr = made_once
+    for path in base.iterdir():
+        if path.is_dir():
+            shutil.copytree(path, tmp_path / path.name)
+        else:
+            shutil.copy2(path, tmp_path / path.name)
+    return f"sqlite:///{tmp_path}/events.db", tmp_path / "backups", full, incr
 
 
 def test_create_list_verify_and_the_manifest_carries_no_secret(archives):
