@@ -4,6 +4,7 @@ verifiable link by link; an edit of a typed column alone is caught too (issue 17
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import uuid
 from pathlib import Path
 
@@ -16,12 +17,20 @@ from infrastructure.backup.archive import Manifest, sha256_file, write_manifest
 from tests.e2e.test_audit_export_cli import cli, store  # noqa: F401 - the module's store fixture
 
 
-@pytest.fixture
-def export(store, tmp_path) -> Path:  # noqa: F811
-    out = tmp_path / "log.parquet"
+@pytest.fixture(scope="module")
+def exported(store, tmp_path_factory) -> Path:  # noqa: F811
+    out = tmp_path_factory.mktemp("analyst") / "log.parquet"
     done = cli("audit", "export", "--format", "parquet", "--output", str(out), "--store", store)
     assert done.returncode == 0, done.stderr
     return out
+
+
+@pytest.fixture
+def export(exported, tmp_path) -> Path:
+    """A copy of the module's export and its manifest in the test's own folder: the test edits its copy."""
+    for path in exported.parent.iterdir():
+        shutil.copy2(path, tmp_path / path.name)
+    return tmp_path / exported.name
 
 
 def test_the_parquet_export_has_typed_columns_duckdb_can_query(export):
