@@ -13,24 +13,16 @@ import pytest
 
 from api.bootstrap import open_store
 from infrastructure.backup import chain_check, operations
-from infrastructure.backup.archive import ArchiveProblem, read_events
+from infrastructure.backup.archive import ArchiveProblem
 from infrastructure.backup.operations import create_backup, restore_archive
 from infrastructure.backup.sqlite_restore import StreamKey
 from infrastructure.backup.storage import LocalArchives
 from infrastructure.eventstore.chain import GENESIS, chain_link
 from infrastructure.eventstore.links import chain_link_v1
+from tests.integration.test_restore_chain_check import in_batches_of
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
 TOPICS = ("domain.market:CandleClosed", "domain.decision:DecisionMade")
-
-
-def in_batches_of(size: int):
-    """read_events cutting each record batch into batches of ``size`` rows (the loader commits each)."""
-    def read(path, events_format):
-        for batch in read_events(path, events_format):
-            for start in range(0, batch.num_rows, size):
-                yield batch.slice(start, size)
-    return read
 
 
 def build(path: Path, ids: list[int], v1_upto: int = 0) -> None:
