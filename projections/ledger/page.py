@@ -15,7 +15,6 @@ import pyarrow as pa
 from domain.order_states import TERMINAL_EVENTS
 from projections.engine.base import PAGE, shared
 from projections.engine.page_candles import CANDLE_TYPES, candles_view
-from projections.engine.page_decisions import decisions_view
 from projections.ledger.book import Event
 from projections.ledger.page_rows import marks_rows, parse, walk_rows
 
@@ -53,13 +52,12 @@ def walk_events(con: duckdb.DuckDBPyConnection, after: int) -> list[Event]:
     parsed = _parsed(after)
     if parsed is not None:
         return [Event(*row) for row in walk_rows(parsed)]
-    others = ", ".join(f"'{t}'" for t in WALK_TYPES if t not in CANDLE_TYPES and t != "DecisionMade")
-    # e: the page's events of the walk's types (its candles and decisions as parsed once for every projection
-    # that reads them: page_candles, page_decisions);
+    others = ", ".join(f"'{t}'" for t in WALK_TYPES if t not in CANDLE_TYPES)
+    # e: the page's events of the walk's types (its candles as every projection reads them: page_candles);
     # w: the events the walk needs, in log order (a run's candles, candles a decision of the page
     # names, everything else of the types); a decision right after the CandleClosed of its run, product
     # and candle is folded into that candle's row (dnid, dat, dtype).
-    with candles_view(con, after) as candles, decisions_view(con, after) as decisions:
+    with candles_view(con, after) as candles:
         rows = con.execute(
             f"""WITH e AS MATERIALIZED (
                 SELECT nid, type, CAST(j.originator_id AS VARCHAR) AS stream, CAST(j.run_id AS VARCHAR) AS run,
@@ -70,10 +68,6 @@ def walk_events(con: duckdb.DuckDBPyConnection, after: int) -> list[Event]:
                        j.numbers.limit_pct AS limit_pct
                 FROM (SELECT notification_id AS nid, event_type AS type, json_transform(payload, '{_FIELDS}') AS j
                       FROM batch_events WHERE notification_id > $1 AND event_type IN ({others}))
-                UNION ALL
-                SELECT nid, type, stream, run, at_us, product, granularity, start_us, close, candle_start_us, side,
-                       quantity, price, fee, fill_id, amount, path, new_value, rule, limit_pct
-                FROM {decisions}
                 UNION ALL
                 SELECT nid, type, stream, run, at_us, product, granularity, start_us, close, NULL, NULL, NULL, NULL,
                        NULL, NULL, NULL, NULL, NULL, NULL, NULL

@@ -15,10 +15,14 @@ from __future__ import annotations
 import duckdb
 
 from projections.engine.base import MONEY, type_counts
-from projections.engine.page_decisions import decisions_view
 
 # The envelope fields ride in the same json_transform: one parse per event.
 _ENVELOPE = '"originator_id": "UUID", "run_id": "UUID", "occurred_at": "TIMESTAMPTZ"'
+
+_MADE = f"""'{{{_ENVELOPE}, "strategy": "VARCHAR", "model": "VARCHAR", "prompt_hash": "VARCHAR", "product": "VARCHAR",
+    "candle_start": "TIMESTAMPTZ", "action": "VARCHAR", "size_pct": "{MONEY}", "take_profit_pct": "{MONEY}",
+    "stop_loss_pct": "{MONEY}", "rationale": "VARCHAR", "latency_ms": "{MONEY}", "prompt_tokens": "BIGINT",
+    "completion_tokens": "BIGINT", "cost": "{MONEY}", "cached": "BOOLEAN"}}'"""
 
 _FAILED = f"""'{{{_ENVELOPE}, "strategy": "VARCHAR", "model": "VARCHAR", "prompt_hash": "VARCHAR", "product": "VARCHAR",
     "candle_start": "TIMESTAMPTZ", "kind": "VARCHAR", "detail": "VARCHAR", "fallback_action": "VARCHAR",
@@ -107,15 +111,17 @@ class DecisionsProjection:
         self._failed_and_assessed(con, after, counts)
 
     def _made(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
-        with decisions_view(con, after) as page:  # (parsed once per page for the money ledger's walk too)
-            con.execute(
-                f"""INSERT INTO decisions
-                SELECT CAST(stream AS UUID), CAST(run AS UUID), occurred_at, strategy, model, product, candle_start,
-                       action, size_pct, take_profit_pct, stop_loss_pct, coalesce(rationale, ''), false, NULL, NULL,
-                       coalesce(latency_ms, 0), prompt_tokens, completion_tokens, cost, prompt_hash,
-                       coalesce(cached, false), nid
-                FROM {page}"""
-            )
+        con.execute(
+            f"""INSERT INTO decisions
+            SELECT d.originator_id, d.run_id, d.occurred_at, d.strategy, d.model, d.product, d.candle_start, d.action,
+                   d.size_pct, d.take_profit_pct, d.stop_loss_pct, coalesce(d.rationale, ''), false, NULL, NULL,
+                   coalesce(d.latency_ms, 0), d.prompt_tokens, d.completion_tokens,
+                   d.cost, d.prompt_hash, coalesce(d.cached, false), notification_id
+            FROM (SELECT notification_id, payload, json_transform(payload, {_MADE}) AS d
+                  FROM batch_events WHERE notification_id > ? AND event_type = 'DecisionMade')
+            """,
+            [after],
+        )
 
     def _failed_and_assessed(self, con: duckdb.DuckDBPyConnection, after: int, counts: dict[str, int]) -> None:
         if counts.get("DecisionFailed"):
