@@ -314,12 +314,12 @@ def iter_decoded_pages(pages: Iterable[Iterable[tuple[int, str, bytes]]],
     decoders: dict[str, Callable[[bytes], DomainEvent]] = {}
     new_tuple = tuple.__new__ if isinstance(make, type) and issubclass(make, tuple) else None  # a NamedTuple: skip its __new__
     last_topic: str | None = None
-    decode: Callable[[bytes], DomainEvent] = decode_event  # replaced at the first row
+    decode: Any = None  # the first row's topic differs from None: its decoder is looked up there
     try:
         for rows in pages:
             for nid, topic, state in rows:
                 if topic != last_topic:
-                    decode = decoders.get(topic)  # type: ignore[assignment]
+                    decode = decoders.get(topic)
                     if decode is None:
                         decode = decoders[topic] = _topic_decoder(topic)
                     last_topic = topic
