@@ -9,7 +9,10 @@ from __future__ import annotations
 import duckdb
 
 from projections.engine.base import MONEY, type_counts
-from projections.engine.page_candles import candles_view
+from projections.engine.page_candles import candles_view, shares_candles
+
+_CANDLE_FIELDS = f"""'{{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPTZ",
+    "open": "{MONEY}", "high": "{MONEY}", "low": "{MONEY}", "close": "{MONEY}", "volume": "{MONEY}"}}'"""
 
 
 class CandlesProjection:
@@ -42,6 +45,9 @@ class CandlesProjection:
         counts = type_counts(con, after)
         if not counts.get("CandleClosed") and not counts.get("CandleCorrected"):
             return
+        if not shares_candles():  # a follower's page: its few candles parsed here (cheaper than sharing them)
+            self._parsing(con, after, counts)
+            return
         with candles_view(con, after) as page:  # (parsed once per page for every projection that reads candles)
             if counts.get("CandleClosed"):
                 con.execute(
@@ -64,6 +70,35 @@ class CandlesProjection:
                 ) AS k
                 WHERE candles.product = k.product AND candles.granularity = k.granularity AND candles.start = k.start"""
             )
+
+    def _parsing(self, con: duckdb.DuckDBPyConnection, after: int, counts: dict[str, int]) -> None:
+        """The same rows from a JSON parse of each statement's own (one per event: json_transform types every field)."""
+        if counts.get("CandleClosed"):
+            con.execute(
+                f"""INSERT INTO candles
+                SELECT c.product, c.granularity, c.start, c.open, c.high, c.low, c.close, c.volume, 0, notification_id
+                FROM (SELECT notification_id, json_transform(payload, {_CANDLE_FIELDS}) AS c
+                      FROM batch_events WHERE notification_id > ? AND event_type = 'CandleClosed')
+                """,
+                [after],
+            )
+        if not counts.get("CandleCorrected"):
+            return
+        con.execute(
+            f"""UPDATE candles SET open = k.open, high = k.high, low = k.low, close = k.close, volume = k.volume,
+                   corrections = candles.corrections + k.n
+            FROM (
+                SELECT c.product, c.granularity, c.start,
+                       arg_max(c.open, notification_id) AS open, arg_max(c.high, notification_id) AS high,
+                       arg_max(c.low, notification_id) AS low, arg_max(c.close, notification_id) AS close,
+                       arg_max(c.volume, notification_id) AS volume, count(*) AS n
+                FROM (SELECT notification_id, json_transform(payload, {_CANDLE_FIELDS}) AS c
+                      FROM batch_events WHERE notification_id > ? AND event_type = 'CandleCorrected')
+                GROUP BY ALL
+            ) AS k
+            WHERE candles.product = k.product AND candles.granularity = k.granularity AND candles.start = k.start""",
+            [after],
+        )
 
 
 PROJECTIONS = (CandlesProjection(),)
