@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
-from types import SimpleNamespace
 
 from pydantic import TypeAdapter
 
@@ -86,11 +85,23 @@ class ClosedCandles(ColumnBatch):
         columns = {name: [getattr(c, name) for c in candles] for name in _VALUES}
         for name, values in columns.items():
             out[name] = split_listed(validated_json(_LISTS[name], values, name, "CandleClosed"))
-        for k, (start, *values) in enumerate(zip(starts, *columns.values())):
+        # Each row's shape through one object whose fields (its __dict__, all _SHAPE reads) are refilled per row.
+        row = _Row()
+        fields = row.__dict__
+        fields.update(product=self.product, granularity=self.granularity)
+        refill = fields.update
+        for k, values in enumerate(zip(starts, *columns.values())):
+            refill(zip(_ROW_FIELDS, values))
             try:
-                _SHAPE(SimpleNamespace(product=self.product, granularity=self.granularity, start=start,
-                                       **dict(zip(_VALUES, values))))
+                _SHAPE(row)
             except FieldProblem as problem:
                 raise EventValidationError("CandleClosed", [(f"{problem.field} (row {k})", problem.value, problem.why)]) \
                     from None
         return out
+
+
+class _Row:
+    """One row's fields as _SHAPE reads them (``self.__dict__``)."""
+
+
+_ROW_FIELDS = ("start", *_VALUES)
