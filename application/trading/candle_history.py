@@ -10,6 +10,7 @@ is refused (or, on request, recorded as a correction).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -125,11 +126,14 @@ def candles_from_columns(product: str, granularity: str, starts: Sequence[dateti
     """Candles of one product and bar size from their starts and open/high/low/close/volume columns.
 
     Candle is a frozen dataclass without checks of its own: its __init__ would set each field through the
-    frozen guard; here each candle gets its fields whole, as the same dict an __init__ leaves."""
+    frozen guard; here each candle gets its fields whole, as the same dict an __init__ leaves (a dict display
+    of the fields in _CANDLE_FIELDS' order: a third fewer instructions than dict(zip(...)) per candle)."""
     with paused_gc():  # a dict per candle, none in a cycle (see paused_gc)
         made = [_new(Candle) for _ in range(len(starts))]
-        rows = zip(repeat(product), repeat(granularity), starts, *columns)
-        list(map(_set, made, repeat("__dict__"), map(dict, map(zip, repeat(_CANDLE_FIELDS), rows))))
+        fields = [{"product": product, "granularity": granularity, "start": start,
+                   "open": open_, "high": high, "low": low, "close": close, "volume": volume}
+                  for start, open_, high, low, close, volume in zip(starts, *columns)]
+        list(map(_set, made, repeat("__dict__"), fields))
     return made
 
 
@@ -140,14 +144,20 @@ def _page_candles(store: TradingApplication, rows: list, product: str, granulari
         # The fields a candle needs, in the order the events write them (envelope first, then these); a
         # page where any event does not read so (another layout, an escape) is decoded by the mapper.
         states = b"".join(row[2] for row in rows)
-        values = _CANDLE_JSON.findall(states.decode())
-        if len(values) != len(rows) or b'"class_version"' in states:  # an older schema: upcast by the mapper
+        if b'"class_version"' in states:  # an older schema: upcast by the mapper
             raise ValueError("not the current schemas")
-        if {v[:2] for v in values} != {(product, granularity)}:
-            values = [v for v in values if v[:2] == (product, granularity)]
+        text = states.decode()
+        # A row matches at most once (a key's quotes inside a JSON string are escaped): as many matches of this
+        # series' own pattern as rows means every row is of this series, read so; otherwise every row's names.
+        values = _series_json(product, granularity).findall(text)
+        if len(values) != len(rows):
+            values = _CANDLE_JSON.findall(text)
+            if len(values) != len(rows):
+                raise ValueError("not the current schemas")
+            values = [v[2:] for v in values if v[:2] == (product, granularity)]
         if not values:
             return []
-        _, _, starts, *ohlcv = zip(*values)
+        starts, *ohlcv = zip(*values)
         starts = list(map(datetime.fromisoformat, starts))
         if {s.tzinfo for s in starts} != {timezone.utc}:
             starts = [s.astimezone(timezone.utc) for s in starts]
@@ -161,6 +171,16 @@ def _page_candles(store: TradingApplication, rows: list, product: str, granulari
 
 _CANDLE_FIELDS = ("product", "granularity", "start", "open", "high", "low", "close", "volume")
 _CANDLE_JSON = re.compile(",".join(f'"{name}":"([^"\\\\]*)"' for name in _CANDLE_FIELDS))
+
+
+@lru_cache(maxsize=64)
+def _series_json(product: str, granularity: str) -> re.Pattern:
+    """_CANDLE_JSON with this product and bar size written out (as JSON writes names without quotes, backslashes
+    or control characters; other names never match): two strings fewer made per candle."""
+    if re.search(r'["\\\x00-\x1f]', product + granularity):
+        return re.compile("(?!)")
+    return re.compile(re.escape(f'"product":"{product}","granularity":"{granularity}",')
+                      + ",".join(f'"{name}":"([^"\\\\]*)"' for name in _CANDLE_FIELDS[2:]))
 
 
 def logged_series(store: TradingApplication) -> dict[tuple[str, str], int]:
