@@ -13,8 +13,8 @@ import duckdb
 import pyarrow as pa
 
 from domain.order_states import TERMINAL_EVENTS
-from projections.engine.base import PAGE, shared
-from projections.engine.page_candles import CANDLE_TYPES, candles_view
+from projections.engine.base import PAGE, shared, type_counts
+from projections.engine.page_candles import CANDLE_TYPES, candles_view, page_candles, shares_candles
 from projections.ledger.book import Event
 from projections.ledger.page_rows import marks_rows, parse, walk_rows
 
@@ -52,6 +52,8 @@ def walk_events(con: duckdb.DuckDBPyConnection, after: int) -> list[Event]:
     parsed = _parsed(after)
     if parsed is not None:
         return [Event(*row) for row in walk_rows(parsed)]
+    if shares_candles() and _candles_only(con, after):
+        return []  # no step, nothing a decision names: the page's closes are page_marks'
     others = ", ".join(f"'{t}'" for t in WALK_TYPES if t not in CANDLE_TYPES)
     # e: the page's events of the walk's types (its candles as every projection reads them: page_candles);
     # w: the events the walk needs, in log order (a run's candles, candles a decision of the page
@@ -97,6 +99,15 @@ def walk_events(con: duckdb.DuckDBPyConnection, after: int) -> list[Event]:
             [after],
         ).fetchall()
     return [Event(*row) for row in rows]
+
+
+def _candles_only(con: duckdb.DuckDBPyConnection, after: int) -> bool:
+    """Whether the page holds, of the walk's types, only candles that are no run's (e.g. imported candles)."""
+    counts = type_counts(con, after)
+    if any(counts.get(t) for t in WALK_TYPES if t not in CANDLE_TYPES):
+        return False
+    runs = page_candles(con, after).column("run")
+    return runs.null_count == len(runs)
 
 
 def page_marks(con: duckdb.DuckDBPyConnection, after: int) -> pa.Table:

@@ -91,3 +91,29 @@ def test_projections_at_different_positions_in_one_page_equal_a_rebuild(log, tmp
     assert runner.positions(parts) == runner.positions(whole)
     whole.close()
     parts.close()
+
+
+def test_a_page_of_candles_that_are_no_runs_moves_only_the_marks_and_a_later_decision_finds_them(tmp_path):
+    """1,100 imported candles (no run) fill the first page of 1,050 alone: the walk has nothing to do there (no
+    step, no decision), yet a run's decision on a later page names one of them and books its step at that close."""
+    app = open_store(f"sqlite:///{tmp_path}/events.db")
+    try:
+        app.record_candles([candle(h, str(100 + h % 5)) for h in range(1100)], at(0, run=None))
+        record(app, Run.begin(RUN, at(2000), mode="backtest", product="ETH-USD", granularity="1h", strategy="rules",
+                              config_hash="c", code_version="1", initial_balance=D("1000")))
+        record(app, Decision.make(uuid.UUID(int=900), at(1061), strategy="rules", model=None, prompt_hash=None,
+                                  product="ETH-USD", candle_start=T0 + timedelta(hours=1060), inputs={},
+                                  action="HOLD", size_pct=D("0"), take_profit_pct=None, stop_loss_pct=None,
+                                  rationale="", latency_ms=D("1"), prompt_tokens=None, completion_tokens=None,
+                                  cost=None, cached=False))
+        paged = runner.open_readmodel(tmp_path / "paged.duckdb")
+        runner.rebuild(app, paged, batch_size=1050)
+        whole = runner.open_readmodel(tmp_path / "whole.duckdb")
+        runner.rebuild(app, whole, batch_size=5000)
+        assert runner.checksums(paged) == runner.checksums(whole)
+        assert paged.execute("SELECT count(*) FROM pnl__marks").fetchall() == [(1100,)]
+        assert paged.execute("SELECT close FROM equity_curve").fetchall() == [(D("100"),)]  # hour 1060: 100 + 0
+        paged.close()
+        whole.close()
+    finally:
+        app.close()
