@@ -226,7 +226,9 @@ def run_planned_backtest(
     kernels when pandas is loaded already and otherwise without importing it (the same values, bit for bit)."""
     history = plan.warmup + plan.candles
     starts = list(map(attrgetter("start"), history))
-    columns = indicator_columns(candle_floats(history), starts, indicator_params, use_pandas=_pandas_loaded())
+    read = plan.logged.floats_of(history)  # the doubles the read parsed beside the Decimals, when it did
+    floats = candle_floats(history) if read is None else tuple(np.frombuffer(column, np.float64) for column in read)
+    columns = indicator_columns(floats, starts, indicator_params, use_pandas=_pandas_loaded())
     if QuietCandles.drives(strategy):  # the rules read their inputs only: the other columns are not kept for the run
         columns = {name: columns[name] for name in QuietCandles.INPUTS}
     loop = TradingLoop(store, exchange, strategy, PrecomputedIndicators.of_columns(columns, starts), settings, run_id,

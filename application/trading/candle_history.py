@@ -10,13 +10,15 @@ is refused (or, on request, recorded as a correction).
 from __future__ import annotations
 
 import re
+from array import array
+from bisect import bisect_left
 from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from itertools import islice, repeat
-from operator import attrgetter, lt
+from operator import attrgetter, is_, lt
 from weakref import WeakKeyDictionary
 
 from eventsourcing.utils import get_topic
@@ -46,6 +48,9 @@ class LoggedCandles:
     product: str
     granularity: str
     candles: list[Candle] = field(default_factory=list)
+    value_floats: list[array] | None = field(default=None, repr=False, compare=False)
+    """When the read made them: open/high/low/close/volume of ``candles`` as arrays of doubles (each value's
+    nearest float, as ``float(Decimal)`` gives it), parsed from the stored text beside the Decimals."""
 
     @property
     def count(self) -> int:
@@ -77,6 +82,18 @@ class LoggedCandles:
         earlier = [c for c in self.candles if c.start < start]
         return earlier[-count:] if count > 0 else []
 
+    def floats_of(self, run: Sequence[Candle]) -> list[array] | None:
+        """``value_floats`` of ``run`` when it is a run of ``candles`` (as ``between`` and ``before`` give them, or
+        the two joined), else None."""
+        floats, candles = self.value_floats, self.candles
+        if floats is None or not run or len(floats[0]) != len(candles):
+            return None
+        first = bisect_left(candles, run[0].start, key=_start_of)
+        end = first + len(run)
+        if end > len(candles) or not all(map(is_, run, candles[first:end])):
+            return None
+        return [column[first:end] for column in floats]
+
     def describe(self) -> str:
         """What the log holds, for people: first, last, count, gaps."""
         if not self.candles:
@@ -96,22 +113,29 @@ def logged_candles(store: TradingApplication, product: str, granularity: str) ->
     (an older ``class_version``, another encoding) is decoded by the store's mapper instead.
     """
     found: list[Candle] = []
+    floats: list[array] | None = [array("d") for _ in range(5)]  # while every page read gives them
     after, page = 0, 20_000
     handed = _IMPORTED.get(store, {}).pop((product, granularity), None)
     if handed is not None:  # what an import in this process just left: only later candle events are read
         after, found = handed
+        floats = None
     while True:
         rows = store.read_stored(after, page, CANDLE_TOPICS)
         if not rows:
             break
         with paused_gc():  # tens of thousands of small acyclic objects per page (see paused_gc)
-            found.extend(_page_candles(store, rows, product, granularity))
+            candles, page_floats = _page_read(store, rows, product, granularity)
+            found.extend(candles)
+        if floats is not None and page_floats is not None:
+            list(map(array.extend, floats, page_floats))
+        else:
+            floats = None
         if len(rows) < page:
             break
         after = rows[-1][0]
     starts = list(map(_start_of, found))
     if all(map(lt, starts, islice(starts, 1, None))):  # recorded in order, each once: nothing to sort out
-        return LoggedCandles(product, granularity, found)
+        return LoggedCandles(product, granularity, found, floats)
     by_start = dict(zip(starts, found))  # the newest (latest recorded) of a start wins
     return LoggedCandles(product, granularity, [by_start[s] for s in sorted(by_start)])
 
@@ -138,6 +162,13 @@ def candles_from_columns(product: str, granularity: str, starts: Sequence[dateti
 
 
 def _page_candles(store: TradingApplication, rows: list, product: str, granularity: str) -> list[Candle]:
+    return _page_read(store, rows, product, granularity)[0]
+
+
+def _page_read(store: TradingApplication, rows: list, product: str,
+               granularity: str) -> tuple[list[Candle], list[array] | None]:
+    """The page's candles of the series, with their values as doubles when read from the stored text (float of
+    the text: half the instructions of float of the Decimal, the same double)."""
     try:
         if {row[1] for row in rows} - set(CANDLE_TOPICS):
             raise ValueError("not candle events")
@@ -156,17 +187,18 @@ def _page_candles(store: TradingApplication, rows: list, product: str, granulari
                 raise ValueError("not the current schemas")
             values = [v[2:] for v in values if v[:2] == (product, granularity)]
         if not values:
-            return []
+            return [], [array("d") for _ in range(5)]
         starts, *ohlcv = zip(*values)
         starts = list(map(datetime.fromisoformat, starts))
         if {s.tzinfo for s in starts} != {timezone.utc}:
             starts = [s.astimezone(timezone.utc) for s in starts]
-        return candles_from_columns(product, granularity, starts, [map(Decimal, column) for column in ohlcv])
+        floats = [array("d", map(float, column)) for column in ohlcv]
+        return candles_from_columns(product, granularity, starts, [map(Decimal, column) for column in ohlcv]), floats
     except (ValueError, KeyError, TypeError, ArithmeticError):
         decoded = store.mapper.decode_rows(rows, lambda nid, topic, event: event) if hasattr(store.mapper, "decode_rows") \
             else [store.mapper.decode(topic, state) for _, topic, state in rows]
         return [Candle(product, granularity, e.start, e.open, e.high, e.low, e.close, e.volume)
-                for e in decoded if e.product == product and e.granularity == granularity]
+                for e in decoded if e.product == product and e.granularity == granularity], None
 
 
 _CANDLE_FIELDS = ("product", "granularity", "start", "open", "high", "low", "close", "volume")

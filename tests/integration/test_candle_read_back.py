@@ -71,3 +71,29 @@ def test_a_page_of_one_series_reads_back_as_recorded(tmp_path):
         assert logged_candles(reader, "BTC-USD", "1h").candles == candles
     finally:
         reader.close()
+
+
+def test_the_doubles_read_beside_the_candles_are_their_values_nearest_floats(tmp_path):
+    url = f"sqlite:///{tmp_path}/events.db"
+    candles = _series("BTC-USD", "1h", 300)
+    candles[7] = Candle("BTC-USD", "1h", candles[7].start, D("0.1000000000000000055511151231257827"), D("1E+3"),
+                        D("0.1"), D("0.30000000000000004"), D("0"))  # texts float() and Decimal read differently
+    store = open_store(url)
+    try:
+        import_candles(store, candles, EventMeta(T0, actor="import"))
+    finally:
+        store.close()
+    reader = open_store(url)
+    try:
+        logged = logged_candles(reader, "BTC-USD", "1h")
+    finally:
+        reader.close()
+    names = ("open", "high", "low", "close", "volume")
+    nearest = [[float(getattr(c, name)) for c in logged.candles] for name in names]
+    assert [list(column) for column in logged.floats_of(logged.candles)] == nearest
+    run = logged.before(candles[250].start, 40) + logged.between(candles[250].start, candles[260].start)
+    assert [list(column) for column in logged.floats_of(run)] == [column[210:260] for column in nearest]
+    assert logged.floats_of(run[:5] + run[6:]) is None  # not a run of the candles: made from the candles instead
+    assert logged.floats_of([]) is None
+    logged.candles.append(Candle("BTC-USD", "1h", candles[-1].end, *candles[0].values()))  # floats of fewer candles
+    assert logged.floats_of(logged.candles[:3]) is None
