@@ -6,6 +6,7 @@ unless TRADECORE_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail instead.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from datetime import datetime, timezone
@@ -48,6 +49,36 @@ def fresh_pg_url() -> str:
 
 
 _schemas: list[str] = []
+
+# `make test` runs the suite on two pytest-xdist workers, `--dist loadfile`: a module's tests stay on one
+# worker, so its module-scoped set-ups (a year's backtest, a seeded archive, a node) are made once. These
+# modules restore into PostgreSQL, where the staging schemas (tc_restore_*) live beside every store of the
+# one test database and test_restore_kill lists, prunes and drops them database-wide: they share a worker.
+ONE_WORKER = {
+    "tests/e2e/test_restore_kill.py": "restore staging schemas",
+    "tests/integration/test_backup.py": "restore staging schemas",
+}
+
+
+def _module_scheduler():
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModuleScheduling(LoadFileScheduling):
+        """--dist loadfile, with the modules of ONE_WORKER as one unit of work."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return ONE_WORKER.get(module, module)
+
+    return ModuleScheduling
+
+
+if importlib.util.find_spec("xdist") is not None:  # the hook exists where pytest-xdist (dev extra) is installed
+
+    def pytest_xdist_make_scheduler(config, log):
+        if config.getvalue("dist") == "loadfile":
+            return _module_scheduler()(config, log)
+        return None
 
 
 @pytest.fixture(scope="session", autouse=True)
