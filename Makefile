@@ -23,8 +23,13 @@ bytecode: $(STAMP)
 demo: bytecode
 	$(BIN)/tradecore demo
 
+# Two pytest-xdist workers (CI's machine has two cores; a serial run uses one at a time, pytest waiting on
+# each CLI process it starts): each test module runs whole on one worker, in collection order, so the long e2e
+# modules start first (tests/conftest.py ONE_WORKER). TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: bytecode
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
