@@ -6,7 +6,6 @@ unless TRADECORE_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail instead.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import uuid
 from datetime import datetime, timezone
@@ -73,12 +72,11 @@ def _module_scheduler():
     return ModuleScheduling
 
 
-if importlib.util.find_spec("xdist") is not None:  # the hook exists where pytest-xdist (dev extra) is installed
-
-    def pytest_xdist_make_scheduler(config, log):
-        if config.getvalue("dist") == "loadfile":
-            return _module_scheduler()(config, log)
-        return None
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist (dev extra): unused where it is not installed or -p no:xdist
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "loadfile":
+        return _module_scheduler()(config, log)
+    return None
 
 
 @pytest.fixture(scope="session", autouse=True)

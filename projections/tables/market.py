@@ -46,59 +46,48 @@ class CandlesProjection:
         if not counts.get("CandleClosed") and not counts.get("CandleCorrected"):
             return
         if not shares_candles():  # a follower's page: its few candles parsed here (cheaper than sharing them)
-            self._parsing(con, after, counts)
+            self._write(con, counts, _parsed_rows(), [after])
             return
         with candles_view(con, after) as page:  # (parsed once per page for every projection that reads candles)
-            if counts.get("CandleClosed"):
-                con.execute(
-                    f"""INSERT INTO candles
-                    SELECT product, granularity, start, open, high, low, CAST(close AS {MONEY}), volume, 0, nid
-                    FROM {page} WHERE type = 'CandleClosed'"""
-                )
-            if not counts.get("CandleCorrected"):
-                return
-            # The last correction of a candle in the page wins; every one is counted.
-            con.execute(
-                f"""UPDATE candles SET open = k.open, high = k.high, low = k.low, close = k.close, volume = k.volume,
-                       corrections = candles.corrections + k.n
-                FROM (
-                    SELECT product, granularity, start, arg_max(open, nid) AS open, arg_max(high, nid) AS high,
-                           arg_max(low, nid) AS low, CAST(arg_max(close, nid) AS {MONEY}) AS close,
-                           arg_max(volume, nid) AS volume, count(*) AS n
-                    FROM {page} WHERE type = 'CandleCorrected'
-                    GROUP BY ALL
-                ) AS k
-                WHERE candles.product = k.product AND candles.granularity = k.granularity AND candles.start = k.start"""
-            )
+            self._write(con, counts, page, [])
 
-    def _parsing(self, con: duckdb.DuckDBPyConnection, after: int, counts: dict[str, int]) -> None:
-        """The same rows from a JSON parse of each statement's own (one per event: json_transform types every field)."""
+    @staticmethod
+    def _write(con: duckdb.DuckDBPyConnection, counts: dict[str, int], rows: str, params: list) -> None:
+        """Insert the page's closed candles and apply its corrections, from ``rows``: a relation of the page's
+        candle events after the position (type, nid, product, granularity, start, open, high, low, close, volume)."""
         if counts.get("CandleClosed"):
             con.execute(
                 f"""INSERT INTO candles
-                SELECT c.product, c.granularity, c.start, c.open, c.high, c.low, c.close, c.volume, 0, notification_id
-                FROM (SELECT notification_id, json_transform(payload, {_CANDLE_FIELDS}) AS c
-                      FROM batch_events WHERE notification_id > ? AND event_type = 'CandleClosed')
-                """,
-                [after],
+                SELECT product, granularity, start, open, high, low, CAST(close AS {MONEY}), volume, 0, nid
+                FROM {rows} WHERE type = 'CandleClosed'""",
+                params,
             )
         if not counts.get("CandleCorrected"):
             return
+        # The last correction of a candle in the page wins; every one is counted.
         con.execute(
             f"""UPDATE candles SET open = k.open, high = k.high, low = k.low, close = k.close, volume = k.volume,
                    corrections = candles.corrections + k.n
             FROM (
-                SELECT c.product, c.granularity, c.start,
-                       arg_max(c.open, notification_id) AS open, arg_max(c.high, notification_id) AS high,
-                       arg_max(c.low, notification_id) AS low, arg_max(c.close, notification_id) AS close,
-                       arg_max(c.volume, notification_id) AS volume, count(*) AS n
-                FROM (SELECT notification_id, json_transform(payload, {_CANDLE_FIELDS}) AS c
-                      FROM batch_events WHERE notification_id > ? AND event_type = 'CandleCorrected')
+                SELECT product, granularity, start, arg_max(open, nid) AS open, arg_max(high, nid) AS high,
+                       arg_max(low, nid) AS low, CAST(arg_max(close, nid) AS {MONEY}) AS close,
+                       arg_max(volume, nid) AS volume, count(*) AS n
+                FROM {rows} WHERE type = 'CandleCorrected'
                 GROUP BY ALL
             ) AS k
             WHERE candles.product = k.product AND candles.granularity = k.granularity AND candles.start = k.start""",
-            [after],
+            params,
         )
+
+
+def _parsed_rows() -> str:
+    """The page's candle events after the position ``?``, each parsed by this statement (json_transform types every
+    field): the relation candles_view shares, for a page too small to share it."""
+    return f"""(SELECT event_type AS type, notification_id AS nid, c.product, c.granularity, c.start,
+                       c.open, c.high, c.low, c.close, c.volume
+                FROM (SELECT notification_id, event_type, json_transform(payload, {_CANDLE_FIELDS}) AS c
+                      FROM batch_events
+                      WHERE notification_id > ? AND event_type IN ('CandleClosed', 'CandleCorrected')))"""
 
 
 PROJECTIONS = (CandlesProjection(),)
