@@ -10,7 +10,7 @@ Timed:
 - ``restore_rebuild_seconds``: ``restore_archive`` into a new SQLite store
   (checksums, every link recomputed from the rows as stored, each committed batch
   by a worker process while the next is written: infrastructure/backup/chain_check.py)
-  plus a rebuild of every projection into a new DuckDB file. Target < 20 s. Its CPU
+  plus a rebuild of every projection into a new DuckDB file. Target <= 15 s. Its CPU
   figures count the chain-check worker process.
 
 Set TRADECORE_BENCH_LOG=/path/events.db to reuse a log built earlier (it is
