@@ -69,6 +69,9 @@ def project_command(
             con = bootstrap.readmodel(path=path)
         except runner.ReadModelLocked as exc:
             fail(str(exc))
+        # With --follow, SIGINT/SIGTERM stop the process cleanly from here on (before "start" is printed), the first
+        # catch-up included: it ends between pages, what was applied is kept. Before, a signal then killed the process.
+        stop = _stop_on_signals() if follow else None
         try:
             on_page = None
             if progress:
@@ -83,27 +86,33 @@ def project_command(
             try:
                 if rebuild:
                     runner.rebuild(trading, con, runner.ALL_PROJECTIONS, size, names=[p.name for p in chosen],
-                                   report=report, on_page=on_page)
+                                   report=report, on_page=on_page, stop=stop)
                 else:
-                    runner.catch_up(trading, con, chosen, size, report=report, on_page=on_page)
+                    runner.catch_up(trading, con, chosen, size, report=report, on_page=on_page, stop=stop)
             except runner.ProjectionFailed as exc:
                 fail(str(exc), code=1)
             elapsed = time.perf_counter() - began
             digests = runner.table_digests(con, chosen) if checksum else {}
             _print(report, digests, elapsed, path, as_json, checksum)
-            if follow:
-                _follow(trading, con, chosen, size, poll_ms, snapshot_every, path, on_page)
+            if stop is not None:
+                _follow(trading, con, chosen, size, poll_ms, snapshot_every, path, on_page, stop)
         finally:
             con.close()
 
 
-def _follow(trading, con, chosen, size: int, poll_ms: int, snapshot_every: float, path: Path, on_page) -> None:
-    """Follow the log until SIGINT/SIGTERM, publishing snapshots for readers in other processes."""
-    from projections.engine import runner
-
+def _stop_on_signals() -> threading.Event:
+    """An event SIGINT and SIGTERM set (the follow loop and the catch-up before it end between pages)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _follow(trading, con, chosen, size: int, poll_ms: int, snapshot_every: float, path: Path, on_page,
+            stop: threading.Event) -> None:
+    """Follow the log until ``stop`` is set (SIGINT/SIGTERM), publishing snapshots for readers in other processes."""
+    from projections.engine import runner
+
     publish = _snapshots(con, path, snapshot_every)
     publish(force=True)
 

@@ -278,9 +278,10 @@ def _apply_page(
 def rebuild(
     store: Any, con: duckdb.DuckDBPyConnection, projections: Sequence[Projection] = ALL_PROJECTIONS,
     batch_size: int = 5000, *, names: Iterable[str] | None = None, report: CatchUpReport | None = None,
-    on_page: Callable[[int], None] | None = None,
+    on_page: Callable[[int], None] | None = None, stop: threading.Event | None = None,
 ) -> int:
-    """Drop and recreate the named projections (all when None), then catch up from 0.
+    """Drop and recreate the named projections (all when None), then catch up from 0 (``stop`` ends it between
+    pages, as catch_up's does: what was applied is kept, a later catch-up goes on from there).
 
     Projections not named keep their tables and positions.
     """
@@ -288,7 +289,7 @@ def rebuild(
     positions(con)
     for projection in chosen:
         restart(con, projection)
-    return catch_up(store, con, chosen, batch_size, report=report, on_page=on_page)
+    return catch_up(store, con, chosen, batch_size, report=report, on_page=on_page, stop=stop)
 
 
 def follow(

@@ -140,6 +140,9 @@ def test_follow_applies_new_events_publishes_a_snapshot_and_stops_on_sigterm(tmp
     process = start("project", "--follow", "--progress", "--snapshot-every", "0.2", "--store", url, "--readmodel", str(path))
     try:
         assert process.stdout.readline().startswith("start ")
+        for line in process.stdout:  # the first catch-up's report: from here on the follow loop runs
+            if " event(s) read in " in line:
+                break
         added = cli("backtest", "--bundled", "--from", "2018-02-01", "--to", "2018-02-03", "--store", url, "--json")
         assert added.returncode == 0, added.stderr
         total = last_id(url)
@@ -156,3 +159,24 @@ def test_follow_applies_new_events_publishes_a_snapshot_and_stops_on_sigterm(tmp
         assert snapshot.execute("SELECT count(*) FROM runs").fetchall() == [(2,)]
     finally:
         snapshot.close()
+
+
+def test_follow_stops_cleanly_on_sigterm_during_its_first_catch_up(tmp_path):
+    """SIGTERM as soon as `project --follow` says where it starts (its first catch-up under way, or just done): a clean
+    exit 0, never death by the signal; the positions it reached are kept and a later catch-up goes on from them."""
+    url = f"sqlite:///{tmp_path}/events.db"
+    assert cli("backtest", "--bundled", "--from", "2018-01-01", "--to", "2018-03-01", "--store", url).returncode == 0
+    path = tmp_path / "readmodel.duckdb"
+    process = start("project", "--follow", "--progress", "--batch-size", "500", "--snapshot-every", "0",
+                    "--store", url, "--readmodel", str(path))
+    try:
+        assert process.stdout.readline().startswith("start ")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode == 0, process.stderr.read()
+    total = last_id(url)
+    assert all(0 <= p <= total for p in positions(path).values())
+    again = cli("project", "--store", url, "--readmodel", str(path))
+    assert again.returncode == 0, again.stderr
+    assert set(positions(path).values()) == {total}
