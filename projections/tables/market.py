@@ -9,10 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from projections.engine.base import MONEY, type_counts
-from projections.engine.page_candles import candles_view, shares_candles
-
-_CANDLE_FIELDS = f"""'{{"product": "VARCHAR", "granularity": "VARCHAR", "start": "TIMESTAMPTZ",
-    "open": "{MONEY}", "high": "{MONEY}", "low": "{MONEY}", "close": "{MONEY}", "volume": "{MONEY}"}}'"""
+from projections.engine.page_candles import candles_view
 
 
 class CandlesProjection:
@@ -45,22 +42,20 @@ class CandlesProjection:
         counts = type_counts(con, after)
         if not counts.get("CandleClosed") and not counts.get("CandleCorrected"):
             return
-        if not shares_candles():  # a follower's page: its few candles parsed here (cheaper than sharing them)
-            self._write(con, counts, _parsed_rows(), [after])
-            return
-        with candles_view(con, after) as page:  # (parsed once per page for every projection that reads candles)
-            self._write(con, counts, page, [])
+        # The page's candles as every projection reads them: parsed once for a large page, by this statement for a
+        # follower's small one (candles_view).
+        with candles_view(con, after) as page:
+            self._write(con, counts, page)
 
     @staticmethod
-    def _write(con: duckdb.DuckDBPyConnection, counts: dict[str, int], rows: str, params: list) -> None:
+    def _write(con: duckdb.DuckDBPyConnection, counts: dict[str, int], rows: str) -> None:
         """Insert the page's closed candles and apply its corrections, from ``rows``: a relation of the page's
         candle events after the position (type, nid, product, granularity, start, open, high, low, close, volume)."""
         if counts.get("CandleClosed"):
             con.execute(
                 f"""INSERT INTO candles
                 SELECT product, granularity, start, open, high, low, CAST(close AS {MONEY}), volume, 0, nid
-                FROM {rows} WHERE type = 'CandleClosed'""",
-                params,
+                FROM {rows} WHERE type = 'CandleClosed'"""
             )
         if not counts.get("CandleCorrected"):
             return
@@ -75,19 +70,8 @@ class CandlesProjection:
                 FROM {rows} WHERE type = 'CandleCorrected'
                 GROUP BY ALL
             ) AS k
-            WHERE candles.product = k.product AND candles.granularity = k.granularity AND candles.start = k.start""",
-            params,
+            WHERE candles.product = k.product AND candles.granularity = k.granularity AND candles.start = k.start"""
         )
-
-
-def _parsed_rows() -> str:
-    """The page's candle events after the position ``?``, each parsed by this statement (json_transform types every
-    field): the relation candles_view shares, for a page too small to share it."""
-    return f"""(SELECT event_type AS type, notification_id AS nid, c.product, c.granularity, c.start,
-                       c.open, c.high, c.low, c.close, c.volume
-                FROM (SELECT notification_id, event_type, json_transform(payload, {_CANDLE_FIELDS}) AS c
-                      FROM batch_events
-                      WHERE notification_id > ? AND event_type IN ('CandleClosed', 'CandleCorrected')))"""
 
 
 PROJECTIONS = (CandlesProjection(),)
