@@ -161,10 +161,6 @@ def candles_from_columns(product: str, granularity: str, starts: Sequence[dateti
     return made
 
 
-def _page_candles(store: TradingApplication, rows: list, product: str, granularity: str) -> list[Candle]:
-    return _page_read(store, rows, product, granularity)[0]
-
-
 def _page_read(store: TradingApplication, rows: list, product: str,
                granularity: str) -> tuple[list[Candle], list[array] | None]:
     """The page's candles of the series, with their values as doubles when read from the stored text (float of

@@ -87,7 +87,7 @@ def test_new_candles_are_stored_as_the_one_event_path_stores_them(tmp_path):
 def test_a_page_in_another_layout_is_decoded_by_the_mapper_to_the_same_candles(tmp_path):
     import json
 
-    from application.trading.candle_history import CANDLE_TOPICS, _page_candles
+    from application.trading.candle_history import CANDLE_TOPICS, _page_read
 
     candles = candles_of(read_candle_file(bundled_candles_path()).frame.iloc[:500], "BTC-USD", "1h")
     store = open_store(f"sqlite:///{tmp_path}/events.db")
@@ -96,6 +96,9 @@ def test_a_page_in_another_layout_is_decoded_by_the_mapper_to_the_same_candles(t
         rows = store.read_stored(0, 1000, CANDLE_TOPICS)
         spaced = [(nid, topic, json.dumps(json.loads(state)).encode()) for nid, topic, state in rows]  # ", " and ": "
         assert spaced[0][2] != rows[0][2]
-        assert _page_candles(store, spaced, "BTC-USD", "1h") == _page_candles(store, rows, "BTC-USD", "1h") == candles
+        (by_mapper, no_floats), (by_pattern, floats) = (_page_read(store, page, "BTC-USD", "1h") for page in (spaced, rows))
+        assert by_mapper == by_pattern == candles
+        assert no_floats is None and [list(column) for column in floats] == [
+            [float(getattr(c, name)) for c in candles] for name in ("open", "high", "low", "close", "volume")]
     finally:
         store.close()
