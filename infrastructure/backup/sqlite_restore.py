@@ -90,12 +90,7 @@ def _sqlite_event_count(path: Path) -> int:
         return 0
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        count = 0
-        for table in ("stored_events", "stored_events_chain"):
-            if table in tables:
-                count = max(count, con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-        return count
+        return _event_count(con)
     except sqlite3.DatabaseError as exc:
         raise RestoreRefused(f"{path} exists and is not a readable SQLite store ({exc}); move it away first") from None
     finally:
@@ -262,7 +257,7 @@ def replace_sqlite_file(new: Path, target: Path, stamp: str, *, keep_old: bool,
         if unchanged is not None and not unchanged(holder):
             holder.close()
             raise RestoreRefused(f"{target} changed while the new file was made; nothing was replaced")
-        if keep_old and _sqlite_event_count_locked(holder):
+        if keep_old and _event_count(holder):
             moved = _link_aside(target, stamp)
     try:
         os.replace(new, target)
@@ -273,9 +268,11 @@ def replace_sqlite_file(new: Path, target: Path, stamp: str, *, keep_old: bool,
     return moved
 
 
-def _sqlite_event_count_locked(con: sqlite3.Connection) -> int:
+def _event_count(con: sqlite3.Connection) -> int:
+    """How many events a store file holds (the larger of its events' and its links' counts: either table alone counts)."""
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    return sum(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("stored_events", "stored_events_chain") if t in tables)
+    return max((con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("stored_events", "stored_events_chain") if t in tables), default=0)
 
 
 def _link_aside(target: Path, stamp: str) -> str:
