@@ -22,6 +22,16 @@ def _series(product: str, granularity: str, count: int, shift: int = 0) -> list[
                    D(f"{105 + k}.125"), D(f"{k}.00{shift}")) for k in range(count)]
 
 
+def _record(url: str, candles: list[Candle]) -> None:
+    """Import ``candles`` into the store at ``url`` as `tradecore data import` does, then close it (a later
+    reader is a new store object, so the import's hand-over to logged_candles does not apply)."""
+    store = open_store(url)
+    try:
+        import_candles(store, candles, EventMeta(T0, actor="import"))
+    finally:
+        store.close()
+
+
 def test_candles_made_from_columns_are_candles_made_one_by_one():
     made = _series("BTC-USD", "1h", 3)
     columns = [[getattr(c, name) for c in made] for name in ("open", "high", "low", "close", "volume")]
@@ -61,11 +71,7 @@ def test_interleaved_series_read_back_as_the_mapper_decodes_them(tmp_path):
 def test_a_page_of_one_series_reads_back_as_recorded(tmp_path):
     url = f"sqlite:///{tmp_path}/events.db"
     candles = _series("BTC-USD", "1h", 500)
-    store = open_store(url)
-    try:
-        import_candles(store, candles, EventMeta(T0, actor="import"))
-    finally:
-        store.close()
+    _record(url, candles)
     reader = open_store(url)
     try:
         assert logged_candles(reader, "BTC-USD", "1h").candles == candles
@@ -78,11 +84,7 @@ def test_the_doubles_read_beside_the_candles_are_their_values_nearest_floats(tmp
     candles = _series("BTC-USD", "1h", 300)
     candles[7] = Candle("BTC-USD", "1h", candles[7].start, D("0.1000000000000000055511151231257827"), D("1E+3"),
                         D("0.1"), D("0.30000000000000004"), D("0"))  # texts float() and Decimal read differently
-    store = open_store(url)
-    try:
-        import_candles(store, candles, EventMeta(T0, actor="import"))
-    finally:
-        store.close()
+    _record(url, candles)
     reader = open_store(url)
     try:
         logged = logged_candles(reader, "BTC-USD", "1h")

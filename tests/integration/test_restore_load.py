@@ -56,6 +56,24 @@ def rows(path: Path) -> tuple[list, list]:
         con.close()
 
 
+def restore_in_batches(monkeypatch, batch_rows: int | None) -> None:
+    """Restores read the archive in batches of ``batch_rows`` rows, followed by the checking worker from 10 rows
+    (None: as they come, one transaction checked at the end)."""
+    if batch_rows:
+        monkeypatch.setattr(chain_check, "FOLLOW_FROM", 10)
+        monkeypatch.setattr(operations, "read_events", in_batches_of(batch_rows))
+
+
+def backed_up(source: Path, tmp_path: Path) -> tuple[LocalArchives, str]:
+    """A daily backup of the store file ``source`` in ``tmp_path/backups``: the archives and the backup's name."""
+    archives = LocalArchives(tmp_path / "backups")
+    app = open_store(f"sqlite:///{source}")
+    try:
+        return archives, create_backup(app, archives, kind="daily", now=NOW).name
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize("batch_rows", [None, 64])  # one transaction; batches committed, followed and copied in
 @pytest.mark.parametrize("ids, v1_upto", [
     (list(range(1, 701)), 0),  # consecutive, version 2: the links as one blob
@@ -63,17 +81,10 @@ def rows(path: Path) -> tuple[list, list]:
     (list(range(1, 401)), 120),  # version 1 links, then version 2
 ])
 def test_a_restore_stores_the_archived_rows_and_links_as_they_were(tmp_path, monkeypatch, ids, v1_upto, batch_rows):
-    if batch_rows:
-        monkeypatch.setattr(chain_check, "FOLLOW_FROM", 10)
-        monkeypatch.setattr(operations, "read_events", in_batches_of(batch_rows))
+    restore_in_batches(monkeypatch, batch_rows)
     source = tmp_path / "source.db"
     build(source, ids, v1_upto)
-    archives = LocalArchives(tmp_path / "backups")
-    app = open_store(f"sqlite:///{source}")
-    try:
-        name = create_backup(app, archives, kind="daily", now=NOW).name
-    finally:
-        app.close()
+    archives, name = backed_up(source, tmp_path)
     target = tmp_path / "restored.db"
     restored = restore_archive(archives, name, f"sqlite:///{target}", open_store=open_store, now=NOW)
     assert (restored.events, restored.last_id) == (len(ids), ids[-1])
@@ -93,19 +104,12 @@ def schema(path: Path) -> tuple[list, list, list]:
 
 @pytest.mark.parametrize("batch_rows", [None, 50])  # one transaction checked at the end; batches followed by a worker
 def test_a_restored_store_has_the_schema_of_a_new_store_and_its_stream_key_holds(tmp_path, monkeypatch, batch_rows):
-    if batch_rows:
-        monkeypatch.setattr(chain_check, "FOLLOW_FROM", 10)
-        monkeypatch.setattr(operations, "read_events", in_batches_of(batch_rows))
+    restore_in_batches(monkeypatch, batch_rows)
     source = tmp_path / "source.db"
     build(source, list(range(1, 401)))
     fresh = tmp_path / "fresh.db"
     open_store(f"sqlite:///{fresh}").close()
-    archives = LocalArchives(tmp_path / "backups")
-    app = open_store(f"sqlite:///{source}")
-    try:
-        name = create_backup(app, archives, kind="daily", now=NOW).name
-    finally:
-        app.close()
+    archives, name = backed_up(source, tmp_path)
     target = tmp_path / "restored.db"
     restore_archive(archives, name, f"sqlite:///{target}", open_store=open_store, now=NOW)
     assert schema(target) == schema(fresh)
@@ -145,12 +149,7 @@ def build_with_a_repeated_version(path: Path, n: int, repeat: tuple[int, int]) -
 def test_an_archive_with_a_stream_version_twice_is_refused_naming_both_and_leaves_nothing(tmp_path):
     source = tmp_path / "source.db"
     build_with_a_repeated_version(source, 300, (40, 260))
-    archives = LocalArchives(tmp_path / "backups")
-    app = open_store(f"sqlite:///{source}")
-    try:
-        name = create_backup(app, archives, kind="daily", now=NOW).name
-    finally:
-        app.close()
+    archives, name = backed_up(source, tmp_path)
     target = tmp_path / "restored" / "events.db"
     oid = uuid.UUID(int=40 % 13 + 1).hex
     with pytest.raises(ArchiveProblem, match=f"notifications 40 and 260 are both version 40 of {oid}"):
