@@ -77,6 +77,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: Any, events_table_name: str = "stored_events"):
         self.chain_table_name = f"{events_table_name}_chain"
         super().__init__(datastore, events_table_name)
+        self._log_columns_statement: str | None = None
         # (count, first notification id, the links joined): link k at notification id first + k
         self._insert_links_statement = (
             "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?) "
@@ -162,6 +163,17 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             cursor.row_factory = None
             cursor.execute(sql, params)
             return cursor.fetchall()
+
+    def select_log_columns(self, after: int, limit: int) -> tuple[Any, Any, Any] | None:
+        """``select_log_rows(after, limit)`` as three arrow columns (ids, topics, states as text), read by one
+        aggregate statement with the GIL released (log_columns.py); None: read this page by rows."""
+        from infrastructure.eventstore import log_columns  # (pyarrow: imported by the processes that read so)
+
+        sql = self._log_columns_statement
+        if sql is None:
+            sql = self._log_columns_statement = log_columns.statement(self.events_table_name)
+        with self.datastore.transaction(commit=False) as c:
+            return log_columns.log_columns(c.sqlite_cursor, sql, after, limit)
 
     def link_at(self, notification_id: int) -> bytes | None:
         """The stored chain link of a notification (None when there is none)."""

@@ -94,28 +94,42 @@ def collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def read_page(select: Callable[..., list], after: int, batch_size: int) -> Page | None:
+def read_page(recorder: Any, after: int, batch_size: int) -> Page | None:
     with collector_paused():
-        return _read_page(select, after, batch_size)
+        return _read_page(recorder, after, batch_size)
 
 
-def _read_page(select: Callable[..., list], after: int, batch_size: int) -> Page | None:
-    rows = select(after, batch_size)
-    if not rows:
-        return None
-    ids, topics, states = zip(*rows)
-    topic_codes = pa.array(topics, pa.string()).dictionary_encode()
+def _read_page(recorder: Any, after: int, batch_size: int) -> Page | None:
+    """The page of ``batch_size`` log rows after ``after``: as arrow columns straight from the store when its
+    recorder reads so (``select_log_columns``: SQLite), else from ``select_log_rows``' tuples."""
+    columns = getattr(recorder, "select_log_columns", None)
+    read = columns(after, batch_size) if columns is not None else None
+    if read is not None:
+        ids, topics, payload = read
+        if not len(ids):
+            return None
+    else:
+        rows = recorder.select_log_rows(after, batch_size)
+        if not rows:
+            return None
+        ids_, topics_, states = zip(*rows)
+        ids, topics = pa.array(ids_, pa.int64()), pa.array(topics_, pa.string())
+        payload = pa.array(states, pa.binary()).cast(pa.string())
+    if topics.null_count:
+        missing = ids.filter(topics.is_null())[0].as_py()
+        raise ValueError(f"notification {missing} of the log has no topic: the log was altered outside tradecore "
+                         "(tradecore audit verify names what changed)")
+    topic_codes = topics.dictionary_encode()
     names = pa.array([t.rpartition(":")[2] for t in topic_codes.dictionary.to_pylist()], pa.string())
-    payload = pa.array(states, pa.binary()).cast(pa.string())
     table = pa.Table.from_arrays(
-        [pa.array(ids, pa.int64()), topic_codes, pa.DictionaryArray.from_arrays(topic_codes.indices, names),
+        [ids, topic_codes, pa.DictionaryArray.from_arrays(topic_codes.indices, names),
          pa.ExtensionArray.from_storage(pa.json_(), payload)],
         names=["notification_id", "topic", "event_type", "payload"],
     )
     counts: Counter = Counter()
     for name, n in zip(names.to_pylist(), np.bincount(topic_codes.indices.to_numpy(), minlength=len(names))):
         counts[name] += int(n)
-    return Page(table, ids[0], ids[-1], counts)
+    return Page(table, ids[0].as_py(), ids[-1].as_py(), counts)
 
 
 class Pipeline:
@@ -128,7 +142,7 @@ class Pipeline:
 
     def __init__(self, store: Any, con: duckdb.DuckDBPyConnection, batch_size: int,
                  projections: Sequence[Projection] = ()):
-        self._select, self._con, self._batch_size = store.recorder.select_log_rows, con, batch_size
+        self._recorder, self._con, self._batch_size = store.recorder, con, batch_size
         # What a page read ahead is prepared for (work derived from the page alone, see Ledger.prepare):
         # one projection per walk group suffices, the group's members share it.
         groups: dict[Any, Any] = {}
@@ -150,7 +164,7 @@ class Pipeline:
         if self._ahead is not None:
             (at, future), self._ahead = self._ahead, None
             page = future.result() if at == after else None
-        page = page or read_page(self._select, after, self._batch_size)
+        page = page or read_page(self._recorder, after, self._batch_size)
         if page is not None and page.table.num_rows == self._batch_size:
             self._reader = self._reader or ThreadPoolExecutor(1, thread_name_prefix="projector-read")
             due = [p for p in self._prepare if positions is None or positions.get(p.name, 0) <= page.last]
@@ -161,7 +175,7 @@ class Pipeline:
         """Read the page after ``after`` and have it prepared (in the preparing thread) for ``prepare``, which
         will apply it from ``after``: the next page can then be read while this one is prepared."""
         with collector_paused():
-            page = _read_page(self._select, after, self._batch_size)
+            page = _read_page(self._recorder, after, self._batch_size)
         if page is not None and prepare:
             self._preparer = self._preparer or ThreadPoolExecutor(1, thread_name_prefix="projector-prepare")
             try:
