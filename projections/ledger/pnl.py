@@ -25,9 +25,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import duckdb
+import pyarrow as pa
 
 from projections.engine.base import MONEY
-from projections.ledger.book import ZERO, Book, Event, arrow, replace
+from projections.ledger.book import ZERO, Book, Event, arrow
 from projections.ledger.day_rows import DayRows
 
 HUNDRED = Decimal(100)
@@ -139,17 +140,14 @@ class PnlProjection(DayRows):
             f.realized_pnl - f.fees, f.end_equity, f.trades, f.wins, *pending,
         )
 
-    def write(self, con: duckdb.DuckDBPyConnection) -> None:
+    def output_rows(self) -> list[tuple[str, list[str], pa.Table]]:
         names = ("run_id", "day", "day_start_equity", "end_equity", "day_pnl", "realized_pnl", "fees",
                  "daily_loss_pct", "worst_daily_loss_pct", "max_drawdown_pct", "risk_score", "risk_level",
                  "unrealized_pnl", "net_pnl", "equity", "trades", "wins", "updated_at", "last_notification_id")
-        rows = [self.days[k] for k in sorted(self.days)]
-        replace(con, "pnl_daily", ["run_id", "day"], arrow(names, rows, {"day": "date", "updated_at": "time"}))
+        days = arrow(names, [self.days[k] for k in sorted(self.days)], {"day": "date", "updated_at": "time"})
         names = ("run_id", "product", "candle_start", "candle_end", "close", "cash", "position_quantity", "equity",
                  "peak_equity", "drawdown_pct", "notification_id")
-        rows = [self.curve[k] for k in sorted(self.curve)]
-        replace(con, "equity_curve", ["run_id", "product", "candle_start"],
-                arrow(names, rows, {"candle_start": "time", "candle_end": "time"}))
-
+        curve = arrow(names, [self.curve[k] for k in sorted(self.curve)], {"candle_start": "time", "candle_end": "time"})
+        return [("pnl_daily", ["run_id", "day"], days), ("equity_curve", ["run_id", "product", "candle_start"], curve)]
 
 PROJECTIONS = (PnlProjection(),)

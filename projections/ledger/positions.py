@@ -14,10 +14,11 @@ The books are the money ledger's (projections/ledger/walk.py): each run's
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 
 from domain.accounting import FillEffect
 from projections.engine.base import MONEY
-from projections.ledger.book import Book, Event, arrow, replace
+from projections.ledger.book import Book, Event, arrow
 from projections.ledger.together import apply_together
 from projections.ledger.walk import Ledger
 
@@ -72,24 +73,23 @@ class PositionsProjection(Ledger):
             effect.average_entry, effect.realized_pnl, position.realized_pnl, position.fees,
         ))
 
-    def write(self, con: duckdb.DuckDBPyConnection) -> None:
-        out: list[tuple] = []
+    def output_rows(self) -> list[tuple[str, list[str], pa.Table]]:
+        rows: list[tuple] = []
         for (run, product), (at, nid) in sorted(self.rows.items()):
             book = self.books[run]
             p = book.portfolio.positions[product]
             mark = book.marks.get(product)
             unrealized = None if mark is None else p.unrealized_pnl(mark)
-            out.append((run, product, p.quantity, p.average_entry, p.entry_cost, p.realized_pnl, p.fees,
-                        unrealized, mark, at, nid))
+            rows.append((run, product, p.quantity, p.average_entry, p.entry_cost, p.realized_pnl, p.fees,
+                         unrealized, mark, at, nid))
         names = ("run_id", "product", "quantity", "average_entry", "entry_cost", "realized_pnl", "fees",
                  "unrealized_pnl", "mark_price", "updated_at", "last_notification_id")
-        replace(con, "positions", ["run_id", "product"], arrow(names, out, {"updated_at": "time"}))
+        positions = arrow(names, rows, {"updated_at": "time"})
         names = ("notification_id", "run_id", "product", "occurred_at", "order_id", "fill_id", "side",
                  "fill_quantity", "price", "fee", "change", "quantity", "average_entry", "realized_pnl",
                  "cumulative_realized_pnl", "cumulative_fees")
-        replace(con, "position_history", [], arrow(names, self.history, {"occurred_at": "time"}))
-
-
+        history = arrow(names, self.history, {"occurred_at": "time"})
+        return [("positions", ["run_id", "product"], positions), ("position_history", [], history)]
 
 
 PROJECTIONS = (PositionsProjection(),)

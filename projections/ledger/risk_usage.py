@@ -26,9 +26,10 @@ definitions (domain/run_book.py):
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 
 from projections.engine.base import MONEY
-from projections.ledger.book import Book, arrow, replace
+from projections.ledger.book import Book, arrow
 from projections.ledger.day_rows import DayRows
 
 
@@ -62,13 +63,12 @@ class RiskUsageProjection(DayRows):
             f.open_positions, f.risk_score, f.risk_level, None if step is None else step.start, *pending,
         )
 
-    def write(self, con: duckdb.DuckDBPyConnection) -> None:
+    def output_rows(self) -> list[tuple[str, list[str], pa.Table]]:
         names = ("run_id", "day", "day_start_equity", "equity", "daily_loss_pct", "worst_daily_loss_pct",
                  "max_daily_loss_pct", "limit_source", "pct_of_limit_used", "max_daily_loss_breached", "exposure",
                  "open_positions", "risk_score", "risk_level", "candle_start", "updated_at", "last_notification_id")
         rows = [self.rows[k] for k in sorted(self.rows)]
-        replace(con, "risk_usage", ["run_id", "day"],
-                arrow(names, rows, {"day": "date", "candle_start": "time", "updated_at": "time"}))
-
+        return [("risk_usage", ["run_id", "day"],
+                 arrow(names, rows, {"day": "date", "candle_start": "time", "updated_at": "time"}))]
 
 PROJECTIONS = (RiskUsageProjection(),)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import duckdb
 
-from projections.ledger.book import GLOBAL, Book, Event
-from projections.ledger.marks import marks_known, page_view, save_marks
+from projections.ledger.book import GLOBAL, Book, Event, replace
 from projections.ledger.day_rows import DayRows
-from projections.ledger.walk import Ledger
+from projections.ledger.walk import Ledger, _write_marks
 
 __all__ = ["apply_together"]
 
@@ -81,8 +83,8 @@ class _Together(Ledger):
         self.quiet = all(m.quiet for m in members)  # a quiet stretch at once only when every member notes one
         self.on_quiet = _calls([m.on_quiet for m in members])
 
-    def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event]) -> None:
-        super()._load(con, after, events)
+    def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event], carry=None) -> None:
+        super()._load(con, after, events, carry)
         self.extra_touched: dict[str, set[str]] = {m.name: set() for m in self.members}
         for m in self.members:
             m.books, m.glob = self.books, self.glob
@@ -115,23 +117,21 @@ class _Together(Ledger):
                     self.extra_touched[m.name].add(e.run)
                 m.on_other(book, e)
 
-    def _save(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.touched.discard(GLOBAL)
-        for m in self.members:
-            runs = self.touched | self.extra_touched[m.name]
-            runs.discard(GLOBAL)
-            self._save_as(con, m.name, runs, m.x_keys)
-
-    def _save_marks(self, con: duckdb.DuckDBPyConnection, after: int, known: bool | None = None) -> None:
-        new = self._page_marks(con, after)  # (every member's marks are the same rows: the page's, registered once)
-        with page_view(con, new) as view:
-            known = marks_known(con, f"{self.members[0].name}__marks", new, view)
+    def writes(self, con: duckdb.DuckDBPyConnection, after: int) -> list[Callable[[duckdb.DuckDBPyConnection], None]]:
+        """Each member's state rows (the runs it touched, its x entries only), orders and outputs, and the page's
+        candle closes into every member's marks (the same rows)."""
+        ops = []
+        if self.walked:
             for m in self.members:
-                save_marks(con, f"{m.name}__marks", new, known, view)
+                runs = (self.touched | self.extra_touched[m.name]) - {GLOBAL}
+                ops += self._state_writes(m.name, runs, m.x_keys)
+                ops += [partial(replace, table=table, keys=keys, rows=rows) for table, keys, rows in m.output_rows()]
+        ops.append(partial(_write_marks, tables=[f"{m.name}__marks" for m in self.members],
+                           new=self._page_marks(con, after)))
+        return ops
 
     # Every hook is handed to each member in turn, in the order its own walk would call it.
     begin = _each("begin")
-    write = _each("write")
     thaw = _each("thaw")
     # (the per-event hooks, _PER_EVENT, are set per instance in __init__)
 

@@ -31,9 +31,12 @@ figure with more than 18 decimals (a division) is rounded half-even there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 
 import duckdb
+import pyarrow as pa
 
 from domain.account import account_id
 from domain.accounting import FillEffect
@@ -41,7 +44,7 @@ from domain.run_book import DEFAULT_DAILY_LOSS_LIMIT_PCT
 from projections.engine.base import shared
 from projections.ledger.book import DAY_US, GLOBAL, Book, Candle, Decided, Event, arrow, day_end, replace, utc_day
 from projections.ledger import quiet as stretches
-from projections.ledger.marks import marks_known, save_marks
+from projections.ledger.marks import marks_known, page_view, save_marks
 from projections.ledger.page import (DECISIONS, FILLS, LEDGER_TYPES, TERMINAL, _number, _time, page_marks,
                                      walk_events)
 from projections.ledger.quiet import quiet_end, walk_quiet
@@ -106,9 +109,17 @@ class Ledger:
     _page_marks = staticmethod(page_marks)
 
     def apply(self, con: duckdb.DuckDBPyConnection, after: int) -> None:
+        self.walk(con, after)
+        for write in self.writes(con, after):
+            write(con)
+
+    def walk(self, con: duckdb.DuckDBPyConnection, after: int, carry: Carry | None = None) -> None:
+        """Fold the page's events into the books and this projection's rows (``con`` is only read; ``carry``: the
+        state the walk of the page before left, whose writes may not be committed yet)."""
         events = shared("ledger-walk", after, lambda: self._walk_events(con, after))
+        self.walked = bool(events)
         if events:
-            self._load(con, after, events)
+            self._load(con, after, events, carry)
             self.begin(con)
             quiet = self.quiet and "CandleClosed" not in self.extra_types
             i, count = 0, len(events)
@@ -126,9 +137,23 @@ class Ledger:
                 i += 1
             for run in sorted(self._flushed()):
                 self.flush(self.books[run])
-            self._save(con)
-            self.write(con)
-        self._save_marks(con, after)
+
+    def writes(self, con: duckdb.DuckDBPyConnection, after: int) -> list[Callable[[duckdb.DuckDBPyConnection], None]]:
+        """What the walk writes, as statements to run on a connection (in one transaction); every row is made
+        now, so a later walk may change the books meanwhile."""
+        ops = self._state_writes(self.name, self.touched - {GLOBAL}, None) if self.walked else []
+        if self.walked:
+            ops += [partial(replace, table=table, keys=keys, rows=rows) for table, keys, rows in self.output_rows()]
+        ops.append(partial(_write_marks, tables=[f"{self.name}__marks"], new=self._page_marks(con, after)))
+        return ops
+
+    def carry(self, con: duckdb.DuckDBPyConnection, after: int) -> Carry:
+        """The state this walk leaves for the walk of the next page (``walk(..., carry)``)."""
+        if not self.walked:
+            return Carry({}, None, {}, self._page_marks(con, after))
+        orders: dict[str, tuple | None] = dict(self.orders)
+        orders.update(dict.fromkeys(self.done_orders))
+        return Carry(dict(self.books), self.glob, orders, self._page_marks(con, after))
 
     # --- hooks ----------------------------------------------------------------------------------
 
@@ -150,24 +175,44 @@ class Ledger:
     def flush(self, book: Book) -> None:
         """Settle what a projection kept pending for the book: called before the book's day, day start
         equity or limit changes, and at the end of the batch (the book's state is then as at its last event)."""
-    def write(self, con: duckdb.DuckDBPyConnection) -> None: ...
+    def output_rows(self) -> list[tuple[str, list[str], pa.Table]]:
+        """The projection's output rows of the walk: (table, key columns, rows) to upsert."""
+        return []
+
+    def write(self, con: duckdb.DuckDBPyConnection) -> None:
+        for table, keys, rows in self.output_rows():
+            replace(con, table, keys, rows)
 
     # --- the walk ------------------------------------------------------------------------------------
 
-    def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event]) -> None:
+    def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event], carry: Carry | None = None) -> None:
         n = self.name
+        self.carried = carry
         filled = sorted({e.stream for e in events if e.type in FILLS})
-        self.orders: dict[str, tuple[str | None, str, str]] = {
-            o: (r, p, s) for o, r, p, s in con.execute(
+        self.orders: dict[str, tuple[str | None, str, str]] = {}
+        if carry is not None:  # the orders the page before changed: as it left them (None: done)
+            self.orders = {o: carry.orders[o] for o in filled if carry.orders.get(o) is not None}
+            filled = [o for o in filled if o not in carry.orders]
+        if filled:
+            self.orders.update((o, (r, p, s)) for o, r, p, s in con.execute(
                 f"SELECT order_id, run_id, product, side FROM {n}__orders WHERE list_contains(?, order_id)",
-                [filled]).fetchall()
-        } if filled else {}
+                [filled]).fetchall())
         runs = {e.run for e in events if e.run} | {r for r, _, _ in self.orders.values() if r}
         runs |= {e.stream for e in events if e.type == "RunStarted"}
-        self.books: dict[str, Book] = self._load_books(con, [*runs, GLOBAL])
-        self.glob = self.books.pop(GLOBAL, None) or Book(run=GLOBAL)
+        if carry is None:
+            self.books: dict[str, Book] = self._load_books(con, [*runs, GLOBAL])
+            self.glob = self.books.pop(GLOBAL, None) or Book(run=GLOBAL)
+            loaded = self.books.values()
+        else:  # the books the page before walked are carried as it left them, the others read
+            self.books = {run: carry.books[run] for run in runs if run in carry.books}
+            read = self._load_books(con, [run for run in runs if run not in carry.books]
+                                    + ([GLOBAL] if carry.glob is None else []))
+            glob = read.pop(GLOBAL, None)
+            self.glob = carry.glob or glob or Book(run=GLOBAL)
+            loaded = read.values()
+            self.books.update(read)
         self.glob_changed = False
-        for book in self.books.values():
+        for book in loaded:
             self.thaw(book)
         self.touched: set[str] = set()
         # The closes recorded before this page of the candles its decisions name (a decision that rides on its
@@ -182,6 +227,9 @@ class Ledger:
                     WHERE start_us BETWEEN {int(min(starts))} AND {int(max(starts))}
                     AND list_contains(?, product)""", [sorted({p for p, _ in self.named})]).fetchall():
                 if (p, s) in self.named:
+                    self.marks[(p, g, s)] = Decimal(c)
+            if carry is not None:  # the page before's closes, not yet written, are the later ones
+                for p, g, s, c in carry.closes(self.named):
                     self.marks[(p, g, s)] = Decimal(c)
         self.new_orders: dict[str, tuple[str | None, str, str]] = {}
         self.done_orders: set[str] = set()
@@ -277,6 +325,9 @@ class Ledger:
         close = self.marks.get(key)
         if close is None and (product, start) not in self.named and granularity is not None:
             self.named.add((product, start))
+            if self.carried is not None:  # the page before's closes, not yet written, are the later ones
+                for _, g, _, c in self.carried.closes({(product, start)}):
+                    self.marks[(product, g, start)] = Decimal(c)
             for g, c in self.con.execute(
                     f"SELECT granularity, close FROM {self.name}__marks WHERE start_us = {int(start)} AND product = ?",
                     [product]).fetchall():
@@ -348,27 +399,45 @@ class Ledger:
             return "config"
         return "risk_assessed" if book.assessed_limit is not None else "default"
 
-    def _save(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.touched.discard(GLOBAL)
-        self._save_as(con, self.name, self.touched, None)
-
-    def _save_as(self, con: duckdb.DuckDBPyConnection, n: str, runs: set[str], keys: tuple[str, ...] | None) -> None:
-        """Write the books of ``runs`` (with ``keys`` of their x) and the orders into ``n``'s state tables."""
+    def _state_writes(self, n: str, runs: set[str], keys: tuple[str, ...] | None) -> list[Callable]:
+        """The writes of the books of ``runs`` (with ``keys`` of their x) and of the orders into ``n``'s state
+        tables, their rows made now."""
         states = [(run, self.books[run].dump(keys)) for run in sorted(runs)]
         if self.glob_changed or any(keys is None or k in keys for k in self.glob.x):
             states.append((GLOBAL, self.glob.dump(keys)))
-        replace(con, f"{n}__state", ["key"], arrow(("key", "state"), states))
+        ops = [partial(replace, table=f"{n}__state", keys=["key"], rows=arrow(("key", "state"), states))]
         if self.done_orders:
-            con.execute(f"DELETE FROM {n}__orders WHERE list_contains(?, order_id)", [sorted(self.done_orders)])
+            done = sorted(self.done_orders)
+            ops.append(lambda con: con.execute(f"DELETE FROM {n}__orders WHERE list_contains(?, order_id)", [done]))
         kept = [(o, *v) for o, v in self.new_orders.items() if o not in self.done_orders]
-        replace(con, f"{n}__orders", [], arrow(("order_id", "run_id", "product", "side"), kept))
+        ops.append(partial(replace, table=f"{n}__orders", keys=[],
+                           rows=arrow(("order_id", "run_id", "product", "side"), kept)))
+        return ops
 
-    def _save_marks(self, con: duckdb.DuckDBPyConnection, after: int, known: bool | None = None) -> None:
-        """Every candle's close (the last correction in the page wins), set-based.
 
-        ``known``: whether any of the page's candles already has a row (None: not known, so delete them)."""
-        save_marks(con, f"{self.name}__marks", self._page_marks(con, after), known)
+class Carry:
+    """What the walk of a page leaves for the walk of the next (projections/engine/runner.py writes a page while
+    the next is walked): the books it walked, as it left them; the orders it changed (None: done); its candle
+    closes (``marks``: the page's, which the marks tables may not hold yet)."""
 
-    def _marks_known(self, con: duckdb.DuckDBPyConnection, after: int) -> bool:
-        """Whether any candle of the page already has a row in this projection's marks."""
-        return marks_known(con, f"{self.name}__marks", self._page_marks(con, after))
+    __slots__ = ("books", "glob", "marks", "orders", "_index")
+
+    def __init__(self, books: dict[str, Book], glob: Book | None, orders: dict[str, tuple | None], marks: pa.Table):
+        self.books, self.glob, self.orders, self.marks = books, glob, orders, marks
+        self._index: dict[tuple[str, int], list[tuple]] | None = None
+
+    def closes(self, named: set[tuple[str, int]]) -> list[tuple]:
+        """The page's (product, granularity, start, close) of the candles ``named`` by (product, start)."""
+        if self._index is None:
+            self._index = {}
+            for row in zip(*(self.marks.column(c).to_pylist() for c in ("product", "granularity", "start_us", "close"))):
+                self._index.setdefault((row[0], row[2]), []).append(row)
+        return [row for key in named for row in self._index.get(key, ())]
+
+
+def _write_marks(con: duckdb.DuckDBPyConnection, tables: list[str], new: pa.Table) -> None:
+    """The page's candle closes into each of ``tables`` (the same rows: whether any is known asked of the first)."""
+    with page_view(con, new) as view:
+        known = marks_known(con, tables[0], new, view)
+        for table in tables:
+            save_marks(con, table, new, known, view)
