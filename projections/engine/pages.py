@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from projections.engine.base import PAGE, Projection
+from projections.engine.group_writes import GroupWriter
 
 __all__ = ["APPLY_THREADS", "BATCH_VIEW", "Page", "Pipeline", "collector_paused", "read_page"]
 
@@ -153,6 +154,7 @@ class Pipeline:
         self._reader: ThreadPoolExecutor | None = None
         self._preparer: ThreadPoolExecutor | None = None
         self._appliers: ThreadPoolExecutor | None = None
+        self.writer = GroupWriter(lambda: self._cursor(None))
         self._ahead: tuple[int, Future] | None = None
         self._local, self._cursors = threading.local(), []
 
@@ -197,13 +199,13 @@ class Pipeline:
             finally:
                 PAGE.table = None
 
-    def _cursor(self, page: pa.Table) -> duckdb.DuckDBPyConnection:
+    def _cursor(self, page: pa.Table | None) -> duckdb.DuckDBPyConnection:
         local = self._local
         if getattr(local, "cursor", None) is None:
             local.cursor, local.page = self._con.cursor(), None
             local.cursor.execute("SET TimeZone = 'UTC'")
             self._cursors.append(local.cursor)
-        if local.page is not page:
+        if page is not None and local.page is not page:
             local.cursor.register("batch_rows", page)
             if local.page is None:
                 local.cursor.execute(BATCH_VIEW)
@@ -228,6 +230,7 @@ class Pipeline:
         return list(self._appliers.map(one, jobs))
 
     def close(self) -> None:
+        self.writer.close()
         for pool in (self._reader, self._preparer, self._appliers):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -31,6 +31,8 @@ import duckdb
 
 from projections.engine import checksums as checksums_
 from projections.engine.base import Projection
+from projections.engine.failures import ProjectionFailed, failed
+from projections.engine.group_writes import settle, walk_group
 from projections.engine.pages import Page, Pipeline, collector_paused
 from projections.engine.tracking import TRACKING, ReadModelLocked, ensure, move, open_readmodel, positions, restart
 from projections.ledger import pnl, risk_usage
@@ -52,10 +54,6 @@ ALL_PROJECTIONS: tuple[Projection, ...] = tuple(
 SMALL_PAGE = 500
 """Pages of at most this many events apply in one transaction on one cursor (``_apply_small``): at that size a
 page's cost is its statements and commits, and projections side by side would only add commits."""
-
-
-class ProjectionFailed(RuntimeError):
-    """A projection raised while applying a page; nothing of that page was kept for it."""
 
 
 class UnknownProjection(KeyError):
@@ -138,11 +136,18 @@ def _catch_up(
                 read += page.table.num_rows
                 report.events_read += page.table.num_rows
                 report.pages += 1
-                if on_page is not None:
+                if on_page is not None:  # (called once the page is committed, the money ledgers' write included)
+                    settle(pipeline.writer, at, report)
                     on_page(page.last)
+            settle(pipeline.writer, at, report)
     finally:
-        if kept is None:
-            pipeline.close()
+        try:  # (already settled, unless the loop raised: that error is the one raised, the positions made right)
+            settle(pipeline.writer, at, report)
+        except Exception:  # noqa: BLE001
+            pass
+        finally:
+            if kept is None:
+                pipeline.close()
     return read
 
 
@@ -161,6 +166,11 @@ def _apply(
                 due.append((projection, position, relevant))
             else:
                 idle.append(projection.name)
+    pending = set(pipeline.writer.names)
+    if pending:  # the walk group's page being written: settled before its projections' positions move otherwise
+        group = {p.name for p, _, _ in due if p.name in pending}
+        if pending & set(idle) or group != pending or page.table.num_rows <= SMALL_PAGE:
+            settle(pipeline.writer, at, report)
     if due and page.table.num_rows <= SMALL_PAGE and _apply_small(pipeline, due, idle, page, report):
         for name in idle:
             at[name] = page.last
@@ -185,7 +195,10 @@ def _apply(
     def job(members: list[Projection], position: int) -> Callable[[duckdb.DuckDBPyConnection], None]:
         def run(cursor: duckdb.DuckDBPyConnection) -> None:
             began = time.perf_counter()
-            _apply_page(cursor, members, position, page.last, page.first)
+            if len(members) > 1:
+                walk_group(pipeline.writer, cursor, members, position, page, report)
+            else:
+                _apply_page(cursor, members, position, page.last, page.first)
             for member in members:
                 seconds[member.name] = time.perf_counter() - began
         return run
@@ -266,12 +279,7 @@ def _apply_page(
     except BaseException as exc:
         con.rollback()
         if isinstance(exc, Exception):
-            names = ", ".join(repr(m.name) for m in members)
-            raise ProjectionFailed(
-                f"projection{'s' if len(members) > 1 else ''} {names} failed on notifications "
-                f"{max(first, position + 1)}..{last}; nothing of them was applied and "
-                f"{'their positions stay' if len(members) > 1 else 'its position stays'} at {position}: {exc}"
-            ) from exc
+            raise failed(members, position, last, first, exc) from exc
         raise
 
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from projections.ledger.book import FEW, MATCHED, insert, matching, values_of
 
-__all__ = ["marks_known", "page_view", "save_marks"]
+__all__ = ["marks_known", "page_view", "save_marks", "write_marks"]
 
 _KEY = ["product", "granularity", "start_us"]
 
@@ -93,3 +93,11 @@ def _keys(con: duckdb.DuckDBPyConnection, table: str, marks: pa.Table,
         yield f"{view} AS k", []
     finally:
         con.unregister(view)
+
+
+def write_marks(con: duckdb.DuckDBPyConnection, tables: list[str], new: pa.Table) -> None:
+    """The page's candle closes into each of ``tables`` (the same rows: whether any is known asked of the first)."""
+    with page_view(con, new) as view:
+        known = marks_known(con, tables[0], new, view)
+        for table in tables:
+            save_marks(con, table, new, known, view)

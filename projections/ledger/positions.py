@@ -19,10 +19,10 @@ import pyarrow as pa
 from domain.accounting import FillEffect
 from projections.engine.base import MONEY
 from projections.ledger.book import Book, Event, arrow
-from projections.ledger.together import apply_together
+from projections.ledger.together import apply_together, walk_together
 from projections.ledger.walk import Ledger
 
-__all__ = ["PositionsProjection", "apply_together"]
+__all__ = ["PositionsProjection", "apply_together", "walk_together"]
 
 
 class PositionsProjection(Ledger):

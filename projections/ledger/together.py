@@ -9,9 +9,10 @@ import duckdb
 
 from projections.ledger.book import GLOBAL, Book, Event, replace
 from projections.ledger.day_rows import DayRows
-from projections.ledger.walk import Ledger, _write_marks
+from projections.ledger.marks import write_marks
+from projections.ledger.walk import Ledger
 
-__all__ = ["apply_together"]
+__all__ = ["apply_together", "walk_together"]
 
 
 _PER_EVENT = ("on_step", "on_decision", "on_fill", "on_cash", "on_day", "on_update", "flush")
@@ -126,7 +127,7 @@ class _Together(Ledger):
                 runs = (self.touched | self.extra_touched[m.name]) - {GLOBAL}
                 ops += self._state_writes(m.name, runs, m.x_keys)
                 ops += [partial(replace, table=table, keys=keys, rows=rows) for table, keys, rows in m.output_rows()]
-        ops.append(partial(_write_marks, tables=[f"{m.name}__marks" for m in self.members],
+        ops.append(partial(write_marks, tables=[f"{m.name}__marks" for m in self.members],
                            new=self._page_marks(con, after)))
         return ops
 
@@ -143,3 +144,9 @@ def apply_together(con: duckdb.DuckDBPyConnection, after: int, members: list[Led
         members[0].apply(con, after)
     else:
         _Together(list(members)).apply(con, after)
+
+
+def walk_together(members: list[Ledger]) -> Ledger:
+    """The walk of money projections at one position: ``walk``, then ``writes`` and ``carry`` (the projector's
+    pipelined path, projections/engine/runner.py); their tables end as ``apply_together`` leaves them."""
+    return members[0] if len(members) == 1 else _Together(list(members))

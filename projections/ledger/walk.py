@@ -44,7 +44,8 @@ from domain.run_book import DEFAULT_DAILY_LOSS_LIMIT_PCT
 from projections.engine.base import shared
 from projections.ledger.book import DAY_US, GLOBAL, Book, Candle, Decided, Event, arrow, day_end, replace, utc_day
 from projections.ledger import quiet as stretches
-from projections.ledger.marks import marks_known, page_view, save_marks
+from projections.ledger.carry import Carry, recorded_closes
+from projections.ledger.marks import write_marks
 from projections.ledger.page import (DECISIONS, FILLS, LEDGER_TYPES, TERMINAL, _number, _time, page_marks,
                                      walk_events)
 from projections.ledger.quiet import quiet_end, walk_quiet
@@ -144,7 +145,7 @@ class Ledger:
         ops = self._state_writes(self.name, self.touched - {GLOBAL}, None) if self.walked else []
         if self.walked:
             ops += [partial(replace, table=table, keys=keys, rows=rows) for table, keys, rows in self.output_rows()]
-        ops.append(partial(_write_marks, tables=[f"{self.name}__marks"], new=self._page_marks(con, after)))
+        ops.append(partial(write_marks, tables=[f"{self.name}__marks"], new=self._page_marks(con, after)))
         return ops
 
     def carry(self, con: duckdb.DuckDBPyConnection, after: int) -> Carry:
@@ -190,9 +191,8 @@ class Ledger:
         self.carried = carry
         filled = sorted({e.stream for e in events if e.type in FILLS})
         self.orders: dict[str, tuple[str | None, str, str]] = {}
-        if carry is not None:  # the orders the page before changed: as it left them (None: done)
-            self.orders = {o: carry.orders[o] for o in filled if carry.orders.get(o) is not None}
-            filled = [o for o in filled if o not in carry.orders]
+        if carry is not None:  # the orders the page before changed: as it left them
+            self.orders, filled = carry.orders_of(filled)
         if filled:
             self.orders.update((o, (r, p, s)) for o, r, p, s in con.execute(
                 f"SELECT order_id, run_id, product, side FROM {n}__orders WHERE list_contains(?, order_id)",
@@ -219,18 +219,7 @@ class Ledger:
         # run's candle names that candle; its close is fetched only if that candle did not make the step).
         self.con = con
         self.named = {(e.product, e.candle_start) for e in events if e.type in DECISIONS and e.candle_start is not None}
-        self.marks: dict[tuple[str, str, int], Decimal] = {}
-        if self.named:
-            starts = [start for _, start in self.named]
-            for p, g, s, c in con.execute(  # (literal bounds: DuckDB skips the row groups outside them)
-                    f"""SELECT product, granularity, start_us, close FROM {n}__marks
-                    WHERE start_us BETWEEN {int(min(starts))} AND {int(max(starts))}
-                    AND list_contains(?, product)""", [sorted({p for p, _ in self.named})]).fetchall():
-                if (p, s) in self.named:
-                    self.marks[(p, g, s)] = Decimal(c)
-            if carry is not None:  # the page before's closes, not yet written, are the later ones
-                for p, g, s, c in carry.closes(self.named):
-                    self.marks[(p, g, s)] = Decimal(c)
+        self.marks: dict[tuple[str, str, int], Decimal] = recorded_closes(con, f"{n}__marks", self.named, carry)
         self.new_orders: dict[str, tuple[str | None, str, str]] = {}
         self.done_orders: set[str] = set()
 
@@ -325,13 +314,9 @@ class Ledger:
         close = self.marks.get(key)
         if close is None and (product, start) not in self.named and granularity is not None:
             self.named.add((product, start))
-            if self.carried is not None:  # the page before's closes, not yet written, are the later ones
-                for _, g, _, c in self.carried.closes({(product, start)}):
-                    self.marks[(product, g, start)] = Decimal(c)
-            for g, c in self.con.execute(
-                    f"SELECT granularity, close FROM {self.name}__marks WHERE start_us = {int(start)} AND product = ?",
-                    [product]).fetchall():
-                self.marks.setdefault((product, g, start), Decimal(c))
+            for recorded, value in recorded_closes(self.con, f"{self.name}__marks", {(product, start)},
+                                                   self.carried).items():
+                self.marks.setdefault(recorded, value)  # (this page's own closes win)
             close = self.marks.get(key)
         return close
 
@@ -413,31 +398,3 @@ class Ledger:
         ops.append(partial(replace, table=f"{n}__orders", keys=[],
                            rows=arrow(("order_id", "run_id", "product", "side"), kept)))
         return ops
-
-
-class Carry:
-    """What the walk of a page leaves for the walk of the next (projections/engine/runner.py writes a page while
-    the next is walked): the books it walked, as it left them; the orders it changed (None: done); its candle
-    closes (``marks``: the page's, which the marks tables may not hold yet)."""
-
-    __slots__ = ("books", "glob", "marks", "orders", "_index")
-
-    def __init__(self, books: dict[str, Book], glob: Book | None, orders: dict[str, tuple | None], marks: pa.Table):
-        self.books, self.glob, self.orders, self.marks = books, glob, orders, marks
-        self._index: dict[tuple[str, int], list[tuple]] | None = None
-
-    def closes(self, named: set[tuple[str, int]]) -> list[tuple]:
-        """The page's (product, granularity, start, close) of the candles ``named`` by (product, start)."""
-        if self._index is None:
-            self._index = {}
-            for row in zip(*(self.marks.column(c).to_pylist() for c in ("product", "granularity", "start_us", "close"))):
-                self._index.setdefault((row[0], row[2]), []).append(row)
-        return [row for key in named for row in self._index.get(key, ())]
-
-
-def _write_marks(con: duckdb.DuckDBPyConnection, tables: list[str], new: pa.Table) -> None:
-    """The page's candle closes into each of ``tables`` (the same rows: whether any is known asked of the first)."""
-    with page_view(con, new) as view:
-        known = marks_known(con, tables[0], new, view)
-        for table in tables:
-            save_marks(con, table, new, known, view)
