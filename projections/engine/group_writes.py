@@ -3,7 +3,7 @@
 The walk of a page is Python holding the GIL; its writes are DuckDB statements that release it. So the
 projector (runner.py) walks a walk group's page in an applying thread, hands what it writes to the
 ``GroupWriter``, which commits it with the group's positions in a thread of its own, and walks the next
-page meanwhile from the state the walk before left (projections/ledger/walk.py ``Carry``): the books it
+page meanwhile from the state the walk before left (projections/ledger/carry.py ``Carry``): the books it
 walked, the orders it changed, its candle closes, none of which the tables may hold yet.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
@@ -21,9 +21,6 @@ from projections.engine.failures import ProjectionFailed, failed
 from projections.engine.tracking import move
 from projections.ledger.together import walk_together
 
-if TYPE_CHECKING:
-    from projections.engine.pages import Page
-
 __all__ = ["GroupWriter", "settle", "walk_group"]
 
 
@@ -31,7 +28,7 @@ class GroupWriter:
     """Writes a walk group's pages (the money ledgers') in a thread of its own, one page at a time and in order,
     while the projector walks the next page from the state the walk before it left (``carry``).
 
-    At most one page is being written: ``submit`` is called after ``settle``, which waits for the page before and
+    At most one page is being written: ``submit`` first ``settle``s, which waits for the page before and
     raises its failure; so when a walk starts, every page but the one being written is committed, and the carry
     stands for that one. ``settle`` is also called before anything else touches those projections' positions
     and at the end of every catch-up."""
@@ -74,10 +71,10 @@ class GroupWriter:
 
 
 def walk_group(
-    writer: GroupWriter, con: duckdb.DuckDBPyConnection, members: list[Projection], position: int, page: Page,
-    report: Any,
+    writer: GroupWriter, con: duckdb.DuckDBPyConnection, members: list[Projection], position: int, first: int,
+    last: int, report: Any,
 ) -> None:
-    """Walk the page for the members of a walk group at one position (the money ledgers) and hand what it writes
+    """Walk the page (notifications ``first``..``last``) for the members of a walk group at one position (the money ledgers) and hand what it writes
     to ``writer``, which commits it, with their positions, while the next page is walked.
 
     The walk starts from what the walk of the page before left (``Carry``), that page being written meanwhile;
@@ -96,7 +93,7 @@ def walk_group(
     except Exception as exc:
         writer.carry = None
         writer.settle()  # (a failure of the page before, the earlier one, is raised first)
-        raise failed(members, position, page.last, page.first, exc) from exc
+        raise failed(members, position, last, first, exc) from exc
 
     def write(cursor: duckdb.DuckDBPyConnection) -> None:
         began = time.perf_counter()
@@ -104,18 +101,18 @@ def walk_group(
         try:
             for statement in writes:
                 statement(cursor)
-            move(cursor, list(names), page.last)
+            move(cursor, list(names), last)
             cursor.commit()
         except BaseException as exc:
             cursor.rollback()
             if isinstance(exc, Exception):
-                raise failed(members, position, page.last, page.first, exc) from exc
+                raise failed(members, position, last, first, exc) from exc
             raise
         for name in names:
             report.projections[name].seconds += time.perf_counter() - began
 
     writer.submit(names, write)  # (waits for the page before to be committed, raising its failure)
-    writer.carry = ((names, page.last), left)
+    writer.carry = ((names, last), left)
 
 
 def settle(writer: GroupWriter, at: dict[str, int], report: Any) -> None:

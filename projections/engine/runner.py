@@ -196,7 +196,7 @@ def _apply(
         def run(cursor: duckdb.DuckDBPyConnection) -> None:
             began = time.perf_counter()
             if len(members) > 1:
-                walk_group(pipeline.writer, cursor, members, position, page, report)
+                walk_group(pipeline.writer, cursor, members, position, page.first, page.last, report)
             else:
                 _apply_page(cursor, members, position, page.last, page.first)
             for member in members:
