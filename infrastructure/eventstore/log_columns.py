@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["SEPARATOR", "log_columns"]
+__all__ = ["SEPARATOR", "log_columns", "statement"]
 
 SEPARATOR = "\x1f"
 """Between two topics of a page (the unit separator: no event class's topic holds it)."""

@@ -17,8 +17,7 @@ from typing import Any
 import duckdb
 
 from projections.engine.base import Projection
-from projections.engine.failures import ProjectionFailed, failed
-from projections.engine.tracking import move
+from projections.engine.failures import ProjectionFailed, failed, in_one_transaction
 from projections.ledger.together import walk_together
 
 __all__ = ["GroupWriter", "settle", "walk_group"]
@@ -74,8 +73,9 @@ def walk_group(
     writer: GroupWriter, con: duckdb.DuckDBPyConnection, members: list[Projection], position: int, first: int,
     last: int, report: Any,
 ) -> None:
-    """Walk the page (notifications ``first``..``last``) for the members of a walk group at one position (the money ledgers) and hand what it writes
-    to ``writer``, which commits it, with their positions, while the next page is walked.
+    """Walk the page (notifications ``first``..``last``) for the members of a walk group at one position (the
+    money ledgers) and hand what it writes to ``writer``, which commits it, with their positions, while the next
+    page is walked.
 
     The walk starts from what the walk of the page before left (``Carry``), that page being written meanwhile;
     when there is none (the first page, or the group or its position changed) every write is committed first
@@ -95,19 +95,13 @@ def walk_group(
         writer.settle()  # (a failure of the page before, the earlier one, is raised first)
         raise failed(members, position, last, first, exc) from exc
 
+    def write_all(cursor: duckdb.DuckDBPyConnection) -> None:
+        for statement in writes:
+            statement(cursor)
+
     def write(cursor: duckdb.DuckDBPyConnection) -> None:
         began = time.perf_counter()
-        cursor.begin()
-        try:
-            for statement in writes:
-                statement(cursor)
-            move(cursor, list(names), last)
-            cursor.commit()
-        except BaseException as exc:
-            cursor.rollback()
-            if isinstance(exc, Exception):
-                raise failed(members, position, last, first, exc) from exc
-            raise
+        in_one_transaction(cursor, members, position, first, last, write_all)
         for name in names:
             report.projections[name].seconds += time.perf_counter() - began
 

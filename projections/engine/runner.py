@@ -10,13 +10,15 @@ The next page is read while one is applied (and prepared: what a projection
 derives from the page alone, e.g. the money ledger's parsed rows, is computed
 then), and projections apply side by side on cursors of their own. Projections
 of one walk group at one position (the three money ledgers, always so in a
-rebuild) apply a page as one walk in one transaction that moves their three
-positions; that job starts first, being the longest of a page.
+rebuild) apply a page as one walk; that job starts first, being the longest of a
+page, and its rows and the three positions are committed in one transaction by a
+writer thread while the next page is walked (group_writes.py).
 ``rebuild`` resets positions to 0 and catches up;
 ``checksums`` hashes every table in a total order, so catch-up == rebuild.
 
-The parts: pages.py (reading pages, the read-ahead and apply threads), tracking.py (the file and
-the positions), checksums.py; this module applies pages and re-exports what callers use.
+The parts: pages.py (reading pages, the read-ahead and apply threads), group_writes.py (the walk
+group's writer), failures.py (a page in one transaction), tracking.py (the file and the positions),
+checksums.py; this module applies pages and re-exports what callers use.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import duckdb
 
 from projections.engine import checksums as checksums_
 from projections.engine.base import Projection
-from projections.engine.failures import ProjectionFailed, failed
+from projections.engine.failures import ProjectionFailed, in_one_transaction
 from projections.engine.group_writes import settle, walk_group
 from projections.engine.pages import Page, Pipeline, collector_paused
 from projections.engine.tracking import TRACKING, ReadModelLocked, ensure, move, open_readmodel, positions, restart
@@ -198,7 +200,7 @@ def _apply(
             if len(members) > 1:
                 walk_group(pipeline.writer, cursor, members, position, page.first, page.last, report)
             else:
-                _apply_page(cursor, members, position, page.last, page.first)
+                _apply_page(cursor, members[0], position, page.last, page.first)
             for member in members:
                 seconds[member.name] = time.perf_counter() - began
         return run
@@ -263,24 +265,10 @@ def _apply_small(
     return True
 
 
-def _apply_page(
-    con: duckdb.DuckDBPyConnection, members: list[Projection], position: int, last: int, first: int
-) -> None:
-    """Apply the page to one projection, or to several of one walk group in one walk (positions_.apply_together),
-    and move their positions, in one transaction."""
-    con.begin()
-    try:
-        if len(members) == 1:
-            members[0].apply(con, position)
-        else:
-            positions_.apply_together(con, position, members)
-        move(con, [m.name for m in members], last)
-        con.commit()
-    except BaseException as exc:
-        con.rollback()
-        if isinstance(exc, Exception):
-            raise failed(members, position, last, first, exc) from exc
-        raise
+def _apply_page(con: duckdb.DuckDBPyConnection, projection: Projection, position: int, last: int, first: int) -> None:
+    """Apply the page to one projection and move its position, in one transaction (a walk group of several:
+    group_writes.walk_group)."""
+    in_one_transaction(con, [projection], position, first, last, lambda c: projection.apply(c, position))
 
 
 def rebuild(

@@ -15,8 +15,8 @@ __all__ = ["Carry", "recorded_closes"]
 
 
 class Carry:
-    """What the walk of a page leaves for the walk of the next (projections/engine/runner.py writes a page while
-    the next is walked): the books it walked, as it left them; the orders it changed (None: done); its candle
+    """What the walk of a page leaves for the walk of the next (projections/engine/group_writes.py writes a page
+    while the next is walked): the books it walked, as it left them; the orders it changed (None: done); its candle
     closes (``marks``: the page's, which the marks tables may not hold yet)."""
 
     __slots__ = ("books", "glob", "marks", "orders")

@@ -150,4 +150,5 @@ class PnlProjection(DayRows):
         curve = arrow(names, [self.curve[k] for k in sorted(self.curve)], {"candle_start": "time", "candle_end": "time"})
         return [("pnl_daily", ["run_id", "day"], days), ("equity_curve", ["run_id", "product", "candle_start"], curve)]
 
+
 PROJECTIONS = (PnlProjection(),)

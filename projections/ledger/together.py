@@ -8,6 +8,7 @@ from functools import partial
 import duckdb
 
 from projections.ledger.book import GLOBAL, Book, Event, replace
+from projections.ledger.carry import Carry
 from projections.ledger.day_rows import DayRows
 from projections.ledger.marks import write_marks
 from projections.ledger.walk import Ledger
@@ -84,7 +85,7 @@ class _Together(Ledger):
         self.quiet = all(m.quiet for m in members)  # a quiet stretch at once only when every member notes one
         self.on_quiet = _calls([m.on_quiet for m in members])
 
-    def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event], carry=None) -> None:
+    def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event], carry: Carry | None = None) -> None:
         super()._load(con, after, events, carry)
         self.extra_touched: dict[str, set[str]] = {m.name: set() for m in self.members}
         for m in self.members:

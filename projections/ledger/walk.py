@@ -142,8 +142,9 @@ class Ledger:
     def writes(self, con: duckdb.DuckDBPyConnection, after: int) -> list[Callable[[duckdb.DuckDBPyConnection], None]]:
         """What the walk writes, as statements to run on a connection (in one transaction); every row is made
         now, so a later walk may change the books meanwhile."""
-        ops = self._state_writes(self.name, self.touched - {GLOBAL}, None) if self.walked else []
+        ops: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
         if self.walked:
+            ops += self._state_writes(self.name, self.touched - {GLOBAL}, None)
             ops += [partial(replace, table=table, keys=keys, rows=rows) for table, keys, rows in self.output_rows()]
         ops.append(partial(write_marks, tables=[f"{self.name}__marks"], new=self._page_marks(con, after)))
         return ops
@@ -179,10 +180,6 @@ class Ledger:
     def output_rows(self) -> list[tuple[str, list[str], pa.Table]]:
         """The projection's output rows of the walk: (table, key columns, rows) to upsert."""
         return []
-
-    def write(self, con: duckdb.DuckDBPyConnection) -> None:
-        for table, keys, rows in self.output_rows():
-            replace(con, table, keys, rows)
 
     # --- the walk ------------------------------------------------------------------------------------
 
