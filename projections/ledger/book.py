@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from collections import namedtuple
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Context, Decimal, localcontext
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -263,17 +265,22 @@ _ARROW_TYPE = {"bool": pa.bool_(), "int": pa.int64(), "str": pa.string()}
 _LONG = r"E|\.[0-9]{19}"  # the printed Decimals that need exact_text's rounding (or are exponent-printed)
 
 
-def money_texts(values: list[Decimal | None]) -> pa.Array:
+def money_texts(values: Sequence[Decimal | None]) -> pa.Array:
     """``exact_text`` of each value as an arrow string column (printing all, rounding only those that need it).
 
     A column that repeats the same objects (a quiet stretch's cash, equity, peak and drawdown on every row) is
-    printed once per object."""
-    ids = list(map(id, values))
-    by_id = dict(zip(ids, values))  # (the values are alive meanwhile: no id is reused)
-    if len(by_id) * 2 <= len(values):
-        text = {key: None if v is None else exact_text(v) for key, v in by_id.items()}
-        return pa.array(list(map(text.__getitem__, ids)), pa.string())
-    texts = [None if v is None else str(v) for v in values] if id(None) in by_id else list(map(str, values))
+    printed once per run of the same object in a row (found by comparing the objects' ids in numpy; the texts
+    then repeated by arrow)."""
+    count = len(values)
+    ids = np.fromiter(map(id, values), np.int64, count)  # (the values are alive meanwhile: no id is reused)
+    if count >= _RUNS_FROM:
+        firsts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+        if (len(firsts) + 1) * 2 <= count:
+            firsts = np.concatenate(([0], firsts))
+            texts = pa.array([exact_text(values[i]) for i in firsts.tolist()], pa.string())
+            lengths = np.diff(np.append(firsts, count))
+            return texts.take(pa.array(np.repeat(np.arange(len(firsts), dtype=np.int32), lengths)))
+    texts = [None if v is None else str(v) for v in values] if (ids == id(None)).any() else list(map(str, values))
     column = pa.array(texts, pa.string())
     long = pc.match_substring_regex(column, _LONG)
     if pc.any(long).as_py():
@@ -282,6 +289,9 @@ def money_texts(values: list[Decimal | None]) -> pa.Array:
         column = pa.array(texts, pa.string())
     return column
 
+
+_RUNS_FROM = 32
+"""Columns of at least this many values are looked at for runs of the same object (``money_texts``)."""
 
 _PLAIN = frozenset((Decimal, bool, int, str, type(None)))
 

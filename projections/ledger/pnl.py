@@ -141,14 +141,21 @@ class PnlProjection(DayRows):
         )
 
     def output_rows(self) -> list[tuple[str, list[str], pa.Table]]:
-        names = ("run_id", "day", "day_start_equity", "end_equity", "day_pnl", "realized_pnl", "fees",
-                 "daily_loss_pct", "worst_daily_loss_pct", "max_drawdown_pct", "risk_score", "risk_level",
-                 "unrealized_pnl", "net_pnl", "equity", "trades", "wins", "updated_at", "last_notification_id")
-        days = arrow(names, [self.days[k] for k in sorted(self.days)], {"day": "date", "updated_at": "time"})
-        names = ("run_id", "product", "candle_start", "candle_end", "close", "cash", "position_quantity", "equity",
-                 "peak_equity", "drawdown_pct", "notification_id")
-        curve = arrow(names, [self.curve[k] for k in sorted(self.curve)], {"candle_start": "time", "candle_end": "time"})
+        days = arrow(_DAY, [self.days[k] for k in sorted(self.days)], _DAY_KINDS)
+        curve = arrow(_CURVE, [self.curve[k] for k in sorted(self.curve)], _CURVE_KINDS)
         return [("pnl_daily", ["run_id", "day"], days), ("equity_curve", ["run_id", "product", "candle_start"], curve)]
+
+
+_DAY = ("run_id", "day", "day_start_equity", "end_equity", "day_pnl", "realized_pnl", "fees", "daily_loss_pct",
+        "worst_daily_loss_pct", "max_drawdown_pct", "risk_score", "risk_level", "unrealized_pnl", "net_pnl", "equity",
+        "trades", "wins", "updated_at", "last_notification_id")
+_DAY_KINDS = {"day": "date", "updated_at": "time"}
+_CURVE = ("run_id", "product", "candle_start", "candle_end", "close", "cash", "position_quantity", "equity",
+          "peak_equity", "drawdown_pct", "notification_id")
+# (every column's kind given: the curve is the walk's longest output, one row per step)
+_CURVE_KINDS = {"run_id": "str", "product": "str", "candle_start": "time", "candle_end": "time", "close": "money",
+                "cash": "money", "position_quantity": "money", "equity": "money", "peak_equity": "money",
+                "drawdown_pct": "money", "notification_id": "int"}
 
 
 PROJECTIONS = (PnlProjection(),)

@@ -15,6 +15,20 @@ def test_a_column_of_repeated_objects_prints_as_each_value_alone():
     assert exact_text(drawdown) != str(drawdown) and "E" not in money_texts([Decimal("1E+3")] * 3)[0].as_py()
 
 
+def test_runs_of_the_same_object_print_as_each_value_alone():
+    """A quiet stretch's columns: the same object row after row (printed once per run), runs of one, of None,
+    of a value that needs rounding or is exponent-printed, and equal values that are different objects."""
+    equity = Decimal("10234.123456789")
+    drawdown = (Decimal(10500) - equity) / Decimal(10500) * 100
+    values = ([equity] * 30 + [None] * 5 + [drawdown] * 12 + [Decimal("1E+3")] * 3 + [Decimal("2.5"), Decimal("2.5")]
+              + [Decimal(7)] + [equity] * 20)
+    assert len(values) >= 32
+    texts = money_texts(values)
+    assert texts.type == "string" and texts.to_pylist() == [exact_text(v) for v in values]
+    assert money_texts([None] * 40).to_pylist() == [None] * 40
+    assert money_texts([drawdown] * 40).to_pylist() == [exact_text(drawdown)] * 40
+
+
 def test_a_column_of_distinct_values_prints_as_each_value_alone():
     values = [Decimal(i) / 7 for i in range(50)] + [None, Decimal("12.5")]
     assert money_texts(values).to_pylist() == [exact_text(v) for v in values]
