@@ -17,12 +17,14 @@ __all__ = ["Carry", "recorded_closes"]
 class Carry:
     """What the walk of a page leaves for the walk of the next (projections/engine/group_writes.py writes a page
     while the next is walked): the books it walked, as it left them; the orders it changed (None: done); its candle
-    closes (``marks``: the page's, which the marks tables may not hold yet)."""
+    closes (``marks``: the page's, which the marks tables may not hold yet) and the marks tables' frontier once
+    they are written (``frontier``, projections/ledger/marks.py)."""
 
-    __slots__ = ("books", "glob", "marks", "orders")
+    __slots__ = ("books", "frontier", "glob", "marks", "orders")
 
-    def __init__(self, books: dict[str, Book], glob: Book | None, orders: dict[str, tuple | None], marks: pa.Table):
-        self.books, self.glob, self.orders, self.marks = books, glob, orders, marks
+    def __init__(self, books: dict[str, Book], glob: Book | None, orders: dict[str, tuple | None], marks: pa.Table,
+                 frontier: dict[tuple[str, str], int] | None = None):
+        self.books, self.glob, self.orders, self.marks, self.frontier = books, glob, orders, marks, frontier
 
     def orders_of(self, ids: list[str]) -> tuple[dict[str, tuple], list[str]]:
         """Of the orders ``ids``: those the page before left (not done), and the ids it did not change."""

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from projections.ledger.book import FEW, MATCHED, insert, matching, values_of
 
-__all__ = ["marks_known", "page_view", "save_marks", "write_marks"]
+__all__ = ["Frontier", "beyond", "frontier", "marks_known", "page_view", "save_marks", "write_marks"]
 
 _KEY = ["product", "granularity", "start_us"]
 
@@ -95,9 +95,42 @@ def _keys(con: duckdb.DuckDBPyConnection, table: str, marks: pa.Table,
         con.unregister(view)
 
 
-def write_marks(con: duckdb.DuckDBPyConnection, tables: list[str], new: pa.Table) -> None:
-    """The page's candle closes into each of ``tables`` (the same rows: whether any is known asked of the first)."""
+def write_marks(con: duckdb.DuckDBPyConnection, tables: list[str], new: pa.Table, known: bool | None = None) -> None:
+    """The page's candle closes into each of ``tables`` (the same rows); ``known``: whether any of them already has
+    a row (None: asked of the first table)."""
     with page_view(con, new) as view:
-        known = marks_known(con, tables[0], new, view)
+        if known is None:
+            known = marks_known(con, tables[0], new, view)
         for table in tables:
             save_marks(con, table, new, known, view)
+
+
+Frontier = dict[tuple[str, str], int]
+"""The greatest candle start (epoch microseconds) a marks table holds, per (product, granularity)."""
+
+
+def frontier(con: duckdb.DuckDBPyConnection, table: str) -> Frontier:
+    """``table``'s frontier, read from it (one statement over the table)."""
+    return {(p, g): s for p, g, s in con.execute(
+        f"SELECT product, granularity, max(start_us) FROM {table} GROUP BY product, granularity").fetchall()}
+
+
+def beyond(before: Frontier | None, new: pa.Table) -> tuple[bool | None, Frontier | None]:
+    """Whether a candle of ``new`` may already have a row in a marks table whose frontier is ``before`` (False:
+    every candle of ``new`` starts after the greatest start the table holds for its product and granularity, so
+    none has; None: maybe, ask the table), and the frontier once ``new`` is written. A rebuild's pages add candles
+    after the ones before them, so ``write_marks`` is spared the statement that asks; ``before`` None: unknown."""
+    if before is None:
+        return None, None
+    after, known = dict(before), False
+    if new.num_rows:
+        spans = new.group_by(["product", "granularity"]).aggregate([("start_us", "min"), ("start_us", "max")])
+        for p, g, low, high in zip(*(spans.column(c).to_pylist()
+                                     for c in ("product", "granularity", "start_us_min", "start_us_max"))):
+            held = after.get((p, g))
+            if held is not None:
+                if low <= held:
+                    known = None
+                high = max(high, held)
+            after[(p, g)] = high
+    return known, after

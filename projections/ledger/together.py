@@ -10,7 +10,7 @@ import duckdb
 from projections.ledger.book import GLOBAL, Book, Event, replace
 from projections.ledger.carry import Carry
 from projections.ledger.day_rows import DayRows
-from projections.ledger.marks import write_marks
+from projections.ledger.marks import beyond, write_marks
 from projections.ledger.walk import Ledger
 
 __all__ = ["apply_together", "walk_together"]
@@ -128,9 +128,8 @@ class _Together(Ledger):
                 runs = (self.touched | self.extra_touched[m.name]) - {GLOBAL}
                 ops += self._state_writes(m.name, runs, m.x_keys)
                 ops += [partial(replace, table=table, keys=keys, rows=rows) for table, keys, rows in m.output_rows()]
-        ops.append(partial(write_marks, tables=[f"{m.name}__marks" for m in self.members],
-                           new=self._page_marks(con, after)))
-        return ops
+        known, self.frontier = beyond(self.carried and self.carried.frontier, new := self._page_marks(con, after))
+        return [*ops, partial(write_marks, tables=[f"{m.name}__marks" for m in self.members], new=new, known=known)]
 
     # Every hook is handed to each member in turn, in the order its own walk would call it.
     begin = _each("begin")

@@ -45,7 +45,7 @@ from projections.engine.base import shared
 from projections.ledger.book import DAY_US, GLOBAL, Book, Candle, Decided, Event, arrow, day_end, replace, utc_day
 from projections.ledger import quiet as stretches
 from projections.ledger.carry import Carry, recorded_closes
-from projections.ledger.marks import write_marks
+from projections.ledger.marks import beyond, frontier, write_marks
 from projections.ledger.page import (DECISIONS, FILLS, LEDGER_TYPES, TERMINAL, _number, _time, page_marks,
                                      walk_events)
 from projections.ledger.quiet import quiet_end, walk_quiet
@@ -118,7 +118,7 @@ class Ledger:
         """Fold the page's events into the books and this projection's rows (``con`` is only read; ``carry``: the
         state the walk of the page before left, whose writes may not be committed yet)."""
         events = shared("ledger-walk", after, lambda: self._walk_events(con, after))
-        self.walked = bool(events)
+        self.walked, self.carried = bool(events), carry
         if events:
             self._load(con, after, events, carry)
             self.begin(con)
@@ -146,16 +146,18 @@ class Ledger:
         if self.walked:
             ops += self._state_writes(self.name, self.touched - {GLOBAL}, None)
             ops += [partial(replace, table=table, keys=keys, rows=rows) for table, keys, rows in self.output_rows()]
-        ops.append(partial(write_marks, tables=[f"{self.name}__marks"], new=self._page_marks(con, after)))
-        return ops
+        known, self.frontier = beyond(self.carried and self.carried.frontier, new := self._page_marks(con, after))
+        return [*ops, partial(write_marks, tables=[f"{self.name}__marks"], new=new, known=known)]
 
     def carry(self, con: duckdb.DuckDBPyConnection, after: int) -> Carry:
         """The state this walk leaves for the walk of the next page (``walk(..., carry)``)."""
+        marks = self._page_marks(con, after)
+        ahead = self.frontier if self.frontier is not None else beyond(frontier(con, f"{self.name}__marks"), marks)[1]
         if not self.walked:
-            return Carry({}, None, {}, self._page_marks(con, after))
+            return Carry({}, None, {}, marks, ahead)
         orders: dict[str, tuple | None] = dict(self.orders)
         orders.update(dict.fromkeys(self.done_orders))
-        return Carry(dict(self.books), self.glob, orders, self._page_marks(con, after))
+        return Carry(dict(self.books), self.glob, orders, marks, ahead)
 
     # --- hooks ----------------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -15,6 +17,8 @@ import pytest
 
 from api.bootstrap import decision_model, loop_settings, open_store, paper_exchange
 from application.trading.backtest import run_backtest
+from domain.events import EventMeta
+from domain.market import Candle
 from infrastructure.candles.files import bundled_candles_path, read_candle_file
 from infrastructure.settings.loading import load_settings
 from projections.engine import runner
@@ -84,6 +88,38 @@ def test_pages_written_while_the_next_is_walked_equal_each_projection_alone(rows
         db = runner.open_readmodel(":memory:")
         runner.catch_up(store_of(rows), db, money(), batch_size=size)
         assert runner.checksums(db, money()) == expected, size
+
+
+def test_a_candle_recorded_again_pages_later_replaces_its_mark(tmp_path):
+    """Corrections (sub-cent candles of no run) of candles whose marks pages before wrote, then new candles: the
+    walk of a page knows the marks tables' frontier from the page before (``Carry.frontier``) and asks the table
+    only when a candle of the page may have a row; the marks end one row per candle, as each projection's alone."""
+    app = open_store(f"sqlite:///{tmp_path}/events.db")
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    price = Decimal("0.004210")
+
+    def candle(i: int) -> Candle:
+        close = price + Decimal(i % 13) / 10**6
+        return Candle("SHIB-USD", "1h", t0 + timedelta(hours=i), price, close + Decimal("0.000005"), price, close,
+                      Decimal(1000 + i))
+
+    first = [candle(i) for i in range(1300)]
+    app.record_candles(first, EventMeta(t0, actor="t"))
+    fixed = [replace(c, close=c.close + Decimal("0.000001"), high=c.high + Decimal("0.000001")) for c in first[5:40]]
+    assert app.record_candles(fixed, EventMeta(t0, actor="t"), on_conflict="correct").corrected == len(fixed)
+    app.record_candles([candle(i) for i in range(1300, 2100)], EventMeta(t0, actor="t"))
+    rows = [(n, t, bytes(s)) for n, t, s in app.recorder.select_log_rows(0, 10**9)]
+    app.close()
+    expected = alone(rows)
+    for size in (501, 640, 1303):  # (the corrections on a page of their own, or with candles before or after them)
+        db = runner.open_readmodel(":memory:")
+        runner.catch_up(store_of(rows), db, money(), batch_size=size)
+        assert runner.checksums(db, money()) == expected, size
+        for projection in money():
+            assert db.execute(f"SELECT count(*), count(DISTINCT start_us) FROM {projection.name}__marks").fetchall() \
+                == [(2100, 2100)]
+        assert db.execute("SELECT close FROM pnl__marks WHERE start_us = ?",
+                          [int((t0 + timedelta(hours=7)).timestamp() * 1_000_000)]).fetchall() == [(str(fixed[2].close),)]
 
 
 def test_a_catch_up_that_stops_and_goes_on_equals_one_catch_up(rows):
