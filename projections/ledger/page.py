@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
+from functools import partial
 
 import duckdb
 import pyarrow as pa
@@ -98,7 +99,9 @@ def walk_events(con: duckdb.DuckDBPyConnection, after: int) -> list[Event]:
             FROM x WHERE carried IS NOT TRUE ORDER BY nid""",
             [after],
         ).fetchall()
-    return [Event(*row) for row in rows]
+    if rows and len(rows[0]) != len(Event._fields):
+        raise AssertionError(f"the walk's query gives {len(rows[0])} columns, Event has {len(Event._fields)}")
+    return list(map(partial(tuple.__new__, Event), rows))  # (no Python __new__ per row)
 
 
 def _candles_only(con: duckdb.DuckDBPyConnection, after: int) -> bool:
