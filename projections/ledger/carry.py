@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from projections.ledger.book import Book
+from projections.ledger.marks import Frontier
 
 __all__ = ["Carry", "recorded_closes"]
 
@@ -23,7 +24,7 @@ class Carry:
     __slots__ = ("books", "frontier", "glob", "marks", "orders")
 
     def __init__(self, books: dict[str, Book], glob: Book | None, orders: dict[str, tuple | None], marks: pa.Table,
-                 frontier: dict[tuple[str, str], int] | None = None):
+                 frontier: Frontier | None = None):
         self.books, self.glob, self.orders, self.marks, self.frontier = books, glob, orders, marks, frontier
 
     def orders_of(self, ids: list[str]) -> tuple[dict[str, tuple], list[str]]:

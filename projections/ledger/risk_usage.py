@@ -71,4 +71,5 @@ class RiskUsageProjection(DayRows):
         return [("risk_usage", ["run_id", "day"],
                  arrow(names, rows, {"day": "date", "candle_start": "time", "updated_at": "time"}))]
 
+
 PROJECTIONS = (RiskUsageProjection(),)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
-
 import duckdb
 
-from projections.ledger.book import GLOBAL, Book, Event, replace
+from projections.ledger.book import Book, Event
 from projections.ledger.carry import Carry
 from projections.ledger.day_rows import DayRows
-from projections.ledger.marks import beyond, write_marks
 from projections.ledger.walk import Ledger
 
 __all__ = ["apply_together", "walk_together"]
@@ -119,17 +115,9 @@ class _Together(Ledger):
                     self.extra_touched[m.name].add(e.run)
                 m.on_other(book, e)
 
-    def writes(self, con: duckdb.DuckDBPyConnection, after: int) -> list[Callable[[duckdb.DuckDBPyConnection], None]]:
-        """Each member's state rows (the runs it touched, its x entries only), orders and outputs, and the page's
-        candle closes into every member's marks (the same rows)."""
-        ops = []
-        if self.walked:
-            for m in self.members:
-                runs = (self.touched | self.extra_touched[m.name]) - {GLOBAL}
-                ops += self._state_writes(m.name, runs, m.x_keys)
-                ops += [partial(replace, table=table, keys=keys, rows=rows) for table, keys, rows in m.output_rows()]
-        known, self.frontier = beyond(self.carried and self.carried.frontier, new := self._page_marks(con, after))
-        return [*ops, partial(write_marks, tables=[f"{m.name}__marks" for m in self.members], new=new, known=known)]
+    def _writers(self) -> list[tuple[Ledger, set[str], tuple[str, ...] | None]]:
+        """Each member, with the runs the walk and its own hooks touched and its entries of ``Book.x``."""
+        return [(m, self.touched | self.extra_touched[m.name], m.x_keys) for m in self.members]
 
     # Every hook is handed to each member in turn, in the order its own walk would call it.
     begin = _each("begin")

@@ -55,14 +55,11 @@ LIMIT_PATH = "risk.max_daily_loss_pct"
 class Ledger:
     """The walk over a batch shared by the money projections; subclasses fill the hooks.
 
-    Only the events that can move a run's books are walked in Python: a candle
-    that is no run's step and that no decision of the page names is only a mark,
-    and marks are kept in ``<name>__marks`` by SQL. A decision that directly
-    follows its run's own candle in the walk (the trading loop's usual order)
-    rides on that candle's row instead of a row of its own. Money projections at one position
-    apply a page as one walk (``apply_together``), the projector computes a page's walk rows ahead
-    (``prepare``).
-    """
+    Only the events that can move a run's books are walked in Python: a candle that is no run's step and that no
+    decision of the page names is only a mark, and marks are kept in ``<name>__marks`` by SQL. A decision that
+    directly follows its run's own candle in the walk (the trading loop's usual order) rides on that candle's row
+    instead of a row of its own. Money projections at one position apply a page as one walk (``apply_together``),
+    the projector computes a page's walk rows ahead (``prepare``)."""
 
     name = "ledger"
     outputs: tuple[str, ...] = ()
@@ -140,14 +137,19 @@ class Ledger:
                 self.flush(self.books[run])
 
     def writes(self, con: duckdb.DuckDBPyConnection, after: int) -> list[Callable[[duckdb.DuckDBPyConnection], None]]:
-        """What the walk writes, as statements to run on a connection (in one transaction); every row is made
-        now, so a later walk may change the books meanwhile."""
+        """What the walk writes, as statements to run in one transaction, every row made now (a later walk may
+        change the books meanwhile): each writer's state rows, orders and outputs (``_writers``), the marks."""
         ops: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
-        if self.walked:
-            ops += self._state_writes(self.name, self.touched - {GLOBAL}, None)
-            ops += [partial(replace, table=table, keys=keys, rows=rows) for table, keys, rows in self.output_rows()]
+        for member, runs, x_keys in self._writers() if self.walked else ():
+            ops += self._state_writes(member.name, runs - {GLOBAL}, x_keys)
+            ops += [partial(replace, table=table, keys=keys, rows=rows) for table, keys, rows in member.output_rows()]
         known, self.frontier = beyond(self.carried and self.carried.frontier, new := self._page_marks(con, after))
-        return [*ops, partial(write_marks, tables=[f"{self.name}__marks"], new=new, known=known)]
+        tables = [f"{m.name}__marks" for m in getattr(self, "members", [self])]  # (the same rows in each)
+        return [*ops, partial(write_marks, tables=tables, new=new, known=known)]
+
+    def _writers(self) -> list[tuple[Ledger, set[str], tuple[str, ...] | None]]:
+        """Whose rows ``writes`` writes: (projection, the runs whose books it writes, its keys of ``Book.x``)."""
+        return [(self, self.touched, None)]
 
     def carry(self, con: duckdb.DuckDBPyConnection, after: int) -> Carry:
         """The state this walk leaves for the walk of the next page (``walk(..., carry)``)."""
@@ -187,7 +189,6 @@ class Ledger:
 
     def _load(self, con: duckdb.DuckDBPyConnection, after: int, events: list[Event], carry: Carry | None = None) -> None:
         n = self.name
-        self.carried = carry
         filled = sorted({e.stream for e in events if e.type in FILLS})
         self.orders: dict[str, tuple[str | None, str, str]] = {}
         if carry is not None:  # the orders the page before changed: as it left them

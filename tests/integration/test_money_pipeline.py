@@ -1,5 +1,5 @@
 """The projector writes the money ledgers' page while it walks the next from the state the walk before left
-(projections/engine/runner.py ``_walk_group``, projections/engine/pages.py ``GroupWriter``, ``Carry``): the
+(projections/engine/group_writes.py ``walk_group``, ``GroupWriter``; projections/ledger/carry.py ``Carry``): the
 tables must be those of each money projection applied alone, page by page (no carry, nothing in flight),
 wherever the pages end; a write that fails is raised with the positions left where they are committed."""
 
