@@ -73,8 +73,9 @@ def ensure(con: duckdb.DuckDBPyConnection, projections: Sequence[Projection]) ->
     and created again, so stale rows never survive.
     """
     tracked = positions(con)
+    changed = shapes_changed(con, [p for p in projections if p.name in tracked])
     for projection in projections:
-        if projection.name in tracked and not shape_changed(con, projection):
+        if projection.name in tracked and projection.name not in changed:
             projection.create(con)
         else:  # new, or its tables were made by another version of it: rebuilt from the log
             restart(con, projection)
@@ -85,21 +86,36 @@ def ensure(con: duckdb.DuckDBPyConnection, projections: Sequence[Projection]) ->
 def shape_changed(con: duckdb.DuckDBPyConnection, projection: Projection) -> bool:
     """Whether a table of ``projection`` in the file lacks a column (or has another type) that this version
     of the projection creates: such a read model is rebuilt rather than written with the wrong shape."""
+    return projection.name in shapes_changed(con, [projection])
+
+
+def shapes_changed(con: duckdb.DuckDBPyConnection, projections: Sequence[Projection]) -> set[str]:
+    """The names of ``projections`` whose shape changed (``shape_changed``). What each creates is seen in one
+    in-memory database, each projection's tables in a schema of their own (a database opened per projection
+    cost ~30 ms each: ~0.3 s of every catch-up's start with the ten projections)."""
+    if not projections:
+        return set()
+    have = _columns(con)
+    changed: set[str] = set()
     fresh = duckdb.connect(":memory:")
     try:
-        projection.create(fresh)
-        wanted = _columns(fresh)
+        for i, projection in enumerate(projections):
+            fresh.execute(f"CREATE SCHEMA shape_{i}")
+            fresh.execute(f"USE shape_{i}")
+            projection.create(fresh)
+            wanted = _columns(fresh, f"shape_{i}")
+            if any(table in have and not columns <= have[table] for table, columns in wanted.items()):
+                changed.add(projection.name)
     finally:
         fresh.close()
-    have = _columns(con)
-    return any(table in have and not columns <= have[table] for table, columns in wanted.items())
+    return changed
 
 
-def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[tuple[str, str]]]:
+def _columns(con: duckdb.DuckDBPyConnection, schema: str = "main") -> dict[str, set[tuple[str, str]]]:
     shape: dict[str, set[tuple[str, str]]] = {}
     for table, column, kind in con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall():
+            "WHERE table_catalog = current_database() AND table_schema = ?", [schema]).fetchall():
         shape.setdefault(table, set()).add((column, kind))
     return shape
 
