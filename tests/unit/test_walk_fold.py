@@ -4,14 +4,18 @@ a small page takes (page_rows.walk_rows), including nulls, a page's last row and
 
 from __future__ import annotations
 
+import json
 import random
 
 import duckdb
 import pyarrow as pa
 
+from projections.engine.base import PAGE
+from projections.engine.page_candles import SHARED_FROM
+from projections.engine.pages import BATCH_VIEW
 from projections.ledger.book import Event
-from projections.ledger.page import folded
-from projections.ledger.page_rows import walk_rows
+from projections.ledger.page import WALK_TYPES, folded, walk_events
+from projections.ledger.page_rows import parse, walk_rows
 
 _TYPES = ("CandleClosed", "CandleClosed", "DecisionMade", "DecisionMade", "DecisionFailed", "OrderFilled",
           "CandleCorrected", "RunStarted")
@@ -86,3 +90,58 @@ def test_a_decision_rides_only_on_the_candle_right_before_it():
         assert [(r.nid, r.dnid) for r in got] == [(1, None), (2, None)], changed
     assert folded(_as_duckdb_gives([])) == []
     assert folded(_as_duckdb_gives([candle])) == [Event(*candle)]
+
+
+def _page(events: list[tuple[str, dict]], padding: int = 0) -> pa.Table:
+    """A projector's page of ``events`` (type, payload), after ``padding`` events the walk does not read."""
+    kinds = ["ControlStarted"] * padding + [kind for kind, _ in events]
+    payloads = ['{"originator_id": "00000000-0000-4000-8000-000000000000"}'] * padding + [
+        json.dumps(payload) for _, payload in events]
+    return pa.table({"notification_id": pa.array(range(1, len(kinds) + 1), pa.int64()),
+                     "topic": [f"domain.x:{k}" for k in kinds], "event_type": kinds, "payload": payloads})
+
+
+def test_the_walk_reads_the_candles_a_decision_names_and_a_runs_candles_on_either_path():
+    """walk_events' statement and arrow (a page shared by the projector, or parsed by its own statement) give the
+    rows of the Python reading of a small page: every non-candle event, a run's CandleClosed, and a candle of no
+    run (imported, or recorded by another run) or its correction only when a decision of the page names it."""
+    run, other = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+
+    def candle(kind, start, run_id, close):
+        return kind, {"originator_id": f"3333333{start}-3333-4333-8333-333333333333", "run_id": run_id,
+                      "occurred_at": f"2024-01-01T0{start + 1}:00:00Z", "product": "ETH-BTC", "granularity": "1h",
+                      "start": f"2024-01-01T0{start}:00:00Z", "close": close}
+
+    def decision(start, run_id, product="ETH-BTC"):
+        return "DecisionMade", {"originator_id": f"4444444{start}-4444-4444-8444-444444444444", "run_id": run_id,
+                                "occurred_at": f"2024-01-01T0{start + 1}:00:01Z", "product": product,
+                                "candle_start": f"2024-01-01T0{start}:00:00Z"}
+
+    events = [candle("CandleClosed", 1, None, "0.0512"),  # imported, named below: read
+              candle("CandleClosed", 2, None, "0.0513"),  # imported, never named: not read
+              candle("CandleCorrected", 1, None, "0.05121"),  # a correction of a named candle: read
+              candle("CandleClosed", 3, run, "0.0514"), decision(3, run),  # a run's candle, its decision riding
+              decision(1, run), decision(2, other, product="BTC-USD"),  # names candle 1; another product's 2
+              candle("CandleClosed", 4, other, "0.0515")]
+    table = _page(events)
+    expected = [Event(*r) for r in walk_rows(parse(table, 0, frozenset(WALK_TYPES)))]
+    hour = 3_600_000_000
+    midnight = 1_704_067_200_000_000  # 2024-01-01 in epoch microseconds
+    assert [(e.type, e.start) for e in expected if e.type.startswith("Candle")] == [
+        ("CandleClosed", midnight + hour), ("CandleCorrected", midnight + hour), ("CandleClosed", midnight + 3 * hour),
+        ("CandleClosed", midnight + 4 * hour)]
+    assert [(e.nid, e.dnid) for e in expected if e.dnid is not None] == [(4, 5)]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("batch_rows", table)
+    con.execute(BATCH_VIEW)
+    assert walk_events(con, 0) == expected  # outside the projector: the candles parsed by the statement
+    padding = SHARED_FROM + 1
+    padded = _page(events, padding)
+    con.register("batch_rows", padded)
+    PAGE.table = padded  # the projector's page, large enough to share one parse of its candles
+    try:
+        got = walk_events(con, padding)
+    finally:
+        PAGE.table = None
+    assert [r._replace(nid=r.nid - padding, dnid=None if r.dnid is None else r.dnid - padding) for r in got] == expected
