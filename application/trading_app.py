@@ -327,7 +327,8 @@ class TradingApplication(Application):
         stays level and no collection walks a page of live events (events kept count as usual). The
         recorder's ``iter_log_pages`` gives the pages of ``page`` rows (PostgreSQL's fetches the next while
         this one is decoded; with 5,000 rows a page is ready before it is wanted, with 2,000 it was waited
-        for); they are closed when the iteration ends, however it ends. The mapper's ``iter_decoded_pages``
+        for; SQLite's reads at most ROWS_PER_READ rows at a time, still in the core's cache when decoded);
+        they are closed when the iteration ends, however it ends. The mapper's ``iter_decoded_pages``
         is the iterator returned: one generator for the whole log, not one here around one per page."""
         recorder = self.recorder
 

@@ -164,6 +164,23 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             cursor.execute(sql, params)
             return cursor.fetchall()
 
+    ROWS_PER_READ = 1000
+    """The most rows ``iter_log_pages`` reads at a time (~0.5 MB of row objects for candle events): a page's rows
+    are still in the core's cache when they are decoded. Reading from a local file, a smaller read costs nothing;
+    reads of 5,000 rows decoded ~3% slower on the 2-core development machine (1 MB of L2 cache a core)."""
+
+    def iter_log_pages(self, after: int, page: int, topics: Sequence[str] = ()) -> Iterator[list[tuple[int, str, bytes]]]:
+        """``select_log_rows`` pages after an id, of at most ``ROWS_PER_READ`` rows whatever ``page`` asks for,
+        until a short one."""
+        size = min(page, self.ROWS_PER_READ)
+        while True:
+            rows = self.select_log_rows(after, size, topics)
+            yield rows
+            if len(rows) < size:
+                return
+            after = rows[-1][0]
+            del rows
+
     def select_log_columns(self, after: int, limit: int) -> tuple[Any, Any, Any] | None:
         """``select_log_rows(after, limit)`` as three arrow columns (ids, topics, states as text), read by one
         aggregate statement with the GIL released (log_columns.py); None: read this page by rows."""

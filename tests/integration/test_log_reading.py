@@ -15,6 +15,7 @@ import pytest
 from eventsourcing.persistence import MapperDeserialisationError
 from eventsourcing.utils import get_topic
 
+from api.bootstrap import open_store
 from domain.control import IncidentOpened
 from domain.market import Candle, CandleClosed
 from infrastructure.eventstore.mapper import decode_rows, iter_decoded
@@ -147,3 +148,26 @@ def test_an_error_reading_a_later_page_is_raised_in_the_consumer(app, meta, monk
     assert calls[0] == threading.current_thread().name
     if store_url.startswith("postgresql"):  # PostgreSQL reads each later page a page ahead, in a worker
         assert all(name.startswith("tradecore-log-read-ahead") for name in calls[1:])
+
+
+def test_sqlite_reads_the_log_in_reads_of_at_most_rows_per_read_whatever_the_page(tmp_path, meta):
+    """A SQLite log is read ROWS_PER_READ rows at a time (a read's rows stay in the core's cache while decoded):
+    iter_log gives every event in order across those reads, with ``after`` and ``topics`` as before."""
+    app = open_store(f"sqlite:///{tmp_path}/events.db")
+    try:
+        fill(app, meta)
+        expected = paged(app)
+        app.recorder.ROWS_PER_READ = 4
+        reads = list(app.recorder.iter_log_pages(0, 2000))
+        assert [len(r) for r in reads] == [4, 4, 4, 4, 4, 4, 1]  # 25 rows: six full reads, then a short one ends it
+        assert [row[0] for r in reads for row in r] == [e.notification_id for e in expected]
+        assert list(app.iter_log(page=2000)) == expected
+        assert list(app.iter_log(page=3)) == expected  # a page smaller than a read is read as asked
+        middle = expected[10].notification_id
+        candles = [e for e in expected if e.notification_id > middle and e.topic == get_topic(CandleClosed)]
+        assert list(app.iter_log(after=middle, page=2000, topics=[get_topic(CandleClosed)])) == candles
+        app.recorder.ROWS_PER_READ = 5
+        assert [len(r) for r in app.recorder.iter_log_pages(0, 2000)] == [5, 5, 5, 5, 5, 0]  # a multiple: an empty read ends it
+        assert list(app.iter_log(page=2000)) == expected
+    finally:
+        app.close()
