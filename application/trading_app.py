@@ -330,18 +330,7 @@ class TradingApplication(Application):
         for; SQLite's reads at most ROWS_PER_READ rows at a time, still in the core's cache when decoded);
         they are closed when the iteration ends, however it ends. The mapper's ``iter_decoded_pages``
         is the iterator returned: one generator for the whole log, not one here around one per page."""
-        recorder = self.recorder
-
-        def pages_one_by_one(after: int, page: int, topics: Sequence[str]) -> Iterator[list[tuple[int, str, bytes]]]:
-            while True:
-                rows = recorder.select_log_rows(after, page, topics)
-                yield rows
-                if len(rows) < page:
-                    return
-                after = rows[-1][0]
-                del rows
-
-        pages = getattr(recorder, "iter_log_pages", None) or pages_one_by_one
+        pages = self.recorder.iter_log_pages
         iter_decoded_pages = getattr(self.mapper, "iter_decoded_pages", None)
         if iter_decoded_pages is not None:
             return iter_decoded_pages(pages(after, page, topics), LoggedEvent)
